@@ -1,0 +1,60 @@
+"""CLI: build, describe, demo; errors print one line, exit non-zero, write nothing."""
+
+import json
+
+import pytest
+
+from nanodomains.cli import main
+from nanodomains.structure import NanoCrystal
+
+
+def test_build_describe_round_trip(tmp_path, capsys):
+    out, xyz = tmp_path / "nc.json", tmp_path / "nc.extxyz"
+    rc = main(["build", "--composition", "CsPbBr1.2I1.8", "--edge-nm", "10", "--domains", "3",
+               "--seed", "1", "--out", str(out), "--xyz", str(xyz)])
+    assert rc == 0
+    nc = NanoCrystal.from_json(out)
+    assert len(nc.domains) == 3 and nc.seed == 1
+    from ase.io import read
+
+    atoms = read(xyz)
+    assert set(atoms.arrays) >= {"domain", "site"}
+    assert main(["describe", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "boundaries" in text and "RP" in text
+
+
+def test_build_preset(tmp_path):
+    out = tmp_path / "fig1.json"
+    assert main(["build", "--preset", "paper_fig1", "--out", str(out)]) == 0
+    raw = json.loads(out.read_text())
+    assert [d["formula"] for d in raw["domains"]][:2] == ["CsPbBr0.81I2.19", "CsPbBr1.56I1.44"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--composition", "CsPbCl3"], "unknown element"),
+    (["--edge-nm", "0"], "edge"),
+    (["--edge-nm", "-4"], "edge"),
+    (["--edge-nm", "5", "--domains", "30"], "do not fit"),
+    (["--preset", "nope"], "unknown preset"),
+])
+def test_build_bad_input_writes_nothing(tmp_path, capsys, args, fragment):
+    out = tmp_path / "nc.json"
+    rc = main(["build", "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert fragment in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_describe_missing_file(tmp_path, capsys):
+    assert main(["describe", str(tmp_path / "none.json")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_demo_writes_fig1_model(tmp_path):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    fig1 = summary["stages"]["structure"]["paper_fig1"]
+    assert [d["name"] for d in fig1["domains"]] == ["R1", "R2", "R3", "R4", "R5"]
+    assert NanoCrystal.from_json(tmp_path / "nc_paper_fig1.json").domains[0].formula == "CsPbBr0.81I2.19"
