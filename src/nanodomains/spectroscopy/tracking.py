@@ -1,0 +1,495 @@
+"""Link fitted lines over time, group them into emitters and classify the emitters.
+
+Linking
+-------
+Frame by frame, the open tracks (last seen at most ``max_gap_frames`` frames ago) are
+assigned to the new detections by a global nearest-neighbour assignment
+(scipy.optimize.linear_sum_assignment, Hungarian algorithm) on the cost |d lambda|;
+pairs farther apart than ``max_jump_nm * sqrt(gap)`` (spectral diffusion as a random
+walk) plus four standard deviations of the two fitted positions are forbidden. Track
+pieces separated by longer gaps (blinking off periods) are then stitched by a second
+assignment between track ends and later track starts (``stitch_nm``); pieces that are
+never detected in the same frame and lie within ``stitch_nm / 2`` or one HWHM of each
+other are merged; pieces shorter than ``min_length`` detections are dropped.
+
+Grouping
+--------
+The bright-exciton lines of one quantum dot share one exciton: they switch on and off
+together, their intensity ratio stays fixed, their spectral-diffusion shifts are the
+same (constant splitting) and they lie within a few meV (FSS 0.2-1.5 meV in
+perovskite NCs: Becker et al., Nature 553, 189 (2018); Fu et al., Nano Lett. 17, 2895
+(2017); seed paper Fig. 4). Two lines are compatible when their energy difference is
+at most ``max_span_uev``, their presence (line above ``presence_snr``) overlaps
+(Jaccard index >= ``min_jaccard``), their intensity traces correlate (Pearson >=
+``min_intensity_corr``) when both vary beyond their noise (always-on lines need a
+Jaccard index >= ``min_jaccard_constant``), and their position traces are not
+uncorrelated when both wander beyond the fit error. Compatible pairs are merged
+greedily (best first, complete linkage) into sets of at most three lines.
+
+Classification
+--------------
+One line: singlet; two: doublet; three: triplet. A singlet lying 5-25 meV to the red of
+another emitter (trion binding energy of CsPb(Br,I)3 NCs ~10-20 meV: Fu et al. 2017,
+PHYSICS.md, "(unchecked)"; the issue's 5-25 meV window) that is on when that emitter
+is off (on-frame overlap at most ``max_overlap`` of the shorter on-time) is the charged
+exciton X* of that emitter: kind "trion".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from nanodomains.errors import InputError
+from nanodomains.spectroscopy.peaks import HC_EV_NM, LineFits
+
+__all__ = [
+    "link_lines",
+    "stitch_tracks",
+    "TrackArrays",
+    "track_arrays",
+    "window_sums",
+    "group_tracks",
+    "classify_emitters",
+]
+
+_BIG = 1e12
+
+
+def link_lines(
+    fits: LineFits,
+    *,
+    max_jump_nm: float = 0.1,
+    max_gap_frames: int = 3,
+) -> np.ndarray:
+    """Link line detections frame to frame into tracks.
+
+    Parameters
+    ----------
+    fits : LineFits
+        One entry per fitted line per frame.
+    max_jump_nm : float
+        Largest allowed shift between consecutive frames (scaled by sqrt(gap)).
+    max_gap_frames : int
+        Frames a track may miss and still be continued.
+
+    Returns
+    -------
+    track_id : ndarray of int, shape (len(fits),)
+        Track of every detection (0..n_tracks-1).
+    """
+    if max_jump_nm <= 0 or max_gap_frames < 0:
+        raise InputError(f"max_jump_nm must be > 0 and max_gap_frames >= 0, got {max_jump_nm}, {max_gap_frames}")
+    n = len(fits)
+    track = np.full(n, -1, int)
+    if n == 0:
+        return track
+    order = np.lexsort((fits.center_nm, fits.frame))
+    frames = fits.frame[order]
+    bounds = np.flatnonzero(np.diff(frames)) + 1
+    last_pos: list[float] = []
+    last_frame: list[int] = []
+    last_err: list[float] = []
+    for chunk in np.split(order, bounds):  # loop over frames
+        f = int(fits.frame[chunk[0]])
+        pos = fits.center_nm[chunk]
+        perr = np.nan_to_num(fits.center_err_nm[chunk], nan=0.0)
+        lp = np.asarray(last_pos)
+        lf = np.asarray(last_frame)
+        le = np.asarray(last_err)
+        open_ = np.flatnonzero((f - lf) <= max_gap_frames + 1) if lp.size else np.zeros(0, int)
+        assigned = np.zeros(chunk.size, bool)
+        if open_.size:
+            gap = (f - lf[open_]).astype(float)
+            cost = np.abs(lp[open_][:, None] - pos[None, :])
+            # diffusion allowance plus 4 sd of the two position estimates (weak lines)
+            tol = max_jump_nm * np.sqrt(gap)[:, None] + 4.0 * np.hypot(le[open_][:, None], perr[None, :])
+            allowed = cost <= tol
+            c = np.where(allowed, cost + 1e-6 * (gap[:, None] - 1), _BIG)
+            ri, ci = linear_sum_assignment(c)
+            good = allowed[ri, ci]
+            for r_, c_ in zip(ri[good], ci[good]):
+                tid = int(open_[r_])
+                track[chunk[c_]] = tid
+                last_pos[tid] = float(pos[c_])
+                last_frame[tid] = f
+                last_err[tid] = float(perr[c_])
+                assigned[c_] = True
+        for c_ in np.flatnonzero(~assigned):
+            track[chunk[c_]] = len(last_pos)
+            last_pos.append(float(pos[c_]))
+            last_frame.append(f)
+            last_err.append(float(perr[c_]))
+    return track
+
+
+def stitch_tracks(fits: LineFits, track_id: np.ndarray, *, stitch_nm: float = 0.1, n_edge: int = 3, min_length: int = 3) -> np.ndarray:
+    """Join track pieces across long gaps and drop short pieces.
+
+    A piece ending at frame f1 can continue as a piece starting after f1 when the
+    median of the last ``n_edge`` positions of the first and of the first ``n_edge``
+    of the second differ by at most ``stitch_nm``; the ends and starts are matched by
+    a global assignment, repeated until nothing changes.
+
+    Parameters
+    ----------
+    fits : LineFits
+    track_id : ndarray of int
+        From :func:`link_lines`.
+    stitch_nm : float
+    n_edge : int
+    min_length : int
+        Tracks with fewer detections get id -1.
+
+    Returns
+    -------
+    track_id : ndarray of int
+        Renumbered 0..n-1 by increasing mean wavelength; -1 for dropped detections.
+    """
+    tid = track_id.copy()
+    for _ in range(20):
+        ids = np.unique(tid[tid >= 0])
+        if ids.size < 2:
+            break
+        first = np.array([fits.frame[tid == i].min() for i in ids])
+        last = np.array([fits.frame[tid == i].max() for i in ids])
+        end_pos, start_pos = np.empty(ids.size), np.empty(ids.size)
+        for k, i in enumerate(ids):
+            sel = np.flatnonzero(tid == i)
+            o = sel[np.argsort(fits.frame[sel])]
+            end_pos[k] = np.median(fits.center_nm[o[-n_edge:]])
+            start_pos[k] = np.median(fits.center_nm[o[:n_edge]])
+        d = np.abs(end_pos[:, None] - start_pos[None, :])
+        allowed = (last[:, None] < first[None, :]) & (d <= stitch_nm)
+        if not allowed.any():
+            break
+        c = np.where(allowed, d + 1e-3 * (first[None, :] - last[:, None]) / max(1, fits.n_frames), _BIG)
+        ri, ci = linear_sum_assignment(c)
+        good = allowed[ri, ci]
+        if not good.any():
+            break
+        # apply merges as a union-find over the chosen (end -> start) links
+        parent = {int(i): int(i) for i in ids}
+
+        def root(a):
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        for a, b in zip(ri[good], ci[good]):
+            parent[root(int(ids[b]))] = root(int(ids[a]))
+        new = np.array([root(int(t)) if t >= 0 else -1 for t in tid])
+        if np.array_equal(new, tid):
+            break
+        tid = new
+    # pieces of one line that interleave in time (never detected in the same frame)
+    # and sit at the same wavelength (within stitch_nm / 2 or one HWHM) are one track
+    ids = np.unique(tid[tid >= 0])
+    if ids.size > 1:
+        med = np.array([np.median(fits.center_nm[tid == i]) for i in ids])
+        hw = np.array([np.median(fits.hwhm_nm[tid == i]) for i in ids])
+        frames_of = [set(fits.frame[tid == i].tolist()) for i in ids]
+        parent = list(range(ids.size))
+
+        def find(a):
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        for a in np.argsort(med):
+            for b in range(ids.size):
+                if b <= a or abs(med[a] - med[b]) > max(0.5 * stitch_nm, min(hw[a], hw[b])):
+                    continue
+                ra, rb = find(a), find(b)
+                if ra == rb:
+                    continue
+                fa = set().union(*(frames_of[k] for k in range(ids.size) if find(k) == ra))
+                fb = set().union(*(frames_of[k] for k in range(ids.size) if find(k) == rb))
+                if not (fa & fb):
+                    parent[rb] = ra
+        lut = {int(ids[k]): int(ids[find(k)]) for k in range(ids.size)}
+        tid = np.array([lut.get(int(t), -1) for t in tid])
+    # drop short tracks, renumber by mean wavelength
+    ids, counts = np.unique(tid[tid >= 0], return_counts=True)
+    keep = ids[counts >= min_length]
+    means = np.array([np.median(fits.center_nm[tid == i]) for i in keep])
+    order = keep[np.argsort(means)]
+    remap = {int(o): k for k, o in enumerate(order)}
+    return np.array([remap.get(int(t), -1) for t in tid])
+
+
+@dataclass
+class TrackArrays:
+    """Per-track, per-frame arrays (n_tracks, n_frames); NaN where not detected.
+
+    Attributes
+    ----------
+    center_nm, center_err_nm, area_counts, amplitude, hwhm_nm : ndarray
+        Fitted values where detected.
+    group : ndarray of int
+        Fit group of the detection (-1 where not detected).
+    position_nm : ndarray
+        Centre filled through gaps by linear interpolation (held constant before
+        the first and after the last detection).
+    hwhm_track_nm : ndarray, shape (n_tracks,)
+        Median HWHM of each track.
+    index : ndarray of int
+        Row of the detection in the LineFits (-1 where not detected).
+    """
+
+    center_nm: np.ndarray
+    center_err_nm: np.ndarray
+    area_counts: np.ndarray
+    amplitude: np.ndarray
+    hwhm_nm: np.ndarray
+    group: np.ndarray
+    position_nm: np.ndarray
+    hwhm_track_nm: np.ndarray
+    index: np.ndarray
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.center_nm.shape[0])
+
+    @property
+    def detected(self) -> np.ndarray:
+        return np.isfinite(self.center_nm)
+
+
+def track_arrays(fits: LineFits, track_id: np.ndarray, n_frames: int) -> TrackArrays:
+    """Scatter the detections of every track into (n_tracks, n_frames) arrays.
+
+    Parameters
+    ----------
+    fits : LineFits
+    track_id : ndarray of int
+        From :func:`stitch_tracks` (-1 ignored).
+    n_frames : int
+
+    Returns
+    -------
+    arrays : TrackArrays
+    """
+    ok = track_id >= 0
+    L = int(track_id[ok].max()) + 1 if ok.any() else 0
+    shape = (L, n_frames)
+    arr = {k: np.full(shape, np.nan) for k in ("c", "ce", "a", "amp", "g")}
+    grp = np.full(shape, -1, int)
+    index = np.full(shape, -1, int)
+    rows = np.flatnonzero(ok)
+    t, f = track_id[rows], fits.frame[rows]
+    # two detections of one track in one frame cannot happen after linking; keep the last
+    arr["c"][t, f] = fits.center_nm[rows]
+    arr["ce"][t, f] = fits.center_err_nm[rows]
+    arr["a"][t, f] = fits.area_counts[rows]
+    arr["amp"][t, f] = fits.amplitude[rows]
+    arr["g"][t, f] = fits.hwhm_nm[rows]
+    grp[t, f] = fits.group[rows]
+    index[t, f] = rows
+    pos = np.empty(shape)
+    frames = np.arange(n_frames)
+    for k in range(L):
+        det = np.isfinite(arr["c"][k])
+        pos[k] = np.interp(frames, frames[det], arr["c"][k][det])
+    hw = np.array([np.nanmedian(arr["g"][k]) for k in range(L)]) if L else np.zeros(0)
+    return TrackArrays(arr["c"], arr["ce"], arr["a"], arr["amp"], arr["g"], grp, pos, hw, index)
+
+
+def window_sums(values, wavelength_nm, position_nm, half_width_nm) -> np.ndarray:
+    """Sum ``values`` over a moving wavelength window around each track.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_frames, n_pixels)
+        E.g. counts or baseline.
+    wavelength_nm : ndarray, shape (n_pixels,)
+    position_nm : ndarray, shape (n_tracks, n_frames)
+        Window centres.
+    half_width_nm : ndarray, shape (n_tracks,)
+        Window half widths.
+
+    Returns
+    -------
+    sums : ndarray, shape (n_tracks, n_frames)
+        Sum over pixels with |lambda - centre| <= half width (at least one pixel).
+    """
+    v = np.asarray(values, float)
+    wl = np.asarray(wavelength_nm, float)
+    cs = np.concatenate([np.zeros((v.shape[0], 1)), np.cumsum(v, axis=1)], axis=1)
+    hw = np.asarray(half_width_nm, float)[:, None]
+    lo = np.searchsorted(wl, position_nm - hw, side="left")
+    hi = np.searchsorted(wl, position_nm + hw, side="right")
+    hi = np.maximum(hi, np.minimum(lo + 1, wl.size))
+    fr = np.broadcast_to(np.arange(v.shape[0])[None, :], lo.shape)
+    return cs[fr, hi] - cs[fr, lo]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    m = np.isfinite(a) & np.isfinite(b)
+    if m.sum() < 3:
+        return np.nan
+    x, y = a[m] - a[m].mean(), b[m] - b[m].mean()
+    d = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / d) if d > 0 else np.nan
+
+
+def group_tracks(
+    center_nm: np.ndarray,
+    intensity: np.ndarray,
+    intensity_err: np.ndarray,
+    position_nm: np.ndarray,
+    position_err_nm: np.ndarray,
+    *,
+    max_span_uev: float = 3000.0,
+    max_lines: int = 3,
+    presence_snr: float = 3.0,
+    min_jaccard: float = 0.5,
+    min_jaccard_constant: float = 0.8,
+    min_intensity_corr: float = 0.6,
+    informative_ratio: float = 4.0,
+    min_position_corr: float = 0.2,
+) -> np.ndarray:
+    """Group tracks (lines) into emitters (fine-structure sets).
+
+    Parameters
+    ----------
+    center_nm : ndarray, shape (n_tracks,)
+        Typical wavelength of each track.
+    intensity, intensity_err : ndarray, shape (n_tracks, n_frames)
+        Line intensity in every frame (detected or not) and its sd.
+    position_nm, position_err_nm : ndarray, shape (n_tracks, n_frames)
+        Fitted centres (NaN where not detected) and their sd.
+    max_span_uev : float
+        Largest energy distance between lines of one set.
+    max_lines : int
+    presence_snr : float
+        A line is present in a frame when intensity > presence_snr x sd.
+    min_jaccard, min_jaccard_constant, min_intensity_corr, informative_ratio, min_position_corr : float
+        See module docstring.
+
+    Returns
+    -------
+    emitter_of_track : ndarray of int, shape (n_tracks,)
+        Emitter index, numbered by increasing wavelength of the bluest line.
+    """
+    L = len(center_nm)
+    if L == 0:
+        return np.zeros(0, int)
+    e = HC_EV_NM / np.asarray(center_nm, float)
+    err = np.maximum(intensity_err, 1e-12)
+    present = intensity > presence_snr * err
+    informative = np.nanvar(intensity, axis=1) > informative_ratio * np.nanmean(err**2, axis=1)
+    pos_inf = np.array([
+        np.nanstd(position_nm[k]) > 3 * np.nanmedian(position_err_nm[k]) if np.isfinite(position_nm[k]).sum() > 3 else False
+        for k in range(L)
+    ])
+    compat = np.zeros((L, L), bool)
+    score = np.full((L, L), -np.inf)
+    for i in range(L):
+        for j in range(i + 1, L):
+            if abs(e[i] - e[j]) * 1e6 > max_span_uev:
+                continue
+            union = (present[i] | present[j]).sum()
+            jac = (present[i] & present[j]).sum() / union if union else 0.0
+            if informative[i] and informative[j]:
+                r = _pearson(intensity[i], intensity[j])
+                ok = jac >= min_jaccard and np.isfinite(r) and r >= min_intensity_corr
+                s = r
+            else:
+                ok = jac >= min_jaccard_constant
+                s = jac
+            if ok and pos_inf[i] and pos_inf[j]:
+                rp = _pearson(position_nm[i], position_nm[j])
+                ok = not (np.isfinite(rp) and rp < min_position_corr)
+            compat[i, j] = compat[j, i] = ok
+            score[i, j] = score[j, i] = s
+    label = np.arange(L)
+    members = {i: [i] for i in range(L)}
+    pairs = [(score[i, j], i, j) for i in range(L) for j in range(i + 1, L) if compat[i, j]]
+    for _, i, j in sorted(pairs, reverse=True):
+        a, b = label[i], label[j]
+        if a == b:
+            continue
+        ma, mb = members[a], members[b]
+        if len(ma) + len(mb) > max_lines:
+            continue
+        if not all(compat[x, y] for x in ma for y in mb):
+            continue
+        es = e[ma + mb]
+        if (es.max() - es.min()) * 1e6 > max_span_uev:
+            continue
+        members[a] = ma + mb
+        for x in mb:
+            label[x] = a
+        del members[b]
+    order = sorted(members, key=lambda k: min(center_nm[m] for m in members[k]))
+    out = np.empty(L, int)
+    for new, k in enumerate(order):
+        out[members[k]] = new
+    return out
+
+
+def classify_emitters(
+    lines_nm: list[np.ndarray],
+    on: np.ndarray,
+    *,
+    trion_window_mev: tuple[float, float] = (5.0, 25.0),
+    max_overlap: float = 0.15,
+    min_on_frames: int = 2,
+) -> tuple[list[str], list[int | None]]:
+    """Kind of every emitter and the neutral partner of every trion.
+
+    Parameters
+    ----------
+    lines_nm : list of ndarray
+        Line wavelengths of each emitter.
+    on : ndarray of bool, shape (n_emitters, n_frames)
+        On state of each emitter (from :mod:`nanodomains.spectroscopy.states`).
+    trion_window_mev : (float, float)
+        Red shift of X* relative to the neutral emitter's centre, meV.
+    max_overlap : float
+        Largest fraction of the shorter on-time during which both may be on.
+    min_on_frames : int
+
+    Returns
+    -------
+    kinds : list of str
+        "singlet", "doublet", "triplet" or "trion".
+    partner : list of int or None
+        For a trion the index of its neutral emitter, else None.
+    """
+    n = len(lines_nm)
+    on = np.asarray(on, bool)
+    if on.shape[0] != n:
+        raise InputError(f"{n} emitters but {on.shape[0]} on-state rows")
+    names = {1: "singlet", 2: "doublet", 3: "triplet"}
+    kinds = [names.get(len(lm), "triplet") for lm in lines_nm]
+    partner: list[int | None] = [None] * n
+    e_c = np.array([np.mean(HC_EV_NM / np.asarray(lm)) for lm in lines_nm]) if n else np.zeros(0)
+    n_on = on.sum(axis=1)
+    cands = []
+    for s in range(n):
+        if len(lines_nm[s]) != 1 or n_on[s] < min_on_frames:
+            continue
+        for nn in range(n):
+            if nn == s or n_on[nn] < min_on_frames:
+                continue
+            shift_mev = (e_c[nn] - e_c[s]) * 1e3
+            if not (trion_window_mev[0] <= shift_mev <= trion_window_mev[1]):
+                continue
+            overlap = (on[s] & on[nn]).sum() / min(n_on[s], n_on[nn])
+            if overlap <= max_overlap:
+                cands.append((overlap, shift_mev, s, nn))
+    used_s, used_n = set(), set()
+    for overlap, _, s, nn in sorted(cands):
+        if s in used_s or nn in used_n or s in used_n or nn in used_s:
+            continue
+        kinds[s] = "trion"
+        partner[s] = nn
+        used_s.add(s)
+        used_n.add(nn)
+    return kinds, partner
