@@ -103,6 +103,113 @@ def describe(model: str = typer.Argument(..., help="NC model JSON.")) -> None:
 # ---- pl ---------------------------------------------------------------------
 
 # ---- photons ----------------------------------------------------------------
+# (`photons simulate` of the optical forward model goes here too.)
+
+_PHOTON_SUFFIXES = (".ptu", ".npz")
+
+
+def _print_facts(title: str, facts: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    for key, value in facts.items():
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@photons_app.command("info")
+def photons_info(
+    file: str = typer.Argument(..., help="Photon file: PicoQuant .ptu (T2/T3) or project .npz."),
+) -> None:
+    """Print facts about a photon stream (mode, photons per channel, rates, duration)."""
+    from nanodomains.spectroscopy.photons_io import photon_file_summary
+
+    _print_facts(file, photon_file_summary(file))
+
+
+@photons_app.command("g2")
+def photons_g2(
+    file: str = typer.Argument(..., help="Photon file (.ptu/.npz) or a processed g2 curve (text: tau_ns, counts)."),
+    out: str = typer.Option(..., "--out", help="Output directory for g2.csv, g2.json, g2.png."),
+    channels: tuple[int, int] = typer.Option((0, 1), "--channels", help="Start and stop channel."),
+    bin_ns: float = typer.Option(0.1, "--bin-ns", help="Bin width in ns (whole ps)."),
+    window_ns: float = typer.Option(500.0, "--window-ns", help="Histogram half range in ns."),
+    mode: str = typer.Option("pulsed", "--mode", help="Normalisation: pulsed (peak areas) or cw."),
+    period_ns: Optional[float] = typer.Option(None, "--period-ns", help="Pulse period (default: sync or estimated)."),
+    offset_ns: Optional[float] = typer.Option(None, "--offset-ns", help="Delay of the zero peak (default: estimated)."),
+    gate_ns: Optional[tuple[float, float]] = typer.Option(None, "--gate-ns", help="Micro-time gate LO HI in ns (T3)."),
+) -> None:
+    """g2(tau) and g2(0) with uncertainty; writes DIR/g2.csv (tau_ns, counts, g2) and DIR/g2.json."""
+    from pathlib import Path
+
+    from nanodomains.spectroscopy import g2 as g2mod
+
+    if mode not in ("pulsed", "cw"):
+        raise InputError(f"--mode must be 'pulsed' or 'cw', got {mode!r}")
+    if Path(file).suffix.lower() in _PHOTON_SUFFIXES:
+        result = g2mod.compute_g2_file(
+            file,
+            channels=channels,
+            bin_ns=bin_ns,
+            window_ns=window_ns,
+            mode=mode,
+            period_ns=period_ns,
+            offset_ns=offset_ns,
+            microtime_gate_ns=gate_ns,
+        )
+    else:
+        if mode != "pulsed":
+            raise InputError(f"{file}: a processed g2 curve is analysed by pulsed peak areas only (--mode pulsed)")
+        tau, counts, _ = g2mod.read_g2_text(file)
+        result = g2mod.g2_from_peak_areas(tau, counts, period_ns=period_ns, offset_ns=offset_ns, source=file)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.write_csv(out_dir / "g2.csv")
+    result.to_json(out_dir / "g2.json")
+    result.plot(out_dir / "g2.png")
+    facts = {k: v for k, v in result.to_dict(arrays=False).items() if v not in (None, [], "")}
+    facts.pop("side_peak_areas", None)
+    _print_facts(f"g2 of {file}", facts)
+
+
+@photons_app.command("lifetime")
+def photons_lifetime(
+    file: str = typer.Argument(..., help="T3 photon file (.ptu/.npz) or decay histogram (text: time ns, counts; .phu)."),
+    out: str = typer.Option(..., "--out", help="Output directory for lifetime.json and lifetime.png."),
+    irf: Optional[str] = typer.Option(None, "--irf", help="Measured IRF (same formats); without it a tail fit."),
+    n_exp: int = typer.Option(1, "--n-exp", help="Number of exponentials (1-3)."),
+    channel: Optional[int] = typer.Option(None, "--channel", help="Detector channel of a T3 file (default all)."),
+    period_ns: Optional[float] = typer.Option(None, "--period-ns", help="Excitation period for the pile-up term."),
+    start_ns: Optional[float] = typer.Option(None, "--start-ns", help="First time fitted."),
+    stop_ns: Optional[float] = typer.Option(None, "--stop-ns", help="Last time fitted."),
+) -> None:
+    """Fit lifetimes by Poisson maximum likelihood (IRF reconvolution, or tail fit without IRF)."""
+    from pathlib import Path
+
+    from nanodomains.spectroscopy import lifetime as lt
+
+    decay = lt.load_decay(file, channel=channel)
+    if irf is not None:
+        rng = None if start_ns is None and stop_ns is None else (
+            start_ns if start_ns is not None else float(decay.time_ns[0]),
+            stop_ns if stop_ns is not None else float(decay.time_ns[-1]),
+        )
+        result = lt.fit_reconvolution(decay, lt.load_decay(irf), n_exp=n_exp, period_ns=period_ns, fit_range_ns=rng)
+    else:
+        if period_ns is not None:
+            raise InputError("--period-ns applies to IRF reconvolution fits (give --irf)")
+        result = lt.fit_tail(decay, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.to_json(out_dir / "lifetime.json")
+    result.plot(out_dir / "lifetime.png")
+    facts = {k: v for k, v in result.to_dict(arrays=False).items() if v not in (None, [], "")}
+    _print_facts(f"lifetime of {file}", facts)
+
 
 # ---- pipeline (demo, batch) -------------------------------------------------
 
