@@ -102,6 +102,48 @@ def describe(model: str = typer.Argument(..., help="NC model JSON.")) -> None:
 
 # ---- pl ---------------------------------------------------------------------
 
+
+@pl_app.command("analyze")
+def pl_analyze(
+    movie: str = typer.Argument(..., help="PL movie: .sif, .spe, .csv/.txt or .nc (time x wavelength)."),
+    out: str = typer.Option(..., "--out", help="Output directory (emitters.json, correlations.csv, overview.png)."),
+    snr: float = typer.Option(5.0, "--snr", help="Peak detection threshold (height / noise sd)."),
+    profile: str = typer.Option("lorentzian", "--profile", help="Line shape: lorentzian | voigt."),
+    instrument_sigma_nm: Optional[float] = typer.Option(None, "--instrument-sigma-nm", help="Voigt: fixed Gaussian sd (nm)."),
+    frame_time_s: Optional[float] = typer.Option(None, "--frame-time-s", help="Frame period for files without timing."),
+    bad_frames: str = typer.Option("raise", "--bad-frames", help="NaN/inf frames: raise | drop (dropped frames are recorded)."),
+    window_s: float = typer.Option(10.0, "--window-s", help="Sliding correlation window (s)."),
+    surrogates: int = typer.Option(999, "--surrogates", help="Surrogates per correlation test."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the surrogate tests."),
+) -> None:
+    """Find emitters, fine structure, on/off/charged intervals and correlations in a PL movie."""
+    from rich.table import Table
+
+    from nanodomains.spectroscopy.io import load_movie
+    from nanodomains.spectroscopy.movie_analysis import analyze_movie
+
+    if bad_frames not in ("raise", "drop"):
+        raise InputError(f"--bad-frames must be 'raise' or 'drop', got {bad_frames!r}")
+    mv = load_movie(movie, frame_time_s=frame_time_s, bad_frames=bad_frames)
+    res = analyze_movie(mv, snr_min=snr, profile=profile, instrument_sigma_nm=instrument_sigma_nm,
+                        window_s=window_s, n_surrogates=surrogates, seed=seed)
+    paths = res.write(out)
+    t = Table(title=f"{movie}: {mv.sizes['time']} frames x {mv.sizes['wavelength']} px, {len(res.emitters)} emitters")
+    for col in ("id", "kind", "center nm", "lines nm", "FSS ueV", "FWHM ueV", "on (s)", "counts/frame"):
+        t.add_column(col, justify="right")
+    for e in res.emitters:
+        fss = f"{e.fss_uev:.0f}+-{e.fss_uev_err:.0f}" if e.kind in ("doublet", "triplet") else "-"
+        on_s = sum(b - a for a, b in e.intervals_s)
+        t.add_row(e.id, e.kind + (f" of {e.trion_of}" if e.trion_of else ""), f"{e.center_nm:.3f}",
+                  " ".join(f"{x:.3f}" for x in e.lines_nm), fss, f"{e.linewidth_uev:.0f}", f"{on_s:.0f}", f"{e.mean_counts:.0f}")
+    console.print(t)
+    for p in res.pairs:
+        if p.verdict != "independent" or p.relation:
+            console.print(f"{p.a}-{p.b}: {p.verdict}" + (f" ({p.relation})" if p.relation else "")
+                          + f", r = {p.pearson_r:.2f} (p = {p.pearson_p:.3g})")
+    console.print("wrote " + ", ".join(str(v) for v in paths.values()))
+
+
 # ---- photons ----------------------------------------------------------------
 # (`photons simulate` of the optical forward model goes here too.)
 
