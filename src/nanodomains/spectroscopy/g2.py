@@ -857,6 +857,13 @@ def g2_from_peak_areas(
         :func:`estimate_peak_grid`).
     peak_window_ns : float, optional
         Integration width of each peak, default the full period.
+
+    Returns
+    -------
+    G2Result
+        ``g2`` is the curve over the mean side-peak level per bin (the uncorrelated
+        expectation for a stationary source); ``n_photons`` is 0 and ``duration_s``
+        NaN since a processed curve carries neither.
     """
     tau = np.asarray(tau_ns, float)
     c = np.asarray(counts, float)
@@ -873,7 +880,10 @@ def g2_from_peak_areas(
         period, offset, osrc = float(period_ns), float(offset_ns), "given"
     zero, sides, _ = pulsed_peak_areas(tau, c, period_ns=period, offset_ns=offset, peak_window_ns=peak_window_ns)
     g0, err = _pulsed_g2(zero, sides)
-    mean_side = float(np.mean(sides))
+    # without photon numbers and duration, normalise by the mean side-peak level per
+    # bin: for a stationary source this equals the uncorrelated (CW) expectation
+    window = period if peak_window_ns is None else peak_window_ns
+    level = float(np.mean(sides)) * step / window
     return G2Result(
         g2_0=g0,
         g2_0_err=err,
@@ -882,7 +892,7 @@ def g2_from_peak_areas(
         duration_s=float("nan"),
         tau_ns=tau,
         counts=c,
-        g2=c / mean_side,
+        g2=c / level,
         channels=(0, 1),
         bin_ns=step,
         window_ns=float(max(-tau[0], tau[-1])),
