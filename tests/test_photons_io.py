@@ -178,25 +178,26 @@ def test_decay_text_files():
     assert irf.time_ns[np.argmax(irf.counts)] == pytest.approx(2.18)
 
 
-def test_two_column_text_header_and_errors(tmp_path):
+def test_two_column_text_header():
     tau, y, meta = read_two_column_text(REAL / "photons" / "amolf_cspbbr3_dot08_g2.txt")
-    assert meta["tauStart_ns"] == "-210" and tau.size == 2550
-    bad = tmp_path / "gap.txt"
-    bad.write_text("0 1\n0.1 2\n0.3 4\n0.4 5\n")
-    with pytest.raises(FileFormatError, match="uniform"):
+    assert meta["tauStart_ns"] == "-210" and tau.size == 2550 and y.max() == 56
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("0 1\n0.1 2\n0.3 4\n0.4 5\n", "uniform"),
+        ("0 1\n0.1 2\nfoo bar\n0.3 4\n", "line 3"),
+        ("0 1\n0.1 -2\n0.2 4\n", "negative"),
+        ("# nothing\n", "no numeric"),
+    ],
+    ids=["gap", "text-row", "negative", "empty"],
+)
+def test_decay_text_errors(tmp_path, text, message):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(text)
+    with pytest.raises(FileFormatError, match=f"bad.txt.*{message}"):
         read_decay(bad)
-    mid = tmp_path / "mid.txt"
-    mid.write_text("0 1\n0.1 2\nfoo bar\n0.3 4\n")
-    with pytest.raises(FileFormatError, match="line 3"):
-        read_decay(mid)
-    neg = tmp_path / "neg.txt"
-    neg.write_text("0 1\n0.1 -2\n0.2 4\n")
-    with pytest.raises(FileFormatError, match="negative"):
-        read_decay(neg)
-    empty = tmp_path / "empty.txt"
-    empty.write_text("# nothing\n")
-    with pytest.raises(FileFormatError, match="no numeric"):
-        read_decay(empty)
 
 
 def test_cli_info(tmp_path, capsys):

@@ -50,7 +50,6 @@ of the histogram when the stream carries none (T2). Both are recorded in the res
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -62,8 +61,10 @@ import numpy as np
 
 from nanodomains.errors import FileFormatError, FitError, InputError, require_positive
 from nanodomains.spectroscopy.photons_io import (
+    JsonResult,
     PhotonStream,
     iter_photon_chunks,
+    json_ready,
     read_two_column_text,
     uniform_step,
 )
@@ -185,7 +186,7 @@ def cross_correlation_counts(
 
 
 @dataclass
-class G2Result:
+class G2Result(JsonResult):
     """g2 histogram, its normalisation and g2(0) with uncertainty.
 
     Attributes
@@ -236,20 +237,12 @@ class G2Result:
         d["counts_per_channel"] = list(self.counts_per_channel)
         if self.microtime_gate_ns is not None:
             d["microtime_gate_ns"] = list(self.microtime_gate_ns)
-        return _json_safe(d)
-
-    def to_json(self, path: str | os.PathLike | None = None, *, arrays: bool = True) -> str:
-        """Serialise to JSON; write it to ``path`` when given."""
-        text = json.dumps(self.to_dict(arrays=arrays), indent=1)
-        if path is not None:
-            _write_atomic(Path(path), text)
-        return text
+        return json_ready(d)
 
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike) -> G2Result:
         """Rebuild a result from :meth:`to_json` output (text or file)."""
-        p = Path(text_or_path) if not str(text_or_path).lstrip().startswith("{") else None
-        d = json.loads(p.read_text() if p is not None else str(text_or_path))
+        d = cls._load_json(text_or_path)
         for key in ("tau_ns", "g2"):
             d[key] = np.asarray(d.get(key, []), dtype=float)
         d["counts"] = np.asarray(d.get("counts", []), dtype=np.int64)
@@ -298,25 +291,6 @@ class G2Result:
                 w.writerow([f"{t:.6f}", int(c), f"{g:.6g}"])
         os.replace(tmp, path)
         return path
-
-
-def _json_safe(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    return obj
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------
@@ -490,6 +464,22 @@ def pulsed_peak_areas(
     return zero, sides, idx
 
 
+def _pulsed_fields(period, period_source, offset, offset_source, peak_window, zero, sides) -> dict:
+    """g2(0), its error and the peak bookkeeping of a pulsed result as G2Result fields."""
+    g0, err = _pulsed_g2(zero, sides)
+    return dict(
+        g2_0=g0,
+        g2_0_err=err,
+        period_ns=float(period),
+        period_source=period_source,
+        offset_ns=float(offset),
+        offset_source=offset_source,
+        peak_window_ns=float(period if peak_window is None else peak_window),
+        zero_peak_area=zero,
+        side_peak_areas=[float(s) for s in sides],
+    )
+
+
 def _pulsed_g2(zero: float, sides: list[float]) -> tuple[float, float]:
     mean_side = float(np.mean(sides))
     if mean_side <= 0:
@@ -547,13 +537,10 @@ def g2_histogram(
         Photons in the two channels after gating.
     pairs : int
     """
-    ca, cb = _check_channels(channels, stream.channel_counts(), stream.source)
-    gate = _gate_ps(microtime_gate_ns)
-    a = stream.select(ca, gate)
-    b = stream.select(cb, gate)
-    w = _bin_ps(bin_ns)
-    edges, counts, pairs = cross_correlation_counts(a, b, bin_ps=w, window_ps=window_ns * 1000.0)
-    return _centres_ns(edges), counts, (int(a.size), int(b.size)), pairs
+    tau, counts, n_ab, pairs, _ = g2_histogram_chunks(
+        [stream], channels=channels, bin_ns=bin_ns, window_ns=window_ns, microtime_gate_ns=microtime_gate_ns
+    )
+    return tau, counts, n_ab, pairs
 
 
 def _centres_ns(edges_ps: np.ndarray) -> np.ndarray:
@@ -622,23 +609,11 @@ def _finish(
     zero, sides, _ = pulsed_peak_areas(
         tau_ns, counts, period_ns=period_ns, offset_ns=offset_ns, peak_window_ns=peak_window_ns
     )
-    g0, err = _pulsed_g2(zero, sides)
-    return G2Result(
-        g2_0=g0,
-        g2_0_err=err,
-        g2=g2,
-        period_ns=float(period_ns),
-        period_source=period_source,
-        offset_ns=float(offset_ns),
-        offset_source=offset_source,
-        peak_window_ns=float(period_ns if peak_window_ns is None else peak_window_ns),
-        zero_peak_area=zero,
-        side_peak_areas=[float(s) for s in sides],
-        **common,
-    )
+    pulsed = _pulsed_fields(period_ns, period_source, offset_ns, offset_source, peak_window_ns, zero, sides)
+    return G2Result(g2=g2, **pulsed, **common)
 
 
-def _period_for(mode: str, period_ns, sync_period_ps, tau_ns, counts, source) -> tuple[float | None, str | None]:
+def _period_for(mode: str, period_ns, sync_period_ps, tau_ns, counts) -> tuple[float | None, str | None]:
     if mode != "pulsed":
         return None, None
     if period_ns is not None:
@@ -650,7 +625,7 @@ def _period_for(mode: str, period_ns, sync_period_ps, tau_ns, counts, source) ->
 
 
 def compute_g2(
-    stream: PhotonStream,
+    stream: PhotonStream | Iterable[PhotonStream],
     *,
     channels: tuple[int, int] = (0, 1),
     bin_ns: float = 0.1,
@@ -666,7 +641,8 @@ def compute_g2(
 
     Parameters
     ----------
-    stream : PhotonStream
+    stream : PhotonStream or iterable of PhotonStream
+        The photons, or time-ordered chunks of them (see :func:`g2_histogram_chunks`).
     channels : (int, int)
         Start and stop channel; tau = t_stop - t_start.
     bin_ns, window_ns : float
@@ -691,16 +667,17 @@ def compute_g2(
     """
     if mode not in ("cw", "pulsed"):
         raise InputError(f"mode must be 'cw' or 'pulsed', got {mode!r}")
-    tau, counts, n_ab, pairs = g2_histogram(
-        stream, channels=channels, bin_ns=bin_ns, window_ns=window_ns, microtime_gate_ns=microtime_gate_ns
+    chunks = [stream] if isinstance(stream, PhotonStream) else stream
+    tau, counts, n_ab, pairs, last = g2_histogram_chunks(
+        chunks, channels=channels, bin_ns=bin_ns, window_ns=window_ns, microtime_gate_ns=microtime_gate_ns
     )
-    period, psrc = _period_for(mode, period_ns, stream.sync_period_ps, tau, counts, stream.source)
+    period, psrc = _period_for(mode, period_ns, last.sync_period_ps, tau, counts)
     return _finish(
         tau,
         counts,
         n_ab,
         pairs,
-        stream.duration_s,
+        last.duration_s,
         mode=mode,
         channels=tuple(int(c) for c in channels),
         bin_ns=_bin_ps(bin_ns) / 1000.0,
@@ -711,7 +688,7 @@ def compute_g2(
         peak_window_ns=peak_window_ns,
         zero_window_ns=zero_window_ns,
         microtime_gate_ns=microtime_gate_ns,
-        source=stream.source,
+        source=last.source,
     )
 
 
@@ -735,6 +712,8 @@ def g2_histogram_chunks(
     tau_ns, counts, n_per_channel, pairs, last_chunk
     """
     ca, cb = (int(c) for c in channels)
+    if ca == cb:
+        raise InputError(f"g2 needs two different detector channels, got {ca} and {cb}")
     w = _bin_ps(bin_ns)
     window_ps = window_ns * 1000.0
     lo, nbins = _bins(w, window_ps)
@@ -752,8 +731,6 @@ def g2_histogram_chunks(
         last = chunk
         for c, n in chunk.channel_counts().items():
             seen[c] = seen.get(c, 0) + n
-        if ca == cb:
-            break
         a_new = chunk.select(ca, gate)
         b_new = chunk.select(cb, gate)
         n_a += a_new.size
@@ -767,8 +744,8 @@ def g2_histogram_chunks(
         pairs += p_all - p_tail
         if a.size or b.size:
             t_end = max(a[-1] if a.size else -(2**62), b[-1] if b.size else -(2**62))
-            tail_a = a[a >= t_end - reach]
-            tail_b = b[b >= t_end - reach]
+            tail_a = a[np.searchsorted(a, t_end - reach) :]
+            tail_b = b[np.searchsorted(b, t_end - reach) :]
     if last is None:
         raise FileFormatError("photon file holds no chunks")
     _check_channels(channels, seen, last.source)
@@ -776,49 +753,10 @@ def g2_histogram_chunks(
     return _centres_ns(edges), counts, (n_a, n_b), pairs, last
 
 
-def compute_g2_file(
-    path: str | os.PathLike,
-    *,
-    channels: tuple[int, int] = (0, 1),
-    bin_ns: float = 0.1,
-    window_ns: float = 500.0,
-    mode: str = "pulsed",
-    period_ns: float | None = None,
-    offset_ns: float | None = None,
-    peak_window_ns: float | None = None,
-    zero_window_ns: float | None = None,
-    microtime_gate_ns: tuple[float, float] | None = None,
-    chunk_records: int = 1 << 22,
-) -> G2Result:
-    """:func:`compute_g2` of a PTU or npz file, PTU read in chunks (bounded memory)."""
-    if mode not in ("cw", "pulsed"):
-        raise InputError(f"mode must be 'cw' or 'pulsed', got {mode!r}")
-    tau, counts, n_ab, pairs, last = g2_histogram_chunks(
-        iter_photon_chunks(path, chunk_records=chunk_records),
-        channels=channels,
-        bin_ns=bin_ns,
-        window_ns=window_ns,
-        microtime_gate_ns=microtime_gate_ns,
-    )
-    period, psrc = _period_for(mode, period_ns, last.sync_period_ps, tau, counts, last.source)
-    return _finish(
-        tau,
-        counts,
-        n_ab,
-        pairs,
-        last.duration_s,
-        mode=mode,
-        channels=tuple(int(c) for c in channels),
-        bin_ns=_bin_ps(bin_ns) / 1000.0,
-        window_ns=float(window_ns),
-        period_ns=period,
-        period_source=psrc,
-        offset_ns=offset_ns,
-        peak_window_ns=peak_window_ns,
-        zero_window_ns=zero_window_ns,
-        microtime_gate_ns=microtime_gate_ns,
-        source=str(path),
-    )
+def compute_g2_file(path: str | os.PathLike, *, chunk_records: int = 1 << 22, **options) -> G2Result:
+    """:func:`compute_g2` of a PTU or npz file; PTU files are read in chunks of
+    ``chunk_records`` records (bounded memory). ``options`` as for :func:`compute_g2`."""
+    return compute_g2(iter_photon_chunks(path, chunk_records=chunk_records), **options)
 
 
 # ---------------------------------------------------------------------------------
@@ -879,14 +817,11 @@ def g2_from_peak_areas(
     else:
         period, offset, osrc = float(period_ns), float(offset_ns), "given"
     zero, sides, _ = pulsed_peak_areas(tau, c, period_ns=period, offset_ns=offset, peak_window_ns=peak_window_ns)
-    g0, err = _pulsed_g2(zero, sides)
     # without photon numbers and duration, normalise by the mean side-peak level per
     # bin: for a stationary source this equals the uncorrelated (CW) expectation
     window = period if peak_window_ns is None else peak_window_ns
     level = float(np.mean(sides)) * step / window
     return G2Result(
-        g2_0=g0,
-        g2_0_err=err,
         mode="pulsed",
         n_photons=0,
         duration_s=float("nan"),
@@ -897,12 +832,6 @@ def g2_from_peak_areas(
         bin_ns=step,
         window_ns=float(max(-tau[0], tau[-1])),
         n_pairs=int(round(c.sum())),
-        period_ns=float(period),
-        period_source=psrc,
-        offset_ns=float(offset),
-        offset_source=osrc,
-        peak_window_ns=float(period if peak_window_ns is None else peak_window_ns),
-        zero_peak_area=zero,
-        side_peak_areas=[float(s) for s in sides],
+        **_pulsed_fields(period, psrc, offset, osrc, peak_window_ns, zero, sides),
         source=source,
     )

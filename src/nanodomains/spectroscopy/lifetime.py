@@ -37,7 +37,6 @@ both are ~1 for an adequate model.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -47,7 +46,14 @@ import numpy as np
 from scipy import ndimage, optimize, signal
 
 from nanodomains.errors import FitError, InputError, require_positive
-from nanodomains.spectroscopy.photons_io import DecayHistogram, PhotonStream, iter_photon_chunks, read_decay
+from nanodomains.spectroscopy.photons_io import (
+    DecayHistogram,
+    JsonResult,
+    PhotonStream,
+    iter_photon_chunks,
+    json_ready,
+    read_decay,
+)
 
 __all__ = [
     "LifetimeResult",
@@ -208,7 +214,7 @@ def _shift(x: np.ndarray, shift_bins: float, periodic: bool) -> np.ndarray:
 
 
 @dataclass
-class LifetimeResult:
+class LifetimeResult(JsonResult):
     """Fitted lifetimes with 1-sigma uncertainties and fit quality.
 
     ``amplitudes`` are photons per component for a reconvolution fit and counts per
@@ -253,23 +259,12 @@ class LifetimeResult:
             if arrays:
                 d[key] = np.asarray(getattr(self, key)).tolist()
         d["fit_range_ns"] = list(self.fit_range_ns)
-        return _json_safe(d)
-
-    def to_json(self, path: str | os.PathLike | None = None, *, arrays: bool = True) -> str:
-        """Serialise to JSON; write atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(arrays=arrays), indent=1)
-        if path is not None:
-            path = Path(path)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        return text
+        return json_ready(d)
 
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike) -> LifetimeResult:
         """Rebuild from :meth:`to_json` output (text or file)."""
-        s = str(text_or_path)
-        d = json.loads(s if s.lstrip().startswith("{") else Path(s).read_text())
+        d = cls._load_json(text_or_path)
         for key in ("time_ns", "counts", "model"):
             d[key] = np.asarray(d.get(key, []), float)
         d["fit_range_ns"] = tuple(d["fit_range_ns"])
@@ -305,21 +300,6 @@ class LifetimeResult:
             fig.savefig(path, dpi=120)
             plt.close(fig)
         return fig
-
-
-def _json_safe(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 # ---------------------------------------------------------------------------------
@@ -602,47 +582,78 @@ def fit_reconvolution(
         + [(0.0, None)]
     )
     scale = np.concatenate([np.full(n_exp, total), np.array(taus), [max(10 * dt, 1e-3)], [max(b0, 1.0)]])
-    theta, cov, dev, mu, ok, msg = _poisson_ml(model, jacobian, n, theta0, bounds, scale)
+    fit = _poisson_ml(model, jacobian, n, theta0, bounds, scale)
+    theta, cov = fit[0], fit[1]
+    return _build_result(
+        "reconvolution",
+        decay,
+        (i0, i1),
+        fit,
+        n_exp,
+        tail_amplitudes=False,
+        shift_ns=float(theta[2 * n_exp]),
+        shift_ns_err=float(np.sqrt(cov[2 * n_exp, 2 * n_exp])),
+        period_ns=float(period_ns) if periodic else None,
+        irf_background=irf_bg,
+        irf_source=irf.source,
+    )
+
+
+def _build_result(method, decay, fit_range, fit, n_exp, *, tail_amplitudes, **extra) -> LifetimeResult:
+    """Sort components by lifetime, derive fractions and the mean lifetime with errors.
+
+    Parameters are ``[amplitudes..., taus..., (shift,) background]``. Reconvolution
+    amplitudes are photons per component; tail amplitudes are counts per bin at the
+    start of the fit, i.e. a_i tau_i / dt photons.
+    """
+    theta, cov, dev, mu, ok, msg = fit
+    i0, i1 = fit_range
+    dt = decay.bin_ns
     err = np.sqrt(np.diag(cov))
     order = np.argsort(theta[n_exp : 2 * n_exp])
-    idx_amp = order
-    idx_tau = n_exp + order
-    amps_f = theta[idx_amp]
-    taus_f = theta[idx_tau]
+    idx_amp, idx_tau = order, n_exp + order
+    amp, tau = theta[idx_amp], theta[idx_tau]
     sel = np.concatenate([idx_amp, idx_tau])
-    mean, mean_err = _mean_tau(amps_f, taus_f, cov[np.ix_(sel, sel)])
-    dof, rdev, rchi2 = _quality(n, mu, dev, theta.size)
-    full_model = np.full(M, np.nan)
+    # photons per component and the Jacobian of (photons, tau) w.r.t. (amplitude, tau)
+    jac = np.eye(2 * n_exp)
+    if tail_amplitudes:
+        photons = amp * tau / dt
+        jac[np.arange(n_exp), np.arange(n_exp)] = tau / dt
+        jac[np.arange(n_exp), n_exp + np.arange(n_exp)] = amp / dt
+    else:
+        photons = amp
+    mean, mean_err = _mean_tau(photons, tau, jac @ cov[np.ix_(sel, sel)] @ jac.T)
+    n_fit = decay.counts[i0:i1]
+    dof, rdev, rchi2 = _quality(n_fit, mu, dev, theta.size)
+    full_model = np.full(decay.counts.size, np.nan)
     full_model[i0:i1] = mu
-    S = float(np.sum(amps_f))
+    total = float(photons.sum())
     return LifetimeResult(
-        method="reconvolution",
+        method=method,
         n_exp=n_exp,
-        tau_ns=taus_f.tolist(),
+        tau_ns=tau.tolist(),
         tau_ns_err=err[idx_tau].tolist(),
-        amplitudes=amps_f.tolist(),
+        amplitudes=amp.tolist(),
         amplitudes_err=err[idx_amp].tolist(),
-        fractions=(amps_f / S).tolist() if S > 0 else [float("nan")] * n_exp,
+        fractions=(photons / total).tolist() if total > 0 else [float("nan")] * n_exp,
         tau_mean_ns=mean,
         tau_mean_ns_err=mean_err,
         background=float(theta[-1]),
         background_err=float(err[-1]),
-        shift_ns=float(theta[2 * n_exp]),
-        shift_ns_err=float(err[2 * n_exp]),
+        shift_ns=extra.pop("shift_ns", None),
+        shift_ns_err=extra.pop("shift_ns_err", None),
         deviance=dev,
         reduced_deviance=rdev,
         reduced_chi2=rchi2,
         dof=dof,
-        fit_range_ns=(float(t[i0]), float(t[i1 - 1])),
-        period_ns=float(period_ns) if periodic else None,
-        irf_background=irf_bg,
+        fit_range_ns=(float(decay.time_ns[i0]), float(decay.time_ns[i1 - 1])),
         converged=ok,
         message=msg,
         source=decay.source,
-        irf_source=irf.source,
-        time_ns=t.copy(),
-        counts=n_all.copy(),
+        time_ns=decay.time_ns.copy(),
+        counts=decay.counts.copy(),
         model=full_model,
+        **extra,
     )
 
 
@@ -717,51 +728,5 @@ def fit_tail(
     span = x[-1] + dt
     bounds = [(0.0, None)] * n_exp + [(0.2 * dt, 100 * span)] * n_exp + [(0.0, None)]
     scale = np.array([max(a0, 1.0)] * n_exp + taus + [max(b0, 1.0)])
-    theta, cov, dev, mu, ok, msg = _poisson_ml(model, jacobian, n, theta0, bounds, scale)
-    err = np.sqrt(np.diag(cov))
-    order = np.argsort(theta[n_exp : 2 * n_exp])
-    idx_amp, idx_tau = order, n_exp + order
-    a_f, tau_f = theta[idx_amp], theta[idx_tau]
-    photons = a_f * tau_f / dt  # integral of each component over the tail, in photons
-    sel = np.concatenate([idx_amp, idx_tau])
-    # intensity weights A_i tau_i: propagate through amplitudes a_i (photons = a tau / dt)
-    jac = np.zeros((2 * n_exp, 2 * n_exp))
-    for i in range(n_exp):
-        jac[i, i] = tau_f[i] / dt
-        jac[i, n_exp + i] = a_f[i] / dt
-        jac[n_exp + i, n_exp + i] = 1.0
-    cov_pt = jac @ cov[np.ix_(sel, sel)] @ jac.T
-    mean, mean_err = _mean_tau(photons, tau_f, cov_pt)
-    dof, rdev, rchi2 = _quality(n, mu, dev, theta.size)
-    full_model = np.full(n_all.size, np.nan)
-    full_model[i0:i1] = mu
-    S = float(photons.sum())
-    return LifetimeResult(
-        method="tail",
-        n_exp=n_exp,
-        tau_ns=tau_f.tolist(),
-        tau_ns_err=err[idx_tau].tolist(),
-        amplitudes=a_f.tolist(),
-        amplitudes_err=err[idx_amp].tolist(),
-        fractions=(photons / S).tolist() if S > 0 else [float("nan")] * n_exp,
-        tau_mean_ns=mean,
-        tau_mean_ns_err=mean_err,
-        background=float(theta[-1]),
-        background_err=float(err[-1]),
-        shift_ns=None,
-        shift_ns_err=None,
-        deviance=dev,
-        reduced_deviance=rdev,
-        reduced_chi2=rchi2,
-        dof=dof,
-        fit_range_ns=(float(t[i0]), float(t[i1 - 1])),
-        period_ns=None,
-        irf_background=None,
-        converged=ok,
-        message=msg,
-        source=decay.source,
-        irf_source=None,
-        time_ns=t.copy(),
-        counts=n_all.copy(),
-        model=full_model,
-    )
+    fit = _poisson_ml(model, jacobian, n, theta0, bounds, scale)
+    return _build_result("tail", decay, (i0, i1), fit, n_exp, tail_amplitudes=True)

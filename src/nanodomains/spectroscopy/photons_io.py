@@ -67,6 +67,9 @@ __all__ = [
     "write_photons_npz",
     "read_two_column_text",
     "uniform_step",
+    "json_ready",
+    "write_text_atomic",
+    "JsonResult",
     "read_decay",
     "photon_file_summary",
 ]
@@ -690,3 +693,52 @@ def _read_phu(path: Path, curve: int) -> DecayHistogram:
     return DecayHistogram(
         time_ns=np.arange(hist.size) * bin_ns, counts=hist.astype(float), bin_ns=bin_ns, source=str(path)
     )
+
+
+# ---------------------------------------------------------------------------------
+# result serialisation shared by the g2 and lifetime results
+
+
+def json_ready(obj):
+    """Nested dicts/lists with numpy scalars turned into JSON types (NaN/inf -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write text through a temporary file and rename, so a crash leaves no partial file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+class JsonResult:
+    """Mixin for result dataclasses with ``to_dict(arrays=...)``: JSON out and in."""
+
+    def to_json(self, path: str | os.PathLike | None = None, *, arrays: bool = True) -> str:
+        """Serialise to JSON; write it atomically to ``path`` when given."""
+        import json
+
+        text = json.dumps(self.to_dict(arrays=arrays), indent=1)
+        if path is not None:
+            write_text_atomic(path, text)
+        return text
+
+    @staticmethod
+    def _load_json(text_or_path: str | os.PathLike) -> dict:
+        import json
+
+        s = str(text_or_path)
+        return json.loads(s if s.lstrip().startswith("{") else Path(s).read_text())
