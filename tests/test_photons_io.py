@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,39 @@ def test_cli_info(tmp_path, capsys):
     assert main(["photons", "info", str(cut)]) == 2
     assert "cut.ptu" in capsys.readouterr().err
 
+
+def _write_phu(path: Path, hists: list[np.ndarray], res_s: list[float]) -> None:
+    """Minimal PicoQuant PHU: magic, version, 48-byte tags (ident, index, type, value)."""
+
+    def tag(name, idx, typ, val):
+        packed = struct.pack("<d", val) if typ == 0x20000008 else struct.pack("<q", val)
+        return name.encode().ljust(32, b"\0") + struct.pack("<iI", idx, typ) + packed
+
+    INT, FLOAT, EMPTY = 0x10000008, 0x20000008, 0xFFFF0008
+    head = b"PQHISTO\0" + b"1.0.00\0\0"
+    tags = [tag("Measurement_Mode", -1, INT, 0), tag("Measurement_SubMode", -1, INT, 1),
+            tag("HistoResult_NumberOfCurves", -1, INT, len(hists))]
+    offset = len(head) + 48 * (len(tags) + 3 * len(hists) + 1)
+    for i, (h, r) in enumerate(zip(hists, res_s)):
+        tags += [tag("HistResDscr_DataOffset", i, INT, offset), tag("HistResDscr_HistogramBins", i, INT, h.size),
+                 tag("HistResDscr_MDescResolution", i, FLOAT, r)]
+        offset += h.nbytes
+    tags.append(tag("Header_End", -1, EMPTY, 0))
+    path.write_bytes(head + b"".join(tags) + b"".join(h.astype("<u4").tobytes() for h in hists))
+
+
+def test_phu_histograms(tmp_path):
+    rng = np.random.default_rng(0)
+    hists = [rng.poisson(50, 300).astype(np.uint32), rng.poisson(5, 120).astype(np.uint32)]
+    p = tmp_path / "decay.phu"
+    _write_phu(p, hists, [4e-12, 16e-12])
+    d0, d1 = read_decay(p), read_decay(p, curve=1)
+    assert np.array_equal(d0.counts, hists[0]) and d0.bin_ns == pytest.approx(0.004)
+    assert np.array_equal(d1.counts, hists[1]) and d1.bin_ns == pytest.approx(0.016)
+    assert d1.time_ns[-1] == pytest.approx(119 * 0.016)
+    with pytest.raises(InputError, match="curve 2"):
+        read_decay(p, curve=2)
+    cut = tmp_path / "cut.phu"
+    cut.write_bytes(p.read_bytes()[:-100])
+    with pytest.raises(FileFormatError, match="cut.phu.*truncated"):
+        read_decay(cut, curve=1)

@@ -165,6 +165,8 @@ class PhotonStream:
         microtime_gate_ps : (float, float), optional
             Keep photons with ``lo <= microtime < hi`` (T3 only).
         """
+        if microtime_gate_ps is None:
+            return self.times_ps[self.channels == channel]
         mask = self.channels == channel
         if microtime_gate_ps is not None:
             if self.microtimes_ps is None:
