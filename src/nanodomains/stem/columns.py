@@ -129,7 +129,7 @@ def _gauss_own(a, y, x, s, iy, ix):
 
 
 @nb.njit(cache=True)
-def _eval_gauss(q, py, px, t, m, jac, res, want_jac):
+def _eval_gauss(q, py, px, t, m, jac, res, want_jac, fit_b):
     """Residuals (and Jacobian) of A exp(-r^2 / 2 s^2) + b at m patch pixels."""
     rss = 0.0
     inv = 1.0 / (q[3] * q[3])
@@ -145,7 +145,7 @@ def _eval_gauss(q, py, px, t, m, jac, res, want_jac):
             jac[i, 1] = q[0] * e * dy * inv
             jac[i, 2] = q[0] * e * dx * inv
             jac[i, 3] = q[0] * e * r2 * inv / q[3]
-            jac[i, 4] = 1.0
+            jac[i, 4] = 1.0 if fit_b else 0.0
     return rss
 
 
@@ -184,7 +184,7 @@ def _solve5(a, b, out):
 
 
 @nb.njit(parallel=True, cache=True)
-def _fit_sweep(image, model, p, rendered, cy, cx, radius, max_iter, out_p, out_err, out_conv, out_rss):
+def _fit_sweep(image, model, p, rendered, cy, cx, radius, max_iter, s_lo, s_hi, fit_b, out_p, out_err, out_conv, out_rss):
     """One block-Jacobi sweep: LM fit of (A, y, x, sigma, b) for every column."""
     ny, nx = image.shape
     n = p.shape[0]
@@ -220,7 +220,7 @@ def _fit_sweep(image, model, p, rendered, cy, cx, radius, max_iter, out_p, out_e
         jn = np.empty((m, 5))
         rn = np.empty(m)
         step = np.empty(5)
-        rss = _eval_gauss(q, py, px, t, m, jac, res, True)
+        rss = _eval_gauss(q, py, px, t, m, jac, res, True, fit_b)
         lam = 1e-3
         conv = 0
         for it in range(max_iter):
@@ -231,16 +231,18 @@ def _fit_sweep(image, model, p, rendered, cy, cx, radius, max_iter, out_p, out_e
                 a_mat = jtj.copy()
                 for j in range(5):
                     a_mat[j, j] = a_mat[j, j] * (1.0 + lam) + 1e-12
+                if not fit_b:
+                    a_mat[4, 4] = 1.0  # background fixed: zero step
                 if not _solve5(a_mat, jtr, step):
                     lam *= 10.0
                     continue
                 qn = q + step
-                if qn[3] <= 0.05:
+                if qn[3] < s_lo or qn[3] > s_hi:  # keep sigma inside its bounds
                     lam *= 10.0
                     continue
-                rss_n = _eval_gauss(qn, py, px, t, m, jn, rn, True)
+                rss_n = _eval_gauss(qn, py, px, t, m, jn, rn, True, fit_b)
                 if rss_n <= rss:
-                    small = abs(step[1]) < 1e-6 and abs(step[2]) < 1e-6
+                    small = (abs(step[1]) < 1e-5 and abs(step[2]) < 1e-5) or (rss - rss_n) <= 1e-10 * rss
                     q = qn
                     jac, jn = jn, jac
                     res, rn = rn, res
@@ -259,7 +261,9 @@ def _fit_sweep(image, model, p, rendered, cy, cx, radius, max_iter, out_p, out_e
         out_conv[k] = conv
         out_rss[k] = rss
         jtj = jac.T @ jac
-        dof = max(m - 5, 1)
+        if not fit_b:
+            jtj[4, 4] = 1.0
+        dof = max(m - 5 if fit_b else m - 4, 1)
         e = np.zeros(5)
         col = np.empty(5)
         ok = True
@@ -454,6 +458,8 @@ def refine_columns(
     n_sweeps: int = 8,
     max_iter: int = 50,
     tol_px: float = 1e-3,
+    damping: float = 1.0,
+    background: str = "smooth",
 ) -> ColumnFit:
     """Refine column positions by joint (block-Jacobi) 2-D Gaussian fitting.
 
@@ -463,16 +469,29 @@ def refine_columns(
     positions_px : ndarray, shape (n, 2)
         Initial (y, x) positions in px, e.g. from :func:`detect_columns`.
     sigma_px : float, optional
-        Initial Gaussian width (default 0.15 x the median nearest-neighbour distance).
+        Initial Gaussian width; default: the median width of a first free fit
+        started at 0.15 x the median nearest-neighbour distance. The width of
+        every column is bounded to [0.25, 4] x this value.
     fit_radius_px : float, optional
         Pixels within this distance of the initial position enter a column's
-        fit (default 0.5 x the median nearest-neighbour distance).
+        fit (default the larger of 0.5 x the median nearest-neighbour distance
+        and 2.5 x the estimated width).
     n_sweeps : int
         Maximum number of joint sweeps (each fits all columns once).
     max_iter : int
         Levenberg-Marquardt iterations per column and sweep.
     tol_px : float
         Stop when no column moves more than this in a sweep.
+    damping : float
+        Relaxation of the Jacobi update, p <- p + damping (p_fit - p); < 1
+        keeps strongly overlapping neighbours from oscillating.
+    background : {"smooth", "local"}
+        "smooth" (default): a fixed background map (lower envelope of the image,
+        minimum over one nearest spacing, Gaussian-smoothed by half of it) is
+        subtracted and (A, y, x, sigma) are fitted; the global model is then one
+        least-squares problem that the Jacobi sweeps converge on. "local": a free
+        constant per column (Atomap-like); it is not shared between overlapping
+        patches, so on broad, dense columns the sweeps may drift.
 
     Returns
     -------
@@ -494,31 +513,56 @@ def refine_columns(
     s0 = max(s0, 0.5)
     cy = np.clip(np.round(pos0[:, 0]).astype(np.int64), 0, arr.shape[0] - 1)
     cx = np.clip(np.round(pos0[:, 1]).astype(np.int64), 0, arr.shape[1] - 1)
+    if background not in ("smooth", "local"):
+        raise InputError(f"background must be 'smooth' or 'local', got {background!r}")
+    fit_b = background == "local"
+    if fit_b:
+        target = arr
+        bgmap = None
+    else:
+        # lower envelope of the image, smoothed over a cell: fixed background map
+        size = 2 * int(round(nn)) + 1
+        bgmap = ndimage.gaussian_filter(ndimage.minimum_filter(arr, size=size), 0.5 * nn)
+        target = arr - bgmap
     # initial parameters: background = patch minimum, amplitude = peak - background
     w = int(np.ceil(radius))
-    lo = ndimage.minimum_filter(arr, size=2 * w + 1)
-    b0 = lo[cy, cx]
-    a0 = np.maximum(arr[cy, cx] - b0, 1e-12 * max(np.abs(arr).max(), 1.0))
-    p = np.stack([a0, pos0[:, 0], pos0[:, 1], np.full(n, s0), b0], axis=1)
-    p_init = p.copy()
+    b0 = ndimage.minimum_filter(target, size=2 * w + 1)[cy, cx] if fit_b else np.zeros(n)
+    a0 = np.maximum(target[cy, cx] - b0, 1e-12 * max(np.abs(arr).max(), 1.0))
     err = np.full((n, 5), np.nan)
     conv = np.zeros(n, dtype=np.int64)
     rss = np.zeros(n)
     rendered = np.ones(n, dtype=np.bool_)
+    if sigma_px is None:
+        # estimate the common width: one free sweep, median over the converged fits
+        p = np.stack([a0, pos0[:, 0], pos0[:, 1], np.full(n, s0), b0], axis=1)
+        model = np.zeros_like(arr)
+        _render_into(model, p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), p[:, 3].copy(), rendered)
+        trial = np.empty_like(p)
+        _fit_sweep(target, model, p, rendered, cy, cx, radius, max_iter, 0.2 * s0, 5.0 * s0, fit_b, trial, err, conv, rss)
+        st = _sanity(trial, p, conv, radius, s0) == 0
+        if st.sum() >= max(3, 0.2 * n):
+            s0 = float(np.median(trial[st, 3]))
+        if fit_radius_px is None:
+            # the patch must reach the flanks of the Gaussian (A, sigma and b are
+            # degenerate on its top); neighbours inside it are part of the joint model
+            radius = max(radius, 2.5 * s0)
+    p = np.stack([a0, pos0[:, 0], pos0[:, 1], np.full(n, s0), b0], axis=1)
+    p_init = p.copy()
     sweeps = 0
     for sweeps in range(1, n_sweeps + 1):
         model = np.zeros_like(arr)
         _render_into(model, p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), p[:, 3].copy(), rendered)
         new_p = np.empty_like(p)
-        _fit_sweep(arr, model, p, rendered, cy, cx, radius, max_iter, new_p, err, conv, rss)
-        sane = _sanity(new_p, p_init, conv, radius, s0)
-        # columns that failed keep being rendered with their initial estimate
-        new_p[sane != 0] = p_init[sane != 0]
-        move = np.abs(new_p[:, 1:3] - p[:, 1:3]).max()
-        p = new_p
+        _fit_sweep(target, model, p, rendered, cy, cx, radius, max_iter, 0.25 * s0, 4.0 * s0, fit_b, new_p, err, conv, rss)
+        status = _sanity(new_p, p_init, conv, radius, s0)
+        good = status == 0
+        move = np.abs(new_p[good, 1:3] - p[good, 1:3]).max() if good.any() else 0.0
+        # the next sweep starts (and renders failed columns) from the initial estimate
+        relaxed = p + damping * (new_p - p)
+        p = np.where((status != 0)[:, None], p_init, relaxed)
         if move < tol_px:
             break
-    status = _sanity(p, p_init, conv, radius, s0)
+    p = np.where((status != 0)[:, None], new_p, p)
     ok = status == 0
     bad = ~ok
     out_p = p.copy()
@@ -534,8 +578,8 @@ def refine_columns(
         amplitude_err=ferr(0),
         sigma_px=fitted(3),
         sigma_err_px=ferr(3),
-        background=fitted(4),
-        background_err=ferr(4),
+        background=fitted(4) if fit_b else bgmap[cy, cx],
+        background_err=ferr(4) if fit_b else np.zeros(n),
         fit_ok=ok,
         fit_status=np.array(FIT_STATUS, dtype=object)[status],
         n_sweeps=sweeps,
@@ -547,7 +591,7 @@ def _sanity(p: np.ndarray, p0: np.ndarray, conv: np.ndarray, radius: float, s0: 
     status = np.zeros(len(p), dtype=np.int64)
     finite = np.isfinite(p).all(axis=1)
     status[conv == 0] = 1
-    status[(p[:, 3] < 0.25 * s0) | (p[:, 3] > 4 * s0)] = 2
+    status[(p[:, 3] <= 0.2501 * s0) | (p[:, 3] >= 3.999 * s0)] = 2
     status[np.hypot(p[:, 1] - p0[:, 1], p[:, 2] - p0[:, 2]) > 0.5 * radius] = 3
     status[p[:, 0] <= 0] = 4
     status[(conv < 0) | ~finite] = 5

@@ -1,0 +1,144 @@
+"""nanodomains.stem.io: calibrated image reading/writing and bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nanodomains.errors import CalibrationError, FileFormatError, InputError
+from nanodomains.stem.io import image_from_array, load_image, register_stack, save_image
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "stem" / "pto_sro_haadf.hspy"
+
+
+def _image(seed=0, shape=(64, 80)):
+    rng = np.random.default_rng(seed)
+    return image_from_array(rng.random(shape) * 100, 12.5, origin_nm=(1.0, 2.0), beam_energy_kev=300.0, title="t")
+
+
+@pytest.mark.parametrize("ext", ["nc", "tif", "hspy"])
+def test_save_load_round_trip_keeps_calibration(tmp_path, ext):
+    da = _image()
+    p = save_image(da, tmp_path / f"img.{ext}")
+    back = load_image(p)
+    assert back.dims == ("y", "x")
+    assert back.attrs["pixel_size_pm"] == pytest.approx(12.5, rel=1e-6)
+    assert back.attrs["pixel_size_source"] == "file"
+    assert float(back.x[0]) == pytest.approx(2.0) and float(back.y[0]) == pytest.approx(1.0)
+    assert float(back.x[1] - back.x[0]) == pytest.approx(0.0125, rel=1e-6)
+    tol = 1e-4 if ext == "tif" else 0  # tif is float32
+    np.testing.assert_allclose(back.values, da.values, rtol=tol, atol=tol * 100)
+    if ext != "tif":
+        assert back.attrs["beam_energy_kev"] == 300.0
+
+
+def test_tif_is_imagej_calibrated(tmp_path):
+    import tifffile
+
+    p = save_image(_image(), tmp_path / "img.tif")
+    with tifffile.TiffFile(p) as tf:
+        assert tf.is_imagej
+        assert tf.imagej_metadata["unit"] == "nm"
+        num, den = tf.pages[0].tags["XResolution"].value
+        assert den / num == pytest.approx(0.0125, rel=1e-6)  # nm per px
+
+
+def test_npy_needs_pixel_size(tmp_path):
+    p = tmp_path / "a.npy"
+    np.save(p, np.ones((32, 32)))
+    with pytest.raises(CalibrationError, match="pixel_size_pm"):
+        load_image(p)
+    da = load_image(p, pixel_size_pm=20.0)
+    assert da.attrs["pixel_size_pm"] == 20.0 and da.attrs["pixel_size_source"] == "argument"
+
+
+def test_uncalibrated_tif_needs_pixel_size(tmp_path):
+    import tifffile
+
+    p = tmp_path / "plain.tif"
+    tifffile.imwrite(p, np.ones((32, 32), np.float32))
+    with pytest.raises(CalibrationError, match="plain.tif"):
+        load_image(p)
+    assert load_image(p, pixel_size_pm=7.0).attrs["pixel_size_pm"] == 7.0
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (np.ones(100), "1-D"),
+        (np.ones((64, 64, 3)), "colour"),
+        (np.where(np.eye(32) > 0, np.nan, 1.0), "NaN"),
+        (np.ones((2, 3, 32, 32)), "4-D"),
+        (np.ones((32, 32)) + 1j, "complex"),
+    ],
+)
+def test_bad_arrays_rejected(tmp_path, data, match):
+    p = tmp_path / "bad.npy"
+    np.save(p, data)
+    with pytest.raises(InputError, match=match):
+        load_image(p, pixel_size_pm=10.0)
+
+
+def test_rgb_tif_rejected(tmp_path):
+    import tifffile
+
+    p = tmp_path / "rgb.tif"
+    tifffile.imwrite(p, np.zeros((32, 32, 3), np.uint8), photometric="rgb")
+    with pytest.raises(InputError, match="colour"):
+        load_image(p, pixel_size_pm=10.0)
+
+
+def test_missing_unknown_and_corrupt_files(tmp_path):
+    with pytest.raises(FileFormatError, match="no such file"):
+        load_image(tmp_path / "nope.dm4")
+    (tmp_path / "x.xyz").write_text("hello")
+    with pytest.raises(FileFormatError, match="unknown image format"):
+        load_image(tmp_path / "x.xyz")
+    (tmp_path / "junk.dm3").write_bytes(b"\x00\x01garbage" * 10)
+    with pytest.raises(FileFormatError, match="junk.dm3"):
+        load_image(tmp_path / "junk.dm3")
+
+
+@pytest.mark.realdata
+def test_truncated_real_hspy_is_a_format_error(tmp_path):
+    p = tmp_path / "cut.hspy"
+    p.write_bytes(REAL.read_bytes()[: REAL.stat().st_size // 3])
+    with pytest.raises(FileFormatError, match="cut.hspy"):
+        load_image(p)
+
+
+@pytest.mark.realdata
+def test_real_pto_sro_hspy_loads_with_calibration(tmp_path):
+    da = load_image(REAL)
+    assert da.shape == (224, 1312)
+    assert da.attrs["pixel_size_pm"] == pytest.approx(15.0, abs=0.01)
+    assert da.attrs["beam_energy_kev"] == 300.0
+    assert da.attrs["source_file"].endswith("pto_sro_haadf.hspy")
+    # an explicit pixel size overrides and the file value is kept for reference
+    over = load_image(REAL, pixel_size_pm=16.0)
+    assert over.attrs["pixel_size_pm"] == 16.0
+    assert over.attrs["pixel_size_file_pm"] == pytest.approx(15.0, abs=0.01)
+    shutil.copy(REAL, tmp_path / "copy.hspy")
+    assert np.array_equal(load_image(tmp_path / "copy.hspy").values, da.values)
+
+
+def test_stack_registration_recovers_shifts_and_averages(tmp_path):
+    from scipy.ndimage import fourier_shift, gaussian_filter
+
+    rng = np.random.default_rng(3)
+    base = gaussian_filter(rng.random((64, 64)), 2.0, mode="wrap")  # band-limited
+    shifts = np.array([[0.0, 0.0], [1.5, -2.25], [-3.0, 0.5]])
+    frames = np.stack([np.fft.ifft2(fourier_shift(np.fft.fft2(base), s)).real for s in shifts])
+    aligned, found = register_stack(frames, upsample_factor=20)
+    np.testing.assert_allclose(found, -shifts, atol=0.06)
+    np.testing.assert_allclose(aligned[2], base, atol=0.01)
+    p = tmp_path / "stack.npy"
+    np.save(p, frames)
+    avg = load_image(p, pixel_size_pm=10.0, register=True)
+    assert avg.dims == ("y", "x") and avg.attrs["frames_averaged"] == 3
+    np.testing.assert_allclose(avg.values, base, atol=0.01)
+    kept = load_image(p, pixel_size_pm=10.0, stack="keep")
+    assert kept.dims == ("frame", "y", "x")
