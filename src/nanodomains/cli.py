@@ -157,6 +157,8 @@ def _print_facts(title: str, facts: dict) -> None:
     for key, value in facts.items():
         if isinstance(value, float):
             value = f"{value:.6g}"
+        elif isinstance(value, list):
+            value = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value)
         elif isinstance(value, dict):
             value = ", ".join(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
         table.add_row(key, str(value))
