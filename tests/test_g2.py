@@ -257,6 +257,8 @@ def test_real_processed_g2_from_peak_areas():
     assert 0 < r.g2_0_err < 0.02
     assert 99.0 < r.period_ns < 101.5  # 10 MHz excitation
     assert len(r.side_peak_areas) == 2
+    back = G2Result.from_json(r.to_json())
+    assert back.g2_0 == r.g2_0 and np.isnan(back.duration_s)  # a processed curve has no duration
 
 
 def test_real_one_channel_data_is_rejected():

@@ -258,7 +258,7 @@ class G2Result(JsonResult):
         d["counts_per_channel"] = tuple(d["counts_per_channel"])
         if d.get("microtime_gate_ns") is not None:
             d["microtime_gate_ns"] = tuple(d["microtime_gate_ns"])
-        for key in ("g2_0", "g2_0_err"):
+        for key in ("g2_0", "g2_0_err", "duration_s"):
             if d[key] is None:
                 d[key] = float("nan")
         return cls(**d)

@@ -337,6 +337,7 @@ def iter_ptu_chunks(
         offset = int(ptu.record_offset)
         base = 0  # record time units
         end_units = 0
+        last_units = 0  # latest photon time (record units) seen so far
         held_t = np.zeros(0, np.int64)
         held_c = np.zeros(0, np.uint8)
         held_m = np.zeros(0, np.int64) if is_t3 else None
@@ -384,9 +385,11 @@ def iter_ptu_chunks(
                     if micro is not None:
                         micro = micro[order]
                 start += count
-                if is_t3 and start < n_records and ph_units.size:
-                    # photons of the last sync period may interleave with the next chunk
-                    cut = int(np.rint(float(ph_units.max()) * sync_period_ps))
+                if ph_units.size:
+                    last_units = max(last_units, int(ph_units.max()))
+                if is_t3 and start < n_records and t.size:
+                    # photons of the last sync period seen may interleave with the next chunk
+                    cut = int(np.rint(float(last_units) * sync_period_ps))
                     keep = t < cut
                     held_t, held_c, held_m = t[~keep], ch[~keep], micro[~keep]
                     t, ch, micro = t[keep], ch[keep], micro[keep]
