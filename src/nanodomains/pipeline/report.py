@@ -1,0 +1,104 @@
+"""Self-contained HTML reports: figures embedded as base64 PNG, tables as HTML.
+
+A report is a list of :class:`Section`; each holds prose, figures (matplotlib
+``Figure`` objects or PNG files) and tables (lists of row dicts). The page carries a
+small script that counts the images that decoded, so a headless browser test can
+check that every figure loads (``data-images-loaded`` on ``<body>``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+h1{border-bottom:2px solid #444} h2{margin-top:2em;border-bottom:1px solid #bbb}
+figure{margin:1em 0} figure img{max-width:100%;border:1px solid #ddd}
+figcaption{font-size:.9em;color:#555}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#eee}
+.ok{color:#080} .fail{color:#b00}
+"""
+
+_SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = document.querySelectorAll('img');
+  var ok = 0;
+  imgs.forEach(function (im) { if (im.complete && im.naturalWidth > 0) ok++; });
+  document.body.setAttribute('data-images-total', imgs.length);
+  document.body.setAttribute('data-images-loaded', ok);
+  document.body.setAttribute('data-tables', document.querySelectorAll('table').length);
+});
+"""
+
+
+@dataclass
+class Section:
+    """One titled part of a report."""
+
+    title: str
+    text: str = ""
+    figures: list = field(default_factory=list)  # (figure or png path, caption)
+    tables: list = field(default_factory=list)  # (rows as list of dicts, caption)
+
+
+def figure_to_png_bytes(fig, dpi: int = 100) -> bytes:
+    """Render a matplotlib figure to PNG bytes (and close it)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _img_tag(source, caption: str) -> str:
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else figure_to_png_bytes(source)
+    b64 = base64.b64encode(data).decode("ascii")
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _format_cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_format_cell(v) for v in value)
+    return html.escape(str(value))
+
+
+def table_html(rows: list[dict], caption: str = "") -> str:
+    """An HTML table from row dicts (columns: union of keys in first-seen order)."""
+    cols: list[str] = []
+    for row in rows:
+        cols += [k for k in row if k not in cols]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_format_cell(r.get(c, ''))}</td>" for c in cols) + "</tr>"
+                   for r in rows)
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(path: str | Path, title: str, sections: list[Section], intro: str = "") -> Path:
+    """Write one self-contained HTML file (atomically) and return its path."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if intro:
+        parts.append(f"<p>{html.escape(intro)}</p>")
+    for sec in sections:
+        parts.append(f"<h2>{html.escape(sec.title)}</h2>")
+        if sec.text:
+            parts += [f"<p>{html.escape(p)}</p>" for p in sec.text.split("\n\n")]
+        parts += [_img_tag(src, cap) for src, cap in sec.figures]
+        parts += [table_html(rows, cap) for rows, cap in sec.tables]
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out
