@@ -274,6 +274,36 @@ def demo(
     console.print(f"demo finished in {summary['elapsed_s']:.1f} s; outputs in {out}/ (summary.json)")
 
 
+@app.command()
+def batch(
+    manifest: str = typer.Argument(..., help="CSV or YAML manifest (path, optional id, kind, options)."),
+    out: str = typer.Option(..., "--out", help="Output directory (items/, batch.parquet, report.html)."),
+    workers: int = typer.Option(2, "--workers", help="LocalCluster worker processes (0: in-process)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun items that failed before."),
+) -> None:
+    """Run analyses or simulations over a manifest on Dask; rerun skips finished items."""
+    from rich.progress import Progress
+
+    from nanodomains.pipeline.batch import read_manifest, run_batch
+
+    n = len(read_manifest(manifest))
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("batch", total=n)
+
+        def tick(rec):
+            bar.advance(task)
+            if rec["status"] != "ok":
+                err_console.print(f"[red]{rec['id']}[/]: {rec.get('error_type')}: {rec.get('error')}",
+                                  highlight=False, soft_wrap=True)
+
+        records = run_batch(manifest, out, workers=workers, scheduler=scheduler, progress=tick,
+                            retry_failed=retry_failed)
+    n_ok = sum(r["status"] == "ok" for r in records)
+    n_err = sum(r["status"] == "error" for r in records)
+    console.print(f"{n_ok} ok, {n_err} failed of {len(records)}; table {out}/batch.parquet, report {out}/report.html")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turn project errors into one line."""
     try:
