@@ -25,7 +25,8 @@ the joint fit. One-sigma uncertainties are the square roots of the diagonal of
 Failed fits are reported, never replaced silently: ``fit_ok`` is False and
 ``fit_status`` says why (``not_converged``, ``sigma_out_of_bounds`` (outside 0.25x
 to 4x the initial sigma), ``moved_too_far`` (more than half the fit radius),
-``nonpositive_amplitude``, ``singular``); the table then keeps the *detected*
+``nonpositive_amplitude``, ``singular``, ``insignificant_amplitude`` (below three
+standard errors: no column there)); the table then keeps the *detected*
 position and NaN for the fitted amplitude, width and uncertainties.
 
 Scattering cross-sections. The integrated intensity of each column is the sum of
@@ -94,8 +95,17 @@ __all__ = [
     "write_columns_csv",
 ]
 
-FIT_STATUS = ("ok", "not_converged", "sigma_out_of_bounds", "moved_too_far", "nonpositive_amplitude", "singular")
+FIT_STATUS = (
+    "ok",
+    "not_converged",
+    "sigma_out_of_bounds",
+    "moved_too_far",
+    "nonpositive_amplitude",
+    "singular",
+    "insignificant_amplitude",
+)
 _RENDER_SIGMAS = 4.5
+BG_SMOOTH_NN = 2.5  # background smoothing, in nearest spacings
 
 
 # --------------------------------------------------------------------------- numba kernels
@@ -486,8 +496,9 @@ def refine_columns(
         Relaxation of the Jacobi update, p <- p + damping (p_fit - p); < 1
         keeps strongly overlapping neighbours from oscillating.
     background : {"smooth", "local"}
-        "smooth" (default): a fixed background map (lower envelope of the image,
-        minimum over one nearest spacing, Gaussian-smoothed by half of it) is
+        "smooth" (default): a fixed background map (lower envelope of the image
+        smoothed by 0.15 nearest spacings, minimum over two spacings, smoothed by
+        2.5 spacings so that it is flat under every column) is
         subtracted and (A, y, x, sigma) are fitted; the global model is then one
         least-squares problem that the Jacobi sweeps converge on. "local": a free
         constant per column (Atomap-like); it is not shared between overlapping
@@ -522,7 +533,8 @@ def refine_columns(
     else:
         # lower envelope of the image, smoothed over a cell: fixed background map
         size = 2 * int(round(nn)) + 1
-        bgmap = ndimage.gaussian_filter(ndimage.minimum_filter(arr, size=size), 0.5 * nn)
+        pre = ndimage.gaussian_filter(arr, 0.15 * nn)  # noise would bias the minimum low
+        bgmap = ndimage.gaussian_filter(ndimage.minimum_filter(pre, size=size), BG_SMOOTH_NN * nn)
         target = arr - bgmap
     # initial parameters: background = patch minimum, amplitude = peak - background
     w = int(np.ceil(radius))
@@ -554,7 +566,7 @@ def refine_columns(
         _render_into(model, p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), p[:, 3].copy(), rendered)
         new_p = np.empty_like(p)
         _fit_sweep(target, model, p, rendered, cy, cx, radius, max_iter, 0.25 * s0, 4.0 * s0, fit_b, new_p, err, conv, rss)
-        status = _sanity(new_p, p_init, conv, radius, s0)
+        status = _sanity(new_p, p_init, conv, radius, s0, err)
         good = status == 0
         move = np.abs(new_p[good, 1:3] - p[good, 1:3]).max() if good.any() else 0.0
         # the next sweep starts (and renders failed columns) from the initial estimate
@@ -587,9 +599,13 @@ def refine_columns(
     )
 
 
-def _sanity(p: np.ndarray, p0: np.ndarray, conv: np.ndarray, radius: float, s0: float) -> np.ndarray:
+def _sanity(
+    p: np.ndarray, p0: np.ndarray, conv: np.ndarray, radius: float, s0: float, err: np.ndarray | None = None
+) -> np.ndarray:
     status = np.zeros(len(p), dtype=np.int64)
     finite = np.isfinite(p).all(axis=1)
+    if err is not None:
+        status[~(p[:, 0] > 3.0 * err[:, 0])] = 6  # amplitude below 3 sigma: no column
     status[conv == 0] = 1
     status[(p[:, 3] <= 0.2501 * s0) | (p[:, 3] >= 3.999 * s0)] = 2
     status[np.hypot(p[:, 1] - p0[:, 1], p[:, 2] - p0[:, 2]) > 0.5 * radius] = 3
