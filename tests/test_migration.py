@@ -1,0 +1,306 @@
+"""Halide-vacancy kMC: lattice, detailed balance, Arrhenius, RP blocking, trackers, Fig. 3."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from nanodomains import materials
+from nanodomains.errors import FileFormatError, InputError
+from nanodomains.migration import (KMCParameters, build_x_lattice, composition_decay, diffusion_coefficient,
+                                   fit_arrhenius, hop_rate_per_ps, run_kmc, slab_decay_time_ps, track_events)
+from nanodomains.migration.kmc import KB_EV
+from nanodomains.migration.lattice import BOND_RP, BOND_SURFACE
+from nanodomains.structure import SHIFT_NONE, SHIFT_RP, Domain, NanoCrystal, Region, homogeneous, paper_fig1
+
+
+def two_domain_nc(shift2, edge_nm=6.1, fractions=(0.27, 0.52)):
+    """Two slabs along x: the seed's R1 / R2 compositions, RP or coherent between them."""
+    e = edge_nm
+    return NanoCrystal(edges_nm=(e, e, e), nominal_formula="CsPbBr1.2I1.8", seed=1, domains=[
+        Domain(id=0, br_fraction=fractions[0], region=Region(lo_nm=(0, 0, 0), hi_nm=(e / 2, e, e))),
+        Domain(id=1, br_fraction=fractions[1], shift=shift2, region=Region(lo_nm=(e / 2, 0, 0), hi_nm=(e, e, e)))])
+
+
+# ---- lattice --------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_lattice_counts_of_cube(n):
+    a = materials.lattice_constant_pm(0.4) / 1000
+    lat = build_x_lattice(homogeneous(n * a, seed=1))
+    assert lat.n_sites == 3 * n * n * (n + 1)  # X on all cell faces
+    assert lat.surface.sum() == 6 * n * n  # apical X of the outer faces
+    coord = lat.coordination()
+    assert np.all(coord[lat.surface] == 4) and np.all(coord[~lat.surface] == 8)
+    ok = lat.neighbors >= 0
+    rows = np.nonzero(ok)[0]
+    dh = lat.half_index[rows] - lat.half_index[lat.neighbors[ok]]
+    assert np.all((dh**2).sum(axis=1) == 2)  # a / sqrt(2)
+    assert not np.any(lat.bond_type[ok] == BOND_RP)
+    # symmetric graph
+    pairs = set(zip(rows.tolist(), lat.neighbors[ok].tolist()))
+    assert all((j, i) in pairs for i, j in pairs)
+
+
+def test_rp_fault_breaks_corner_sharing_paths():
+    lat = build_x_lattice(two_domain_nc(SHIFT_RP))
+    ok = lat.neighbors >= 0
+    rows = np.nonzero(ok)[0]
+    cols = lat.neighbors[ok]
+    cross = lat.domain[rows] != lat.domain[cols]
+    types = lat.bond_type[ok]
+    # every bond between the two domains is an RP candidate bond, sqrt(3)/2 a long
+    assert cross.any() and np.all(types[cross] == BOND_RP)
+    dh = lat.half_index[rows[cross]] - lat.half_index[cols[cross]]
+    assert np.all(np.abs(dh) == 1)
+    coherent = build_x_lattice(two_domain_nc(SHIFT_NONE))
+    ok2 = coherent.neighbors >= 0
+    assert not np.any(coherent.bond_type[ok2] == BOND_RP)
+    r2 = np.nonzero(ok2)[0]
+    assert np.any(coherent.domain[r2] != coherent.domain[coherent.neighbors[ok2]])
+
+
+# ---- detailed balance -----------------------------------------------------------
+
+def _replay_states(res, ion, n_sites):
+    """Time-weighted occupancy and transition counts of the states (vacancy site, ion site)."""
+    vac = np.r_[res.vacancy_initial_site[0], res.event_to_site].astype(np.int64)
+    moved = np.r_[True, res.event_ion == ion]
+    ion_at = np.r_[res.trackers.ion_initial_site[ion], res.event_from_site].astype(np.int64)
+    where = ion_at[np.maximum.accumulate(np.where(moved, np.arange(len(moved)), 0))]
+    state = vac * n_sites + where
+    dwell = np.diff(np.r_[0.0, res.event_time_ps])  # time spent in state k before event k
+    occupancy = np.bincount(state[:-1], weights=dwell, minlength=n_sites**2)
+    pair = state[:-1] * n_sites**2 + state[1:]
+    flux = np.bincount(pair, minlength=n_sites**4).reshape(n_sites**2, n_sites**2)
+    return occupancy, flux
+
+
+def _carrier_energy(lat, vac, iodide, n_carriers, kt):
+    """Independent evaluation of the LattiKEM-type photocarrier energy U (one I among Br)."""
+    occ = np.ones(lat.n_sites, bool)
+    occ[vac] = False
+    isbr = np.ones(lat.n_sites, bool)
+    isbr[iodide] = False
+    x = lat.x_of_pb
+    n_occ = occ[x].sum(axis=1)
+    n_br = (isbr[x] & occ[x]).sum(axis=1)
+    eg = materials.bandgap_ev(n_br / n_occ, "RT")
+    w = np.exp(-(eg - eg.min()) / kt)
+    return n_carriers * float((eg * w).sum() / w.sum())
+
+
+@pytest.mark.parametrize("photocarriers", [0.0, 6.0])
+def test_detailed_balance(photocarriers):
+    # a ring of four corner-sharing octahedra (20 X sites, no articulation site), one
+    # vacancy and one I among Br: 20 x 19 states, all reachable
+    a = materials.lattice_constant_pm(0.4) / 1000
+    lat = build_x_lattice(homogeneous((2 * a, 2 * a, a), seed=1))
+    n = lat.n_sites
+    assert n == 20
+    lat.species[:] = 0
+    lat.species[3] = 1
+    params = KMCParameters(temperature_k=500.0, photocarriers=photocarriers)  # Br and I barriers differ
+    res = run_kmc(lat, params, time_ns=None, max_hops=2_000_000, vacancy_sites=[7], seed=2,
+                  max_events=2_000_000, n_frames=0)
+    i_ion = int(np.flatnonzero(res.trackers.ion_species == 1)[0])
+    occupancy, flux = _replay_states(res, i_ion, n)
+    states = np.array([v * n + b for v in range(n) for b in range(n) if v != b])
+    assert np.all(occupancy[states] > 0)
+    assert occupancy.sum() == pytest.approx(occupancy[states].sum())  # nothing else visited
+    kt = KB_EV * params.temperature_k
+    if photocarriers:
+        energies = np.array([_carrier_energy(lat, s // n, s % n, photocarriers, kt) for s in states])
+        assert np.ptp(energies) > 3 * kt  # the light term matters here
+        expected = np.exp(-(energies - energies.min()) / kt)
+    else:
+        expected = np.ones(len(states))
+    expected /= expected.sum()
+    observed = occupancy[states] / occupancy[states].sum()
+    assert 0.5 * np.abs(observed - expected).sum() < 0.04  # total variation distance (noise ~0.02)
+    # pairwise flux balance: N(a->b) = N(b->a) within Poisson noise
+    both = flux + flux.T
+    sel = np.triu(both > 50, 1)
+    z = np.abs(flux - flux.T)[sel] / np.sqrt(both[sel])
+    assert len(z) > 500 and z.max() < 4.5
+
+
+# ---- rates ----------------------------------------------------------------------
+
+def test_arrhenius_slope_reproduces_barrier():
+    lat = build_x_lattice(homogeneous(2.4, "CsPbBr3", seed=1))
+    temps = np.array([350.0, 450.0, 550.0, 650.0, 800.0])
+    rates, ses = [], []
+    for k, t in enumerate(temps):
+        res = run_kmc(lat, KMCParameters(temperature_k=t), time_ns=None, max_hops=150_000, vacancies=1,
+                      seed=10 + k, max_events=0, n_frames=0)
+        r, se = hop_rate_per_ps(res)
+        rates.append(r)
+        ses.append(se)
+    fit = fit_arrhenius(temps, rates, ses)
+    assert fit["barrier_ev"] == pytest.approx(0.24, rel=0.02)
+    assert abs(fit["barrier_ev"] - 0.24) < 4 * fit["barrier_se_ev"] + 1e-4
+    # prefactor: nu times the mean coordination of a uniformly placed vacancy
+    z_mean = lat.coordination().mean()
+    assert fit["prefactor"] == pytest.approx(4.0 * z_mean, rel=0.05)
+
+
+def test_mean_hop_time_matches_rate_sum_in_bulk():
+    lat = build_x_lattice(homogeneous(0.6123 * 7, "CsPbI3", seed=1))
+    params = KMCParameters(temperature_k=500.0, barrier_set="dft")
+    res = run_kmc(lat, params, time_ns=None, max_hops=100_000, vacancies=1, seed=3, max_events=0)
+    w = params.rate_table_per_ps()[1, 0]
+    expected = 1.0 / (w * lat.coordination().mean())
+    mean, se = res.mean_hop_time_ps()
+    assert mean == pytest.approx(expected, rel=0.03)
+
+
+def test_surface_barrier_sets_rate_of_surface_bonds():
+    # one vacancy, symmetric rates: the vacancy visits every site equally often, so the
+    # mean hop time is 1 / <sum of its bond rates> averaged over sites
+    lat = build_x_lattice(homogeneous(2.4, "CsPbBr3", seed=1))
+    assert np.any(lat.bond_type == BOND_SURFACE)
+    for surface in (None, 0.30):
+        params = KMCParameters(surface_barrier_ev=surface)
+        res = run_kmc(lat, params, time_ns=None, max_hops=200_000, vacancies=1, seed=4, max_events=0)
+        w = params.rate_table_per_ps()[0]  # CsPbBr3: every ion is Br
+        per_site = np.where(lat.neighbors >= 0, w[lat.bond_type], 0.0).sum(axis=1)
+        assert res.mean_hop_time_ps()[0] == pytest.approx(1.0 / per_site.mean(), rel=0.03)
+
+
+# ---- RP boundaries, crossings, composition exchange ------------------------------
+
+def test_rp_blocking_and_open_crossings():
+    nc = two_domain_nc(SHIFT_RP, edge_nm=4.3)
+    blocked = run_kmc(nc, KMCParameters(), time_ns=None, max_hops=200_000, vacancy_fraction=0.01, seed=1,
+                      max_events=0)
+    assert blocked.boundary_crossings()["total"] == 0
+    assert np.array_equal(blocked.trackers.domain_br, Trackers_start_br(blocked))
+    opened = run_kmc(nc, KMCParameters(rp_barrier_ev="bulk"), time_ns=None, max_hops=200_000,
+                     vacancy_fraction=0.01, seed=1, max_events=0)
+    c = opened.boundary_crossings()
+    assert c["rp"] > 0 and c["coherent"] == 0
+    high = run_kmc(nc, KMCParameters(rp_barrier_ev=0.40), time_ns=None, max_hops=200_000,
+                   vacancy_fraction=0.01, seed=1, max_events=0)
+    assert 0 < high.boundary_crossings()["rp"] < c["rp"]
+
+
+def Trackers_start_br(res):
+    """Br count per domain at time 0, from the stored initial occupancy."""
+    sp = res.trackers.ion_species
+    dom = res.lattice.domain[res.trackers.ion_initial_site]
+    return np.bincount(dom[sp == 0], minlength=res.lattice.n_domains)
+
+
+def test_paper_fig3_reproduction():
+    res = run_kmc(paper_fig1(), KMCParameters(temperature_k=500.0), time_ns=10.0, vacancies=2, seed=1)
+    s = res.summary()
+    assert res.time_ps == pytest.approx(10_000.0)
+    assert 3.0 < s["mean_hop_time_ps"] < 30.0  # "of order 10 ps"
+    assert s["boundary_crossings"]["rp"] == 0
+    assert s["hops"] > 500
+    # ions leave their domain only across coherent boundaries, never between RP neighbours
+    assert s["ions_changed_domain"] <= s["boundary_crossings"]["coherent"]
+    rp_pairs = res.lattice.boundary_type == 2
+    assert res.trackers.flux[:, rp_pairs].sum() == 0
+
+
+def test_control_nc_composition_difference_decays_diffusively():
+    # coherent boundary, equal barriers for both species: the colour density relaxes with the
+    # tracer diffusion coefficient, slowest mode tau = L^2 / (pi^2 D)
+    nc = two_domain_nc(SHIFT_NONE, edge_nm=6.1)
+    params = KMCParameters(barrier_br_ev=0.24, barrier_i_ev=0.24)
+    res = run_kmc(nc, params, time_ns=500.0, vacancy_fraction=0.02, seed=1, max_events=0, n_frames=401)
+    fit = composition_decay(res, 0, 1)
+    assert fit["difference"][0] == pytest.approx(0.27 - 0.52, abs=0.03)
+    assert abs(fit["difference"][-20:].mean()) < 0.2 * abs(fit["difference"][0])
+    d, d_se = diffusion_coefficient(res.frame_time_ps, res.frame_msd_nm2.mean(axis=1), t_max_ps=2500.0)
+    length = nc.n_cells[0] * nc.reference_lattice_pm / 1000
+    assert 0.6 < fit["tau_ps"] / slab_decay_time_ps(length, d) < 1.4
+    # same NC with an RP fault: no exchange at all
+    rp = run_kmc(two_domain_nc(SHIFT_RP, edge_nm=6.1), params, time_ns=100.0, vacancy_fraction=0.02, seed=1,
+                 max_events=0, n_frames=11)
+    assert np.ptp(rp.frame_domain_br_fraction, axis=0).max() == 0.0
+
+
+def test_light_term_gathers_iodide_where_carriers_sit():
+    # photocarriers funnel to the lowest local gap; the light term moves I into those
+    # octahedra, so the carrier-weighted mean gap of the final configuration drops
+    a = materials.lattice_constant_pm(0.5) / 1000
+    lat = build_x_lattice(homogeneous(5 * a, "CsPbBr1.5I1.5", seed=2))
+    kt = KB_EV * 400.0
+
+    def carrier_gap(res):
+        sp = np.where(res.occupancy >= 0, res.trackers.ion_species[np.maximum(res.occupancy, 0)], -1)
+        x = sp[lat.x_of_pb]
+        eg = materials.bandgap_ev((x == 0).sum(axis=1) / (x >= 0).sum(axis=1), "RT")
+        w = np.exp(-(eg - eg.min()) / kt)
+        return float((eg * w).sum() / w.sum())
+
+    drops = []
+    for seed in (5, 6, 7):
+        kw = dict(time_ns=None, max_hops=30_000, vacancy_fraction=0.03, seed=seed, max_events=0, n_frames=0)
+        dark = run_kmc(lat, KMCParameters(temperature_k=400.0), **kw)
+        light = run_kmc(lat, KMCParameters(temperature_k=400.0, photocarriers=20.0), **kw)
+        drops.append(carrier_gap(dark) - carrier_gap(light))
+    assert min(drops) > 0 and np.mean(drops) > 0.01
+
+
+# ---- trackers -------------------------------------------------------------------
+
+def test_replayed_events_reproduce_inline_trackers():
+    res = run_kmc(two_domain_nc(SHIFT_NONE, edge_nm=4.3), KMCParameters(), time_ns=20.0, vacancy_fraction=0.01,
+                  seed=3)
+    assert not res.events_truncated
+    tr = track_events(res.lattice, res.initial_occupancy, res.trackers.ion_species, res.event_time_ps,
+                      res.event_ion, res.event_to_site, res.event_from_site)
+    np.testing.assert_array_equal(tr.ion_hops, res.trackers.ion_hops)
+    np.testing.assert_array_equal(tr.flux, res.trackers.flux)
+    np.testing.assert_array_equal(tr.crossings, res.trackers.crossings)
+    np.testing.assert_allclose(tr.msd_sum_nm2, res.trackers.msd_sum_nm2, rtol=1e-10)
+    np.testing.assert_allclose(tr.finish(res.lattice, res.time_ps), res.residence_ps, rtol=1e-10, atol=1e-9)
+    # residence over domains adds up to the run time for every ion
+    np.testing.assert_allclose(res.residence_ps.sum(axis=1), res.time_ps, rtol=1e-9)
+    assert res.boundary_crossings()["coherent"] > 0
+    # MSD from the per-ion displacements equals the running sum
+    disp = res.trackers.ion_disp_nm
+    sp = res.trackers.ion_species
+    for s in (0, 1):
+        assert res.trackers.msd_nm2()[s] == pytest.approx((disp[sp == s] ** 2).sum(axis=1).mean(), rel=1e-9)
+
+
+def test_reproducible_and_netcdf(tmp_path):
+    import xarray as xr
+
+    a = run_kmc(paper_fig1(), KMCParameters(), time_ns=1.0, vacancies=3, seed=7)
+    b = run_kmc(a.lattice, KMCParameters(), time_ns=1.0, vacancies=3, seed=7)
+    np.testing.assert_array_equal(a.event_to_site, b.event_to_site)
+    path = a.to_netcdf(tmp_path / "traj.nc")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds.sizes["hop"] == a.hops
+        np.testing.assert_array_equal(ds["hop_to_site"].values, a.event_to_site)
+        assert NanoCrystal.from_json(ds.attrs["nc_json"]).domains[0].br_fraction == 0.27
+
+
+def test_bad_input():
+    nc = homogeneous(2.4, seed=1)
+    with pytest.raises(InputError, match="temperature_k"):
+        run_kmc(nc, KMCParameters(temperature_k=-10.0))
+    with pytest.raises(InputError, match="vacancies"):
+        run_kmc(nc, KMCParameters(), vacancies=0)
+    lat = build_x_lattice(nc)
+    with pytest.raises(InputError, match="do not fit"):
+        run_kmc(lat, KMCParameters(), vacancies=lat.n_sites)
+    with pytest.raises(InputError, match="rp_barrier_ev"):
+        run_kmc(lat, KMCParameters(rp_barrier_ev="open"))
+    with pytest.raises(InputError, match="vacancy_sites"):
+        run_kmc(lat, KMCParameters(), vacancy_sites=[lat.n_sites + 3])
+    with pytest.raises(InputError, match="time_ns"):
+        run_kmc(lat, KMCParameters(), time_ns=-1.0)
+    with pytest.raises(InputError, match="barrier_set"):
+        run_kmc(lat, replace(KMCParameters(), barrier_set="md"))
+    with pytest.raises(FileFormatError, match="not found"):
+        NanoCrystal.from_json("no_such_model.json")
