@@ -1,0 +1,603 @@
+r"""Column-intensity tables for [100]-projected CsPbX3 (the seed's Fig. 1g).
+
+Three inequivalent columns per cell (PHYSICS.md, "Z-contrast of [100]-projected
+CsPbX3"): Cs-site (0, 0), PbX-site (1/2, 1/2) and X (1/2, 0) ~ (0, 1/2). A column of
+N cells, a fraction s of which lies in the 1/2 a<111>-shifted registry, with Br
+fraction b on the halide sites, holds
+
+* Cs-site: (1-s) N Cs + s N (Pb + X)
+* PbX-site: (1-s) N (Pb + X) + s N Cs
+* X: N X
+
+Tables are ``xarray.Dataset`` objects with dims ``(br_fraction, shifted_fraction,
+thickness_cells, column)`` (column = Cs, PbX, X), a 2-D coordinate ``thickness_nm``
+(N times the Vegard lattice constant of b), the variable ``intensity`` (probe-
+integrated column cross-section in A^2, i.e. detected electrons per column per
+incident e/A^2) and ``intensity_err``, plus every simulation parameter as attributes.
+
+(a) Power law (:func:`power_law_table`): :class:`~nanodomains.stem.simulate.ColumnModel`
+    (sum of sigma_50 (Z/50)^n with the optional channelling saturation) evaluated on
+    the counts above: exactly the incoherent simulator's column weights.
+
+(b) Multislice (:func:`multislice_table`): abTEM frozen-phonon multislice
+    (:mod:`nanodomains.stem.multislice`) of a 2 x 2-cell periodic CsPbX3 slab, cubic with
+    the Vegard lattice constant, N cells thick along the beam, the last round(s N)
+    cells (exit side) translated by 1/2 a<111>. Halides are Br or I with exactly
+    round(b n) Br atoms per halide column of n sites, at random depths. One quarter
+    of the cell, [0, a/2]^2, is scanned on an m x m grid; by the projected mm symmetry
+    it holds one quarter of each column's a/2-square Voronoi cell, so a column's
+    cross-section is 4 x (sum of its m/2 x m/2 block) x (a/2m)^2. ``intensity_err`` is
+    the standard error over the frozen-phonon configurations. s = 0 uses abTEM exit
+    planes so one run gives every thickness.
+
+Frozen phonons are mandatory: without thermal diffuse scattering the column contrast
+of the ADF signal largely collapses (abTEM 1.0.11, PHYSICS.md: 0.217 / 0.215 / 0.210
+for a 4.9 nm slab; measured here for 2 x 2 cells of CsPbI3, 8 cells = 5.0 nm,
+0.05 A sampling, 70-125 mrad: Cs/PbX = 0.64 without and 0.24-0.27 with them; at 4
+cells 0.46 without and 0.27-0.44 with, too close to tell apart). :func:`check_table`
+rejects a multislice table whose attributes say frozen phonons were off or fewer
+than 8 configurations were used, whose configuration spread is zero (a static
+lattice gives identical configurations), or whose CsPbI3 s = 0 contrast Cs/PbX is
+not below 0.6 at 8 cells or more.
+
+Fit (:func:`fit_column_model`): the exponent n, sigma_50 and the saturation S of the
+power law are fitted to a multislice table by least squares on relative residuals
+(lmfit, standard errors scaled by the reduced chi-square); the residuals are
+returned per table entry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+from nanodomains import materials
+from nanodomains.errors import FileFormatError, FitError, InputError
+from nanodomains.stem.simulate import ColumnModel, ProbeParameters, max_pixel_pm, probe_transfer
+
+__all__ = [
+    "COLUMNS",
+    "column_counts",
+    "crosstalk_matrix",
+    "power_law_table",
+    "cspbx3_slab",
+    "multislice_table",
+    "check_table",
+    "save_table",
+    "load_table",
+    "ColumnModelFit",
+    "fit_column_model",
+    "column_ratios",
+]
+
+COLUMNS = ("Cs", "PbX", "X")
+_MAX_CS_PBX = 0.6
+_CONTRAST_MIN_CELLS = 8  # below ~5 nm the static-lattice contrast is not yet distinct
+
+
+def _grid(name: str, values, lo: float, hi: float | None) -> np.ndarray:
+    v = np.atleast_1d(np.asarray(values, dtype=float))
+    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
+        raise InputError(f"{name} must be a non-empty 1-D list of finite numbers, got {values!r}")
+    if np.any(v < lo) or (hi is not None and np.any(v > hi)):
+        raise InputError(f"{name} must lie in [{lo}, {hi if hi is not None else 'inf'}], got {values!r}")
+    if np.unique(v).size != v.size:
+        raise InputError(f"{name} has repeated values: {values!r}")
+    return np.sort(v)
+
+
+def _cells(values) -> np.ndarray:
+    v = _grid("thickness_cells", values, 1, None)
+    if not np.allclose(v, np.round(v)):
+        raise InputError(f"thickness_cells must be whole numbers of unit cells, got {values!r}")
+    return v.astype(int)
+
+
+def column_counts(br_fraction, shifted_fraction, n_cells) -> dict[str, np.ndarray]:
+    """Atom counts (n_cs, n_pb, n_br, n_i) of the three columns, broadcast over b, s, N.
+
+    Returns a dict column -> array of shape (..., 4). Counts are real numbers
+    (the power law is linear in them; the multislice slab rounds s N and b n).
+    """
+    b = np.asarray(br_fraction, float)
+    s = np.asarray(shifted_fraction, float)
+    n = np.asarray(n_cells, float)
+    un, sh = (1 - s) * n, s * n
+    zero = np.zeros(np.broadcast_shapes(b.shape, s.shape, n.shape))
+    return {
+        "Cs": np.stack(np.broadcast_arrays(un, sh, sh * b, sh * (1 - b)), axis=-1) + zero[..., None],
+        "PbX": np.stack(np.broadcast_arrays(sh, un, un * b, un * (1 - b)), axis=-1) + zero[..., None],
+        "X": np.stack(np.broadcast_arrays(0 * n, 0 * n, n * b, n * (1 - b)), axis=-1) + zero[..., None],
+    }
+
+
+#: projected positions (units of a) of the four [100] columns of a cell: Cs, PbX, X(1/2,0), X(0,1/2)
+_SITES = np.array([[0.0, 0.0], [0.5, 0.5], [0.5, 0.0], [0.0, 0.5]])
+
+
+def crosstalk_matrix(lattice_pm: float, probe: ProbeParameters = ProbeParameters(),
+                     cells: int = 8) -> np.ndarray:
+    r"""Probe cross-talk between the [100] columns for Voronoi-square integration.
+
+    In an infinite [100] lattice the intensity integrated over the a/2 x a/2 square
+    around a column of type t is :math:`\sum_{t'} M_{tt'} \sigma_{t'}` with
+
+    .. math:: M_{tt'} = \tfrac14 \sum_{h,k} \hat P(\mathbf g_{hk})
+              e^{2\pi i\, (h, k)\cdot(\mathbf r_t - \mathbf r_{t'})}
+              \operatorname{sinc}(h/2) \operatorname{sinc}(k/2),
+              \qquad \mathbf g_{hk} = (h, k)/a,
+
+    :math:`\hat P` the probe transform (source included, P^(0) = 1), computed by FFT
+    on a grid of ``cells`` x ``cells`` unit cells so that every g falls on a grid
+    frequency. Columns of each type sum to one (flux is conserved).
+
+    Parameters
+    ----------
+    lattice_pm : float
+        Lattice constant a.
+    probe : ProbeParameters
+    cells : int
+        Periods per side of the FFT grid (the probe must fit in it).
+
+    Returns
+    -------
+    numpy.ndarray
+        (4, 4) matrix over (Cs, PbX, X(1/2,0), X(0,1/2)).
+    """
+    a = float(lattice_pm)
+    n_a = int(math.ceil(a / max_pixel_pm(probe)))
+    n_a += n_a % 2
+    n = int(cells) * n_a
+    px = a / n_a
+    p_hat = probe_transfer((n, n), px, probe, real=False) * (px / 100.0) ** 2
+    hk = np.arange(-(n_a // 2) + 1, n_a // 2)  # reflections inside the grid's Nyquist limit
+    idx = (hk * int(cells)) % n
+    ph = p_hat[np.ix_(idx, idx)].real  # rows: k (y), columns: h (x); P^ is real for a symmetric probe
+    w = ph * np.sinc(hk / 2)[:, None] * np.sinc(hk / 2)[None, :]
+    d = _SITES[:, None, :] - _SITES[None, :, :]  # (t, t', xy)
+    phase = np.exp(2j * np.pi * (d[..., 0, None, None] * hk[None, None, None, :]
+                                 + d[..., 1, None, None] * hk[None, None, :, None]))
+    return 0.25 * np.real(np.einsum("kh,stkh->st", w, phase))
+
+
+def _dataset(b, s, n, intensity, err, attrs, convention="cubic") -> xr.Dataset:
+    a_nm = np.asarray(materials.lattice_constant_pm(b, convention)) / 1000
+    return xr.Dataset(
+        {"intensity": (("br_fraction", "shifted_fraction", "thickness_cells", "column"), intensity,
+                       {"units": "A^2", "long_name": "probe-integrated column cross-section"}),
+         "intensity_err": (("br_fraction", "shifted_fraction", "thickness_cells", "column"), err,
+                           {"units": "A^2"})},
+        coords={"br_fraction": b, "shifted_fraction": s, "thickness_cells": n, "column": list(COLUMNS),
+                "thickness_nm": (("br_fraction", "thickness_cells"), np.outer(a_nm, n),
+                                 {"units": "nm"}),
+                "lattice_pm": ("br_fraction", a_nm * 1000, {"units": "pm"})},
+        attrs=attrs)
+
+
+def power_law_table(br_fraction=np.linspace(0, 1, 11), shifted_fraction=np.linspace(0, 1, 11),
+                    thickness_cells=(8, 16, 24), model: ColumnModel = ColumnModel(),
+                    crosstalk_probe: ProbeParameters | None = None) -> xr.Dataset:
+    """Table (a): column cross-sections from the power law (see module docstring).
+
+    Parameters
+    ----------
+    br_fraction, shifted_fraction : sequence of float in [0, 1]
+    thickness_cells : sequence of int
+        Column lengths in unit cells.
+    model : ColumnModel
+        Exponent, scale and optional channelling saturation.
+    crosstalk_probe : ProbeParameters, optional
+        If given, the intensities are those a/2-square (Voronoi) integration measures
+        in an incoherent image with this probe, i.e. the cross-sections mixed by
+        :func:`crosstalk_matrix` of each composition's lattice constant (2-4 % of a
+        column's signal lands in its neighbours' squares with the default probe).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``intensity`` (A^2) with ``intensity_err`` = 0 (exact); ``method`` = "power_law".
+    """
+    b = _grid("br_fraction", br_fraction, 0, 1)
+    s = _grid("shifted_fraction", shifted_fraction, 0, 1)
+    n = _cells(thickness_cells)
+    counts = column_counts(b[:, None, None], s[None, :, None], n[None, None, :])
+    inten = np.stack([model.column(*np.moveaxis(counts[c], -1, 0)) for c in COLUMNS], axis=-1)
+    if crosstalk_probe is not None:
+        for ib, bb in enumerate(b):
+            m4 = crosstalk_matrix(materials.lattice_constant_pm(bb), crosstalk_probe)
+            m3 = np.column_stack([m4[[0, 1, 2], 0], m4[[0, 1, 2], 1], m4[[0, 1, 2], 2] + m4[[0, 1, 2], 3]])
+            inten[ib] = inten[ib] @ m3.T
+    attrs = {"method": "power_law", "column_exponent": model.exponent, "column_sigma50_a2": model.sigma50_a2,
+             "column_saturation_a2": model.saturation_a2 or 0.0,
+             "formula": "S (1 - exp(-sum sigma50 (Z/50)^n / S)); S = 0 means no saturation",
+             "crosstalk": ("none: pure column cross-sections" if crosstalk_probe is None else
+                           "a/2-square Voronoi integration with probe " + ", ".join(
+                               f"{k}={v}" for k, v in vars(crosstalk_probe).items())),
+             "reference": "PHYSICS.md, Z-contrast of [100]-projected CsPbX3"}
+    return _dataset(b, s, n, inten, np.zeros_like(inten), attrs)
+
+
+# ---------------------------------------------------------------------------- multislice
+
+
+def cspbx3_slab(br_fraction: float, n_cells: int, n_shifted: int = 0, tile: int = 2, seed: int = 1):
+    """Periodic cubic CsPbX3 slab, beam along z, the last ``n_shifted`` cells shifted by 1/2 a<111>.
+
+    Atomic layers lie at z = (j + 1/2) a/2, j = 0, 1, ..., so slices of thickness a/2
+    hold one layer each and the exit plane after N cells is after slice 2N - 1.
+
+    Parameters
+    ----------
+    br_fraction : float
+        Exactly ``round(b n)`` of the ``n`` halide sites of every halide column are Br,
+        at random depths.
+    n_cells, n_shifted : int
+        Slab thickness and number of shifted cells at the exit side.
+    tile : int
+        In-plane repetition (tile x tile cells).
+    seed : int
+
+    Returns
+    -------
+    ase.Atoms
+        Cell (tile a, tile a, (n_cells + 1/2) a).
+    """
+    from ase import Atoms
+
+    b = float(materials._check_fraction(br_fraction))
+    if int(n_cells) < 1 or not (0 <= int(n_shifted) <= int(n_cells)):
+        raise InputError(f"need n_cells >= 1 and 0 <= n_shifted <= n_cells, got {n_cells}, {n_shifted}")
+    a = materials.lattice_constant_pm(b) / 100.0
+    regular = {"Cs": [(0, 0, 0)], "Pb": [(0.5, 0.5, 0.5)], "X": [(0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)]}
+    shifted = {el: [((u + 0.5) % 1.0, (v + 0.5) % 1.0, w + 0.5) for (u, v, w) in pos]
+               for el, pos in regular.items()}
+    k = np.arange(int(n_cells))
+    is_shift = k >= int(n_cells) - int(n_shifted)
+    sym, frac = [], []
+    ti, tj = np.meshgrid(np.arange(tile), np.arange(tile), indexing="ij")
+    for el in ("Cs", "Pb", "X"):
+        for layer_set, mask in ((regular, ~is_shift), (shifted, is_shift)):
+            for (u, v, w) in layer_set[el]:
+                kk = k[mask]
+                if kk.size == 0:
+                    continue
+                uu = (ti.ravel()[:, None] + u) + 0 * kk[None, :]
+                vv = (tj.ravel()[:, None] + v) + 0 * kk[None, :]
+                ww = (kk[None, :] + w) + 0 * ti.ravel()[:, None]
+                frac.append(np.stack([uu.ravel(), vv.ravel(), ww.ravel()], axis=1))
+                sym += [el] * uu.size
+    frac = np.concatenate(frac)
+    sym = np.array(sym)
+    # exact Br count per halide column, random depths
+    rng = np.random.default_rng(seed)
+    xmask = sym == "X"
+    key = np.round(frac[xmask, :2] * 2).astype(int)
+    _, col = np.unique(key, axis=0, return_inverse=True)
+    col = col.ravel()
+    order = np.lexsort((rng.random(col.size), col))
+    rank = np.empty(col.size, int)
+    counts = np.bincount(col)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank[order] = np.arange(col.size) - starts[col[order]]
+    n_br = np.round(b * counts).astype(int)
+    sym[np.flatnonzero(xmask)] = np.where(rank < n_br[col], "Br", "I")
+    pos = frac * a
+    pos[:, 2] += a / 4
+    return Atoms(symbols=list(sym), positions=pos, cell=[tile * a, tile * a, (int(n_cells) + 0.5) * a], pbc=True)
+
+
+def _quarter_integrals(arr: np.ndarray, a_a: float) -> np.ndarray:
+    """(..., m, m) quarter-cell scan -> (..., 3) cross-sections of Cs, PbX, X (A^2)."""
+    m = arr.shape[-1]
+    h = m // 2
+    area = (a_a / 2 / m) ** 2
+    cs = arr[..., :h, :h].sum(axis=(-2, -1))
+    pbx = arr[..., h:, h:].sum(axis=(-2, -1))
+    x = 0.5 * (arr[..., h:, :h].sum(axis=(-2, -1)) + arr[..., :h, h:].sum(axis=(-2, -1)))
+    return 4 * area * np.stack([cs, pbx, x], axis=-1)
+
+
+def multislice_table(br_fraction=(0.0, 0.5, 1.0), shifted_fraction=(0.0, 0.25, 0.5, 0.75),
+                     thickness_cells=(8, 16, 24), settings=None, scan_points: int = 6, tile: int = 2,
+                     seed: int = 1, progress: bool = True, compute_kwargs: dict | None = None,
+                     check: bool = True) -> xr.Dataset:
+    """Table (b): frozen-phonon multislice column cross-sections (see module docstring).
+
+    Parameters
+    ----------
+    br_fraction, shifted_fraction : sequence of float in [0, 1]
+        ``s N`` must be a whole number for every s and N.
+    thickness_cells : sequence of int
+    settings : MultisliceSettings, optional
+        Default: 300 kV, 24 mrad, HAADF 70-190 mrad, 0.034 A, 8 configurations,
+        slices of half a lattice constant are used when ``settings`` is None.
+    scan_points : int
+        Even number m of scan positions per axis over the quarter cell.
+    tile : int
+        In-plane supercell (tile x tile cells).
+    seed : int
+    progress : bool
+        Print one line per run (rich) and abTEM's progress bars.
+    compute_kwargs : dict, optional
+        Passed to dask.
+    check : bool
+        Run :func:`check_table` on the result (False only to demonstrate what a
+        table without frozen phonons looks like).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``intensity`` and ``intensity_err`` (A^2), plus ``intensity_configs``
+        (dims ``config``, ...), with all parameters as attributes.
+    """
+    from nanodomains.stem.multislice import MultisliceSettings, scan_region
+
+    b = _grid("br_fraction", br_fraction, 0, 1)
+    s = _grid("shifted_fraction", shifted_fraction, 0, 1)
+    n = _cells(thickness_cells)
+    if int(scan_points) != scan_points or scan_points < 2 or scan_points % 2:
+        raise InputError(f"scan_points must be an even integer >= 2, got {scan_points!r}")
+    if int(tile) < 1:
+        raise InputError(f"tile must be >= 1, got {tile!r}")
+    n_shift = np.outer(s, n)
+    if not np.allclose(n_shift, np.round(n_shift)):
+        raise InputError(f"shifted_fraction x thickness_cells must be whole cells; got s={list(s)}, N={list(n)}")
+    n_shift = np.round(n_shift).astype(int)
+    if settings is None:
+        settings = MultisliceSettings()
+    n_conf = int(settings.num_configs) if settings.frozen_phonons else 1
+    out = np.full((b.size, s.size, n.size, n_conf, 3), np.nan)
+    m = int(scan_points)
+    log = _logger(progress)
+    for ib, bb in enumerate(b):
+        a_a = materials.lattice_constant_pm(bb) / 100.0
+        st = replace(settings, slice_thickness_a=a_a / 2)  # one atomic layer per slice
+        d = a_a / 2 / m  # scan step; positions at the centres of the quarter's m x m cells
+        scan_kw = dict(start_a=(d / 2, d / 2), end_a=(a_a / 2 + d / 2, a_a / 2 + d / 2), gpts=(m, m))
+        for i_s, ss in enumerate(s):
+            if ss == 0:
+                # one run at the largest thickness with exit planes at every N
+                slab = cspbx3_slab(bb, int(n.max()), 0, tile, seed)
+                res = _scan_exit_planes(slab, st, n, scan_kw, seed, compute_kwargs, progress)
+                out[ib, i_s] = _quarter_integrals(res, a_a)
+                log(f"b={bb:g} s=0 N={list(n)} done")
+                continue
+            for i_n, nn in enumerate(n):
+                slab = cspbx3_slab(bb, int(nn), int(n_shift[i_s, i_n]), tile, seed)
+                res = scan_region(slab, st, seed=seed, compute_kwargs=compute_kwargs,
+                                  progress=progress, **scan_kw)
+                out[ib, i_s, i_n] = _quarter_integrals(res, a_a)
+                log(f"b={bb:g} s={ss:g} N={nn} done")
+    mean = out.mean(axis=3)
+    err = (out.std(axis=3, ddof=1) / math.sqrt(n_conf)) if n_conf > 1 else np.zeros_like(mean)
+    attrs = {"method": "multislice", **settings.describe(), "slice_thickness_a": "a(b)/2, one atomic layer",
+             "scan_points": m, "tile": int(tile),
+             "seed": int(seed), "scan": "quarter cell [0, a/2]^2, column = 4 x quarter Voronoi block",
+             "shifted_side": "exit", "structure": "cubic CsPbX3, Vegard lattice constant (cubic convention)"}
+    ds = _dataset(b, s, n, mean, err, attrs)
+    ds["intensity_configs"] = (("br_fraction", "shifted_fraction", "thickness_cells", "config", "column"), out,
+                               {"units": "A^2"})
+    if check:
+        check_table(ds)
+    return ds
+
+
+def _scan_exit_planes(slab, settings, n_cells, scan_kw, seed, compute_kwargs, progress) -> np.ndarray:
+    """Scan with an exit plane after each requested thickness; returns (N, configs, m, m).
+
+    The slab's layers sit at slice centres (slices of a/2, see :func:`cspbx3_slab`), so
+    the exit plane after N cells is after slice 2N - 1.
+    """
+    import abtem
+
+    from nanodomains.stem.multislice import _probe, frozen_phonon_source
+
+    source = frozen_phonon_source(slab, settings, seed)
+    potential = abtem.Potential(source, sampling=settings.sampling_a, slice_thickness=settings.slice_thickness_a,
+                                parametrization=settings.parametrization, projection="infinite",
+                                exit_planes=tuple(int(2 * nn - 1) for nn in n_cells))
+    probe = _probe(settings)
+    probe.grid.match(potential)
+    scan = abtem.GridScan(start=scan_kw["start_a"], end=scan_kw["end_a"], gpts=scan_kw["gpts"], endpoint=False)
+    det = abtem.AnnularDetector(inner=float(settings.detector_mrad[0]), outer=float(settings.detector_mrad[1]))
+    res = probe.scan(potential, scan=scan, detectors=det).compute(progress_bar=progress, **(compute_kwargs or {}))
+    arr = np.asarray(res.array, dtype=np.float64)
+    m = scan_kw["gpts"][0]
+    arr = arr.reshape((-1, len(n_cells), m, m))
+    return np.moveaxis(arr, 1, 0)
+
+
+def _logger(progress: bool):
+    if not progress:
+        return lambda msg: None
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return lambda msg: console.print(f"[dim]multislice table:[/] {msg}")
+
+
+# ---------------------------------------------------------------------------- guard, I/O
+
+
+def column_ratios(table: xr.Dataset) -> xr.Dataset:
+    """Cs/PbX and X/PbX intensity ratios of a table."""
+    i = table["intensity"]
+    pbx = i.sel(column="PbX")
+    return xr.Dataset({"cs_pbx": i.sel(column="Cs") / pbx, "x_pbx": i.sel(column="X") / pbx})
+
+
+def check_table(table: xr.Dataset, label: str = "table") -> xr.Dataset:
+    """Validate a column-intensity table; multislice tables must carry frozen phonons.
+
+    Raises
+    ------
+    FileFormatError
+        Missing variables, coordinates or non-finite intensities.
+    InputError
+        A multislice table computed without frozen phonons: attributes say so, fewer
+        than 8 configurations, zero spread over configurations, or CsPbI3 (b = 0,
+        s = 0) contrast Cs/PbX >= 0.6 at 8 cells or more (the static-lattice
+        signature).
+    """
+    for name in ("intensity", "intensity_err"):
+        if name not in table:
+            raise FileFormatError(f"{label}: variable {name!r} missing (not a column-intensity table)")
+    dims = ("br_fraction", "shifted_fraction", "thickness_cells", "column")
+    if tuple(table["intensity"].dims) != dims:
+        raise FileFormatError(f"{label}: intensity dims {table['intensity'].dims}, expected {dims}")
+    if list(table["column"].values) != list(COLUMNS):
+        raise FileFormatError(f"{label}: columns {list(table['column'].values)}, expected {list(COLUMNS)}")
+    if not np.all(np.isfinite(table["intensity"].values)) or np.any(table["intensity"].values <= 0):
+        raise FileFormatError(f"{label}: intensities must be finite and > 0")
+    method = table.attrs.get("method")
+    if method not in ("power_law", "multislice"):
+        raise FileFormatError(f"{label}: attribute method={method!r}, expected 'power_law' or 'multislice'")
+    if method == "multislice":
+        if int(table.attrs.get("frozen_phonons", 0)) != 1:
+            raise InputError(f"{label}: multislice table computed without frozen phonons; column contrast "
+                             "is then unphysical (recompute with frozen_phonons=True)")
+        if int(table.attrs.get("num_configs", 0)) < 8:
+            raise InputError(f"{label}: multislice table with {table.attrs.get('num_configs')} frozen-phonon "
+                             "configurations; at least 8 are required")
+        if not np.all(table["intensity_err"].values > 0):
+            raise InputError(f"{label}: zero spread over frozen-phonon configurations: thermal displacements "
+                             "were not applied")
+        ratios = column_ratios(table)["cs_pbx"]
+        thick = table["thickness_cells"].values >= _CONTRAST_MIN_CELLS
+        if 0.0 in table["br_fraction"].values and 0.0 in table["shifted_fraction"].values and thick.any():
+            r0 = ratios.sel(br_fraction=0.0, shifted_fraction=0.0).values[thick]
+            if np.any(r0 >= _MAX_CS_PBX):
+                raise InputError(f"{label}: CsPbI3 (s = 0) contrast Cs/PbX = {np.round(r0, 3).tolist()} is not "
+                                 f"below {_MAX_CS_PBX}: the frozen-phonon (thermal diffuse) contrast is missing")
+    return table
+
+
+def save_table(table: xr.Dataset, path: str | Path) -> Path:
+    """Write a checked table to netCDF (h5netcdf), atomically."""
+    p = Path(path)
+    if p.suffix.lower() != ".nc":
+        raise InputError(f"{p}: column-intensity tables are written as netCDF (.nc)")
+    check_table(table, str(p))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    table.to_netcdf(tmp, engine="h5netcdf")
+    tmp.replace(p)
+    return p
+
+
+def load_table(path: str | Path) -> xr.Dataset:
+    """Read and check a column-intensity table written by :func:`save_table`."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p}: column-intensity table not found")
+    try:
+        ds = xr.load_dataset(p, engine="h5netcdf")
+    except Exception as exc:  # h5py/h5netcdf raise many types for corrupt files
+        raise FileFormatError(f"{p}: not a readable netCDF file ({exc})") from exc
+    return check_table(ds, str(p))
+
+
+# ---------------------------------------------------------------------------- fit
+
+
+@dataclass
+class ColumnModelFit:
+    """Power-law fit to a multislice table.
+
+    Attributes
+    ----------
+    model : ColumnModel
+        Best-fit model.
+    exponent_err, sigma50_err, saturation_err : float
+        Standard errors (saturation_err is None without saturation).
+    residuals : xarray.DataArray
+        Relative residuals (model - multislice) / multislice per table entry.
+    rms_relative : float
+        Root-mean-square relative residual.
+    max_relative : float
+        Largest absolute relative residual.
+    """
+
+    model: ColumnModel
+    exponent_err: float
+    sigma50_err: float
+    saturation_err: float | None
+    residuals: xr.DataArray
+    rms_relative: float
+    max_relative: float
+
+    def summary(self) -> dict:
+        m = self.model
+        return {"exponent": m.exponent, "exponent_err": self.exponent_err,
+                "sigma50_a2": m.sigma50_a2, "sigma50_err": self.sigma50_err,
+                "saturation_a2": m.saturation_a2, "saturation_err": self.saturation_err,
+                "rms_relative": self.rms_relative, "max_relative": self.max_relative}
+
+
+def fit_column_model(table: xr.Dataset, saturation: bool = True, exponent: float | None = None) -> ColumnModelFit:
+    """Fit n, sigma_50 (and the saturation S) of the power law to a multislice table.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        A multislice table (checked with :func:`check_table`).
+    saturation : bool
+        Include the channelling saturation S.
+    exponent : float, optional
+        Hold n fixed at this value.
+
+    Returns
+    -------
+    ColumnModelFit
+
+    Raises
+    ------
+    FitError
+        The fit did not converge or its covariance is undefined.
+    """
+    import lmfit
+
+    check_table(table)
+    b = table["br_fraction"].values
+    s = table["shifted_fraction"].values
+    n = table["thickness_cells"].values
+    counts = column_counts(b[:, None, None], s[None, :, None], n[None, None, :])
+    data = table["intensity"].values
+
+    def model_of(p) -> tuple[ColumnModel, np.ndarray]:
+        sat = 10 ** p["log10_saturation"].value if saturation else None
+        mdl = ColumnModel(exponent=p["exponent"].value, sigma50_a2=10 ** p["log10_sigma50"].value,
+                          saturation_a2=sat)
+        return mdl, np.stack([mdl.column(*np.moveaxis(counts[c], -1, 0)) for c in COLUMNS], axis=-1)
+
+    params = lmfit.Parameters()
+    params.add("exponent", value=exponent or 1.7, min=0.5, max=4.0, vary=exponent is None)
+    guess = float(np.median(data / ColumnModel(exponent=exponent or 1.7, sigma50_a2=1.0).column(
+        *np.moveaxis(np.stack([counts[c] for c in COLUMNS], axis=-2), -1, 0))))
+    params.add("log10_sigma50", value=math.log10(guess), min=-8, max=2)
+    if saturation:
+        params.add("log10_saturation", value=math.log10(data.max() * 3), min=-6, max=4)
+
+    def resid(p):
+        return ((model_of(p)[1] - data) / data).ravel()
+
+    res = lmfit.minimize(resid, params, method="least_squares")
+    if not res.success:
+        raise FitError(f"column-model fit did not converge: {res.message}")
+    if res.covar is None:
+        raise FitError("column-model fit: covariance undefined (parameters not constrained by the table)")
+    mdl, pred = model_of(res.params)
+    rel = (pred - data) / data
+    p = res.params
+    sig_err = math.log(10) * mdl.sigma50_a2 * (p["log10_sigma50"].stderr or 0.0)
+    sat_err = (math.log(10) * mdl.saturation_a2 * (p["log10_saturation"].stderr or 0.0)) if saturation else None
+    residuals = xr.DataArray(rel, dims=table["intensity"].dims, coords=table["intensity"].coords,
+                             name="relative_residual")
+    return ColumnModelFit(model=mdl, exponent_err=float(p["exponent"].stderr or 0.0), sigma50_err=float(sig_err),
+                          saturation_err=sat_err, residuals=residuals,
+                          rms_relative=float(np.sqrt(np.mean(rel**2))), max_relative=float(np.abs(rel).max()))
