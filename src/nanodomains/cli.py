@@ -98,6 +98,125 @@ def describe(model: str = typer.Argument(..., help="NC model JSON.")) -> None:
 
 # ---- growth and migration ---------------------------------------------------
 
+
+def _write_json_atomic(path, obj) -> None:
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
+
+
+@app.command()
+def grow(
+    out: str = typer.Option(..., "--out", help="Output directory (population.jsonl, summary.json)."),
+    nominal: str = typer.Option("CsPbBr1.2I1.8", "--nominal", help="Nominal formula of the synthesis."),
+    crystals: int = typer.Option(130, "--crystals", help="Number of NCs."),
+    seed: int = typer.Option(1, "--seed", help="Random seed."),
+) -> None:
+    """Simulate an NC population (nucleation, aggregation, coalescence) with the seed preset."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from nanodomains.growth import SEED_PRESET, simulate_population
+
+    pop = simulate_population(nominal, crystals, seed=seed, params=SEED_PRESET)
+    summary = pop.summary()
+    outdir = Path(out)
+    pop.to_jsonl(outdir / "population.jsonl")
+    _write_json_atomic(outdir / "summary.json", summary)
+    t = Table(title=f"{crystals} NCs, nominal {nominal}, seed {seed}")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    lo, hi = summary["multi_domain_fraction_wilson95"]
+    t.add_row("multi-domain fraction", f"{summary['multi_domain_fraction']:.3f} +/- "
+              f"{summary['multi_domain_fraction_se']:.3f} (95 %: {lo:.3f}-{hi:.3f})")
+    t.add_row("domains per NC", ", ".join(f"{k}: {v}" for k, v in summary["domains_per_nc"].items()))
+    comp = summary["composition"]
+    t.add_row("NC Br fraction", f"{comp['nc_br_fraction']['mean']:.3f} +/- {comp['nc_br_fraction']['sd']:.3f} (sd)")
+    spread = comp["within_nc_br_spread"]
+    if spread["n"]:
+        t.add_row("Br spread within multi-domain NCs", f"{spread['mean']:.3f} +/- {spread['sd']:.3f} (sd)")
+    t.add_row("domain volume (nm3)", f"{summary['domain_volume_nm3']['median']:.0f} (median)")
+    t.add_row("edge (nm)", f"{summary['edge_nm']['mean']:.1f} +/- {summary['edge_nm']['sd']:.1f} (sd)")
+    console.print(t)
+    console.print(f"wrote {outdir / 'population.jsonl'} and {outdir / 'summary.json'}")
+
+
+def _rp_barrier_option(text: str):
+    if text.lower() in ("blocked", "none"):
+        return None
+    if text.lower() == "bulk":
+        return "bulk"
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--rp-barrier {text!r}: expected 'blocked', 'bulk' or a barrier in eV") from None
+
+
+@app.command()
+def migrate(
+    model: str = typer.Argument(..., help="NC model JSON."),
+    out: str = typer.Option(..., "--out", help="Output directory (trajectory.nc, summary.json, paths.png)."),
+    temperature_k: float = typer.Option(500.0, "--temperature-k", help="Temperature (K)."),
+    time_ns: float = typer.Option(10.0, "--time-ns", help="Simulated time (ns)."),
+    vacancies: int = typer.Option(2, "--vacancies", help="Number of halide vacancies."),
+    vacancy_fraction: Optional[float] = typer.Option(None, "--vacancy-fraction",
+                                                     help="Vacancy concentration (fraction of X sites); "
+                                                          "overrides --vacancies."),
+    seed: int = typer.Option(1, "--seed", help="Seed (occupancy, vacancy sites, kMC)."),
+    barrier_set: str = typer.Option("reaxff", "--barrier-set", help="reaxff | dft (Pols et al. 2024)."),
+    rp_barrier: str = typer.Option("blocked", "--rp-barrier", help="blocked | bulk | barrier in eV."),
+    surface_barrier_ev: Optional[float] = typer.Option(None, "--surface-barrier-ev",
+                                                       help="Barrier of surface hops (default: bulk)."),
+    photocarriers: float = typer.Option(0.0, "--photocarriers", help="Photocarriers (light term; 0 = dark)."),
+    frames: int = typer.Option(201, "--frames", help="Snapshots stored in the trajectory."),
+) -> None:
+    """Halide-vacancy kMC on an NC model: trajectory, summary and vacancy-path figure."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from nanodomains.migration import KMCParameters, plot_vacancy_paths, run_kmc
+    from nanodomains.structure import NanoCrystal
+
+    params = KMCParameters(temperature_k=temperature_k, barrier_set=barrier_set,
+                           rp_barrier_ev=_rp_barrier_option(rp_barrier), surface_barrier_ev=surface_barrier_ev,
+                           photocarriers=photocarriers).validate()
+    nc = NanoCrystal.from_json(model)
+    with Progress(TextColumn("kMC"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("kmc", total=time_ns * 1e3, info="")
+
+        def progress(t_ps, hops):
+            bar.update(task, completed=t_ps, info=f"{t_ps / 1e3:.3g} ns, {hops} hops")
+
+        result = run_kmc(nc, params, time_ns=time_ns, vacancies=None if vacancy_fraction else vacancies,
+                         vacancy_fraction=vacancy_fraction, seed=seed, n_frames=frames,
+                         chunk_hops=500_000, progress=progress)
+    summary = result.summary()
+    outdir = Path(out)
+    result.to_netcdf(outdir / "trajectory.nc")
+    _write_json_atomic(outdir / "summary.json", summary)
+    plot_vacancy_paths(result, outdir / "paths.png")
+    t = Table(title=f"{model}: {temperature_k:g} K, {result.n_vacancies} vacancies, {time_ns:g} ns")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_row("hops", str(summary["hops"]))
+    t.add_row("mean hop time (ps)", f"{summary['mean_hop_time_ps']:.2f} +/- {summary['mean_hop_time_ps_se']:.2f}")
+    c = summary["boundary_crossings"]
+    t.add_row("boundary crossings", f"{c['total']} (RP {c['rp']}, coherent {c['coherent']})")
+    t.add_row("ions moved / changed domain", f"{summary['ions_moved']} / {summary['ions_changed_domain']}")
+    t.add_row("MSD Br / I (nm2)", f"{summary['msd_nm2']['Br']:.4f} / {summary['msd_nm2']['I']:.4f}")
+    console.print(t)
+    console.print(f"wrote {outdir / 'trajectory.nc'}, {outdir / 'summary.json'}, {outdir / 'paths.png'}")
+
+
 # ---- stem / eds -------------------------------------------------------------
 
 # ---- pl ---------------------------------------------------------------------

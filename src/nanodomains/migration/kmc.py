@@ -599,6 +599,9 @@ def run_kmc(system, params: KMCParameters = KMCParameters(), *, time_ns: float |
     KMCResult
     """
     params.validate()
+    if vacancy_sites is None and vacancy_fraction is None and vacancies is not None and (
+            int(vacancies) != vacancies or vacancies < 1):
+        raise InputError(f"the number of vacancies must be an integer >= 1, got {vacancies!r}")
     if isinstance(system, XLattice):
         lattice = system
     else:

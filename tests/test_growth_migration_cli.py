@@ -1,0 +1,77 @@
+"""CLI: `nanodomains grow` and `nanodomains migrate` (files written, summaries, bad input)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nanodomains.cli import main
+from nanodomains.structure import SHIFT_RP, Domain, NanoCrystal, Region, homogeneous, paper_fig1
+
+
+def test_grow_writes_population_and_summary(tmp_path):
+    out = tmp_path / "pop"
+    assert main(["grow", "--nominal", "CsPbBr1.2I1.8", "--crystals", "130", "--seed", "1", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    lines = (out / "population.jsonl").read_text().splitlines()
+    assert len(lines) == 130 and summary["n_crystals"] == 130
+    n_domains = [len(NanoCrystal.from_json(line).domains) for line in lines]
+    assert summary["multi_domain_fraction"] == pytest.approx(np.mean(np.array(n_domains) > 1))
+    assert {int(k): v for k, v in summary["domains_per_nc"].items()} == \
+        dict(zip(*np.unique(n_domains, return_counts=True)))
+    for key in ("nc_br_fraction", "domain_br_fraction", "within_nc_br_spread"):
+        assert key in summary["composition"]
+
+
+def test_migrate_writes_trajectory_summary_and_figure(tmp_path):
+    import xarray as xr
+
+    model = tmp_path / "nc.json"
+    paper_fig1().to_json(model)
+    out = tmp_path / "run"
+    args = ["migrate", str(model), "--temperature-k", "500", "--time-ns", "10", "--vacancies", "2",
+            "--seed", "1", "--out", str(out)]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hops"] > 0 and summary["boundary_crossings"]["rp"] == 0
+    assert 3.0 < summary["mean_hop_time_ps"] < 30.0
+    with xr.open_dataset(out / "trajectory.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["hop"] == summary["hops"] and ds.sizes["vacancy"] == 2
+    assert (out / "paths.png").stat().st_size > 10_000
+    # the RP barrier option opens the faults
+    small = tmp_path / "small.json"
+    NanoCrystal(edges_nm=(5, 5, 5), nominal_formula="CsPbBr1.2I1.8", seed=1, domains=[
+        Domain(id=0, br_fraction=0.27, region=Region(lo_nm=(0, 0, 0), hi_nm=(2.5, 5, 5))),
+        Domain(id=1, br_fraction=0.52, shift=SHIFT_RP, region=Region(lo_nm=(2.5, 0, 0), hi_nm=(5, 5, 5)))
+    ]).to_json(small)
+    assert main(["migrate", str(small), "--time-ns", "5", "--vacancy-fraction", "0.01", "--rp-barrier", "bulk",
+                 "--frames", "5", "--out", str(tmp_path / "open")]) == 0
+    opened = json.loads((tmp_path / "open" / "summary.json").read_text())
+    assert opened["boundary_crossings"]["rp"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature-k", "-5"], "temperature_k"),
+    (["--vacancies", "0"], "vacancies"),
+    (["--vacancies", "100000"], "do not fit"),
+    (["--rp-barrier", "open"], "rp-barrier"),
+    (["--time-ns", "0"], "time_ns"),
+])
+def test_migrate_bad_input(tmp_path, capsys, args, message):
+    model = tmp_path / "nc.json"
+    homogeneous(3.0, seed=1).to_json(model)
+    out = tmp_path / "bad"
+    assert main(["migrate", str(model), "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_migrate_unknown_model_and_grow_bad_input(tmp_path, capsys):
+    assert main(["migrate", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["grow", "--nominal", "CsPbCl3", "--out", str(tmp_path / "y")]) == 2
+    assert "Cl" in capsys.readouterr().err
+    assert main(["grow", "--crystals", "0", "--out", str(tmp_path / "z")]) == 2
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
