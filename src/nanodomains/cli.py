@@ -219,6 +219,147 @@ def migrate(
 
 # ---- stem / eds -------------------------------------------------------------
 
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".nc", ".hspy")
+
+
+def _float_list(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise InputError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0,0.5,1") from exc
+
+
+def _print_truth_domains(truth: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title="truth: domains in the image")
+    for col in ("id", "formula", "area nm2", "a pm", "Br", "shifted s"):
+        t.add_column(col, justify="right")
+    for d in truth["domains"]:
+        if d["visible"]:
+            s = d["shifted_fraction"]
+            t.add_row(str(d["id"]), d["formula"], f"{d['area_nm2']:.1f}", f"{d['lattice_pm']:.1f}",
+                      f"{d['br_fraction']:.3f}", "-" if s is None else f"{s:.2f}")
+    console.print(t)
+
+
+@stem_app.command("simulate")
+def stem_simulate(
+    model: str = typer.Argument(..., help="NC model JSON (from `nanodomains build`)."),
+    out: str = typer.Option(..., "--out", help="Image file: .tif, .nc or .hspy; the truth goes to <stem>.truth.json."),
+    method: str = typer.Option("incoherent", "--method", help="incoherent | multislice (abTEM, frozen phonons)."),
+    dose: float = typer.Option(1e5, "--dose", help="Electron dose (e/A^2)."),
+    pixel_pm: float = typer.Option(20.0, "--pixel-pm", help="Pixel size / scan step (pm)."),
+    rotation_deg: float = typer.Option(0.0, "--rotation-deg", help="In-plane rotation of the NC (incoherent)."),
+    seed: int = typer.Option(1, "--seed", help="Seed for occupancy, support film, jitter, phonons and noise."),
+    size_px: Optional[int] = typer.Option(None, "--size-px", help="Square image size (default: NC + 1.5 nm margins)."),
+    jitter_pm: float = typer.Option(0.0, "--jitter-pm", help="rms scan-line jitter along x (pm)."),
+    drift: tuple[float, float] = typer.Option((0.0, 0.0), "--drift-pm-per-line", help="Drift vx vy per scan line (pm)."),
+    support_nm: float = typer.Option(3.0, "--support-nm", help="Amorphous carbon support thickness (nm), 0 for none."),
+    region: Optional[str] = typer.Option(None, "--region-nm", help="Multislice: scanned region x0,y0,x1,y1 (nm)."),
+) -> None:
+    """Simulate an ADF-STEM image of an NC model, with a truth sidecar."""
+    from pathlib import Path
+
+    from nanodomains.stem.simulate import ScanDistortion, SupportFilm, simulate_image, write_simulation
+    from nanodomains.structure import NanoCrystal
+
+    if Path(out).suffix.lower() not in _IMAGE_SUFFIXES:
+        raise InputError(f"--out {out}: use one of {', '.join(_IMAGE_SUFFIXES)}")
+    nc = NanoCrystal.from_json(model)
+    if method == "incoherent":
+        if region is not None:
+            raise InputError("--region-nm applies to --method multislice only")
+        result = simulate_image(nc, pixel_size_pm=pixel_pm, shape=size_px, dose_e_per_a2=dose,
+                                rotation_deg=rotation_deg, seed=seed,
+                                scan=ScanDistortion(jitter_pm, tuple(drift)), support=SupportFilm(support_nm))
+    elif method == "multislice":
+        from nanodomains.stem.multislice import multislice_image
+
+        if rotation_deg or size_px or jitter_pm or any(drift):
+            raise InputError("--rotation-deg, --size-px, --jitter-pm and --drift-pm-per-line apply to "
+                             "--method incoherent only (use --region-nm for multislice)")
+        box = _float_list(region, "--region-nm") if region else None
+        if box is not None and len(box) != 4:
+            raise InputError(f"--region-nm {region!r}: expected x0,y0,x1,y1")
+        result = multislice_image(nc, region_nm=box, pixel_size_pm=pixel_pm, dose_e_per_a2=dose, seed=seed,
+                                  progress=True)
+    else:
+        raise InputError(f"--method {method!r}: expected 'incoherent' or 'multislice'")
+    img_path, truth_path = write_simulation(result, out)
+    _print_truth_domains(result.truth)
+    ny, nx = result.image.shape
+    console.print(f"wrote {img_path} ({nx} x {ny} px, {pixel_pm:g} pm) and {truth_path}")
+
+
+@stem_app.command("table")
+def stem_table(
+    out: str = typer.Option(..., "--out", help="Output table (.nc)."),
+    method: str = typer.Option("power-law", "--method", help="power-law | multislice (abTEM, frozen phonons)."),
+    br: str = typer.Option("0,0.5,1", "--br", help="Br fractions (comma-separated)."),
+    shifted: str = typer.Option("0,0.25,0.5,0.75", "--shifted", help="Shifted-cell fractions."),
+    cells: str = typer.Option("8,16,24", "--cells", help="Thicknesses in unit cells."),
+    exponent: float = typer.Option(1.7, "--exponent", help="Power-law exponent n."),
+    scan_points: int = typer.Option(6, "--scan-points", help="Multislice: scan points per axis over a quarter cell."),
+    seed: int = typer.Option(1, "--seed", help="Multislice: halide order and frozen-phonon seed."),
+) -> None:
+    """Column-intensity table (Cs, PbX, X) over Br fraction, shifted fraction and thickness."""
+    from rich.table import Table
+
+    from nanodomains.stem import tables
+    from nanodomains.stem.simulate import ColumnModel
+
+    if not out.lower().endswith(".nc"):
+        raise InputError(f"--out {out}: tables are written as netCDF (.nc)")
+    b, s, n = _float_list(br, "--br"), _float_list(shifted, "--shifted"), _float_list(cells, "--cells")
+    m = method.replace("_", "-").lower()
+    if m in ("power-law", "powerlaw"):
+        table = tables.power_law_table(b, s, n, ColumnModel(exponent=exponent))
+    elif m == "multislice":
+        table = tables.multislice_table(b, s, n, scan_points=scan_points, seed=seed)
+    else:
+        raise InputError(f"--method {method!r}: expected 'power-law' or 'multislice'")
+    tables.save_table(table, out)
+    ratios = tables.column_ratios(table)
+    t = Table(title=f"{table.attrs['method']} table: Cs/PbX at the largest thickness")
+    t.add_column("Br \\ s", justify="right")
+    for sv in table["shifted_fraction"].values:
+        t.add_column(f"{sv:g}", justify="right")
+    last = ratios["cs_pbx"].isel(thickness_cells=-1)
+    for i, bv in enumerate(table["br_fraction"].values):
+        t.add_row(f"{bv:g}", *(f"{v:.3f}" for v in last.values[i]))
+    console.print(t)
+    if table.attrs["method"] == "multislice":
+        fit = tables.fit_column_model(table)
+        console.print("fit of the power law: " + ", ".join(
+            f"{k} = {v:.4g}" for k, v in fit.summary().items() if v is not None))
+    console.print(f"wrote {out}")
+
+
+@eds_app.command("simulate")
+def eds_simulate(
+    model: str = typer.Argument(..., help="NC model JSON."),
+    out: str = typer.Option(..., "--out", help="Output maps (.nc); the truth goes to <stem>.truth.json."),
+    dose: float = typer.Option(1e7, "--dose", help="Total electron dose of the map (e/A^2)."),
+    pixel_pm: float = typer.Option(50.0, "--pixel-pm", help="Pixel size (pm)."),
+    rotation_deg: float = typer.Option(0.0, "--rotation-deg", help="In-plane rotation of the NC."),
+    seed: int = typer.Option(1, "--seed", help="Seed for occupancy and noise."),
+) -> None:
+    """Simulate Br K and I L line-count maps of an NC model, with a truth sidecar."""
+    from nanodomains.stem.eds import simulate_eds, write_eds
+    from nanodomains.structure import NanoCrystal
+
+    if not out.lower().endswith(".nc"):
+        raise InputError(f"--out {out}: EDS maps are written as netCDF (.nc)")
+    nc = NanoCrystal.from_json(model)
+    result = simulate_eds(nc, pixel_size_pm=pixel_pm, dose_e_per_a2=dose, rotation_deg=rotation_deg, seed=seed)
+    maps_path, truth_path = write_eds(result, out)
+    _print_truth_domains(result.truth)
+    totals = ", ".join(f"{k} {int(v.sum())}" for k, v in result.maps.data_vars.items())
+    console.print(f"counts: {totals}; wrote {maps_path} and {truth_path}")
+
+# (`stem analyze` of the STEM analysis goes below.)
+
 # ---- pl ---------------------------------------------------------------------
 
 
