@@ -28,8 +28,8 @@ def test_cropped_lock_in_equals_full_grid(mask):
     band = np.abs(full) > 0.01 * np.abs(full).max()
     assert band.mean() > 0.9
     dphi = np.abs(np.angle(fast[band] * np.conj(full[band])))
-    assert dphi.max() < 1e-6
-    np.testing.assert_allclose(np.abs(fast), np.abs(full), atol=1e-6 * np.abs(full).max())
+    assert dphi.max() < 1e-4  # target 1e-3 rad; mask truncated at 1e-4
+    np.testing.assert_allclose(np.abs(fast), np.abs(full), atol=1e-4 * np.abs(full).max())
 
 
 def test_lattice_spacing_recovered_within_0p2_percent():

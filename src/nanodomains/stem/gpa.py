@@ -37,7 +37,7 @@ for :math:`|\mathbf k-\mathbf g|<R`, else 0. The spatial resolution of the maps 
 
 Speed: :math:`H_g` is band-limited to the mask support. It is computed exactly from
 the cropped spectrum (the n x n Fourier coefficients where the mask exceeds
-``crop_tol``, 1e-6 by default) by a separable trigonometric (band-limited)
+``crop_tol``, 1e-4 by default) by a separable trigonometric (band-limited)
 interpolation onto the full grid, :math:`H = E_y\,C\,E_x^T` with
 :math:`E_y[y,q]=e^{2\pi i(q/N_y-g_y)y}`, i.e. two small matrix products instead of a
 full-size inverse FFT per reflection; only one forward FFT of the image is done.
@@ -54,13 +54,19 @@ Reflection detection: Hann-windowed power spectrum, 3x3 box-averaged, divided by
 its ring (|k|) geometric-mean background; local maxima above ``min_snr`` (pure noise
 gives a ratio of ~1 with a spread of ~1/3, so the default 8 practically never fires
 on noise). A basis (g1, g2) is chosen among the detected reflections with
-1/|g| in ``lattice_pm_range`` as the largest reciprocal cell that indexes (integer
-h, k within 0.2, loose enough for split reflections of multi-domain images) at least 90 % as many reflections as the best candidate, then
-Lagrange-reduced and oriented: g1 = (100) nearest +x, g2 = (010) nearest +y. For a
-[100]-projected perovskite (CsPbX3: Cs at (0,0), Pb+X at (1/2,1/2), X at (1/2,0),
-(0,1/2)) that is the pseudo-cubic cell. Each g is then refined on a reference region
-as the amplitude-weighted mean phase gradient, :math:`\Delta\mathbf g =
-\langle\nabla P\rangle/2\pi` (Hytch 1998, Sect. 3), twice. The quoted uncertainty of
+1/|g| in ``lattice_pm_range`` (the 10 shortest and 12 strongest) as the largest
+reciprocal cell that indexes (integer h, k within 0.2, loose enough for split
+reflections of multi-domain images) at least 90 % of the SNR-weighted reflections
+indexed by the best candidate, then Lagrange-reduced and oriented: g1 = (100)
+nearest +x, g2 = (010) nearest +y. For a [100]-projected perovskite (CsPbX3: Cs at
+(0,0), Pb+X at (1/2,1/2), X at (1/2,0), (0,1/2)) that is the pseudo-cubic cell; if
+the chosen cell is square and unindexed reflections sit at its (1/2, 1/2)
+positions, it is the centred (110) cell (weak (100) reflections, or (100) split by
+an RP fault) and the primitive cell is used instead. g1 and g2 are then refined on
+a reference region from the (110) and (1-10) reflections (which an RP shift leaves
+unchanged), each as the amplitude-weighted mean phase gradient,
+:math:`\Delta\mathbf g = \langle\nabla P\rangle/2\pi` (Hytch 1998, Sect. 3),
+twice. The quoted uncertainty of
 g is the weighted standard deviation of the gradient divided by the square root of
 the number of independent samples, area x (2R)^2 (band-limited samples).
 
@@ -100,6 +106,7 @@ __all__ = [
     "gpa",
     "lock_in",
     "lock_in_full_grid",
+    "lock_ins",
     "periodic_component",
     "phase_gradient",
     "refine_g",
@@ -210,7 +217,7 @@ def lock_in(
     mask: str = "gaussian",
     mask_radius_per_px: float,
     edge: str = "periodic_smooth",
-    crop_tol: float = 1e-6,
+    crop_tol: float = 1e-4,
     dtype: Any = np.complex64,
     _spectrum: _Spectrum | None = None,
 ) -> np.ndarray:
@@ -262,6 +269,28 @@ def lock_in(
     ey = np.exp(2j * np.pi * np.outer(np.arange(ny), fy - gy)).astype(ctype)
     ex = np.exp(2j * np.pi * np.outer(fx - gx, np.arange(nx))).astype(ctype)
     return ey @ (c.astype(ctype) @ ex)
+
+
+def lock_ins(
+    image: np.ndarray,
+    gs_per_px: np.ndarray,
+    *,
+    mask: str = "gaussian",
+    mask_radius_per_px: float,
+    edge: str = "periodic_smooth",
+    crop_tol: float = 1e-4,
+    dtype: Any = np.complex64,
+) -> list[np.ndarray]:
+    """Lock-in images of several reflections sharing one forward FFT.
+
+    Same parameters as :func:`lock_in`, with ``gs_per_px`` of shape (n, 2).
+    """
+    arr = validate_image_array(image, "image", allow_stack=False)
+    spec = _Spectrum.of(arr, edge)
+    return [
+        lock_in(arr, g, mask=mask, mask_radius_per_px=mask_radius_per_px, crop_tol=crop_tol, dtype=dtype, _spectrum=spec)
+        for g in np.atleast_2d(gs_per_px)
+    ]
 
 
 def lock_in_full_grid(
