@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -304,3 +305,131 @@ def test_bad_input():
         run_kmc(lat, replace(KMCParameters(), barrier_set="md"))
     with pytest.raises(FileFormatError, match="not found"):
         NanoCrystal.from_json("no_such_model.json")
+
+
+# ---- MD driver (extra md) ---------------------------------------------------------
+
+def _fake_forcefield(path):
+    """A file shaped like a ReaxFF parameter file (atom block lines); not a force field."""
+    lines = ["Reactive MD-force field: placeholder for input-generation tests", " 39 ! general"]
+    lines += [f" {v:.4f} ! p{k}" for k, v in enumerate(np.linspace(1, 2, 8))]
+    lines += [f" {e}   1.0 2.0 3.0" for e in ("Cs", "Pb", "Br", "I")]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_md_input_generation(tmp_path):
+    from nanodomains.migration import md
+
+    nc = two_domain_nc(SHIFT_RP, edge_nm=3.1)
+    system = md.md_system(nc, vacancies=3, seed=2)
+    n_all = len(nc.to_atoms(2))
+    assert len(system.atoms) == n_all - 3
+    assert len(system.ion_site) == system.lattice.n_sites - 3
+    assert not np.isin(system.vacancy_sites, system.ion_site).any()
+    # every halide atom sits on its X site
+    np.testing.assert_allclose(system.atoms.positions[system.halide_atom] / 10.0,
+                               system.lattice.positions_nm[system.ion_site], atol=1e-9)
+    z = system.atoms.numbers[system.halide_atom]
+    np.testing.assert_array_equal(np.where(z == 35, 0, 1), system.ion_species)
+    ff = _fake_forcefield(tmp_path / "ffield.user")
+    files = md.write_lammps_inputs(system, ff, tmp_path / "run", temperature_k=500.0, time_ps=2.0,
+                                   timestep_fs=0.25, dump_every_fs=50.0, seed=3)
+    script = files["script"].read_text()
+    assert f"pair_coeff * * {ff.resolve()} Cs Pb Br I" in script
+    assert "pair_style reaxff" in script and "qeq/reaxff" in script and "run 8000" in script
+    assert not (tmp_path / "run" / "ffield.user").exists()  # referenced, never copied
+    data = files["data"].read_text().splitlines()
+    assert data[2] == f"{len(system.atoms)} atoms"
+    atoms_block = data[data.index("Atoms  # charge") + 2:]
+    charges = np.array([float(r.split()[2]) for r in atoms_block])
+    assert len(charges) == len(system.atoms) and np.all(charges == 0.0)  # QEq keeps the NC neutral
+    types = np.array([int(r.split()[1]) for r in atoms_block])
+    np.testing.assert_array_equal(np.bincount(types, minlength=5)[1:],
+                                  [np.sum(system.atoms.numbers == z) for z in (55, 82, 35, 53)])
+
+
+def test_md_forcefield_checks(tmp_path):
+    from nanodomains.migration import md
+
+    with pytest.raises(FileFormatError, match="not found"):
+        md.check_forcefield(tmp_path / "missing")
+    bad = tmp_path / "ffield.bad"
+    bad.write_text("\n".join(["x"] * 20) + "\nCs 1\nPb 2\n")
+    with pytest.raises(FileFormatError, match="Br, I"):
+        md.check_forcefield(bad)
+
+
+def test_md_trajectory_analysis_recovers_kmc_hops():
+    # ground truth: a kMC run sampled as MD-like frames (thermal noise and drift added)
+    from nanodomains.migration import md
+
+    nc = two_domain_nc(SHIFT_NONE, edge_nm=3.7)
+    res = run_kmc(nc, KMCParameters(), time_ns=0.5, vacancy_fraction=0.01, seed=4)
+    lat = res.lattice
+    frame_t = np.arange(0.0, res.time_ps, 0.25)
+    ion_site = res.trackers.ion_initial_site.copy()
+    sites = np.empty((len(frame_t), len(ion_site)), np.int64)
+    k = 0
+    for f, t in enumerate(frame_t):
+        while k < len(res.event_time_ps) and res.event_time_ps[k] <= t:
+            ion_site[res.event_ion[k]] = res.event_from_site[k]
+            k += 1
+        sites[f] = ion_site
+    rng = np.random.default_rng(0)
+    drift = np.outer(frame_t, [2e-4, -1e-4, 5e-5])
+    pos = lat.positions_nm[sites] + rng.normal(0, 0.03, sites.shape + (3,)) + drift[:, None, :]
+    ev = md.hops_from_positions(lat, frame_t, pos, res.trackers.ion_initial_site, min_frames=1)
+    np.testing.assert_array_equal(ev["assigned"], sites)
+    true_moves = int((sites[1:] != sites[:-1]).sum())
+    assert len(ev["time_ps"]) == true_moves
+    assert 0.9 * res.hops <= true_moves <= res.hops  # only sub-frame back-and-forth hops are missed
+    system = md.MDSystem(atoms=None, lattice=lat, vacancy_sites=res.vacancy_initial_site, halide_atom=np.zeros(0),
+                         ion_site=res.trackers.ion_initial_site, ion_species=res.trackers.ion_species)
+    ana = md.analyse_trajectory(system, frame_t, pos, min_frames=1)
+    s = ana.summary(lat)
+    assert s["hops"] == true_moves and s["boundary_crossings"]["unresolved"] == 0
+    assert abs(s["boundary_crossings"]["coherent"] - res.boundary_crossings()["coherent"]) <= \
+        res.hops - true_moves
+    # persistence filter: vibrations that visit a neighbour site for one frame are not hops
+    noisy = pos.copy()
+    j = int(np.flatnonzero(lat.neighbors[res.trackers.ion_initial_site[0]] >= 0)[0])
+    noisy[5, 0] = lat.positions_nm[lat.neighbors[res.trackers.ion_initial_site[0], j]] + drift[5]
+    assert len(md.hops_from_positions(lat, frame_t, noisy, res.trackers.ion_initial_site, min_frames=3)["ion"]) \
+        <= len(md.hops_from_positions(lat, frame_t, pos, res.trackers.ion_initial_site, min_frames=3)["ion"])
+
+
+def test_read_lammps_dump(tmp_path):
+    from nanodomains.migration import md
+
+    rng = np.random.default_rng(1)
+    pos = rng.normal(size=(3, 4, 3))
+    text = []
+    for f in range(3):
+        text += ["ITEM: TIMESTEP", str(200 * f), "ITEM: NUMBER OF ATOMS", "4", "ITEM: BOX BOUNDS ss ss ss",
+                 "0 1", "0 1", "0 1", "ITEM: ATOMS id type x y z"]
+        for i in (3, 1, 0, 2):  # unsorted ids
+            text.append(f"{i + 10} {3 + i % 2} {pos[f, i, 0]} {pos[f, i, 1]} {pos[f, i, 2]}")
+    (tmp_path / "d.dump").write_text("\n".join(text) + "\n")
+    steps, ids, types, got = md.read_lammps_dump(tmp_path / "d.dump")
+    np.testing.assert_array_equal(steps, [0, 200, 400])
+    np.testing.assert_array_equal(ids, [10, 11, 12, 13])
+    np.testing.assert_allclose(got, pos)
+    (tmp_path / "t.dump").write_text("\n".join(text[:-2]) + "\n")
+    with pytest.raises(FileFormatError, match="truncated|malformed"):
+        md.read_lammps_dump(tmp_path / "t.dump")
+
+
+@pytest.mark.skipif(not os.environ.get("NANODOMAINS_REAXFF"),
+                    reason="set NANODOMAINS_REAXFF to your Cs/Pb/Br/I ReaxFF force-field file to run "
+                           "the LAMMPS MD test (none is shipped: the published ones carry no licence)")
+def test_reaxff_md_runs_and_is_analysed(tmp_path):
+    from nanodomains.migration import md
+
+    nc = two_domain_nc(SHIFT_RP, edge_nm=3.1)
+    system, ana = md.run_reaxff(nc, os.environ["NANODOMAINS_REAXFF"], tmp_path, temperature_k=500.0,
+                                time_ps=2.0, vacancies=2, seed=1, dump_every_fs=25.0)
+    s = ana.summary(system.lattice)
+    assert (tmp_path / "halides.dump").stat().st_size > 0
+    assert s["boundary_crossings"]["rp"] == 0 and s["boundary_crossings"]["unresolved"] == 0
+    assert s["msd_nm2"]["Br"] >= 0.0
