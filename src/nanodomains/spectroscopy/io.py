@@ -43,6 +43,7 @@ dropped with the dropped indices recorded in ``attrs["dropped_frames"]`` and a w
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import warnings
@@ -349,6 +350,16 @@ def _netcdf_safe_attrs(attrs: dict) -> dict:
 # ---------------------------------------------------------------------------- SIF
 
 
+class _EOFGuardFile(io.FileIO):
+    """Unbuffered file whose ``read(n > 0)`` raises EOFError at end of file."""
+
+    def read(self, size=-1):
+        b = super().read(size)
+        if size is not None and size > 0 and not b:
+            raise EOFError(f"unexpected end of file at byte {self.tell()}")
+        return b
+
+
 def read_sif(path, *, rows: str | None = None, bad_frames: str = "raise") -> xr.DataArray:
     """Read an Andor SIF spectrum or kinetic series (see module docstring).
 
@@ -368,7 +379,10 @@ def read_sif(path, *, rows: str | None = None, bad_frames: str = "raise") -> xr.
 
     p = Path(path)
     try:
-        data, info = sif_parser.np_open(str(p))
+        # sif_parser's header reader loops forever at end of file: read through a
+        # file object that raises EOFError instead (a real file, so np.fromfile works)
+        with _EOFGuardFile(p) as fh:
+            data, info = sif_parser.np_open(fh)
     except (SyntaxError,) as exc:
         raise FileFormatError(f"{p}: not an Andor SIF file ({exc})") from exc
     except Exception as exc:  # sif_parser raises ValueError/EOFError/... on cut files
