@@ -193,30 +193,29 @@ def driving_force_ev(br_fraction, ln_supersaturation: float, solution_br_fractio
     return kt * ln_supersaturation - kt * kl - mixing_enthalpy_ev * f * (1 - f)
 
 
-def nucleation_barrier_ev(br_fraction, ln_supersaturation: float, solution_br_fraction: float,
-                          params: GrowthParameters = SEED_PRESET):
-    """CNT barrier ``dG* = 16 pi gamma^3 v^2 / (3 dmu^2)`` in eV (inf where dmu <= 0)."""
+def _cnt_terms(br_fraction, ln_supersaturation, solution_br_fraction, params):
+    """Driving force dmu (eV), interfacial energy gamma (eV/nm^2), cell volume v (nm^3)."""
     f = np.asarray(br_fraction, dtype=float)
     dmu = driving_force_ev(f, ln_supersaturation, solution_br_fraction, params.temperature_k,
                            params.mixing_enthalpy_ev)
     gamma = J_M2_TO_EV_NM2 * (params.interfacial_energy_i_j_m2
                               + f * (params.interfacial_energy_br_j_m2 - params.interfacial_energy_i_j_m2))
     v_nm3 = (np.asarray(materials.lattice_constant_pm(f, params.lattice_convention)) / 1000.0) ** 3
-    with np.errstate(divide="ignore"):
-        barrier = np.where(dmu > 0, 16 * np.pi * gamma**3 * v_nm3**2 / (3 * np.maximum(dmu, 1e-300) ** 2),
-                           np.inf)
-    return barrier
+    return dmu, gamma, v_nm3
+
+
+def nucleation_barrier_ev(br_fraction, ln_supersaturation: float, solution_br_fraction: float,
+                          params: GrowthParameters = SEED_PRESET):
+    """CNT barrier ``dG* = 16 pi gamma^3 v^2 / (3 dmu^2)`` in eV (inf where dmu <= 0)."""
+    dmu, gamma, v_nm3 = _cnt_terms(br_fraction, ln_supersaturation, solution_br_fraction, params)
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.where(dmu > 0, 16 * np.pi * gamma**3 * v_nm3**2 / (3 * np.maximum(dmu, 1e-300) ** 2), np.inf)
 
 
 def critical_radius_nm(br_fraction, ln_supersaturation: float, solution_br_fraction: float,
                        params: GrowthParameters = SEED_PRESET):
     """CNT critical radius ``r* = 2 gamma v / dmu`` in nm."""
-    f = np.asarray(br_fraction, dtype=float)
-    dmu = driving_force_ev(f, ln_supersaturation, solution_br_fraction, params.temperature_k,
-                           params.mixing_enthalpy_ev)
-    gamma = J_M2_TO_EV_NM2 * (params.interfacial_energy_i_j_m2
-                              + f * (params.interfacial_energy_br_j_m2 - params.interfacial_energy_i_j_m2))
-    v_nm3 = (np.asarray(materials.lattice_constant_pm(f, params.lattice_convention)) / 1000.0) ** 3
+    dmu, gamma, v_nm3 = _cnt_terms(br_fraction, ln_supersaturation, solution_br_fraction, params)
     return 2 * gamma * v_nm3 / dmu
 
 

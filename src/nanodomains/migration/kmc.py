@@ -47,6 +47,7 @@ the run is chunked so long runs show progress and can be interrupted.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,8 +59,7 @@ from scipy import constants
 
 from nanodomains import materials
 from nanodomains.errors import InputError, require_positive
-from nanodomains.migration.lattice import (BOND_RP, BOND_SURFACE, SPECIES_NAMES, XLattice,
-                                           build_x_lattice)
+from nanodomains.migration.lattice import SPECIES_NAMES, XLattice, build_x_lattice
 from nanodomains.migration.tracking import Trackers, track_hop
 
 KB_EV: float = constants.k / constants.e
@@ -514,7 +514,7 @@ class KMCResult:
                    "seed": self.seed, "time_ps": self.time_ps, "hops": self.hops,
                    "events_truncated": int(self.events_truncated),
                    "nc_json": lat.nc.to_json() if lat.nc is not None else "",
-                   "params_json": __import__("json").dumps(self.params.to_dict())})
+                   "params_json": json.dumps(self.params.to_dict())})
         return ds
 
     def to_netcdf(self, path: str | Path) -> Path:

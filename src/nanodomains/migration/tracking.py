@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from nanodomains.errors import InputError
-from nanodomains.migration.lattice import BOND_RP, XLattice
+from nanodomains.migration.lattice import XLattice
 
 CROSS_COHERENT, CROSS_RP, CROSS_UNRESOLVED = 0, 1, 2
 
@@ -178,5 +178,5 @@ def track_events(lattice: XLattice, occupancy: np.ndarray, ion_species: np.ndarr
     return tr
 
 
-__all__ = ["Trackers", "track_hop", "track_events", "bond_types_of", "BOND_RP",
+__all__ = ["Trackers", "track_hop", "track_events", "bond_types_of",
            "CROSS_COHERENT", "CROSS_RP", "CROSS_UNRESOLVED"]
