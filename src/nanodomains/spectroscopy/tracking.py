@@ -315,15 +315,16 @@ def window_sums(values, wavelength_nm, position_nm, half_width_nm) -> np.ndarray
     Returns
     -------
     sums : ndarray, shape (n_tracks, n_frames)
-        Sum over pixels with |lambda - centre| <= half width (at least one pixel).
+        Sum over pixels with |lambda - centre| <= half width (at least one pixel: the
+        nearest one at the axis ends).
     """
     v = np.asarray(values, float)
     wl = np.asarray(wavelength_nm, float)
     cs = np.concatenate([np.zeros((v.shape[0], 1)), np.cumsum(v, axis=1)], axis=1)
     hw = np.asarray(half_width_nm, float)[:, None]
-    lo = np.searchsorted(wl, position_nm - hw, side="left")
+    lo = np.minimum(np.searchsorted(wl, position_nm - hw, side="left"), wl.size - 1)
     hi = np.searchsorted(wl, position_nm + hw, side="right")
-    hi = np.maximum(hi, np.minimum(lo + 1, wl.size))
+    hi = np.maximum(hi, lo + 1)
     fr = np.broadcast_to(np.arange(v.shape[0])[None, :], lo.shape)
     return cs[fr, hi] - cs[fr, lo]
 

@@ -1,0 +1,154 @@
+"""Linking, grouping and classification against synthetic truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nanodomains.errors import InputError
+from nanodomains.spectroscopy.movie_analysis import analyze_movie
+from nanodomains.spectroscopy.peaks import HC_EV_NM, detect_peaks, estimate_background, fit_lines, remove_cosmic_rays
+from nanodomains.spectroscopy.tracking import (
+    classify_emitters,
+    group_tracks,
+    link_lines,
+    stitch_tracks,
+    track_arrays,
+    window_sums,
+)
+from pl_synth import fig4_like, make_movie, on_between
+
+
+def _fits(movie):
+    wl = movie["wavelength"].values
+    clean, _ = remove_cosmic_rays(movie.values, wl)
+    sig = clean - estimate_background(clean)
+    return fit_lines(sig, wl, detect_peaks(sig, wl), variance=np.maximum(clean, 1))
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_tracks_are_pure_and_complete(seed):
+    movie, truth = fig4_like(seed=seed)
+    fits = _fits(movie)
+    tid = stitch_tracks(fits, link_lines(fits))
+    # label every detection with its true line (nearest true position in that frame)
+    truth_lines = [(eid, j) for eid, pos in truth["frames"]["lines_nm"].items() for j in range(pos.shape[1])]
+    true_pos = np.stack([truth["frames"]["lines_nm"][e][:, j] for e, j in truth_lines])  # (n_lines, T)
+    true_on = np.stack([truth["frames"]["on"][e] for e, j in truth_lines])
+    label = np.argmin(np.abs(true_pos[:, fits.frame] - fits.center_nm[None, :]), axis=0)
+    err = np.abs(fits.center_nm - true_pos[label, fits.frame])
+    real = (err < 0.05) & true_on[label, fits.frame]
+    # every real detection is tracked; the few dropped ones are noise
+    assert np.all(tid[real] >= 0)
+    assert (~real).sum() <= 3 and np.all(tid[~real] < 0)
+    # each track holds one true line, and each true line is one track (blinking gaps bridged)
+    for t in np.unique(tid[tid >= 0]):
+        assert np.unique(label[tid == t]).size == 1
+    assert np.unique(tid[tid >= 0]).size == len(truth_lines)
+    # per-detection position error
+    assert np.median(err[real]) <= 0.02
+
+
+def test_link_respects_max_jump_and_gap():
+    movie, _ = fig4_like(seed=2)
+    fits = _fits(movie)
+    tid = link_lines(fits, max_jump_nm=0.1, max_gap_frames=0)
+    # without gap bridging the blinking lines break into many pieces
+    assert np.unique(tid).size > np.unique(link_lines(fits, max_gap_frames=3)).size
+    with pytest.raises(InputError):
+        link_lines(fits, max_jump_nm=0)
+
+
+def test_window_sums_analytic():
+    wl = 600 + 0.1 * np.arange(100)
+    v = np.ones((3, 100))
+    pos = np.array([[605.0, 605.0, 605.0], [600.0, 609.9, 650.0]])
+    s = window_sums(v, wl, pos, np.array([0.25, 0.05]))
+    np.testing.assert_allclose(s[0], 5)  # 604.8 .. 605.2 -> 5 pixels
+    np.testing.assert_allclose(s[1], [1, 1, 1])  # at least one pixel, also off the axis end
+
+
+def _traces(on_masks, amp=400.0, noise=20.0, seed=0):
+    rng = np.random.default_rng(seed)
+    on = np.asarray(on_masks, float)
+    inten = amp * on + rng.normal(0, noise, on.shape)
+    return inten, np.full(on.shape, noise)
+
+
+def test_group_tracks_rules():
+    T = 120
+    rng = np.random.default_rng(1)
+    blink = rng.random(T) < 0.6
+    other = rng.random(T) < 0.6
+    e0 = HC_EV_NM / 650.0
+    lam = lambda de_uev: HC_EV_NM / (e0 + de_uev * 1e-6)
+    centers = np.array([lam(0), lam(677), lam(300), lam(-700), lam(9000)])
+    masks = [blink, blink, other, ~blink, blink]
+    inten, err = _traces(masks)
+    pos = np.where(np.array(masks), centers[:, None], np.nan)
+    perr = np.full(pos.shape, 1e-3)
+    g = group_tracks(centers, inten, err, pos, perr)
+    assert g[0] == g[1]  # same blinking, 677 ueV apart: one doublet
+    assert g[2] != g[0]  # within the span but blinking independently
+    assert g[3] != g[0]  # anti-correlated presence (another QD or a charge state)
+    assert g[4] != g[0]  # same blinking but 9 meV away: another domain
+
+
+def test_group_tracks_constant_lines_and_max_three():
+    T = 60
+    centers = HC_EV_NM / (HC_EV_NM / 650.0 + np.array([0, 300, 600, 900]) * 1e-6)
+    inten, err = _traces(np.ones((4, T)), seed=2)
+    pos = np.repeat(centers[:, None], T, 1)
+    g = group_tracks(centers, inten, err, pos, np.full(pos.shape, 1e-3))
+    # always-on lines within the span form sets, never more than three lines
+    assert max(np.bincount(g)) == 3 and g.max() == 1
+    g2 = group_tracks(centers, inten, err, pos, np.full(pos.shape, 1e-3), max_span_uev=200)
+    assert np.unique(g2).size == 4
+
+
+def test_classify_trion_rules():
+    T = 100
+    neutral = on_between(T, 40, T)
+    charged = on_between(T, 0, 40)
+    e0 = HC_EV_NM / 652.36
+    red = lambda mev: np.array([HC_EV_NM / (e0 - mev * 1e-3)])
+    lines = [np.array([652.36]), red(9.9)]
+    kinds, partner = classify_emitters(lines, np.array([neutral, charged]))
+    assert kinds == ["singlet", "trion"] and partner == [None, 0]
+    # too close, too far, or on at the same time: not a trion
+    for lm, on2 in ((red(3.0), charged), (red(30.0), charged), (red(9.9), np.ones(T, bool))):
+        k, p = classify_emitters([lines[0], lm], np.array([neutral, on2]))
+        assert k == ["singlet", "singlet"] and p == [None, None]
+    # a doublet neutral set with its X*
+    d = np.array([652.30, 652.42])
+    k, p = classify_emitters([d, red(12.0)], np.array([neutral, charged]))
+    assert k == ["doublet", "trion"] and p == [None, 0]
+    with pytest.raises(InputError):
+        classify_emitters(lines, np.ones((3, T), bool))
+
+
+def test_fig5d_like_two_qds_with_a_trion():
+    """QD1 652.36 nm / QD1* 655.76 nm (one QD, neutral/charged) and a QD2 doublet at
+    652.71 nm that is on from 18 s to 98 s together with QD1* (seed Fig. 5d)."""
+    T = 120
+    ems = [
+        dict(id="QD1", kind="singlet", center_nm=652.36, peak_counts=500.0, domain=0, diffusion_group="a",
+             on=~on_between(T, 18, 98)),
+        dict(id="QD1*", kind="trion", center_nm=655.76, peak_counts=500.0, domain=0, diffusion_group="a",
+             on=on_between(T, 18, 98)),
+        dict(id="QD2", kind="doublet", center_nm=652.71, fss_uev=500.0, peak_counts=400.0, domain=1,
+             on=on_between(T, 18, 98)),
+    ]
+    movie, truth = make_movie(ems, n_frames=T, seed=21)
+    a = analyze_movie(movie, n_surrogates=199)
+    got = {e.kind: e for e in a.emitters}
+    assert sorted(got) == ["doublet", "singlet", "trion"]
+    assert got["trion"].trion_of == got["singlet"].id
+    assert got["trion"].domain == got["singlet"].domain != got["doublet"].domain
+    assert abs(got["singlet"].center_nm - 652.36) < 0.02
+    assert abs(got["doublet"].center_nm - 652.71) < 0.02
+    assert abs(got["doublet"].fss_uev - 500.0) < 50
+    # charge switches within 2 frames
+    (a0, b0), = got["trion"].intervals_s
+    assert abs(a0 - 18) <= 2 and abs(b0 - 98) <= 2
+    assert got["singlet"].charged_intervals_s == got["trion"].intervals_s
