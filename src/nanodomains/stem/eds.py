@@ -56,6 +56,8 @@ from nanodomains.stem.simulate import (
     _rng,
     build_truth,
     image_frame,
+    load_netcdf,
+    save_netcdf,
     scan_fraction,
     truth_sidecar_path,
     write_truth,
@@ -223,25 +225,14 @@ def write_eds(result: EDSMaps, path: str | Path) -> tuple[Path, Path]:
     p = Path(path)
     if p.suffix.lower() != ".nc":
         raise InputError(f"{p}: EDS maps are written as netCDF (.nc)")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        result.maps.to_netcdf(tmp, engine="h5netcdf")
-    except OSError as exc:
-        raise FileFormatError(f"{p}: cannot write: {exc}") from exc
-    tmp.replace(p)
+    save_netcdf(result.maps, p)
     return p, write_truth(result.truth, truth_sidecar_path(p))
 
 
 def load_eds(path: str | Path) -> xr.Dataset:
     """Read EDS maps written by :func:`write_eds` (checks calibration and count variables)."""
     p = Path(path)
-    if not p.is_file():
-        raise FileFormatError(f"{p}: EDS map file not found")
-    try:
-        ds = xr.load_dataset(p, engine="h5netcdf")
-    except Exception as exc:  # corrupt HDF5 raises several types
-        raise FileFormatError(f"{p}: not a readable netCDF file ({exc})") from exc
+    ds = load_netcdf(p, "EDS map file")
     if "pixel_size_pm" not in ds.attrs or not ds.data_vars:
         raise FileFormatError(f"{p}: no pixel_size_pm attribute or no line maps (not an EDS map file)")
     return ds

@@ -94,9 +94,9 @@ import base64
 import json
 import math
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import scipy.fft as sfft
@@ -127,6 +127,8 @@ __all__ = [
     "load_truth",
     "encode_array",
     "decode_array",
+    "save_netcdf",
+    "load_netcdf",
 ]
 
 #: atomic numbers used by the column model (same values as nanodomains.materials)
@@ -328,15 +330,19 @@ def probe_intensity(shape: tuple[int, int], pixel_size_pm: float, probe: ProbePa
     h_a = require_positive("pixel_size_pm", pixel_size_pm) / 100.0
     lam_a = wavelength_pm(probe.energy_kev) / 100.0
     ky, kx = _kgrid(shape, h_a)
-    k2 = ky[:, None] ** 2 + kx[None, :] ** 2
-    k = np.sqrt(k2)
     kmax = probe.semiangle_mrad * 1e-3 / lam_a
     dk = max(1.0 / (shape[0] * h_a), 1.0 / (shape[1] * h_a))
-    aperture = np.clip((kmax - k) / dk + 0.5, 0.0, 1.0)
+    # only the aperture disk (plus its one-pixel soft edge) is non-zero: evaluate chi there
+    iy = np.flatnonzero(np.abs(ky) <= kmax + dk)
+    ix = np.flatnonzero(np.abs(kx) <= kmax + dk)
+    k2 = ky[iy, None] ** 2 + kx[None, ix] ** 2
+    aperture = np.clip((kmax - np.sqrt(k2)) / dk + 0.5, 0.0, 1.0)
     cs_a = probe.cs_um * 1e4
     df_a = probe.defocus_nm * 10.0
     chi = np.pi * lam_a * k2 * (0.5 * cs_a * lam_a**2 * k2 - df_a)
-    psi = sfft.ifft2(aperture * np.exp(-1j * chi), workers=_WORKERS)
+    spec = np.zeros(shape, dtype=np.complex128)
+    spec[np.ix_(iy, ix)] = aperture * np.exp(-1j * chi)
+    psi = sfft.ifft2(spec, workers=_WORKERS, overwrite_x=True)
     p = psi.real**2 + psi.imag**2
     p /= p.sum() * h_a**2
     if centred:
@@ -613,18 +619,23 @@ def _label_map(x_nm, y_nm, labels, shape, pixel_size_pm, lattice_pm) -> np.ndarr
 
     A pixel belongs to the NC when it lies within a/(2 sqrt 2) of a column (the
     corner distance of the a/2-square Voronoi cell of the [100] column lattice).
+    Nearest columns come from a Euclidean distance transform of the column positions
+    rounded to pixels (half a pixel of precision).
     """
-    from scipy.spatial import cKDTree
-
     h_nm = pixel_size_pm * 1e-3
-    tree = cKDTree(np.column_stack([y_nm, x_nm]))
-    ii, jj = np.mgrid[0:shape[0], 0:shape[1]]
-    dist, idx = tree.query(np.column_stack([ii.ravel() * h_nm, jj.ravel() * h_nm]),
-                           distance_upper_bound=lattice_pm * 1e-3 / (2 * math.sqrt(2)), workers=-1)
-    out = np.full(dist.shape, -1, dtype=np.int16)
-    ok = np.isfinite(dist)
-    out[ok] = np.asarray(labels, np.int16)[idx[ok]]
-    return out.reshape(shape)
+    iy = np.round(np.asarray(y_nm) / h_nm).astype(np.int64)
+    ix = np.round(np.asarray(x_nm) / h_nm).astype(np.int64)
+    ok = (iy >= 0) & (iy < shape[0]) & (ix >= 0) & (ix < shape[1])
+    out = np.full(shape, -1, dtype=np.int16)
+    if not ok.any():
+        return out
+    seeds = np.full(shape, -1, dtype=np.int64)
+    seeds[iy[ok], ix[ok]] = np.flatnonzero(ok)
+    dist, (ny_, nx_) = ndimage.distance_transform_edt(seeds < 0, return_indices=True)
+    inside = dist * h_nm <= lattice_pm * 1e-3 / (2 * math.sqrt(2))
+    nearest = seeds[ny_[inside], nx_[inside]]
+    out[inside] = np.asarray(labels, np.int16)[nearest]
+    return out
 
 
 def _boundary_segments(nc, beam_axis: int, image_axes: tuple[int, int], transform: dict, label_map,
@@ -985,6 +996,30 @@ def load_truth(path: str | Path, decode: bool = True) -> dict:
     if decode and "label_map" in truth:
         truth["label_map"] = decode_array(truth["label_map"])
     return truth
+
+
+def save_netcdf(ds: xr.Dataset | xr.DataArray, path: str | Path) -> Path:
+    """Write a Dataset/DataArray to netCDF (h5netcdf) atomically (temporary file, then rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    except OSError as exc:
+        raise FileFormatError(f"{p}: cannot write: {exc}") from exc
+    tmp.replace(p)
+    return p
+
+
+def load_netcdf(path: str | Path, what: str) -> xr.Dataset:
+    """Read a netCDF Dataset; a missing or unreadable file raises FileFormatError naming ``what``."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p}: {what} not found")
+    try:
+        return xr.load_dataset(p, engine="h5netcdf")
+    except Exception as exc:  # h5py/h5netcdf raise many types for corrupt files
+        raise FileFormatError(f"{p}: not a readable netCDF file ({exc})") from exc
 
 
 def write_simulation(result: SimulatedImage, path: str | Path) -> tuple[Path, Path]:

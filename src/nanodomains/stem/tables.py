@@ -51,14 +51,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import xarray as xr
 
 from nanodomains import materials
 from nanodomains.errors import FileFormatError, FitError, InputError
-from nanodomains.stem.simulate import ColumnModel, ProbeParameters, max_pixel_pm, probe_transfer
+from nanodomains.stem.simulate import (
+    ColumnModel,
+    ProbeParameters,
+    load_netcdf,
+    max_pixel_pm,
+    probe_transfer,
+    save_netcdf,
+)
 
 __all__ = [
     "COLUMNS",
@@ -483,23 +489,12 @@ def save_table(table: xr.Dataset, path: str | Path) -> Path:
     if p.suffix.lower() != ".nc":
         raise InputError(f"{p}: column-intensity tables are written as netCDF (.nc)")
     check_table(table, str(p))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    table.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(p)
-    return p
+    return save_netcdf(table, p)
 
 
 def load_table(path: str | Path) -> xr.Dataset:
     """Read and check a column-intensity table written by :func:`save_table`."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileFormatError(f"{p}: column-intensity table not found")
-    try:
-        ds = xr.load_dataset(p, engine="h5netcdf")
-    except Exception as exc:  # h5py/h5netcdf raise many types for corrupt files
-        raise FileFormatError(f"{p}: not a readable netCDF file ({exc})") from exc
-    return check_table(ds, str(p))
+    return check_table(load_netcdf(path, "column-intensity table"), str(path))
 
 
 # ---------------------------------------------------------------------------- fit
