@@ -53,8 +53,20 @@ def test_describe_missing_file(tmp_path, capsys):
 
 
 def test_demo_writes_fig1_model(tmp_path):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--crystals", "60"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
+    rows = {r["quantity"]: r for r in summary["comparisons"]}
+    assert rows["RP crossings in 10 ns"]["value"] == 0
+    assert rows["RP crossings, control with bulk barrier"]["value"] > 0
+    assert 3 < rows["mean vacancy hop time (ps), 500 K"]["value"] < 30  # seed: ~10 ps
+    assert summary["stages"]["growth"]["n_crystals"] == 60
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "population.jsonl").is_file()
     fig1 = summary["stages"]["structure"]["paper_fig1"]
     assert [d["name"] for d in fig1["domains"]] == ["R1", "R2", "R3", "R4", "R5"]
     assert NanoCrystal.from_json(tmp_path / "nc_paper_fig1.json").domains[0].formula == "CsPbBr0.81I2.19"
+
+
+def test_demo_rejects_bad_crystal_count(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--crystals", "0"]) == 2
+    assert "--crystals" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

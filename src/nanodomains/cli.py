@@ -522,15 +522,31 @@ def photons_lifetime(
 def demo(
     out: str = typer.Option("demo_out", "--out", help="Output directory."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    crystals: int = typer.Option(130, "--crystals", help="NCs in the grown population (seed study: ~130)."),
 ) -> None:
     """Run the seed study end to end on embedded defaults (grows as capabilities land)."""
     from nanodomains.pipeline.demo import run_demo
 
+    if crystals < 1:
+        raise InputError(f"--crystals must be >= 1, got {crystals}")
     with console.status("demo") as status:
-        summary = run_demo(out, seed=seed, progress=lambda stage: status.update(f"demo: {stage}"))
+        summary = run_demo(out, seed=seed, n_crystals=crystals,
+                           progress=lambda stage: status.update(f"demo: {stage}"))
     fig1 = summary["stages"]["structure"]["paper_fig1"]
     names = [d.get("name", str(d["id"])) for d in fig1["domains"]]
     _print_nc_table(fig1, names)
+    from rich.table import Table
+
+    t = Table(title="recovered vs truth vs seed study")
+    for col in ("quantity", "value", "+-", "truth", "paper"):
+        t.add_column(col, justify="right")
+
+    def fmt(v):
+        return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+    for row in summary["comparisons"]:
+        t.add_row(row["quantity"], fmt(row["value"]), fmt(row["error"]), fmt(row["truth"]), fmt(row["paper"]))
+    console.print(t)
     console.print(f"demo finished in {summary['elapsed_s']:.1f} s; outputs in {out}/ (summary.json)")
 
 
