@@ -1,0 +1,354 @@
+r"""Optical presets from the seed study (Liu, Zhu, Pols et al., Nano Lett. 23, 10089 (2023)).
+
+Each preset is an NC model whose domains emit the lines the seed reports, with the
+state schedules of its figures. Line positions and fine-structure splittings stated
+by the seed are prescribed exactly; everything else comes from the physics modules:
+
+* the Br fraction of every domain is the one for which the level model
+  (:func:`nanodomains.optics.levels.exciton_state`, default parameters, 4 K) puts
+  the exciton at the stated wavelength, for the domain's box (so compositions and
+  sizes stay physical: 4-12 nm boxes, 0.1 < f < 0.8);
+* brightness follows from capture ~ volume and Forster transfer (the Br-rich set of
+  ``fig5a`` comes out weak because its excitons move to the I-rich neighbours);
+* spectral diffusion from one field through the QCSE, CCD noise, as in the
+  simulator.
+
+================  ===========================================================================
+preset            stated by the seed (figure)                       prescribed here
+================  ===========================================================================
+fig4_doublet      doublet, FSS 677 ueV (Fig. 4)                     15 nm homogeneous NC, centre
+                                                                    from the model (654.3 nm)
+fig4_triplet      triplet, FSS 878 ueV = mean of the two gaps       13 nm homogeneous NC
+fig4_charging     X* switching to the neutral doublet at ~37 s      14 nm NC, X* 0-37 s, X after
+fig5a             sets at 557.93, 615.83, 657.88 nm; Br-rich weak   three 5 nm slabs, Br-rich in
+                  (Fig. 5)                                          the middle
+fig5b             sets at 659.02, 662.28, 667.46 nm                 three domains of a 15 nm NC
+fig5c             six sets in 670-690 nm; four with correlated      670.80 ... 686.60 nm
+                  intensity changes at 67-75 s                      (illustrative), shared event
+                                                                    x0.25 at 67-75 s on four
+fig5d             QD1 652.36 nm / QD1* 655.76 nm; QD2 doublet at    QD2 on 18-98 s, QD1 charged
+                  652.71 nm appearing at ~18 s and stopping at      18-98 s; lifetimes 0.54 /
+                  ~98 s with QD1*; lifetimes 0.54 / 0.66 ns (S14)   0.66 ns
+================  ===========================================================================
+
+FSS of sets the seed does not state are the model's scale ``F(L)`` for the domain
+box (rounded to 1 ueV). Every preset renders a figure like the seed's: the
+time-wavelength colour map and the spectrum at a chosen time
+(:func:`plot_preset`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import optimize
+
+from nanodomains import materials
+from nanodomains.errors import FitError, InputError
+from nanodomains.optics import levels as lv
+from nanodomains.optics.emitters import (
+    DomainSpec,
+    DynamicsParameters,
+    NCDynamics,
+    SharedEvent,
+    simulate_dynamics,
+)
+from nanodomains.optics.movies import CCD, Spectrometer, simulate_movie
+from nanodomains.structure import Domain, NanoCrystal, Region
+
+__all__ = ["Preset", "PRESETS", "preset", "preset_names", "simulate_preset_movie", "plot_preset",
+           "composition_for_wavelength"]
+
+NOMINAL = "CsPbBr1.2I1.8"
+
+
+@dataclass
+class Preset:
+    """A seed figure as a simulation: NC, dynamics, spectrometer and what the seed states."""
+
+    name: str
+    description: str
+    nc: NanoCrystal
+    dynamics: NCDynamics
+    spectrometer: Spectrometer
+    spectrum_time_s: float
+    stated: dict = field(default_factory=dict)
+    n_frames: int = 120
+    frame_s: float = 1.0
+    ccd: CCD = field(default_factory=CCD)
+
+
+@dataclass
+class _DomainPlan:
+    lo: tuple
+    hi: tuple
+    center_nm: float | None       # None: model energy of br_fraction
+    kind: str
+    fss_uev: float | None = None  # None: model scale F(L)
+    br_fraction: float | None = None
+    trion_nm: float | None = None
+    lifetime_ns: float | None = None
+    schedule: list | None = None
+
+
+def _surface_fraction(lo, hi, edges) -> float:
+    lo, hi, edges = np.asarray(lo, float), np.asarray(hi, float), np.asarray(edges, float)
+    size = hi - lo
+    area = total = 0.0
+    for ax in range(3):
+        face = float(np.prod(np.delete(size, ax)))
+        total += 2 * face
+        area += face * (lo[ax] < 1e-9) + face * (abs(hi[ax] - edges[ax]) < 1e-9)
+    return area / total
+
+
+def composition_for_wavelength(wavelength_nm: float, edges_nm, *, surface_fraction: float = 1.0,
+                               temperature: str = "4K",
+                               params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS) -> float:
+    """Br fraction f for which the level model puts a domain's exciton at ``wavelength_nm``."""
+    target = float(materials.energy_ev(wavelength_nm))
+
+    def resid(f):
+        return lv.exciton_state(f, edges_nm, temperature, surface_fraction=surface_fraction,
+                                params=params).energy_ev - target
+
+    lo, hi = resid(0.0), resid(1.0)
+    if lo > 0 or hi < 0:
+        e0 = materials.wavelength_nm(target - lo)
+        e1 = materials.wavelength_nm(target - hi)
+        raise FitError(f"{wavelength_nm} nm is outside what a {list(np.atleast_1d(edges_nm))} nm domain "
+                       f"can emit ({e1:.1f}-{e0:.1f} nm for f = 1..0)")
+    return float(optimize.brentq(resid, 0.0, 1.0, xtol=1e-13, rtol=1e-13))
+
+
+def _build(name: str, description: str, edges, plans: list[_DomainPlan], *, seed: int,
+           spectrometer: Spectrometer, spectrum_time_s: float, stated: dict,
+           dyn_params: DynamicsParameters, events=(), declared=(), duration_s: float = 120.0) -> Preset:
+    edges = tuple(float(e) for e in edges)
+    specs, domains, schedules = [], [], {}
+    for i, pl in enumerate(plans):
+        box = tuple(h - l for l, h in zip(pl.lo, pl.hi))
+        sfrac = _surface_fraction(pl.lo, pl.hi, edges)
+        if pl.center_nm is not None:
+            f = composition_for_wavelength(pl.center_nm, box, surface_fraction=sfrac)
+        else:
+            f = float(pl.br_fraction)
+        st = lv.exciton_state(f, box, "4K", surface_fraction=sfrac)
+        center_ev = float(materials.energy_ev(pl.center_nm)) if pl.center_nm is not None else st.energy_ev
+        fss = round(lv.fss_scale_uev(box)) if pl.fss_uev is None else pl.fss_uev
+        fine = lv.fine_structure_from_fss(center_ev, fss if pl.kind != "singlet" else 0.0, pl.kind)
+        trion_ev = (float(materials.energy_ev(pl.trion_nm)) if pl.trion_nm is not None
+                    else center_ev + lv.trion_shift_ev(box))
+        tau = lv.radiative_lifetime_ns(st) if pl.lifetime_ns is None else pl.lifetime_ns
+        levels = lv.DomainLevels(exciton=replace(st, energy_ev=center_ev), fine=fine, trion_ev=trion_ev,
+                                 lifetime_ns=tau, trion_lifetime_ns=0.5 * tau)
+        specs.append(DomainSpec(id=i, br_fraction=f, edges_nm=box,
+                                center_nm=tuple((l + h) / 2 for l, h in zip(pl.lo, pl.hi)),
+                                volume_nm3=float(np.prod(box)), surface_fraction=sfrac, levels=levels,
+                                symmetry=pl.kind))
+        domains.append(Domain(id=i, br_fraction=f, region=Region(lo_nm=pl.lo, hi_nm=pl.hi)))
+        if pl.schedule is not None:
+            schedules[i] = pl.schedule
+    nc = NanoCrystal(edges_nm=edges, nominal_formula=NOMINAL, seed=seed, domains=domains)
+    dyn = simulate_dynamics(nc, duration_s=duration_s, seed=seed, params=dyn_params, specs=specs,
+                            schedules=schedules, events=list(events), declared_couplings=list(declared))
+    # prescribed lifetimes (seed S14) replace the model's total lifetime of those domains
+    for em in dyn.emitters:
+        pl = plans[em.domain]
+        if pl.lifetime_ns is not None:
+            em.lifetime_ns = pl.lifetime_ns if em.state == "X" else 0.5 * pl.lifetime_ns
+    dyn.notes["preset"] = name
+    return Preset(name=name, description=description, nc=nc, dynamics=dyn, spectrometer=spectrometer,
+                  spectrum_time_s=spectrum_time_s, stated=stated)
+
+
+_SCHEDULED = DynamicsParameters(blinking="none", charge_rate_per_s=0.0, bleach_mean_s=1e9)
+_FINE = Spectrometer(dispersion_nm_per_px=0.02, resolution_nm=0.04)
+
+
+def _fig4_doublet(seed: int = 1) -> Preset:
+    e = 15.0
+    plan = _DomainPlan((0, 0, 0), (e, e, e), None, "doublet", 677.0, br_fraction=0.4,
+                       schedule=[[0, 41, "X"], [41, 44, "off"], [44, 88, "X"], [88, 90, "off"], [90, 120, "X"]])
+    return _build("fig4_doublet", "single-domain NC with one doublet (FSS 677 ueV), seed Fig. 4",
+                  (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
+                  stated={"D0-X": {"kind": "doublet", "fss_uev": 677.0}}, dyn_params=_SCHEDULED)
+
+
+def _fig4_triplet(seed: int = 1) -> Preset:
+    e = 13.0
+    plan = _DomainPlan((0, 0, 0), (e, e, e), None, "triplet", 878.0, br_fraction=0.4,
+                       schedule=[[0, 63, "X"], [63, 66, "off"], [66, 120, "X"]])
+    return _build("fig4_triplet", "single-domain NC with one triplet (FSS 878 ueV, mean of the two gaps), "
+                  "seed Fig. 4", (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
+                  stated={"D0-X": {"kind": "triplet", "fss_uev": 878.0}}, dyn_params=_SCHEDULED)
+
+
+def _fig4_charging(seed: int = 1) -> Preset:
+    e = 14.0
+    plan = _DomainPlan((0, 0, 0), (e, e, e), None, "doublet", None, br_fraction=0.4,
+                       schedule=[[0, 37, "X*"], [37, 120, "X"]])
+    return _build("fig4_charging", "charged exciton X* switching to the neutral doublet at 37 s, seed Fig. 4",
+                  (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
+                  stated={"D0-X*": {"kind": "trion", "intervals_s": [[0.0, 37.0]]},
+                          "D0-X": {"kind": "doublet", "intervals_s": [[37.0, 120.0]]}},
+                  dyn_params=_SCHEDULED)
+
+
+def _fig5a(seed: int = 1) -> Preset:
+    on = [[0, 120, "X"]]
+    plans = [
+        _DomainPlan((0, 0, 0), (5, 15, 15), 657.88, "doublet", schedule=on),
+        _DomainPlan((5, 0, 0), (10, 15, 15), 557.93, "doublet", schedule=on),
+        _DomainPlan((10, 0, 0), (15, 15, 15), 615.83, "triplet", schedule=on),
+    ]
+    spec = Spectrometer(dispersion_nm_per_px=0.1, resolution_nm=0.2)
+    return _build("fig5a", "three sets of peaks of one NC; the Br-rich set (557.93 nm) is weak "
+                  "(Forster transfer to its I-rich neighbours), seed Fig. 5a", (15, 15, 15), plans,
+                  seed=seed, spectrometer=spec, spectrum_time_s=60.0,
+                  stated={"D0-X": {"center_nm": 657.88}, "D1-X": {"center_nm": 557.93},
+                          "D2-X": {"center_nm": 615.83}}, dyn_params=_SCHEDULED)
+
+
+def _fig5b(seed: int = 1) -> Preset:
+    plans = [
+        _DomainPlan((0, 0, 0), (6, 15, 15), 659.02, "doublet",
+                    schedule=[[0, 50, "X"], [50, 53, "off"], [53, 120, "X"]]),
+        _DomainPlan((6, 0, 0), (15, 7, 15), 662.28, "triplet", schedule=[[0, 120, "X"]]),
+        _DomainPlan((6, 7, 0), (15, 15, 15), 667.46, "doublet",
+                    schedule=[[0, 85, "X"], [85, 89, "off"], [89, 120, "X"]]),
+    ]
+    return _build("fig5b", "three sets of peaks at 659.02, 662.28 and 667.46 nm, seed Fig. 5b",
+                  (15, 15, 15), plans, seed=seed, spectrometer=_FINE, spectrum_time_s=30.0,
+                  stated={"D0-X": {"center_nm": 659.02}, "D1-X": {"center_nm": 662.28},
+                          "D2-X": {"center_nm": 667.46}}, dyn_params=_SCHEDULED)
+
+
+def _fig5c(seed: int = 1) -> Preset:
+    centers = [670.80, 673.90, 677.10, 680.30, 683.40, 686.60]
+    kinds = ["doublet", "triplet", "singlet", "doublet", "triplet", "doublet"]
+    plans = []
+    k = 0
+    for iy in range(2):
+        for ix in range(3):
+            sched = [[0, 120, "X"]] if k < 4 else None  # domains 4, 5 blink at random
+            plans.append(_DomainPlan((7.0 * ix, 10.0 * iy, 0), (7.0 * ix + 7, 10.0 * iy + 10, 14.0),
+                                     centers[k], kinds[k], schedule=sched))
+            k += 1
+    event = SharedEvent(domains=(0, 1, 2, 3), interval_s=(67.0, 75.0), factor=0.25,
+                        name="shared trap near the NC")
+    params = replace(_SCHEDULED, blinking="two-state", on_mean_s=25.0, off_mean_s=4.0)
+    stated = {f"D{i}-X": {"center_nm": c} for i, c in enumerate(centers)}
+    stated["correlated"] = {"emitters": ["D0-X", "D1-X", "D2-X", "D3-X"], "interval_s": [67.0, 75.0]}
+    return _build("fig5c", "six sets of peaks in 670-690 nm (illustrative positions); four change "
+                  "intensity together at 67-75 s, seed Fig. 5c", (21, 20, 14), plans, seed=seed,
+                  spectrometer=Spectrometer(center_nm=680.0, dispersion_nm_per_px=0.02, resolution_nm=0.04),
+                  spectrum_time_s=30.0, stated=stated, dyn_params=params, events=[event])
+
+
+def _fig5d(seed: int = 1) -> Preset:
+    plans = [
+        _DomainPlan((0, 0, 0), (7, 15, 15), 652.36, "singlet", trion_nm=655.76, lifetime_ns=0.54,
+                    schedule=[[0, 18, "X"], [18, 98, "X*"], [98, 120, "X"]]),
+        _DomainPlan((7, 0, 0), (15, 15, 15), 652.71, "doublet", lifetime_ns=0.66,
+                    schedule=[[0, 18, "off"], [18, 98, "X"], [98, 120, "off"]]),
+    ]
+    declared = [
+        {"emitters": ["D1-X", "D0-X*"], "verdict": "coupled", "intervals_s": [[18.0, 98.0]],
+         "mechanism": "QD2 appears and stops together with QD1* (seed Fig. 5d)"},
+        {"emitters": ["D1-X", "D0-X"], "verdict": "anti-correlated", "intervals_s": [[18.0, 98.0]],
+         "mechanism": "QD2 is on while QD1 is charged"},
+    ]
+    return _build("fig5d", "QD1 652.36 nm and its trion QD1* 655.76 nm; QD2 doublet at 652.71 nm "
+                  "on from ~18 s to ~98 s together with QD1*; lifetimes 0.54 / 0.66 ns (S14), seed Fig. 5d",
+                  (15, 15, 15), plans, seed=seed, spectrometer=_FINE, spectrum_time_s=50.0,
+                  stated={"D0-X": {"center_nm": 652.36, "lifetime_ns": 0.54},
+                          "D0-X*": {"center_nm": 655.76, "intervals_s": [[18.0, 98.0]]},
+                          "D1-X": {"center_nm": 652.71, "kind": "doublet", "lifetime_ns": 0.66,
+                                   "intervals_s": [[18.0, 98.0]]}},
+                  dyn_params=_SCHEDULED, declared=declared)
+
+
+PRESETS = {
+    "fig4_doublet": _fig4_doublet,
+    "fig4_triplet": _fig4_triplet,
+    "fig4_charging": _fig4_charging,
+    "fig5a": _fig5a,
+    "fig5b": _fig5b,
+    "fig5c": _fig5c,
+    "fig5d": _fig5d,
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def preset(name: str, seed: int = 1) -> Preset:
+    """Build an optical preset by name (see the module docstring)."""
+    if name not in PRESETS:
+        raise InputError(f"unknown optics preset {name!r}; choose from {preset_names()}")
+    if int(seed) != seed or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    return PRESETS[name](seed=int(seed))
+
+
+def simulate_preset_movie(name: str, seed: int = 1):
+    """Movie and truth of a preset (noise seeded by ``seed`` + 1000)."""
+    p = preset(name, seed)
+    movie, truth = simulate_movie(p.dynamics, n_frames=p.n_frames, frame_s=p.frame_s,
+                                  spectrometer=p.spectrometer, ccd=p.ccd, seed=seed + 1000, name=name)
+    truth["preset"] = {"name": name, "description": p.description, "stated": p.stated,
+                       "spectrum_time_s": p.spectrum_time_s, "nc": p.nc.model_dump(mode="json")}
+    return movie, truth
+
+
+def plot_preset(movie, truth: dict, *, spectrum_time_s: float | None = None, path=None, title: str | None = None):
+    """Figure like the seed's: time-wavelength colour map and the spectrum at one time.
+
+    Parameters
+    ----------
+    movie : xarray.DataArray
+        dims (time, wavelength).
+    truth : dict
+        Truth sidecar; emitter line positions are marked on the spectrum.
+    spectrum_time_s : float, optional
+        Frame to show (default: the preset's choice, else the middle).
+    path : path-like, optional
+        Save the figure (PNG) there.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    t = movie["time"].values
+    wl = movie["wavelength"].values
+    data = movie.values - float(movie.attrs.get("bias_adu", 0.0))
+    if spectrum_time_s is None:
+        spectrum_time_s = truth.get("preset", {}).get("spectrum_time_s", float(t[len(t) // 2]))
+    k = int(np.clip(np.searchsorted(t, spectrum_time_s, side="right") - 1, 0, len(t) - 1))
+    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(6.0, 6.4), height_ratios=[2.2, 1.0], sharex=True,
+                                   constrained_layout=True)
+    vmax = float(np.percentile(data, 99.8))
+    dt = float(t[1] - t[0]) if len(t) > 1 else 1.0
+    im = ax0.imshow(data, aspect="auto", origin="lower", cmap="inferno", vmin=0, vmax=max(vmax, 1.0),
+                    extent=[wl[0], wl[-1], t[0], t[-1] + dt], interpolation="nearest")
+    ax0.axhline(t[k] + dt / 2, color="w", lw=0.6, ls="--")
+    ax0.set_ylabel("time (s)")
+    fig.colorbar(im, ax=ax0, label="counts (ADU - bias)")
+    ax1.plot(wl, data[k], color="k", lw=0.8)
+    for em in truth.get("emitters", []):
+        on = any(a <= t[k] < b for a, b in em.get("intervals_s", []))
+        for lam in em["lines_nm"]:
+            if wl[0] <= lam <= wl[-1]:
+                ax1.axvline(lam, color="tab:red" if em["kind"] == "trion" else "tab:blue",
+                            lw=0.6, alpha=0.8 if on else 0.25)
+    ax1.set_xlabel("wavelength (nm)")
+    ax1.set_ylabel(f"counts at {t[k]:.0f} s")
+    ax0.set_title(title or truth.get("preset", {}).get("name", movie.attrs.get("name", "")))
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
