@@ -73,8 +73,8 @@ def test_independent_pairs_rarely_called_coupled():
     calls = [p.verdict for p in pairs]
     assert calls.count("coupled") <= 0.05 * n
     assert calls.count("anti-correlated competition") <= 0.05 * n
-    # windows that survive the look-elsewhere correction are rare too
-    assert sum(any(w["p_fwe"] < 0.01 for w in p.windows) for p in pairs) <= 0.05 * n
+    # reported windows (family-wise p < 0.05) are rare too
+    assert sum(bool(p.windows) for p in pairs) <= 0.08 * n
 
 
 def test_correlated_window_like_67_75_s():
@@ -95,8 +95,9 @@ def test_correlated_window_like_67_75_s():
                        window_frames=10, n_surrogates=999, rng=4)
     assert p.windows, "the correlated 67-75 s window must be reported"
     w = max(p.windows, key=lambda w: abs(w["r"]))
-    assert w["start_s"] <= 67 and w["stop_s"] >= 75 and w["stop_s"] - w["start_s"] <= 30
-    assert w["r"] > 0.8 and w["p"] < 0.01 and w["p"] <= w["p_fwe"]
+    assert 55 <= w["start_s"] and w["stop_s"] <= 85  # located at the dip
+    assert min(w["stop_s"], 75) - max(w["start_s"], 67) >= 5
+    assert w["r"] > 0.8 and w["p"] < 0.01 and w["p"] <= w["p_fwe"] < 0.05
     assert p.jumps_same >= 2  # the dip's two edges are coincident jumps
 
 
