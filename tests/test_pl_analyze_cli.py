@@ -1,0 +1,119 @@
+"""`nanodomains pl analyze`: synthetic truth recovery through the files it writes, the
+real SIF series, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nanodomains.cli import main
+from nanodomains.spectroscopy.io import save_movie
+from pl_synth import fig4_like
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "spectra"
+TRUTH_FIELDS = {"id", "domain", "kind", "center_nm", "lines_nm", "fss_uev", "intervals_s"}
+
+
+def _match(found: list[dict], truth: list[dict]) -> dict:
+    """Truth id -> found emitter of the same kind nearest in centre (within 0.1 nm)."""
+    out = {}
+    for t in truth:
+        cands = [f for f in found if f["kind"] == t["kind"] and abs(f["center_nm"] - t["center_nm"]) < 0.1]
+        assert cands, f"truth emitter {t['id']} ({t['kind']} at {t['center_nm']} nm) not found"
+        out[t["id"]] = min(cands, key=lambda f: abs(f["center_nm"] - t["center_nm"]))
+    return out
+
+
+def _edges(intervals):
+    return sorted(x for iv in intervals for x in iv)
+
+
+def _check_against_truth(res: dict, truth: dict, frame_s: float = 1.0):
+    found = res["emitters"]
+    assert len(found) == len(truth["emitters"])
+    m = _match(found, truth["emitters"])
+    pos_err = []
+    for t in truth["emitters"]:
+        f = m[t["id"]]
+        assert TRUTH_FIELDS <= set(f)  # same field names as the simulator's truth sidecar
+        on = truth["frames"]["on"][t["id"]]
+        # the truth lines move by spectral diffusion: compare with their median over on-frames
+        true_lines = np.median(truth["frames"]["lines_nm"][t["id"]][on], axis=0)
+        pos_err += list(np.abs(np.array(f["lines_nm"]) - true_lines))
+        if t["kind"] in ("doublet", "triplet"):
+            assert abs(f["fss_uev"] - t["fss_uev"]) <= 50
+            assert 0 < f["fss_uev_err"] < 50
+        # on/off and charge switches within 2 frames
+        te, fe = _edges(t["intervals_s"]), _edges(f["intervals_s"])
+        assert len(te) == len(fe), (t["id"], t["intervals_s"], f["intervals_s"])
+        assert np.max(np.abs(np.array(te) - np.array(fe))) <= 2 * frame_s
+    assert np.median(pos_err) <= 0.02
+    trion = next(f for f in found if f["kind"] == "trion")
+    neutral = next(f for f in found if f["id"] == trion["trion_of"])
+    assert abs(neutral["center_nm"] - 652.36) < 0.05
+    assert neutral["domain"] == trion["domain"]
+    assert neutral["charged_intervals_s"] == trion["intervals_s"]
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_cli_recovers_synthetic_truth(tmp_path, seed):
+    movie, truth = fig4_like(seed=seed)
+    path = save_movie(movie, tmp_path / "movie.nc")
+    out = tmp_path / "out"
+    assert main(["pl", "analyze", str(path), "--out", str(out), "--surrogates", "199"]) == 0
+    res = json.loads((out / "emitters.json").read_text())
+    _check_against_truth(res, truth)
+    rows = list(csv.DictReader((out / "correlations.csv").open()))
+    assert len(rows) == 6  # 4 emitters -> 6 pairs
+    assert {"a", "b", "pearson_r", "pearson_p", "spearman_rho", "verdict", "windows"} <= set(rows[0])
+    charge = [r for r in rows if r["relation"] == "charge states"]
+    assert len(charge) == 1 and float(charge[0]["pearson_r"]) < -0.9
+    assert (out / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(20, 30))
+def test_acceptance_ten_seeds(tmp_path, seed):
+    from nanodomains.spectroscopy.movie_analysis import analyze_movie
+
+    movie, truth = fig4_like(seed=seed)
+    res = analyze_movie(movie, n_surrogates=199).to_dict()
+    _check_against_truth(res, truth)
+
+
+@pytest.mark.realdata
+def test_cli_real_sif(tmp_path):
+    out = tmp_path / "sif"
+    assert main(["pl", "analyze", str(REAL / "measurement.sif"), "--out", str(out)]) == 0
+    res = json.loads((out / "emitters.json").read_text())
+    assert res["meta"]["n_frames"] == 20
+    assert "CycleTime" in res["meta"]["time_source"]
+    # the bright line of the file near 550 nm is found and on all the time
+    e = min(res["emitters"], key=lambda e: abs(e["center_nm"] - 550.0))
+    assert abs(e["center_nm"] - 550.0) < 0.2
+    assert e["intervals_s"] == [[0.0, pytest.approx(20 * 3.0221)]]
+    assert (out / "overview.png").exists() and (out / "correlations.csv").exists()
+    # a single spectrum also runs through
+    assert main(["pl", "analyze", str(REAL / "raman1.sif"), "--out", str(tmp_path / "raman")]) == 0
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["pl", "analyze", str(tmp_path / "missing.sif"), "--out", str(out)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    p = tmp_path / "nan.csv"
+    p.write_text("t,650.0,650.1,650.2,650.3,650.4,650.5,650.6,650.7,650.8\n" + "\n".join(
+        f"{i},{','.join('nan' if (i == 2 and j == 3) else '100' for j in range(9))}" for i in range(5)))
+    assert main(["pl", "analyze", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 (t=2 s" in err and "NaN" in err
+    assert not out.exists()  # nothing written for bad input
+    empty = tmp_path / "e.csv"
+    empty.write_text("t,650.0,650.1\n")
+    assert main(["pl", "analyze", str(empty), "--out", str(out)]) == 2
+    assert "empty movie" in capsys.readouterr().err
+    assert main(["pl", "analyze", str(p), "--out", str(out), "--bad-frames", "skip"]) == 2
