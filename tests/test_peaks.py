@@ -110,6 +110,38 @@ def test_one_frame_line_is_not_a_cosmic_ray():
     assert clean[7].max() > 600
 
 
+def test_particle_shower_removed_smooth_wide_line_kept():
+    rng = np.random.default_rng(6)
+    wl = 640 + 0.02 * np.arange(300)
+    model = np.full((20, 300), 200.0)
+    model[7] += lorentzian(wl, 643.0, 0.04, 3000)  # strong one-frame line, HWHM 2 px: wide but smooth
+    y = rng.poisson(model).astype(float)
+    y[15, 200:207] += [400, 2600, 5200, 1000, 6800, 2800, 2400]  # a jagged multi-pixel hit
+    clean, rec = remove_cosmic_rays(y, wl)
+    assert rec.frame.tolist() == [15]
+    assert rec.pixel_start[0] <= 201 and rec.pixel_stop[0] >= 206
+    assert clean[15, 200:207].max() < 300
+    assert clean[7].max() > 2500
+
+
+@pytest.mark.realdata
+def test_real_sif_cosmic_rays():
+    from pathlib import Path
+
+    from nanodomains.spectroscopy.io import load_movie
+
+    m = load_movie(Path(__file__).resolve().parents[2] / "shared" / "realdata" / "spectra" / "measurement.sif")
+    clean, rec = remove_cosmic_rays(m.values, m["wavelength"].values)
+    # the hit near 579.3 nm in the last frame (up to 8,500 counts over a ~700 count floor)
+    i = int(np.argmin(np.abs(m["wavelength"].values - 579.3)))
+    assert m.values[-1, i - 3 : i + 4].max() > 8000
+    assert clean[-1, i - 3 : i + 4].max() < 2000
+    assert 19 in rec.frame.tolist()
+    # the bright 550 nm line is untouched in every frame
+    j = int(np.argmin(np.abs(m["wavelength"].values - 550.0)))
+    np.testing.assert_array_equal(clean[:, j - 20 : j + 20], m.values[:, j - 20 : j + 20])
+
+
 def test_single_frame_has_no_temporal_test():
     y = np.ones((1, 50))
     clean, rec = remove_cosmic_rays(y)

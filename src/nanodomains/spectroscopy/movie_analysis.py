@@ -229,7 +229,7 @@ class MovieAnalysis:
         ax.set_ylabel("time (s)")
         ax.set_xlim(wl[0], wl[-1])
         ax.set_ylim(t[0], t[-1]) if t.size > 1 else ax.set_ylim(t[0] - 0.5, t[0] + 0.5)
-        ax.set_title(title or self.meta.get("source", ""), fontsize=8, loc="left")
+        fig.suptitle(title or self.meta.get("source", ""), fontsize=9)
         ax2 = fig.add_subplot(gs[1, 0], sharex=ax)
         ax2.plot(wl, img.mean(axis=0), lw=0.8, color="k")
         for k, e in enumerate(self.emitters):

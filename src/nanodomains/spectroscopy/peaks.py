@@ -31,8 +31,12 @@ Preprocessing
   frames is taken; the smaller one must exceed ``threshold`` robust standard
   deviations (per-pixel MAD over time). A blinking line switching on is matched by
   one of the two medians and is not flagged. Candidate runs of pixels are accepted as
-  cosmic rays only if they are narrow (<= ``max_width_px``) and their spectral flanks
-  carry little excess (a line that appears for one frame has Lorentzian flanks).
+  cosmic rays only if their spectral flanks carry little excess (a line that appears
+  for one frame has Lorentzian flanks) and they are narrow (<= ``max_width_px``) or,
+  up to ``max_shower_px`` wide, jagged: a peak sharper than any sampled line, i.e.
+  max(-second difference) >= ``jag_ratio`` x peak (a Lorentzian sampled with HWHM
+  gamma pixels reaches 2 / (gamma^2 + 1): 0.4 at 2 px), as for the multi-pixel hits
+  of a particle crossing the chip in full vertical binning.
   Replaced values are the matching median; every replacement is recorded.
 * Noise: robust per-frame sd from first differences, 1.4826 MAD(diff) / sqrt(2).
 
@@ -232,6 +236,8 @@ def remove_cosmic_rays(
     threshold: float = 8.0,
     max_width_px: int = 3,
     flank_ratio: float = 0.3,
+    max_shower_px: int = 30,
+    jag_ratio: float = 0.8,
 ) -> tuple[np.ndarray, CosmicRays]:
     """Replace cosmic-ray spikes by a temporal outlier test (see module docstring).
 
@@ -249,6 +255,9 @@ def remove_cosmic_rays(
     flank_ratio : float
         The mean residual 2-3 px outside the run must be below this fraction of its
         peak residual (a one-frame emission line has Lorentzian flanks).
+    max_shower_px, jag_ratio : int, float
+        Wider runs (up to ``max_shower_px``) are cosmic rays when jagged (module
+        docstring).
 
     Returns
     -------
@@ -286,9 +295,12 @@ def remove_cosmic_rays(
     for sl in ndimage.find_objects(lab):
         f = sl[0].start
         a, b = sl[1].start, sl[1].stop
-        if b - a > max_width_px:
-            continue
         peak = np.nanmax(r[f, a:b])
+        if b - a > max_width_px:
+            seg = r[f, a:b]
+            sharp = -(seg[:-2] - 2 * seg[1:-1] + seg[2:]) if seg.size >= 3 else np.zeros(0)
+            if b - a > max_shower_px or not sharp.size or sharp.max() < jag_ratio * peak:
+                continue
         # both flanks (2-3 px outside) must be quiet: a line that appears or shifts
         # leaves Lorentzian (same sign) or derivative-like (opposite sign) flanks
         flank_bad = False
