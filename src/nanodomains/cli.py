@@ -363,6 +363,37 @@ def eds_simulate(
 # ---- pl ---------------------------------------------------------------------
 
 
+@pl_app.command("simulate")
+def pl_simulate(
+    nc_json: Optional[str] = typer.Argument(None, help="NC model JSON (or use --preset)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="fig4_doublet, fig4_triplet, fig4_charging, fig5a-d."),
+    out: str = typer.Option(..., "--out", help="Output movie (.nc); the truth goes to NAME.truth.json."),
+    seed: int = typer.Option(1, "--seed", help="Random seed (dynamics, noise)."),
+    frames: int = typer.Option(120, "--frames", help="Number of frames."),
+    frame_s: float = typer.Option(1.0, "--frame-s", help="Exposure per frame (s)."),
+    figure: Optional[str] = typer.Option(None, "--figure", help="Also write a PNG like the seed's figures."),
+) -> None:
+    """Simulate a 4 K PL spectral movie (time x wavelength) with its truth sidecar."""
+    from rich.table import Table
+
+    from nanodomains.optics.movies import save_movie
+    from nanodomains.optics.presets import movie_from, plot_preset
+
+    movie, truth = movie_from(nc_json, preset, seed=seed, n_frames=frames, frame_s=frame_s)
+    path, tpath = save_movie(movie, truth, out)
+    if figure:
+        plot_preset(movie, truth, path=figure)
+    t = Table(title=f"{preset or nc_json}: {movie.sizes['time']} frames x {movie.sizes['wavelength']} px")
+    for col in ("id", "kind", "center nm", "FSS ueV", "on (s)", "counts/frame", "SNR"):
+        t.add_column(col, justify="right")
+    for e in truth["emitters"]:
+        t.add_row(e["id"], e["kind"], f"{e['center_nm']:.3f}", f"{e['fss_uev']:.0f}",
+                  f"{sum(b - a for a, b in e['intervals_s']):.0f}", f"{e['mean_counts']:.0f}", f"{e['peak_snr']:.0f}")
+    console.print(t)
+    console.print(f"wrote {path} and {tpath}" + (f" and {figure}" if figure else ""))
+
+
+
 @pl_app.command("analyze")
 def pl_analyze(
     movie: str = typer.Argument(..., help="PL movie: .sif, .spe, .csv/.txt or .nc (time x wavelength)."),
@@ -406,6 +437,37 @@ def pl_analyze(
 
 # ---- photons ----------------------------------------------------------------
 # (`photons simulate` of the optical forward model goes here too.)
+
+
+@photons_app.command("simulate")
+def photons_simulate(
+    nc_json: Optional[str] = typer.Argument(None, help="NC model JSON (or use --preset)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="fig4_doublet, fig4_triplet, fig4_charging, fig5a-d."),
+    mode: str = typer.Option("pulsed", "--mode", help="Excitation: pulsed (T3 records) or cw (T2)."),
+    out: str = typer.Option(..., "--out", help="Output .ptu (PicoQuant, HydraHarp v2) or .npz; truth in NAME.truth.json."),
+    seed: int = typer.Option(1, "--seed", help="Random seed."),
+    duration_s: float = typer.Option(10.0, "--duration-s", help="Acquisition time (s)."),
+    efficiency: float = typer.Option(0.01, "--efficiency", help="System detection efficiency per photon."),
+    emitter: Optional[str] = typer.Option(None, "--emitter", help="Band-pass filter on one emitter, e.g. D0-X."),
+    t2: bool = typer.Option(False, "--t2", help="Pulsed: write T2 records instead of T3."),
+) -> None:
+    """Simulate HBT photon time tags (two detectors behind a 50:50 splitter) with their truth."""
+    import numpy as np
+
+    from nanodomains.optics.presets import photons_from, write_photon_file
+
+    if mode not in ("pulsed", "cw"):
+        raise InputError(f"--mode must be 'pulsed' or 'cw', got {mode!r}")
+    sim = photons_from(nc_json, preset, mode=mode, seed=seed, duration_s=duration_s, efficiency=efficiency,
+                       emitter=emitter, t3=False if t2 else None)
+    path, tpath = write_photon_file(sim, out)
+    counts = np.bincount(sim.channels, minlength=2) if sim.n_photons else [0, 0]
+    _print_facts(f"{preset or nc_json} ({mode})", {
+        "photons": sim.n_photons, "channel 0": int(counts[0]), "channel 1": int(counts[1]),
+        "duration_s": sim.duration_s, "expected g2(0)": sim.expected_g2_zero,
+        "records": "T3" if sim.microtimes_ps is not None else "T2", "filtered to": emitter or "-",
+    })
+    console.print(f"wrote {path} and {tpath}")
 
 _PHOTON_SUFFIXES = (".ptu", ".npz")
 

@@ -24,8 +24,11 @@ transferred) solve ``a = p + T^T a``; the domain emits with quantum yield
 ``k_r,i / G_i``, so Br-rich donors come out weak. Independent routing of each exciton
 (Poisson thinning) makes the per-domain exciton numbers Poisson with mean
 ``<N> a_i``; the X line of domain i is emitted per pulse with probability
-``(1 - exp(-<N> a_i)) QY_i`` (CW: rate ``g/(1 + g tau)`` times ``QY``, ``g`` the
-arrival rate), the trion with ``trion_brightness`` times that.
+``(1 - exp(-<N> a_i)) QY_i``, the trion with ``trion_brightness`` times that. CW
+excitation of the same average power gives the arrival rate ``g = <N> a_i f_rep`` and
+the two-level emission rate ``QY g / (1 + g tau)``. ``P_sat = 50 W/cm2`` (illustrative:
+<N> = 0.1 at the seed's 5 W/cm2; absorption cross-sections of ~1e-14 cm2 give
+~0.01-0.1 per pulse at 10 MHz).
 
 Blinking, charging, bleaching
 -----------------------------
@@ -382,8 +385,8 @@ def emission_rate_hz(mean_excitons: np.ndarray, qy: np.ndarray, lifetime_ns: np.
     """Photons/s of the X line when on: pulsed ``f_rep (1 - e^-N) QY``, CW ``g/(1 + g tau) QY``."""
     if params.excitation == "pulsed":
         return params.rep_rate_hz * -np.expm1(-mean_excitons) * qy
-    # CW: <N> excitons per radiative lifetime of the reference -> arrival rate g (1/s)
-    g = mean_excitons / (lifetime_ns * 1e-9)
+    # CW at the same average power: arrival rate g = <N> f_rep (1/s), two-level saturation
+    g = mean_excitons * params.rep_rate_hz
     return g / (1 + g * lifetime_ns * 1e-9) * qy
 
 

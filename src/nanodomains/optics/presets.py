@@ -39,8 +39,8 @@ time-wavelength colour map and the spectrum at a chosen time
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from scipy import optimize
@@ -125,7 +125,8 @@ def composition_for_wavelength(wavelength_nm: float, edges_nm, *, surface_fracti
 
 def _build(name: str, description: str, edges, plans: list[_DomainPlan], *, seed: int,
            spectrometer: Spectrometer, spectrum_time_s: float, stated: dict,
-           dyn_params: DynamicsParameters, events=(), declared=(), duration_s: float = 120.0) -> Preset:
+           dyn_params: DynamicsParameters, events=(), declared=(), duration_s: float = 120.0,
+           excitation: str = "pulsed") -> Preset:
     edges = tuple(float(e) for e in edges)
     specs, domains, schedules = [], [], {}
     for i, pl in enumerate(plans):
@@ -152,6 +153,7 @@ def _build(name: str, description: str, edges, plans: list[_DomainPlan], *, seed
         if pl.schedule is not None:
             schedules[i] = pl.schedule
     nc = NanoCrystal(edges_nm=edges, nominal_formula=NOMINAL, seed=seed, domains=domains)
+    dyn_params = replace(dyn_params, excitation=excitation)
     dyn = simulate_dynamics(nc, duration_s=duration_s, seed=seed, params=dyn_params, specs=specs,
                             schedules=schedules, events=list(events), declared_couplings=list(declared))
     # prescribed lifetimes (seed S14) replace the model's total lifetime of those domains
@@ -168,25 +170,25 @@ _SCHEDULED = DynamicsParameters(blinking="none", charge_rate_per_s=0.0, bleach_m
 _FINE = Spectrometer(dispersion_nm_per_px=0.02, resolution_nm=0.04)
 
 
-def _fig4_doublet(seed: int = 1) -> Preset:
+def _fig4_doublet(seed: int = 1, excitation: str = "pulsed") -> Preset:
     e = 15.0
     plan = _DomainPlan((0, 0, 0), (e, e, e), None, "doublet", 677.0, br_fraction=0.4,
                        schedule=[[0, 41, "X"], [41, 44, "off"], [44, 88, "X"], [88, 90, "off"], [90, 120, "X"]])
     return _build("fig4_doublet", "single-domain NC with one doublet (FSS 677 ueV), seed Fig. 4",
                   (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
-                  stated={"D0-X": {"kind": "doublet", "fss_uev": 677.0}}, dyn_params=_SCHEDULED)
+                  stated={"D0-X": {"kind": "doublet", "fss_uev": 677.0}}, dyn_params=_SCHEDULED, excitation=excitation)
 
 
-def _fig4_triplet(seed: int = 1) -> Preset:
+def _fig4_triplet(seed: int = 1, excitation: str = "pulsed") -> Preset:
     e = 13.0
     plan = _DomainPlan((0, 0, 0), (e, e, e), None, "triplet", 878.0, br_fraction=0.4,
                        schedule=[[0, 63, "X"], [63, 66, "off"], [66, 120, "X"]])
     return _build("fig4_triplet", "single-domain NC with one triplet (FSS 878 ueV, mean of the two gaps), "
                   "seed Fig. 4", (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
-                  stated={"D0-X": {"kind": "triplet", "fss_uev": 878.0}}, dyn_params=_SCHEDULED)
+                  stated={"D0-X": {"kind": "triplet", "fss_uev": 878.0}}, dyn_params=_SCHEDULED, excitation=excitation)
 
 
-def _fig4_charging(seed: int = 1) -> Preset:
+def _fig4_charging(seed: int = 1, excitation: str = "pulsed") -> Preset:
     e = 14.0
     plan = _DomainPlan((0, 0, 0), (e, e, e), None, "doublet", None, br_fraction=0.4,
                        schedule=[[0, 37, "X*"], [37, 120, "X"]])
@@ -194,10 +196,10 @@ def _fig4_charging(seed: int = 1) -> Preset:
                   (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
                   stated={"D0-X*": {"kind": "trion", "intervals_s": [[0.0, 37.0]]},
                           "D0-X": {"kind": "doublet", "intervals_s": [[37.0, 120.0]]}},
-                  dyn_params=_SCHEDULED)
+                  dyn_params=_SCHEDULED, excitation=excitation)
 
 
-def _fig5a(seed: int = 1) -> Preset:
+def _fig5a(seed: int = 1, excitation: str = "pulsed") -> Preset:
     on = [[0, 120, "X"]]
     plans = [
         _DomainPlan((0, 0, 0), (5, 15, 15), 657.88, "doublet", schedule=on),
@@ -209,10 +211,10 @@ def _fig5a(seed: int = 1) -> Preset:
                   "(Forster transfer to its I-rich neighbours), seed Fig. 5a", (15, 15, 15), plans,
                   seed=seed, spectrometer=spec, spectrum_time_s=60.0,
                   stated={"D0-X": {"center_nm": 657.88}, "D1-X": {"center_nm": 557.93},
-                          "D2-X": {"center_nm": 615.83}}, dyn_params=_SCHEDULED)
+                          "D2-X": {"center_nm": 615.83}}, dyn_params=_SCHEDULED, excitation=excitation)
 
 
-def _fig5b(seed: int = 1) -> Preset:
+def _fig5b(seed: int = 1, excitation: str = "pulsed") -> Preset:
     plans = [
         _DomainPlan((0, 0, 0), (6, 15, 15), 659.02, "doublet",
                     schedule=[[0, 50, "X"], [50, 53, "off"], [53, 120, "X"]]),
@@ -223,10 +225,10 @@ def _fig5b(seed: int = 1) -> Preset:
     return _build("fig5b", "three sets of peaks at 659.02, 662.28 and 667.46 nm, seed Fig. 5b",
                   (15, 15, 15), plans, seed=seed, spectrometer=_FINE, spectrum_time_s=30.0,
                   stated={"D0-X": {"center_nm": 659.02}, "D1-X": {"center_nm": 662.28},
-                          "D2-X": {"center_nm": 667.46}}, dyn_params=_SCHEDULED)
+                          "D2-X": {"center_nm": 667.46}}, dyn_params=_SCHEDULED, excitation=excitation)
 
 
-def _fig5c(seed: int = 1) -> Preset:
+def _fig5c(seed: int = 1, excitation: str = "pulsed") -> Preset:
     centers = [670.80, 673.90, 677.10, 680.30, 683.40, 686.60]
     kinds = ["doublet", "triplet", "singlet", "doublet", "triplet", "doublet"]
     plans = []
@@ -245,10 +247,10 @@ def _fig5c(seed: int = 1) -> Preset:
     return _build("fig5c", "six sets of peaks in 670-690 nm (illustrative positions); four change "
                   "intensity together at 67-75 s, seed Fig. 5c", (21, 20, 14), plans, seed=seed,
                   spectrometer=Spectrometer(center_nm=680.0, dispersion_nm_per_px=0.02, resolution_nm=0.04),
-                  spectrum_time_s=30.0, stated=stated, dyn_params=params, events=[event])
+                  spectrum_time_s=30.0, stated=stated, dyn_params=params, excitation=excitation, events=[event])
 
 
-def _fig5d(seed: int = 1) -> Preset:
+def _fig5d(seed: int = 1, excitation: str = "pulsed") -> Preset:
     plans = [
         _DomainPlan((0, 0, 0), (7, 15, 15), 652.36, "singlet", trion_nm=655.76, lifetime_ns=0.54,
                     schedule=[[0, 18, "X"], [18, 98, "X*"], [98, 120, "X"]]),
@@ -268,7 +270,7 @@ def _fig5d(seed: int = 1) -> Preset:
                           "D0-X*": {"center_nm": 655.76, "intervals_s": [[18.0, 98.0]]},
                           "D1-X": {"center_nm": 652.71, "kind": "doublet", "lifetime_ns": 0.66,
                                    "intervals_s": [[18.0, 98.0]]}},
-                  dyn_params=_SCHEDULED, declared=declared)
+                  dyn_params=_SCHEDULED, excitation=excitation, declared=declared)
 
 
 PRESETS = {
@@ -286,13 +288,15 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
-def preset(name: str, seed: int = 1) -> Preset:
-    """Build an optical preset by name (see the module docstring)."""
+def preset(name: str, seed: int = 1, excitation: str = "pulsed") -> Preset:
+    """Build an optical preset by name (see the module docstring); ``excitation`` pulsed or cw."""
     if name not in PRESETS:
         raise InputError(f"unknown optics preset {name!r}; choose from {preset_names()}")
     if int(seed) != seed or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
-    return PRESETS[name](seed=int(seed))
+    if excitation not in ("pulsed", "cw"):
+        raise InputError(f"excitation must be 'pulsed' or 'cw', got {excitation!r}")
+    return PRESETS[name](seed=int(seed), excitation=excitation)
 
 
 def simulate_preset_movie(name: str, seed: int = 1):
@@ -352,3 +356,89 @@ def plot_preset(movie, truth: dict, *, spectrum_time_s: float | None = None, pat
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+# ---- sources for the command line: an NC model file or a preset ----------------------
+
+def dynamics_from(nc_json=None, preset_name: str | None = None, *, seed: int = 1, excitation: str = "pulsed",
+                  duration_s: float = 120.0, params: DynamicsParameters | None = None):
+    """NC dynamics of an NC model file or of a preset (exactly one of the two).
+
+    Returns ``(dynamics, preset or None)``; a model file is simulated with random
+    blinking, charging and orientation from ``seed``.
+    """
+    if (nc_json is None) == (preset_name is None):
+        raise InputError("give either an NC model JSON file or --preset NAME (not both, not neither)")
+    if preset_name is not None:
+        p = preset(preset_name, seed, excitation=excitation)
+        if duration_s > p.dynamics.duration_s:
+            raise InputError(f"preset {preset_name} covers {p.dynamics.duration_s} s; asked for {duration_s} s")
+        return p.dynamics, p
+    nc = NanoCrystal.from_json(Path(nc_json))
+    base = params if params is not None else DynamicsParameters()
+    dyn = simulate_dynamics(nc, duration_s=duration_s, seed=seed, params=replace(base, excitation=excitation))
+    dyn.notes["source"] = str(nc_json)
+    return dyn, None
+
+
+def movie_from(nc_json=None, preset_name: str | None = None, *, seed: int = 1, n_frames: int = 120,
+               frame_s: float = 1.0):
+    """Movie and truth of an NC model file or a preset (see :func:`dynamics_from`)."""
+    from nanodomains.errors import require_positive
+
+    if (nc_json is None) == (preset_name is None):
+        raise InputError("give either an NC model JSON file or --preset NAME (not both, not neither)")
+    frame = require_positive("frame time (s)", frame_s)
+    if int(n_frames) != n_frames or n_frames < 1:
+        raise InputError(f"number of frames must be an integer >= 1, got {n_frames!r}")
+    if preset_name is not None and (n_frames * frame > 120.0 + 1e-9):
+        raise InputError(f"presets cover 120 s; {n_frames} x {frame} s is longer")
+    if preset_name is not None and n_frames == 120 and frame == 1.0:
+        return simulate_preset_movie(preset_name, seed)
+    dyn, p = dynamics_from(nc_json, preset_name, seed=seed, duration_s=max(n_frames * frame, 1e-9))
+    spec = p.spectrometer if p is not None else Spectrometer()
+    movie, truth = simulate_movie(dyn, n_frames=int(n_frames), frame_s=frame, spectrometer=spec,
+                                  seed=seed + 1000, name=preset_name or str(nc_json))
+    if p is not None:
+        truth["preset"] = {"name": p.name, "description": p.description, "stated": p.stated,
+                           "spectrum_time_s": p.spectrum_time_s, "nc": p.nc.model_dump(mode="json")}
+    return movie, truth
+
+
+def photons_from(nc_json=None, preset_name: str | None = None, *, mode: str = "pulsed", seed: int = 1,
+                 duration_s: float = 10.0, efficiency: float = 0.01, emitter: str | None = None,
+                 t3: bool | None = None):
+    """HBT photon stream of an NC model file or a preset (optionally filtered to one emitter)."""
+    from nanodomains.errors import require_positive
+    from nanodomains.optics import photons as ph
+
+    dur = require_positive("duration (s)", duration_s)
+    if mode not in ("pulsed", "cw"):
+        raise InputError(f"mode must be 'pulsed' or 'cw', got {mode!r}")
+    dyn, _ = dynamics_from(nc_json, preset_name, seed=seed, excitation=mode, duration_s=max(dur, 120.0))
+    band = ph.line_filter(dyn, emitter) if emitter is not None else None
+    sim = ph.simulate_photons(dyn, duration_s=dur, seed=seed + 2000, band_nm=band, t3=t3,
+                              params=ph.PhotonParameters(mode=mode), detectors=ph.Detectors(efficiency=efficiency))
+    sim.truth["source"] = preset_name or str(nc_json)
+    sim.truth["filtered_emitter"] = emitter
+    sim.truth["dynamics"] = dyn.truth()
+    return sim
+
+
+def write_photon_file(sim, path, *, ptu_mode: str | None = None):
+    """Write ``.ptu`` (T3 when the stream has micro times, else T2) or ``.npz`` plus ``*.truth.json``."""
+    from nanodomains.optics import photons as ph
+    from nanodomains.optics.movies import truth_path, write_json_atomic
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".ptu":
+        ph.write_ptu(sim, p, mode=ptu_mode)
+    elif suffix == ".npz":
+        if ptu_mode is not None:
+            raise InputError("T2/T3 record modes apply to .ptu files only")
+        ph.write_photons_npz(sim, p)
+    else:
+        raise InputError(f"{p}: photon files are written as .ptu or .npz")
+    tp = write_json_atomic(sim.truth, truth_path(p))
+    return p, tp
