@@ -25,7 +25,6 @@ import argparse
 import math
 import os
 import platform
-import time
 
 import numpy as np
 from scipy import special
@@ -35,25 +34,7 @@ from nanodomains.optics import movies as mv
 from nanodomains.optics import photons as ph
 from nanodomains.structure import homogeneous, random_domains
 
-
-def best_of(fn, repeat: int):
-    best, out = math.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from bench_g2 import best_of, cpu_model  # noqa: E402  (same timing helpers as the g2 benchmark)
 
 
 def voigt_direct(dyn, wl, frames, detection_efficiency, resolution_nm):

@@ -138,8 +138,7 @@ class DynamicsParameters:
         for name in ("nonradiative_rate_per_ns", "forster_min_gap_mev", "charge_rate_per_s",
                      "neutralize_rate_per_s", "trion_brightness", "field_sd_v_per_nm",
                      "stark_dipole_e_nm", "stark_polarizability_e_nm2_per_v", "tilt_sd_deg"):
-            if require_finite(name, getattr(self, name)) < 0:
-                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
+            lv.require_in_range(name, getattr(self, name))
         require_finite("field_mean_v_per_nm", self.field_mean_v_per_nm)
         if self.excitation not in ("pulsed", "cw"):
             raise InputError(f"excitation must be 'pulsed' or 'cw', got {self.excitation!r}")
@@ -269,8 +268,7 @@ class SharedEvent:
         t0, t1 = (require_finite("event interval", x) for x in self.interval_s)
         if not t1 > t0 >= 0:
             raise InputError(f"event interval must satisfy 0 <= start < end, got {self.interval_s}")
-        if require_finite("event factor", self.factor) < 0:
-            raise InputError(f"event factor must be >= 0, got {self.factor}")
+        lv.require_in_range("event factor", self.factor)
 
 
 @dataclass

@@ -154,12 +154,23 @@ __all__ = [
     "collection_efficiency",
     "depolarization_factors",
     "effective_size_nm",
+    "require_in_range",
 ]
 
 #: e^2 / (4 pi eps0) in eV nm.
 COULOMB_EV_NM: float = constants.e / (4 * math.pi * constants.epsilon_0) * 1e9
 
 Symmetry = Literal["cubic", "tetragonal", "orthorhombic"]
+
+
+def require_in_range(name: str, value, lo: float = 0.0, hi: float = math.inf, *,
+                     lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` as a finite float in [lo, hi] (ends open when asked), else :class:`InputError`."""
+    v = require_finite(name, value)
+    if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise InputError(f"{name} must lie in {left}{lo:g}, {hi:g}{right}, got {value!r}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -215,15 +226,11 @@ class LevelParameters:
                      "lifetime_ref_size_nm"):
             require_positive(name, getattr(self, name))
         for name in ("fss_ref_uev", "fss_exponent", "fss_shape_coeff", "merge_uev", "visibility"):
-            v = require_finite(name, getattr(self, name))
-            if v < 0:
-                raise InputError(f"{name} must be >= 0, got {v}")
+            require_in_range(name, getattr(self, name))
         require_finite("trion_a_mev", self.trion_a_mev)
         require_finite("trion_b_mev_nm2", self.trion_b_mev_nm2)
-        if not 0 <= self.fss_asymmetry < 1:
-            raise InputError(f"fss_asymmetry must lie in [0, 1), got {self.fss_asymmetry}")
-        if self.collection_na >= 1:
-            raise InputError(f"collection_na must be < 1 (objective in vacuum), got {self.collection_na}")
+        require_in_range("fss_asymmetry", self.fss_asymmetry, 0.0, 1.0, hi_open=True)
+        require_in_range("collection_na (objective in vacuum)", self.collection_na, 0.0, 1.0, hi_open=True)
         if self.symmetry not in ("cubic", "tetragonal", "orthorhombic"):
             raise InputError(f"symmetry must be cubic, tetragonal or orthorhombic, got {self.symmetry!r}")
 
@@ -404,9 +411,7 @@ def exciton_state(br_fraction: float, edges_nm, temperature: materials.Temperatu
     """
     f = float(require_finite("br_fraction", br_fraction))
     edges = _edges(edges_nm)
-    s = require_finite("surface_fraction", surface_fraction)
-    if not 0 <= s <= 1:
-        raise InputError(f"surface_fraction must lie in [0, 1], got {surface_fraction}")
+    s = require_in_range("surface_fraction", surface_fraction, 0.0, 1.0)
     gap = float(materials.bandgap_ev(f, temperature, bowing_ev=bowing_ev, params=material_params))
     eb = float(materials.exciton_binding_ev(f, material_params))
     ab = float(materials.bohr_radius_nm(f, material_params))
@@ -482,9 +487,7 @@ def collection_efficiency(dipoles_lab: np.ndarray, na: float) -> np.ndarray:
     na : float
         Numerical aperture in vacuum (0 < NA < 1).
     """
-    na = require_positive("collection NA", na)
-    if na >= 1:
-        raise InputError(f"collection NA must be < 1 in vacuum, got {na}")
+    na = require_in_range("collection NA (vacuum)", na, 0.0, 1.0, lo_open=True, hi_open=True)
     d = np.asarray(dipoles_lab, dtype=float)
     d = d / np.linalg.norm(d, axis=-1, keepdims=True)
     ca = math.cos(math.asin(na))
@@ -593,16 +596,13 @@ def fine_structure_from_fss(center_ev: float, fss_uev: float, kind: str, *,
     singlet / trion: one line at ``E0``.
     """
     e0 = require_positive("center_ev", center_ev)
-    f = require_finite("fss_uev", fss_uev) * 1e-6
-    if f < 0:
-        raise InputError(f"fss_uev must be >= 0, got {fss_uev}")
+    f = require_in_range("fss_uev", fss_uev) * 1e-6
     if kind in ("singlet", "trion"):
         v = np.zeros(1)
     elif kind == "doublet":
         v = np.array([-0.5, 0.5])
     elif kind == "triplet":
-        if not 0 <= asymmetry < 1:
-            raise InputError(f"asymmetry must lie in [0, 1), got {asymmetry}")
+        require_in_range("asymmetry", asymmetry, 0.0, 1.0, hi_open=True)
         v = np.array([-(1 - asymmetry), 0.0, 1 + asymmetry])
         v = v - v.mean()
     else:

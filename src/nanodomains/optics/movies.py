@@ -55,6 +55,7 @@ from scipy import ndimage
 from nanodomains import materials
 from nanodomains.errors import CalibrationError, InputError, require_finite, require_positive
 from nanodomains.optics.emitters import NCDynamics
+from nanodomains.optics.levels import require_in_range
 
 __all__ = ["Spectrometer", "CCD", "wavelength_axis", "render_expected", "apply_ccd",
            "simulate_movie", "save_movie", "truth_path", "write_json_atomic"]
@@ -85,9 +86,7 @@ class Spectrometer:
         require_positive("dispersion_nm_per_px", self.dispersion_nm_per_px)
         require_finite("dispersion_quadratic_nm_per_px2", self.dispersion_quadratic_nm_per_px2)
         require_positive("resolution_nm", self.resolution_nm)
-        d = require_positive("detection_efficiency", self.detection_efficiency)
-        if d > 1:
-            raise InputError(f"detection_efficiency must be <= 1, got {d}")
+        require_in_range("detection_efficiency", self.detection_efficiency, 0.0, 1.0, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -107,16 +106,12 @@ class CCD:
     cosmic_mean_e: float = 1500.0
 
     def __post_init__(self) -> None:
-        q = require_positive("qe", self.qe)
-        if q > 1:
-            raise InputError(f"qe must be <= 1, got {q}")
+        require_in_range("qe", self.qe, 0.0, 1.0, lo_open=True)
         require_positive("electrons_per_adu", self.electrons_per_adu)
-        if require_finite("em_gain", self.em_gain) < 1:
-            raise InputError(f"em_gain must be >= 1, got {self.em_gain}")
+        require_in_range("em_gain", self.em_gain, 1.0)
         for name in ("read_noise_e", "dark_e_per_px_s", "background_photons_per_px_s", "bias_adu",
                      "cosmic_rate_per_s"):
-            if require_finite(name, getattr(self, name)) < 0:
-                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
+            require_in_range(name, getattr(self, name))
         require_positive("full_well_e", self.full_well_e)
         require_positive("cosmic_mean_e", self.cosmic_mean_e)
         if int(self.adc_bits) != self.adc_bits or not 8 <= self.adc_bits <= 32:

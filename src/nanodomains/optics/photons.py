@@ -102,6 +102,7 @@ import numpy as np
 from nanodomains import __version__, materials
 from nanodomains.errors import InputError, require_finite, require_positive
 from nanodomains.optics.emitters import STATE_CODES, NCDynamics, _merge
+from nanodomains.optics.levels import require_in_range
 
 __all__ = [
     "PhotonParameters",
@@ -149,11 +150,8 @@ class PhotonParameters:
         if abs(period - round(period)) > 1e-6 * period:
             raise InputError(f"rep_rate_hz={self.rep_rate_hz} gives a sync period of {period} ps; "
                              "choose a rate whose period is a whole number of ps")
-        if require_finite("pulse_sigma_ps", self.pulse_sigma_ps) < 0:
-            raise InputError("pulse_sigma_ps must be >= 0")
-        r = require_finite("biexciton_qy_ratio", self.biexciton_qy_ratio)
-        if not 0 <= r <= 1:
-            raise InputError(f"biexciton_qy_ratio must lie in [0, 1], got {r}")
+        require_in_range("pulse_sigma_ps", self.pulse_sigma_ps)
+        require_in_range("biexciton_qy_ratio", self.biexciton_qy_ratio, 0.0, 1.0)
         require_positive("biexciton_lifetime_ratio", self.biexciton_lifetime_ratio)
         require_finite("biexciton_binding_mev", self.biexciton_binding_mev)
         if self.t3_resolution_ps is not None:
@@ -192,25 +190,17 @@ class Detectors:
     dead_time_ps: float = 0.0
 
     def __post_init__(self) -> None:
-        e = require_positive("detection efficiency", self.efficiency)
-        if e > 1:
-            raise InputError(f"detection efficiency must be <= 1, got {e}")
-        s = require_finite("split_ratio", self.split_ratio)
-        if not 0 <= s <= 1:
-            raise InputError(f"split_ratio must lie in [0, 1], got {s}")
+        require_in_range("detection efficiency", self.efficiency, 0.0, 1.0, lo_open=True)
+        require_in_range("split_ratio", self.split_ratio, 0.0, 1.0)
         for name in ("jitter_sigma_ps", "delay_ps", "dark_rate_hz"):
             v = getattr(self, name)
             if len(v) != 2:
                 raise InputError(f"{name} needs two values (channel 0, channel 1), got {v!r}")
             for x in v:
-                if require_finite(name, x) < 0:
-                    raise InputError(f"{name} must be >= 0, got {v!r}")
-        p = require_finite("afterpulse_probability", self.afterpulse_probability)
-        if not 0 <= p < 1:
-            raise InputError(f"afterpulse_probability must lie in [0, 1), got {p}")
+                require_in_range(name, x)
+        require_in_range("afterpulse_probability", self.afterpulse_probability, 0.0, 1.0, hi_open=True)
         require_positive("afterpulse_mean_ps", self.afterpulse_mean_ps)
-        if require_finite("dead_time_ps", self.dead_time_ps) < 0:
-            raise InputError("dead_time_ps must be >= 0")
+        require_in_range("dead_time_ps", self.dead_time_ps)
 
 
 @dataclass
