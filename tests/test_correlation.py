@@ -60,7 +60,7 @@ def test_anticorrelated_competition_detected():
     rng = np.random.default_rng(1)
     on = telegraph(120, 0.1, 0.1, rng)
     p = _pair(on, ~on, rng, n_surrogates=499)
-    assert p.verdict == "anti-correlated competition"
+    assert p.verdict == "anti-correlated" and p.relation == "competition"
     assert p.pearson_r < -0.8 and p.pearson_p < 0.01
     assert p.jumps_opposite >= 3 and p.jumps_p_opposite < 0.01
 
@@ -72,7 +72,7 @@ def test_independent_pairs_rarely_called_coupled():
              for _ in range(n)]
     calls = [p.verdict for p in pairs]
     assert calls.count("coupled") <= 0.05 * n
-    assert calls.count("anti-correlated competition") <= 0.05 * n
+    assert calls.count("anti-correlated") <= 0.05 * n
     # reported windows (family-wise p < 0.05) are rare too
     assert sum(bool(p.windows) for p in pairs) <= 0.08 * n
 

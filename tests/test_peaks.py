@@ -207,9 +207,14 @@ def test_batched_fit_matches_scipy_curve_fit():
     y = rng.poisson(np.broadcast_to(model, (5, 400))).astype(float) - 100
     pk = detect_peaks(y, wl)
     fits = fit_lines(y, wl, pk, window_hwhm=400)  # whole frame, like the peers
+    d = 0.02  # pixel width: our model integrates each Lorentzian over the pixel
+
+    def pix(x, c, g, a):
+        return a * g / d * (np.arctan((x + d / 2 - c) / g) - np.arctan((x - d / 2 - c) / g))
+
     def f3(x, b0, b1, a1, a2, a3, c1, c2, c3, g):
         xm = 0.5 * (wl[0] + wl[-1])
-        return b0 + b1 * (x - xm) + sum(lorentzian(x, c, g, a) for c, a in ((c1, a1), (c2, a2), (c3, a3)))
+        return b0 + b1 * (x - xm) + sum(pix(x, c, g, a) for c, a in ((c1, a1), (c2, a2), (c3, a3)))
     for f in range(5):
         sel = np.flatnonzero(fits.frame == f)
         assert sel.size == 3

@@ -31,10 +31,13 @@ For a pair of emitters (a, b) with signal traces I_a(t), I_b(t) (counts per fram
 Verdict
 -------
 "coupled" when the whole-movie intensity correlation is positive with p < ``alpha`` or
-the same-direction jumps are significant (p < ``alpha``); "anti-correlated
-competition" when it is negative with p < ``alpha`` or the opposite-direction jumps are
-significant; otherwise "independent". A trion and its own neutral exciton are one
-quantum dot, reported with relation "charge states".
+the same-direction jumps are significant (p < ``alpha``); "anti-correlated" (the
+issue's "anti-correlated competition"; the word the optical forward model's truth
+uses) when it is negative with p < ``alpha`` or the opposite-direction jumps are
+significant; otherwise "independent". ``relation`` says why: "charge states" for a
+trion and its own neutral exciton (one quantum dot), "competition" for other
+anti-correlated pairs (excitons captured by one emitter or transferred to it are lost
+to the other).
 """
 
 from __future__ import annotations
@@ -365,9 +368,11 @@ def correlate_pair(
     if np.isfinite(p) and p < alpha and r > 0 or jumps["p_same"] < alpha and not (np.isfinite(p) and p < alpha and r < 0):
         verdict = "coupled"
     elif np.isfinite(p) and p < alpha and r < 0 or jumps["p_opposite"] < alpha:
-        verdict = "anti-correlated competition"
+        verdict = "anti-correlated"
     else:
         verdict = "independent"
+    if verdict == "anti-correlated" and not relation:
+        relation = "competition"
     return PairCorrelation(
         a=name_a, b=name_b, relation=relation, pearson_r=r, pearson_p=p, spearman_rho=rho, spearman_p=prho,
         wavelength_r=rw, wavelength_p=pw, wavelength_pairs=nw, jumps_same=jumps["n_same"],
