@@ -47,9 +47,11 @@ class Section:
 
 
 def figure_to_png_bytes(fig, dpi: int = 100) -> bytes:
-    """Render a matplotlib figure to PNG bytes (and close it)."""
+    """Render a matplotlib figure (or the figure of an Axes) to PNG bytes, and close it."""
     import matplotlib.pyplot as plt
 
+    if not hasattr(fig, "savefig"):
+        fig = fig.figure
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
