@@ -229,7 +229,8 @@ def coincident_jumps(cp_a, cp_b, steps_a, steps_b, n_frames: int, *, tolerance: 
     cp_a, cp_b : array_like of int
         Change points.
     steps_a, steps_b : array_like
-        Signed level change at each change point (new rate - old rate).
+        Signed level change at each change point (new rate - old rate); change points
+        with a zero step are ignored (e.g. small level changes filtered out).
     n_frames : int
     tolerance : int
 
@@ -242,6 +243,10 @@ def coincident_jumps(cp_a, cp_b, steps_a, steps_b, n_frames: int, *, tolerance: 
     """
     ca, cb = np.asarray(cp_a, int), np.asarray(cp_b, int)
     sa, sb = np.sign(np.asarray(steps_a, float)), np.sign(np.asarray(steps_b, float))
+    if ca.size != sa.size or cb.size != sb.size:
+        raise InputError(f"change points and steps differ in length ({ca.size}/{sa.size}, {cb.size}/{sb.size})")
+    ca, sa = ca[sa != 0], sa[sa != 0]
+    cb, sb = cb[sb != 0], sb[sb != 0]
     if ca.size == 0 or cb.size == 0:
         return {"n_same": 0, "n_opposite": 0, "frames": [], "p_same": 1.0, "p_opposite": 1.0}
     d = np.abs(ca[:, None] - cb[None, :])
@@ -371,6 +376,10 @@ def correlate_pair(
         verdict = "anti-correlated"
     else:
         verdict = "independent"
+    if relation == "charge states":
+        # an X* and its neutral exciton were identified by their exclusive on-times:
+        # anti-correlated by construction, whatever a single switch can show
+        verdict = "anti-correlated"
     if verdict == "anti-correlated" and not relation:
         relation = "competition"
     return PairCorrelation(

@@ -15,7 +15,8 @@
 6. fine-structure splitting and linewidth per emitter: inverse-variance weighted mean
    over the frames in which all its lines were fit, error inflated by
    sqrt(reduced chi-square) when the frames scatter more than their errors;
-7. pair correlations and verdicts (:mod:`.correlation`).
+7. pair correlations and verdicts (:mod:`.correlation`); coincident jumps count only
+   level changes of at least ``jump_fraction`` of the emitter's brightest level.
 
 ``MovieAnalysis.write(out_dir)`` writes ``emitters.json`` in the schema of the optical
 forward model's truth sidecar (``{"emitters": [{"id", "domain", "kind", "center_nm",
@@ -86,7 +87,7 @@ class AnalysisParams:
     smooth_px: float = 1.0
     profile: str = "lorentzian"
     instrument_sigma_nm: float | None = None
-    max_jump_nm: float = 0.1
+    max_jump_nm: float = 0.08
     max_gap_frames: int = 3
     stitch_nm: float = 0.1
     min_track_frames: int = 3
@@ -97,6 +98,7 @@ class AnalysisParams:
     z_on: float = 5.0
     on_fraction: float = 0.1
     trion_window_mev: tuple = (5.0, 25.0)
+    jump_fraction: float = 0.3
     window_s: float = 10.0
     n_surrogates: int = 999
     alpha: float = 0.01
@@ -272,6 +274,14 @@ class MovieAnalysis:
 
 
 _MECHANISMS = {"charge states": "charge: neutral and charged states of one domain"}
+
+
+def _jump_steps(seg: Segmentation, fraction: float) -> np.ndarray:
+    """Level changes at the change points; those below ``fraction`` of the brightest
+    level are set to 0 (not counted as jumps: small fluctuations of an on-state)."""
+    steps = np.diff(seg.signal_rate)
+    top = float(np.max(np.abs(seg.signal_rate))) if seg.signal_rate.size else 0.0
+    return np.where(np.abs(steps) >= fraction * top, steps, 0.0)
 
 
 def _not_duplicate(fits: LineFits) -> np.ndarray:
@@ -450,7 +460,7 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
                 pairs.append(correlate_pair(
                     a.id, b.id, a.intensity, b.intensity,
                     a.segmentation.change_points, b.segmentation.change_points,
-                    np.diff(a.segmentation.signal_rate), np.diff(b.segmentation.signal_rate),
+                    _jump_steps(a.segmentation, prm.jump_fraction), _jump_steps(b.segmentation, prm.jump_fraction),
                     a.wavelength, b.wavelength, t, relation=rel, window_frames=wf,
                     n_surrogates=prm.n_surrogates, alpha=prm.alpha, rng=rng,
                 ))

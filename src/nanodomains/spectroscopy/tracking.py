@@ -6,11 +6,17 @@ Frame by frame, the open tracks (last seen at most ``max_gap_frames`` frames ago
 assigned to the new detections by a global nearest-neighbour assignment
 (scipy.optimize.linear_sum_assignment, Hungarian algorithm) on the cost |d lambda|;
 pairs farther apart than ``max_jump_nm * sqrt(gap)`` (spectral diffusion as a random
-walk) plus four standard deviations of the two fitted positions are forbidden. Track
-pieces separated by longer gaps (blinking off periods) are then stitched by a second
-assignment between track ends and later track starts (``stitch_nm``); pieces that are
-never detected in the same frame and lie within ``stitch_nm / 2`` or one HWHM of each
-other are merged; pieces shorter than ``min_length`` detections are dropped.
+walk) plus four standard deviations of the two fitted positions are forbidden, after
+removing the median shift of all lines between the two frames (one environmental
+field moves all lines of an NC together by the quantum-confined Stark effect: the
+shift is measured by a first, loose assignment, when it pairs at least two lines).
+A track whose position steps by more than ``split_nm`` (median of 4 detections
+before vs after) is cut: it jumped to a neighbouring line that switched on as the
+first switched off. Track pieces separated by longer gaps (blinking off periods) are
+then stitched by a second assignment between track ends and later track starts
+(``stitch_nm``); pieces that are never detected in the same frame and lie within
+``stitch_nm`` or one HWHM of each other are merged; pieces shorter than
+``min_length`` detections are dropped.
 
 Grouping
 --------
@@ -47,6 +53,7 @@ from nanodomains.spectroscopy.peaks import HC_EV_NM, LineFits
 
 __all__ = [
     "link_lines",
+    "split_tracks",
     "stitch_tracks",
     "TrackArrays",
     "track_arrays",
@@ -61,8 +68,9 @@ _BIG = 1e12
 def link_lines(
     fits: LineFits,
     *,
-    max_jump_nm: float = 0.1,
+    max_jump_nm: float = 0.08,
     max_gap_frames: int = 3,
+    drift_factor: float = 3.0,
 ) -> np.ndarray:
     """Link line detections frame to frame into tracks.
 
@@ -74,6 +82,10 @@ def link_lines(
         Largest allowed shift between consecutive frames (scaled by sqrt(gap)).
     max_gap_frames : int
         Frames a track may miss and still be continued.
+    drift_factor : float
+        A first assignment within ``drift_factor * max_jump_nm`` gives the median shift
+        of all lines between the two frames; the gate then applies to the shift
+        relative to it.
 
     Returns
     -------
@@ -103,7 +115,16 @@ def link_lines(
         assigned = np.zeros(chunk.size, bool)
         if open_.size:
             gap = (f - lf[open_]).astype(float)
-            cost = np.abs(lp[open_][:, None] - pos[None, :])
+            d = pos[None, :] - lp[open_][:, None]
+            # common shift of the NC's lines (one field, QCSE) from a loose first assignment
+            loose = np.abs(d) <= drift_factor * max_jump_nm * np.sqrt(gap)[:, None]
+            shift = 0.0
+            if loose.any():
+                r0, c0 = linear_sum_assignment(np.where(loose, np.abs(d), _BIG))
+                ok0 = loose[r0, c0]
+                if ok0.sum() >= 2:  # one pair alone would define its own shift
+                    shift = float(np.median(d[r0[ok0], c0[ok0]]))
+            cost = np.abs(d - shift)
             # diffusion allowance plus 4 sd of the two position estimates (weak lines)
             tol = max_jump_nm * np.sqrt(gap)[:, None] + 4.0 * np.hypot(le[open_][:, None], perr[None, :])
             allowed = cost <= tol
@@ -125,13 +146,75 @@ def link_lines(
     return track
 
 
-def stitch_tracks(fits: LineFits, track_id: np.ndarray, *, stitch_nm: float = 0.1, n_edge: int = 3, min_length: int = 3) -> np.ndarray:
+def split_tracks(fits: LineFits, track_id: np.ndarray, *, split_nm: float = 0.1, n_side: int = 4) -> np.ndarray:
+    """Cut tracks where their position steps by more than ``split_nm``.
+
+    A track that jumps to another line (one emitter switching off in the frame where a
+    nearby one switches on) shows a sustained step in position: the median of the
+    ``n_side`` detections after a frame differs from that of the ``n_side`` before by
+    more than ``split_nm``; spectral diffusion wanders more smoothly, and a large
+    diffusion step is shared by the other lines present on both sides (not cut). Cut
+    at the largest such step, recursively.
+
+    Returns
+    -------
+    track_id : ndarray of int
+        New ids for the cut-off pieces (appended after the existing ones).
+    """
+    tid = track_id.copy()
+    next_id = int(tid.max()) + 1 if tid.size else 0
+
+    def step_at(rows, f):
+        """Median position after minus before frame f (n_side detections each), or None."""
+        fr = fits.frame[rows]
+        before, after = rows[fr < f][-n_side:], rows[fr >= f][:n_side]
+        if before.size < n_side or after.size < n_side:
+            return None
+        return float(np.median(fits.center_nm[after]) - np.median(fits.center_nm[before]))
+
+    todo = [int(t) for t in np.unique(tid[tid >= 0])]
+    while todo:  # loop over tracks (and their pieces)
+        t = todo.pop()
+        rows = np.flatnonzero(tid == t)
+        rows = rows[np.argsort(fits.frame[rows])]
+        p = fits.center_nm[rows]
+        if p.size < 2 * n_side:
+            continue
+        w = np.lib.stride_tricks.sliding_window_view(p, n_side)
+        med = np.median(w, axis=1)  # med[i] = median of p[i:i+n_side]
+        steps = med[n_side:] - med[: med.size - n_side]  # split before index i+n_side
+        k = int(np.argmax(np.abs(steps)))
+        if abs(steps[k]) <= split_nm:
+            continue
+        cut = k + n_side
+        f_cut = int(fits.frame[rows[cut]])
+        # a step shared by another line present on both sides is spectral diffusion
+        shared = False
+        for u in np.unique(tid[(tid >= 0) & (tid != t)]):
+            urows = np.flatnonzero(tid == u)
+            su = step_at(urows[np.argsort(fits.frame[urows])], f_cut)
+            if su is not None and abs(su - steps[k]) < 0.5 * abs(steps[k]):
+                shared = True
+                break
+        if shared:
+            continue
+        tid[rows[cut:]] = next_id
+        todo += [t, next_id]
+        next_id += 1
+    return tid
+
+
+def stitch_tracks(
+    fits: LineFits, track_id: np.ndarray, *, stitch_nm: float = 0.1, n_edge: int = 3, min_length: int = 3,
+    split_nm: float | None = 0.1,
+) -> np.ndarray:
     """Join track pieces across long gaps and drop short pieces.
 
-    A piece ending at frame f1 can continue as a piece starting after f1 when the
-    median of the last ``n_edge`` positions of the first and of the first ``n_edge``
-    of the second differ by at most ``stitch_nm``; the ends and starts are matched by
-    a global assignment, repeated until nothing changes.
+    First tracks are cut at sustained position steps > ``split_nm``
+    (:func:`split_tracks`). Then a piece ending at frame f1 can continue as a piece
+    starting after f1 when the median of the last ``n_edge`` positions of the first and
+    of the first ``n_edge`` of the second differ by at most ``stitch_nm``; the ends and
+    starts are matched by a global assignment, repeated until nothing changes.
 
     Parameters
     ----------
@@ -142,13 +225,15 @@ def stitch_tracks(fits: LineFits, track_id: np.ndarray, *, stitch_nm: float = 0.
     n_edge : int
     min_length : int
         Tracks with fewer detections get id -1.
+    split_nm : float or None
+        See :func:`split_tracks` (None: no cutting).
 
     Returns
     -------
     track_id : ndarray of int
         Renumbered 0..n-1 by increasing mean wavelength; -1 for dropped detections.
     """
-    tid = track_id.copy()
+    tid = track_id.copy() if split_nm is None else split_tracks(fits, track_id, split_nm=split_nm)
     for _ in range(20):
         ids = np.unique(tid[tid >= 0])
         if ids.size < 2:
@@ -186,7 +271,7 @@ def stitch_tracks(fits: LineFits, track_id: np.ndarray, *, stitch_nm: float = 0.
             break
         tid = new
     # pieces of one line that interleave in time (never detected in the same frame)
-    # and sit at the same wavelength (within stitch_nm / 2 or one HWHM) are one track
+    # and sit at the same wavelength (within stitch_nm or one HWHM) are one track
     ids = np.unique(tid[tid >= 0])
     if ids.size > 1:
         med = np.array([np.median(fits.center_nm[tid == i]) for i in ids])
@@ -202,7 +287,7 @@ def stitch_tracks(fits: LineFits, track_id: np.ndarray, *, stitch_nm: float = 0.
 
         for a in np.argsort(med):
             for b in range(ids.size):
-                if b <= a or abs(med[a] - med[b]) > max(0.5 * stitch_nm, min(hw[a], hw[b])):
+                if b <= a or abs(med[a] - med[b]) > max(stitch_nm, min(hw[a], hw[b])):
                     continue
                 ra, rb = find(a), find(b)
                 if ra == rb:
