@@ -3,7 +3,9 @@
 A synthetic 4 K movie (tests/pl_synth.py: a 677 ueV doublet and an 878 ueV triplet,
 both blinking, and a QD whose charged exciton X* switches to the neutral line at
 37 s, with shot and read noise and four cosmic rays) analysed by
-`analyze_movie`, and the real Andor SIF series of the realdata folder.
+`analyze_movie`; the seed's Fig. 5c and 5d as rendered by the optical forward model
+(`nanodomains.optics.presets`, seed 1); and the real Andor SIF series of the
+realdata folder.
 Prints the numbers quoted on the page.
 """
 
@@ -28,6 +30,17 @@ for e in a.emitters:
 for t in truth["emitters"]:
     print("truth", t["id"], t["kind"], t["center_nm"], [f"{x:.3f}" for x in t["lines_nm"]], t["fss_uev"], t["intervals_s"][:3])
 print("cosmic rays", a.cosmic_rays.to_records())
+
+from nanodomains.optics.presets import simulate_preset_movie  # noqa: E402
+
+for name in ("fig5c", "fig5d"):
+    mv, tr = simulate_preset_movie(name, seed=1)
+    an = analyze_movie(mv)
+    an.plot_overview(here / f"spectroscopy_{name}.png", title=f"optics preset {name} (seed 1) analysed")
+    print(name, [(e.id, e.kind, round(e.center_nm, 3), round(e.fss_uev), e.intervals_s[:2], e.trion_of) for e in an.emitters])
+    print(name, "truth", [(t["id"], t["kind"], round(t["center_nm"], 3), round(t["fss_uev"])) for t in tr["emitters"]])
+    print(name, [(p.a, p.b, p.verdict, p.relation, [(w["start_s"], w["stop_s"]) for w in p.windows]) for p in an.pairs
+                 if p.verdict != "independent"])
 
 real = repo.parent / "shared" / "realdata" / "spectra" / "measurement.sif"
 r = analyze_movie(real)
