@@ -117,6 +117,7 @@ def test_cli_bad_input(tmp_path, capsys):
     assert main(["pl", "analyze", str(empty), "--out", str(out)]) == 2
     assert "empty movie" in capsys.readouterr().err
     assert main(["pl", "analyze", str(p), "--out", str(out), "--bad-frames", "skip"]) == 2
+    assert main(["pl", "analyze", str(p), "--out", str(out), "--resolution-nm", "-1"]) == 2
 
 
 # ---------------------------------------------------------------------------- optical forward model
@@ -162,11 +163,15 @@ def test_cli_on_simulated_fig5d(tmp_path):
     movie, truth = simulate_preset_movie("fig5d", seed=1)
     path, _ = save_sim(movie, truth, tmp_path / "fig5d.nc")
     out = tmp_path / "out"
-    assert main(["pl", "analyze", str(path), "--out", str(out), "--surrogates", "199"]) == 0
+    res_nm = str(movie.attrs["resolution_nm"])  # Voigt with the simulated instrument FWHM
+    assert main(["pl", "analyze", str(path), "--out", str(out), "--surrogates", "199", "--resolution-nm", res_nm]) == 0
     res = json.loads((out / "emitters.json").read_text())
     idmap, verdicts = _check_simulator_truth(res, truth, check_blinking=True)
     trion = next(f for f in res["emitters"] if f["kind"] == "trion")
     assert trion["trion_of"] == idmap["D0-X"]
+    byid = {f["id"]: f for f in res["emitters"]}
+    for t in truth["emitters"]:  # homogeneous linewidth once the instrument Gaussian is modelled
+        assert abs(byid[idmap[t["id"]]]["linewidth_uev"] - t["linewidth_uev"]) <= 0.1 * t["linewidth_uev"]
     for c in truth["couplings"]:
         assert verdicts[frozenset(idmap[x] for x in c["emitters"])] == c["verdict"]
 

@@ -401,6 +401,7 @@ def pl_analyze(
     snr: float = typer.Option(5.0, "--snr", help="Peak detection threshold (height / noise sd)."),
     profile: str = typer.Option("lorentzian", "--profile", help="Line shape: lorentzian | voigt."),
     instrument_sigma_nm: Optional[float] = typer.Option(None, "--instrument-sigma-nm", help="Voigt: fixed Gaussian sd (nm)."),
+    resolution_nm: Optional[float] = typer.Option(None, "--resolution-nm", help="Voigt with the spectrometer's Gaussian FWHM (nm)."),
     frame_time_s: Optional[float] = typer.Option(None, "--frame-time-s", help="Frame period for files without timing."),
     bad_frames: str = typer.Option("raise", "--bad-frames", help="NaN/inf frames: raise | drop (dropped frames are recorded)."),
     window_s: float = typer.Option(10.0, "--window-s", help="Sliding correlation window (s)."),
@@ -415,6 +416,12 @@ def pl_analyze(
 
     if bad_frames not in ("raise", "drop"):
         raise InputError(f"--bad-frames must be 'raise' or 'drop', got {bad_frames!r}")
+    if resolution_nm is not None:
+        if instrument_sigma_nm is not None:
+            raise InputError("give --resolution-nm (FWHM) or --instrument-sigma-nm (sd), not both")
+        if not resolution_nm > 0:
+            raise InputError(f"--resolution-nm must be > 0, got {resolution_nm}")
+        profile, instrument_sigma_nm = "voigt", resolution_nm / 2.3548200450309493
     mv = load_movie(movie, frame_time_s=frame_time_s, bad_frames=bad_frames)
     res = analyze_movie(mv, snr_min=snr, profile=profile, instrument_sigma_nm=instrument_sigma_nm,
                         window_s=window_s, n_surrogates=surrogates, seed=seed)
