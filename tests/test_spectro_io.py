@@ -66,15 +66,21 @@ def test_not_a_sif(tmp_path):
 # ---------------------------------------------------------------------------- SPE writers (documented layout)
 
 
+def _spe_header(n_frames, width, datatype, version):
+    """The 4100-byte header fields shared by SPE 2.x and 3.0 (one row per frame)."""
+    hdr = bytearray(4100)
+    struct.pack_into("<H", hdr, 42, width)
+    struct.pack_into("<h", hdr, 108, datatype)
+    struct.pack_into("<H", hdr, 656, 1)
+    struct.pack_into("<i", hdr, 1446, n_frames)
+    struct.pack_into("<f", hdr, 1992, version)
+    struct.pack_into("<h", hdr, 4098, 0x5555)
+    return hdr
+
+
 def _spe3_bytes(frames_u16, sensor_wl, *, x0, binning, stamps, resolution=1_000_000):
     T, W = frames_u16.shape
-    hdr = bytearray(4100)
-    struct.pack_into("<H", hdr, 42, W)
-    struct.pack_into("<h", hdr, 108, 3)
-    struct.pack_into("<H", hdr, 656, 1)
-    struct.pack_into("<i", hdr, 1446, T)
-    struct.pack_into("<f", hdr, 1992, 3.0)
-    struct.pack_into("<h", hdr, 4098, 0x5555)
+    hdr = _spe_header(T, W, 3, 3.0)
     fbytes = 2 * W
     stride = fbytes + 8
     body = b"".join(frames_u16[i].astype("<u2").tobytes() + struct.pack("<q", int(stamps[i])) for i in range(T))
@@ -99,18 +105,12 @@ def _spe3_bytes(frames_u16, sensor_wl, *, x0, binning, stamps, resolution=1_000_
 
 def _spe2_bytes(frames_f32, coeffs, *, exp_s=0.5, order=None):
     T, W = frames_f32.shape
-    hdr = bytearray(4100)
+    hdr = _spe_header(T, W, 0, 2.5)
     struct.pack_into("<f", hdr, 10, exp_s)
-    struct.pack_into("<H", hdr, 42, W)
-    struct.pack_into("<h", hdr, 108, 0)
-    struct.pack_into("<H", hdr, 656, 1)
-    struct.pack_into("<i", hdr, 1446, T)
-    struct.pack_into("<f", hdr, 1992, 2.5)
     struct.pack_into("<b", hdr, 3098, 1)
     struct.pack_into("<b", hdr, 3101, len(coeffs) - 1 if order is None else order)
     c6 = list(coeffs) + [0.0] * (6 - len(coeffs))
     struct.pack_into("<6d", hdr, 3263, *c6)
-    struct.pack_into("<h", hdr, 4098, 0x5555)
     return bytes(hdr) + frames_f32.astype("<f4").tobytes()
 
 
