@@ -1,0 +1,187 @@
+"""Populations of single NCs: one set or several sets of peaks (the seed's Table S2).
+
+For every NC the PL movie is analysed (:func:`~nanodomains.spectroscopy.movie_analysis.
+analyze_movie`); optional photon files give g2(0) (:func:`~nanodomains.spectroscopy.g2.
+compute_g2_file`) and optional decay histograms a lifetime (reconvolution with an IRF
+when one is given, else a tail fit). An NC with two or more neutral fine-structure sets
+is "several sets" (the seed: ~40 of ~130 NCs; trions count with their neutral set).
+
+Inputs
+------
+* a folder: each movie (.sif, .spe, .csv, .nc) is one NC; ``<stem>.ptu``/``<stem>.npz``
+  beside it are its photons and ``<stem>_decay.txt`` its decay histogram;
+* or a manifest (CSV/YAML) with columns ``nc``, ``movie`` and optional ``photons``,
+  ``decay``, ``irf`` (paths relative to the manifest).
+
+A failing NC is recorded with its error and the rest go on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nanodomains.errors import FileFormatError, InputError
+
+MOVIE_SUFFIXES = (".sif", ".spe", ".csv", ".nc")
+PHOTON_SUFFIXES = (".ptu", ".npz")
+
+
+@dataclass
+class PopulationResult:
+    """One row per NC and a per-emitter table."""
+
+    rows: list[dict] = field(default_factory=list)
+    emitters: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        ok = [r for r in self.rows if r["status"] == "ok"]
+        multi = sum(r["n_sets"] >= 2 for r in ok)
+        n = len(ok)
+        frac = multi / n if n else float("nan")
+        hist: dict[str, int] = {}
+        for r in ok:
+            hist[str(r["n_sets"])] = hist.get(str(r["n_sets"]), 0) + 1
+        return {"n_nc": len(self.rows), "n_analysed": n, "n_failed": len(self.rows) - n,
+                "several_sets": multi, "one_set": sum(r["n_sets"] == 1 for r in ok),
+                "no_emitter": sum(r["n_sets"] == 0 for r in ok),
+                "several_sets_fraction": frac,
+                "several_sets_fraction_se": float(np.sqrt(frac * (1 - frac) / n)) if n else float("nan"),
+                "sets_per_nc": dict(sorted(hist.items()))}
+
+    def write(self, out_dir) -> dict:
+        """population.csv (per NC), population_emitters.csv, population.json, population.png."""
+        import pandas as pd
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"nc": out / "population.csv", "emitters": out / "population_emitters.csv",
+                 "summary": out / "population.json", "figure": out / "population.png"}
+        pd.DataFrame(self.rows).to_csv(paths["nc"], index=False)
+        pd.DataFrame(self.emitters).to_csv(paths["emitters"], index=False)
+        paths["summary"].write_text(json.dumps(self.summary(), indent=2, default=float))
+        self.plot(paths["figure"])
+        return paths
+
+    def plot(self, path=None):
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        s = self.summary()
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        k = [int(v) for v in s["sets_per_nc"]]
+        axes[0].bar(k, list(s["sets_per_nc"].values()), color="tab:blue")
+        axes[0].set(xlabel="sets of peaks per NC", ylabel="NCs",
+                    title=f"several sets: {s['several_sets']} of {s['n_analysed']}")
+        neutral = [e for e in self.emitters if e["kind"] != "trion"]
+        axes[1].errorbar([e["center_nm"] for e in neutral], [e["fss_uev"] or 0 for e in neutral],
+                         yerr=[e["fss_uev_err"] or 0 for e in neutral], fmt="o", ms=4)
+        axes[1].set(xlabel="set centre (nm)", ylabel="FSS (ueV)", title="fine structure of every set")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+        return fig
+
+
+def find_population(source) -> list[dict]:
+    """NC entries (``nc``, ``movie``, optional ``photons``, ``decay``, ``irf``) of a folder or manifest."""
+    src = Path(source)
+    if src.is_dir():
+        entries = []
+        for movie in sorted(p for p in src.iterdir() if p.suffix.lower() in MOVIE_SUFFIXES):
+            entry = {"nc": movie.stem, "movie": str(movie)}
+            for suffix in PHOTON_SUFFIXES:
+                if (src / f"{movie.stem}{suffix}").is_file():
+                    entry["photons"] = str(src / f"{movie.stem}{suffix}")
+            if (src / f"{movie.stem}_decay.txt").is_file():
+                entry["decay"] = str(src / f"{movie.stem}_decay.txt")
+            entries.append(entry)
+        if not entries:
+            raise FileFormatError(f"{src}: no movie files ({', '.join(MOVIE_SUFFIXES)}) in the folder")
+        return entries
+    if not src.is_file():
+        raise FileFormatError(f"{src}: no such folder or manifest")
+    import pandas as pd
+
+    if src.suffix.lower() == ".csv":
+        table = pd.read_csv(src, dtype=str).fillna("")
+        rows = table.to_dict("records")
+    elif src.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        raw = yaml.safe_load(src.read_text())
+        rows = raw.get("items") if isinstance(raw, dict) else raw
+    else:
+        raise FileFormatError(f"{src}: population manifest must be .csv or .yaml")
+    if not rows:
+        raise FileFormatError(f"{src}: manifest holds no NCs")
+    entries = []
+    for n, row in enumerate(rows):
+        if not row.get("movie"):
+            raise FileFormatError(f"{src}: NC {n} has no 'movie'")
+        entry = {"nc": str(row.get("nc") or Path(row["movie"]).stem)}
+        for key in ("movie", "photons", "decay", "irf"):
+            if row.get(key):
+                p = Path(str(row[key]))
+                entry[key] = str(p if p.is_absolute() else src.parent / p)
+        entries.append(entry)
+    return entries
+
+
+def _analyse_nc(entry: dict, movie_options: dict, g2_options: dict) -> tuple[dict, list[dict]]:
+    from nanodomains.spectroscopy import lifetime as lt
+    from nanodomains.spectroscopy.g2 import compute_g2_file
+    from nanodomains.spectroscopy.io import load_movie
+    from nanodomains.spectroscopy.movie_analysis import analyze_movie
+
+    res = analyze_movie(load_movie(entry["movie"]), **movie_options)
+    emitters = [e.to_dict() for e in res.emitters]
+    neutral = [e for e in emitters if e["kind"] != "trion"]
+    row = {"nc": entry["nc"], "status": "ok", "n_sets": len(neutral),
+           "n_trions": len(emitters) - len(neutral),
+           "centers_nm": " ".join(f"{e['center_nm']:.2f}" for e in neutral),
+           "kinds": " ".join(e["kind"] for e in neutral)}
+    if entry.get("photons"):
+        g2 = compute_g2_file(entry["photons"], **g2_options)
+        row.update(g2_0=float(g2.g2_0), g2_0_err=float(g2.g2_0_err))
+    if entry.get("decay"):
+        decay = lt.load_decay(entry["decay"])
+        fit = (lt.fit_reconvolution(decay, lt.load_decay(entry["irf"])) if entry.get("irf")
+               else lt.fit_tail(decay))
+        d = fit.to_dict(arrays=False)
+        row.update(lifetime_ns=d["tau_ns"][0], lifetime_ns_err=d["tau_ns_err"][0])
+    table = [{"nc": entry["nc"], **{k: e.get(k) for k in ("id", "kind", "center_nm", "fss_uev", "fss_uev_err",
+                                                          "linewidth_uev", "mean_counts")},
+              "lines_nm": " ".join(f"{x:.3f}" for x in e.get("lines_nm", []))} for e in emitters]
+    return row, table
+
+
+def analyze_population(source, *, movie_options: dict | None = None, g2_options: dict | None = None,
+                       progress=None) -> PopulationResult:
+    """Analyse every NC of a folder or manifest (see module docstring)."""
+    from nanodomains.errors import NanodomainsError
+
+    entries = find_population(source)
+    movie_options = dict(movie_options or {})
+    g2_options = dict(g2_options or {})
+    unknown = set(g2_options) - {"channels", "bin_ns", "window_ns", "mode", "period_ns", "offset_ns"}
+    if unknown:
+        raise InputError(f"unknown g2 options {sorted(unknown)}")
+    result = PopulationResult()
+    for entry in entries:
+        try:
+            row, table = _analyse_nc(entry, movie_options, g2_options)
+            result.rows.append(row)
+            result.emitters += table
+        except (NanodomainsError, OSError, ValueError) as exc:
+            result.rows.append({"nc": entry["nc"], "status": "error", "n_sets": -1,
+                                "error": f"{type(exc).__name__}: {exc}"})
+        if progress is not None:
+            progress(entry["nc"])
+    return result
