@@ -358,7 +358,50 @@ def eds_simulate(
     totals = ", ".join(f"{k} {int(v.sum())}" for k, v in result.maps.data_vars.items())
     console.print(f"counts: {totals}; wrote {maps_path} and {truth_path}")
 
-# (`stem analyze` of the STEM analysis goes below.)
+
+@stem_app.command("analyze")
+def stem_analyze(
+    image: str = typer.Argument(..., help="ADF-STEM image (dm3/dm4/emd/ser/tif/hspy/npy/nc)."),
+    out: str = typer.Option(..., "--out", help="Output folder: domains.json, columns.csv, gpa.nc, overview.png."),
+    pixel_size_pm: Optional[float] = typer.Option(None, "--pixel-size-pm", help="Pixel size (pm) for files without calibration."),
+    table: Optional[str] = typer.Option(None, "--table", help="Column-intensity table (.nc, `stem table`); default power law."),
+    thickness_nm: Optional[float] = typer.Option(None, "--thickness-nm", help="Crystal thickness (default: cube from the projected area)."),
+    names: str = typer.Option("Cs,PbX,X", "--names", help="Column names dim,bright,X (B,A,O for ABO3: no composition)."),
+    classification: str = typer.Option("local", "--classification", help="local (follows RP faults) | global."),
+    eds: Optional[str] = typer.Option(None, "--eds", help="Registered EDS maps (.nc): step fit across each boundary."),
+    probe: Optional[str] = typer.Option(None, "--probe", help="kV,mrad,source-FWHM-pm for the cross-talk if not in the file."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+) -> None:
+    """Nanodomains, boundaries, lattice constants and compositions of an image."""
+    from rich.table import Table
+
+    from nanodomains.stem.analyze import analyze_image
+
+    type_names = tuple(v.strip() for v in names.split(","))
+    pr = None
+    if probe is not None:
+        vals = _float_list(probe, "--probe")
+        if len(vals) != 3:
+            raise InputError(f"--probe {probe!r}: expected kV,mrad,source-FWHM-pm, e.g. 300,24,40")
+        pr = dict(zip(("beam_energy_kev", "convergence_semiangle_mrad", "source_fwhm_pm"), vals))
+    res = analyze_image(image, table, pixel_size_pm=pixel_size_pm, names=type_names, classification=classification,
+                        thickness_nm=thickness_nm if thickness_nm is not None else "cube", eds_maps=eds, seed=seed,
+                        probe=pr)
+    paths = res.write(out)
+    t = Table(title=f"{len(res.domains)} domain(s), {int(len(res.columns))} columns; table: "
+                    f"{res.info.get('table', {}).get('method', 'none')}")
+    for col in ("domain", "area nm2", "a (pm)", "Br", "s", "formula", "Vegard"):
+        t.add_column(col, justify="right")
+    fmt = lambda v, f: "-" if v is None or v != v else format(v, f)  # noqa: E731
+    for d in res.domains:
+        t.add_row(d["name"], f"{d['area_nm2']:.1f}", f"{d['lattice_pm']:.2f} ± {d['lattice_pm_err']:.2f}",
+                  f"{fmt(d.get('br_fraction'), '.3f')} ± {fmt(d.get('br_fraction_err'), '.3f')}",
+                  fmt(d.get("shifted_fraction"), ".2f"), d.get("formula") or "-",
+                  {True: "agrees", False: "DISAGREES", None: "-"}[d.get("vegard_agrees")])
+    console.print(t)
+    for b in res.boundaries:
+        console.print(f"boundary R{b['domains'][0]}-R{b['domains'][1]}: {b['type']}, {b['length_nm']:.1f} nm")
+    console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 # ---- pl ---------------------------------------------------------------------
 

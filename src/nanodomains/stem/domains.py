@@ -1,0 +1,1196 @@
+r"""Nanodomain segmentation of [100]-projected perovskite ADF-STEM images.
+
+Signals (seed: Liu et al., Nano Lett. 23, 10089 (2023), Fig. 1a,b; GPA after Hytch,
+Snoeck & Kilaas, Ultramicroscopy 74, 131 (1998)):
+
+Registry. A Ruddlesden-Popper (RP) fault translates the lattice by 1/2 a<111>, which
+projects along [100] to (1/2, 1/2) a. With geometric phases
+:math:`P_g = \varphi_g - 2\pi\,\mathbf g\cdot\mathbf u` of the lock-in images of
+:mod:`nanodomains.stem.gpa`, the combinations
+
+.. math:: D_{10} = P_{10} - \tfrac12 (P_{11} + P_{1\bar1}), \qquad
+          D_{01} = P_{01} - \tfrac12 (P_{11} - P_{1\bar1})
+
+are independent of any smooth displacement field **u** (strain, lattice-constant
+differences between domains, scan distortion), because
+:math:`\mathbf g_{10} = (\mathbf g_{11} + \mathbf g_{1\bar1})/2`, provided the (110)
+phases are unwrapped; they are smooth across an RP fault (which shifts them by
+:math:`2\pi`) and are unwrapped inside the nanocrystal (NC) with
+:func:`skimage.restoration.unwrap_phase`. The (100) and (010) phases jump by
+:math:`\pi` across the fault, so :math:`D` is 0 in one registry and :math:`\pi` in the
+other (the structure-factor phases of the centrosymmetric cell are 0 or :math:`\pi`).
+The registry map is the amplitude-weighted
+
+.. math:: \rho = \frac{A_{10}\cos D_{10} + A_{01}\cos D_{01}}{A_{10} + A_{01}}
+          \in [-1, 1].
+
+In projection a half-cell shift and an inversion of the two cation-site contrasts are
+the same thing (the bright and dim sublattices swap), so :math:`\rho` changes sign at
+both; for CsPbX3 that is an RP fault (type ``"RP"``), for an oxide heterostructure it
+may be an A/B contrast inversion.
+
+Lattice constant. The local cell edge follows from the (110) and (1-10) lock-ins,
+which an RP fault leaves unchanged, as :math:`a(\mathbf r) = a_\mathrm{ref}
+(1 + (\varepsilon_{xx} + \varepsilon_{yy})/2)` (GPA strain relative to the refined
+reference lattice). Domains of different Br fraction differ by up to ~7 % (Vegard,
+PHYSICS.md); the seed's R1 and R2 by ~2 %.
+
+Contrast. :math:`\kappa = (A_{10} + A_{01})/(A_{11} + A_{1\bar1})` measures the
+cation-site contrast :math:`|I_\mathrm{Cs} - I_\mathrm{PbX}|` relative to the
+lattice signal: it drops as :math:`|1 - 2s|` where a fraction s of the thickness is in
+the other registry (a face-on boundary) and changes with composition.
+
+Segmentation (:func:`segment_domains`).
+
+1. NC mask: :math:`A_{11} + A_{1\bar1}` above half its 90th percentile (the lock-in
+   amplitude falls to half at the crystal edge), holes filled.
+2. Registry components: connected regions (4-connectivity) of sign :math:`\rho`,
+   after an opening of each sign class (so that diagonal domains meeting at a corner
+   stay apart); regions smaller than ``min_area_nm2`` are absorbed by their
+   neighbours. Boundaries between them are RP.
+3. Each registry component is split recursively in two by Otsu's threshold of the
+   lattice map and, failing that, of the contrast map, when the two parts differ by
+   more than ``split_sigma`` pooled robust standard deviations (MAD x 1.4826,
+   evaluated away from the NC edge and from the split line) and by more than
+   ``min_lattice_step`` (relative) or ``min_contrast_step``, and both parts hold at
+   least ``min_area_nm2``. These boundaries are of type ``"other"`` (no half-cell
+   shift: composition or thickness change).
+4. Columns take the label of the pixel they sit on; the label map is then rebuilt
+   from the columns as the truth sidecar of the simulator defines it: every pixel
+   within :math:`a/(2\sqrt2)` of a column takes its nearest column's label.
+
+Per-domain lattice constants (a Table S1) are least-squares lattices through the
+domain's interior columns (:func:`nanodomains.stem.columns.lattice_from_columns`,
+columns at least one cell from other domains and from the NC edge), with the standard
+errors of that fit; the pseudo-cubic value is the mean of the two edges. Boundary
+lengths are the lengths of the minimum spanning tree of the pixel-edge midpoints
+between the two labels (exact for straight and staircase lines).
+
+The resolution of the GPA maps is ~1/R (R the mask radius; default |g|/4, four
+cells); domains narrower than ~2 cells are not resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from nanodomains.errors import FitError, InputError
+from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, lattice_from_columns
+from nanodomains.stem.gpa import GPAResult, Lattice, find_lattice, lock_ins, strain_from_lock_in
+
+__all__ = [
+    "DomainSegmentation",
+    "boundary_table",
+    "column_labels",
+    "column_registry",
+    "column_sublattice",
+    "column_spacing_px",
+    "contrast_map",
+    "domain_lattices",
+    "interior_columns",
+    "lattice_map_pm",
+    "nc_mask",
+    "perovskite_lattice",
+    "refine_column_labels",
+    "registry_map",
+    "segment_domains",
+]
+
+_MAD = 1.4826
+
+
+# --------------------------------------------------------------------------- lattice
+
+
+def _orient_basis(g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
+    """Rows (g along +x, g along +y) as in :mod:`nanodomains.stem.gpa`; components (y, x)."""
+    pairs = [(g1, g2), (-g1, g2), (g2, g1), (-g2, g1)]
+    g_x, other = max(pairs, key=lambda pr: pr[0][1] / np.linalg.norm(pr[0]))
+    return np.stack([g_x, other if other[0] >= 0 else -other])
+
+
+def perovskite_lattice(image: Any, *, min_half_ratio: float = 3.0, **find_kwargs: Any) -> Lattice:
+    """:func:`~nanodomains.stem.gpa.find_lattice` with a check for the centred (110) cell.
+
+    Where RP faults split the (100) reflections of a CsPbX3 image into weak lobes,
+    the reflection search may settle on the centred cell spanned by the (110) and
+    (1-10) reflections (cell edge a/sqrt 2). The lock-in amplitudes at its
+    (1/2, +-1/2) positions (the (100) and (010) of the primitive cell) are then
+    compared with those at (1/2, 0) and (0, 1/2) (no reflection in either cell);
+    if they exceed them ``min_half_ratio`` times, the primitive cell
+    (g1 +- g2)/2 is returned (unrefined: :func:`~nanodomains.stem.gpa.gpa`
+    refines it).
+
+    Parameters
+    ----------
+    image : DataArray or ndarray
+    min_half_ratio : float
+        Amplitude ratio that identifies the centred cell.
+    **find_kwargs
+        Passed to :func:`~nanodomains.stem.gpa.find_lattice`.
+
+    Returns
+    -------
+    Lattice
+    """
+    lat = find_lattice(image, **find_kwargs)
+    arr = image.values if isinstance(image, xr.DataArray) else np.asarray(image, float)
+    g = lat.g_per_px
+    half = np.stack([(g[0] + g[1]) / 2, (g[0] - g[1]) / 2])
+    control = np.stack([g[0] / 2, g[1] / 2])
+    radius = 0.25 * float(np.linalg.norm(half, axis=1).min())
+    amps = [float(np.mean(np.abs(h))) for h in lock_ins(arr, np.concatenate([half, control]), mask_radius_per_px=radius)]
+    ratio = (amps[0] + amps[1]) / max(amps[2] + amps[3], 1e-300)
+    if ratio < min_half_ratio:
+        return lat
+    return Lattice(_orient_basis(half[0], half[1]), np.zeros((2, 2)), lat.pixel_size_pm,
+                   lat.reflections_per_px, np.full_like(lat.reflections_hk, -999), lat.reflections_snr)
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def _refl_index(res: GPAResult, hk: tuple[int, int]) -> int:
+    if tuple(hk) not in res.reflections_hk:
+        raise InputError(
+            f"the GPA result lacks reflection {hk}; compute it with reflections={CLASSIFY_REFLECTIONS}"
+        )
+    return res.reflections_hk.index(tuple(hk))
+
+
+def _lock_in(res: GPAResult, hk: tuple[int, int]) -> np.ndarray:
+    i = _refl_index(res, hk)
+    return res.amplitude[i].astype(np.float64) * np.exp(1j * res.phase[i].astype(np.float64))
+
+
+def nc_mask(res: GPAResult, *, level: float = 0.5, min_area_px: int = 64) -> np.ndarray:
+    """Crystal region: (110) lock-in amplitude above ``level`` x its 90th percentile.
+
+    Parameters
+    ----------
+    res : GPAResult
+        With the (1,1) and (1,-1) reflections.
+    level : float
+        Fraction of the interior amplitude at the edge (0.5: half maximum).
+    min_area_px : int
+        Smaller connected regions are dropped.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    a = res.amplitude[_refl_index(res, (1, 1))].astype(np.float64) + res.amplitude[_refl_index(res, (1, -1))]
+    ref = float(np.percentile(a, 90))
+    if not ref > 0:
+        raise FitError("no lattice signal: (110) lock-in amplitude is zero")
+    m = ndimage.binary_fill_holes(a > level * ref)
+    lab, n = ndimage.label(m)
+    if n == 0:
+        raise FitError("no crystal region found in the (110) amplitude map")
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return np.isin(lab, np.flatnonzero(sizes >= min_area_px))
+
+
+def _half_phases(res: GPAResult, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(U11 + U1-1)/2 and (U11 - U1-1)/2 from the (110) phases unwrapped inside ``mask``.
+
+    These are the (100) and (010) phases a lattice without RP shifts would have.
+    """
+    from skimage.restoration import unwrap_phase
+
+    u11 = unwrap_phase(np.ma.masked_array(res.phase[_refl_index(res, (1, 1))].astype(np.float64), ~mask)).filled(0.0)
+    u1m = unwrap_phase(np.ma.masked_array(res.phase[_refl_index(res, (1, -1))].astype(np.float64), ~mask)).filled(0.0)
+    return 0.5 * (u11 + u1m), 0.5 * (u11 - u1m)
+
+
+def registry_map(res: GPAResult, mask: np.ndarray, half_phases: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> np.ndarray:
+    """Registry map rho in [-1, 1] (module docstring); NaN outside ``mask``.
+
+    Parameters
+    ----------
+    res : GPAResult
+        With reflections (1,0), (0,1), (1,1), (1,-1).
+    mask : ndarray of bool
+        Crystal region (phases are unwrapped inside it; each connected part has its
+        own arbitrary overall sign).
+    half_phases : (ndarray, ndarray), optional
+        Precomputed unwrapped half phases (internal).
+    """
+    h10, h01 = half_phases if half_phases is not None else _half_phases(res, mask)
+    a10 = res.amplitude[_refl_index(res, (1, 0))].astype(np.float64)
+    a01 = res.amplitude[_refl_index(res, (0, 1))].astype(np.float64)
+    d10 = res.phase[_refl_index(res, (1, 0))].astype(np.float64) - h10
+    d01 = res.phase[_refl_index(res, (0, 1))].astype(np.float64) - h01
+    rho = (a10 * np.cos(d10) + a01 * np.cos(d01)) / np.maximum(a10 + a01, 1e-300)
+    return np.where(mask, rho, np.nan)
+
+
+def column_sublattice(positions_px: np.ndarray, res: GPAResult, half_phases: tuple[np.ndarray, np.ndarray]
+                      ) -> np.ndarray:
+    r"""Cation sublattice of each column in a frame without RP shifts (+1, -1; 0: X site).
+
+    The (100) fringe of a lattice without RP shifts has the phase
+    :math:`\psi_{10} = 2\pi\,\mathbf g_{10}\cdot\mathbf r + (U_{11} + U_{1\bar1})/2`
+    (unwrapped (110) phases), likewise for (010); :math:`\cos\psi_{10} +
+    \cos\psi_{01}` is +2 on one cation sublattice, -2 on the other and 0 on X
+    sites, in the sign convention of :func:`registry_map`: in registry +1 the bright
+    cation columns sit on sublattice +1.
+    """
+    h10, h01 = half_phases
+    iy = np.clip(np.round(positions_px[:, 0]).astype(int), 0, h10.shape[0] - 1)
+    ix = np.clip(np.round(positions_px[:, 1]).astype(int), 0, h10.shape[1] - 1)
+    g10 = res.g_per_px[_refl_index(res, (1, 0))]
+    g01 = res.g_per_px[_refl_index(res, (0, 1))]
+    c = np.cos(2 * np.pi * positions_px @ g10 + h10[iy, ix]) + np.cos(2 * np.pi * positions_px @ g01 + h01[iy, ix])
+    return np.where(c > 1.0, 1, np.where(c < -1.0, -1, 0)).astype(np.int64)
+
+
+def column_registry(sublattice: np.ndarray, types: np.ndarray, names: tuple[str, str, str] = ("Cs", "PbX", "X")
+                    ) -> np.ndarray:
+    """Registry of each cation column (+1, -1; 0 for X and unindexed columns).
+
+    A bright column (``names[1]``) on sublattice +1, or a dim one (``names[0]``) on
+    sublattice -1 (:func:`column_sublattice`), is in registry +1.
+    """
+    types = np.asarray(types).astype(str)
+    sub = np.asarray(sublattice)
+    return np.where(types == names[1], sub, np.where(types == names[0], -sub, 0)).astype(np.int64)
+
+
+def column_spacing_px(positions_px: np.ndarray, lattice: Lattice, tol: float = 0.2,
+                      both: bool = False) -> np.ndarray:
+    """Local cell edge at each column (px): mean distance between its +-a1/2 and +-a2/2 neighbours.
+
+    NaN where neither pair of neighbours is found within ``tol`` x |a|/2 of its
+    expected place (crystal edge); with ``both``, NaN unless both pairs are found
+    (the column has all four nearest neighbours).
+    """
+    tree = cKDTree(positions_px)
+    half = 0.5 * lattice.basis_px
+    out = []
+    for h in half:
+        r = tol * float(np.linalg.norm(h))
+        dp, ip = tree.query(positions_px + h, distance_upper_bound=r)
+        dm, im = tree.query(positions_px - h, distance_upper_bound=r)
+        ok = np.isfinite(dp) & np.isfinite(dm)
+        d = np.full(len(positions_px), np.nan)
+        d[ok] = np.linalg.norm(positions_px[ip[ok]] - positions_px[im[ok]], axis=1)
+        out.append(d)
+    st = np.stack(out)
+    if both:
+        return st.mean(axis=0)
+    n = np.isfinite(st).sum(axis=0)
+    return np.where(n > 0, np.nansum(st, axis=0) / np.maximum(n, 1), np.nan)
+
+
+def lattice_map_pm(res: GPAResult) -> np.ndarray:
+    """Local cell edge a(r) in pm from the (110) and (1-10) lock-ins (module docstring)."""
+    if res.lattice.pixel_size_pm is None:
+        raise InputError("lattice_map_pm needs a calibrated image")
+    i, j = _refl_index(res, (1, 1)), _refl_index(res, (1, -1))
+    st = strain_from_lock_in(_lock_in(res, (1, 1)), _lock_in(res, (1, -1)), res.g_per_px[i], res.g_per_px[j])
+    a_ref = float(np.mean(res.lattice.lattice_pm))
+    return a_ref * (1.0 + 0.5 * (st["exx"] + st["eyy"]))
+
+
+def contrast_map(res: GPAResult) -> np.ndarray:
+    """Cation-site contrast kappa = (A10 + A01) / (A11 + A1-1) (module docstring)."""
+    num = res.amplitude[_refl_index(res, (1, 0))].astype(np.float64) + res.amplitude[_refl_index(res, (0, 1))]
+    den = res.amplitude[_refl_index(res, (1, 1))].astype(np.float64) + res.amplitude[_refl_index(res, (1, -1))]
+    return num / np.maximum(den, 1e-300)
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def _erode(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """Erosion by a Euclidean disk (via the distance transform; fast for large radii)."""
+    if radius_px <= 0:
+        return mask.copy()
+    return ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1] > radius_px
+
+
+def _open(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """Opening by a Euclidean disk: erosion then dilation (distance transforms)."""
+    if radius_px <= 0:
+        return mask.copy()
+    er = _erode(mask, radius_px)
+    if not er.any():
+        return er
+    return ndimage.distance_transform_edt(~er) <= radius_px
+
+
+def _absorb_small(labels: np.ndarray, mask: np.ndarray, min_area_px: int) -> np.ndarray:
+    """Relabel regions smaller than ``min_area_px`` by their nearest large region (inside ``mask``)."""
+    from skimage.segmentation import expand_labels
+
+    sizes = np.bincount(labels.ravel(), minlength=1)
+    small = np.flatnonzero(sizes < min_area_px)
+    small = small[small > 0]
+    if len(small) == 0:
+        return labels
+    out = np.where(np.isin(labels, small), 0, labels)
+    if not (out > 0).any():
+        return labels
+    big = int(max(labels.shape))
+    return np.where(mask, expand_labels(out, distance=big), 0)
+
+
+def _registry_components(rho: np.ndarray, kappa: np.ndarray, mask: np.ndarray, open_px: float,
+                         min_area_px: int, min_contrast: float, exclusion_px: float,
+                         mixed_contrast: float | None = None) -> tuple[np.ndarray, dict]:
+    """Connected regions (1..n, 0 outside) of equal registry; their registry (+1, -1, 0).
+
+    Pixels with contrast below ``min_contrast`` (the amplitude dip along RP faults)
+    belong to no sign class, which keeps domains that meet only at a corner apart.
+    Regions with contrast below ``mixed_contrast`` (default ``min_contrast``; nearly
+    equal registry mixture through the thickness) that survive an erosion by half
+    the GPA resolution are domains of undetermined (mixed) registry (0). The rest is
+    filled by growing the labelled regions.
+    """
+    from skimage.segmentation import expand_labels
+
+    lab = np.zeros(rho.shape, dtype=np.int64)
+    reg: dict[int, int] = {}
+    n = 0
+    strong = mask & (kappa >= min_contrast)
+    weak = mask & (kappa < (mixed_contrast if mixed_contrast is not None else min_contrast))
+    weak_core = _erode(weak, exclusion_px / 2) if weak.any() else weak
+    mixed = ndimage.binary_propagation(weak_core, mask=weak) if weak_core.any() else weak_core
+    strong &= ~mixed
+    classes = [(1, strong & (np.nan_to_num(rho) > 0)), (-1, strong & (np.nan_to_num(rho) < 0))]
+    if mixed.any():
+        classes.append((0, mixed))
+    for sign, cls in classes:
+        if open_px >= 1 and sign != 0:
+            cls = _open(cls, open_px)
+        l, k = ndimage.label(cls)
+        sizes = np.bincount(l.ravel(), minlength=k + 1)
+        for j in range(1, k + 1):
+            if sizes[j] < min_area_px:
+                continue
+            n += 1
+            lab[l == j] = n
+            reg[n] = sign
+    if n == 0:
+        raise FitError("no registry region found in the crystal (no (100) lattice fringes)")
+    lab = np.where(mask, expand_labels(lab, distance=int(max(rho.shape))), 0)
+    return lab, reg
+
+
+def _robust_sd(v: np.ndarray) -> float:
+    return float(_MAD * np.median(np.abs(v - np.median(v)))) if len(v) else np.inf
+
+
+def _try_split(region: np.ndarray, feature: np.ndarray, exclusion_px: float, min_area_px: int,
+               min_step: float, split_sigma: float, reliable: np.ndarray) -> tuple[np.ndarray, dict] | None:
+    """Split a region in two by Otsu's threshold of a feature map, if significant."""
+    from skimage.filters import threshold_otsu
+
+    core = region & (ndimage.distance_transform_edt(region) >= exclusion_px / 2)
+    vals = feature[core]
+    if len(vals) < 50 or np.ptp(vals) <= 0:
+        return None
+    t = float(threshold_otsu(vals))
+    sides = _two_sides(region, feature > t, min_area_px, reliable)
+    if sides is None:
+        return None
+    side_hi, side_lo = sides == 1, sides == 2
+    c_hi = side_hi & (ndimage.distance_transform_edt(side_hi) >= exclusion_px / 2)
+    c_lo = side_lo & (ndimage.distance_transform_edt(side_lo) >= exclusion_px / 2)
+    if c_hi.sum() < 20 or c_lo.sum() < 20:
+        return None
+    m_hi, m_lo = float(np.median(feature[c_hi])), float(np.median(feature[c_lo]))
+    sd = np.sqrt(0.5 * (_robust_sd(feature[c_hi]) ** 2 + _robust_sd(feature[c_lo]) ** 2))
+    step = abs(m_hi - m_lo)
+    if step < min_step or step < split_sigma * sd:
+        return None
+    # the boundary of a blurred step lies where the map crosses the midpoint level
+    t_mid = 0.5 * (m_hi + m_lo)
+    sides = _two_sides(region, feature > t_mid, min_area_px, reliable)
+    if sides is None:
+        return None
+    return sides, {"step": step, "sd": sd, "threshold": t_mid}
+
+
+def _two_sides(region: np.ndarray, hi: np.ndarray, min_area_px: int, reliable: np.ndarray) -> np.ndarray | None:
+    """1 / 2 map of the two sides of a thresholded region, small fragments absorbed.
+
+    Only ``reliable`` pixels (away from the crystal edge, where the GPA maps are
+    biased) are classified by the threshold; the others take the side of the nearest
+    classified pixel.
+    """
+    from skimage.segmentation import expand_labels
+
+    rel = region & reliable
+    if rel.sum() < 2 * min_area_px // 4:
+        rel = region
+    parts = np.zeros(region.shape, dtype=np.int64)
+    lab_hi, n_hi = ndimage.label(rel & hi)
+    lab_lo, _ = ndimage.label(rel & ~hi)
+    parts[lab_hi > 0] = lab_hi[lab_hi > 0]
+    parts[lab_lo > 0] = lab_lo[lab_lo > 0] + n_hi
+    parts = _absorb_small(parts, rel, min_area_px)
+    parts = np.where(region, expand_labels(parts, distance=int(max(region.shape))), 0)
+    side_hi = np.isin(parts, np.arange(1, n_hi + 1)) & region
+    side_lo = region & ~side_hi
+    if side_hi.sum() < min_area_px or side_lo.sum() < min_area_px:
+        return None
+    return np.where(side_hi, 1, np.where(side_lo, 2, 0))
+
+
+def _split_recursive(region: np.ndarray, features: list[tuple[np.ndarray, float]], exclusion_px: float,
+                     min_area_px: int, split_sigma: float, max_depth: int, reliable: np.ndarray) -> list[np.ndarray]:
+    """Regions after recursive significant splits (features tried in order)."""
+    if max_depth <= 0:
+        return [region]
+    for fmap, min_step in features:
+        res = _try_split(region, fmap, exclusion_px, min_area_px, min_step, split_sigma, reliable)
+        if res is not None:
+            two, _ = res
+            out: list[np.ndarray] = []
+            for k in (1, 2):
+                # each connected piece of a side is a region of its own
+                pieces, n = ndimage.label(two == k)
+                for c in range(1, n + 1):
+                    out += _split_recursive(pieces == c, features, exclusion_px, min_area_px, split_sigma,
+                                            max_depth - 1, reliable)
+            return out
+    return [region]
+
+
+def _image_geometry(image: Any, res: GPAResult) -> tuple[float, tuple[float, float]]:
+    px_pm = res.lattice.pixel_size_pm
+    if px_pm is None:
+        raise InputError("domain segmentation needs a calibrated image (pixel_size_pm)")
+    if isinstance(image, xr.DataArray) and "y" in image.coords:
+        return float(px_pm), (float(image["y"][0]), float(image["x"][0]))
+    return float(px_pm), (float(res.y_nm[0]), float(res.x_nm[0]))
+
+
+def column_positions_px(columns: Any, pixel_size_pm: float, origin_nm: tuple[float, float]) -> np.ndarray:
+    """(n, 2) column positions (y, x) in px from a column table's nm coordinates."""
+    h = pixel_size_pm * 1e-3
+    return np.stack([(columns["y_nm"].to_numpy(float) - origin_nm[0]) / h,
+                     (columns["x_nm"].to_numpy(float) - origin_nm[1]) / h], axis=1)
+
+
+def column_labels(positions_px: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None,
+                  reach_px: float = 0.0) -> np.ndarray:
+    """Label of the pixel under each column (0: none), the labels grown by ``reach_px`` first.
+
+    Parameters
+    ----------
+    positions_px : ndarray, shape (n, 2)
+        Column positions (y, x) in px.
+    labels : ndarray of int, shape (ny, nx)
+        Region labels, 0 = background.
+    valid : ndarray of bool, optional
+        Columns to label (others get 0).
+    reach_px : float
+        Grow the regions by this distance into the background first, so that
+        columns at the crystal edge (outside a half-maximum mask) are labelled.
+    """
+    from skimage.segmentation import expand_labels
+
+    lab = expand_labels(labels, distance=int(np.ceil(reach_px))) if reach_px > 0 else labels
+    iy = np.clip(np.round(positions_px[:, 0]).astype(int), 0, labels.shape[0] - 1)
+    ix = np.clip(np.round(positions_px[:, 1]).astype(int), 0, labels.shape[1] - 1)
+    inside = (positions_px[:, 0] > -0.5) & (positions_px[:, 0] < labels.shape[0] - 0.5) & (
+        positions_px[:, 1] > -0.5) & (positions_px[:, 1] < labels.shape[1] - 0.5)
+    out = np.where(inside, lab[iy, ix], 0)
+    if valid is not None:
+        out = np.where(valid, out, 0)
+    return out.astype(np.int64)
+
+
+def label_map_from_columns(positions_px: np.ndarray, column_domain: np.ndarray, shape: tuple[int, int],
+                           radius_px: float, chunk_rows: int = 512) -> np.ndarray:
+    """Pixel labels: the label of the nearest labelled column within ``radius_px``, else 0.
+
+    The truth sidecars of :mod:`nanodomains.stem.simulate` define their label maps the
+    same way (radius a / (2 sqrt 2), the corner of a column's a/2-square cell).
+    """
+    keep = column_domain > 0
+    out = np.zeros(shape, dtype=np.int32)
+    if not keep.any():
+        return out
+    tree = cKDTree(positions_px[keep])
+    lab = column_domain[keep]
+    xs = np.arange(shape[1], dtype=np.float64)
+    for r0 in range(0, shape[0], chunk_rows):
+        r1 = min(shape[0], r0 + chunk_rows)
+        yy, xx = np.meshgrid(np.arange(r0, r1, dtype=np.float64), xs, indexing="ij")
+        d, i = tree.query(np.stack([yy.ravel(), xx.ravel()], axis=1), distance_upper_bound=radius_px, workers=-1)
+        ok = np.isfinite(d)
+        blk = np.zeros(d.shape, dtype=np.int32)
+        blk[ok] = lab[i[ok]]
+        out[r0:r1] = blk.reshape(yy.shape)
+    return out
+
+
+def _neighbour_lists(tree: cKDTree, points: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, neighbour) index pairs of all points of ``tree`` within ``r`` of each point."""
+    lists = tree.query_ball_point(points, r=r)
+    lens = np.array([len(v) for v in lists], dtype=np.int64)
+    flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in lists]) if lens.sum() else np.zeros(0, np.int64)
+    return np.repeat(np.arange(len(points)), lens), flat
+
+
+def refine_column_labels(positions_px: np.ndarray, column_domain: np.ndarray, sublattice: np.ndarray,
+                         intensity: np.ndarray, spacing_px: np.ndarray, band_px: float, cell_px: float,
+                         complete: np.ndarray | None = None, intensity_cap: float = 4.5,
+                         lattice_cap: float = 2.0, n_smooth: int = 2, n_iter: int = 6) -> np.ndarray:
+    r"""Re-assign columns near domain boundaries at atomic resolution.
+
+    Every labelled column within ``band_px`` of a column of another domain (and with
+    all four nearest neighbours: not at the crystal perimeter) is given the candidate
+    domain d (any domain within ``band_px``) of highest log-likelihood
+
+    .. math:: L_d = -\min\big(z_I^2/2,\ c_I\big) - \min\big(z_a^2/2,\ c_a\big),
+              \quad z_I = \frac{I_c - \mu_{d,k}}{s_k},\quad
+              z_a = \frac{a_c - \mu_{a,d}}{s_a},
+
+    where k is the column's site class (cation sublattice +1 or -1 of
+    :func:`column_sublattice`, or X), :math:`\mu_{d,k}` the median intensity of the
+    domain's interior columns of that class (so the registry, the bright sublattice,
+    and the composition of the domain enter), :math:`a_c` the local cell edge
+    (:func:`column_spacing_px`) and the s their pooled robust scatter. The caps keep
+    outliers (the wider spacing at the rock-salt layer of an RP fault, an incomplete
+    Voronoi cell) from deciding. Cation columns then take the majority of themselves
+    and their diagonal cation neighbours (``n_smooth`` times); X columns take the
+    unique majority of their four cation neighbours (a/2 away), else their own best.
+    The domain statistics are recomputed from the new labels and the assignment
+    repeated (at most ``n_iter`` times, until no column changes), so that a boundary
+    first placed a few cells off moves to where the columns change.
+
+    Returns
+    -------
+    ndarray of int
+        New column labels.
+    """
+    lab = np.asarray(column_domain).copy()
+    complete = np.ones(len(lab), bool) if complete is None else np.asarray(complete, bool)
+    for _ in range(max(int(n_iter), 1)):
+        interior = interior_columns(positions_px, lab, cell_px)
+        new = _refine_once(positions_px, lab, sublattice, intensity, spacing_px, interior, band_px, cell_px,
+                           complete, intensity_cap, lattice_cap, n_smooth)
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    return lab
+
+
+def _refine_once(positions_px, column_domain, sublattice, intensity, spacing_px, interior, band_px, cell_px,
+                 complete, intensity_cap, lattice_cap, n_smooth) -> np.ndarray:
+    """One pass of :func:`refine_column_labels`."""
+    lab = np.asarray(column_domain).copy()
+    ok = lab > 0
+    if ok.sum() < 4 or len(np.unique(lab[ok])) < 2:
+        return lab
+    idx = np.flatnonzero(ok)
+    pos = positions_px[idx]
+    lv = lab[idx]
+    sub = np.asarray(sublattice)[idx]
+    inten = np.asarray(intensity, float)[idx]
+    a = np.asarray(spacing_px, float)[idx]
+    inner = np.asarray(interior, bool)[idx]
+    tree = cKDTree(pos)
+    ids = np.unique(lv)
+    classes = (1, -1, 0)
+    ll = np.zeros((len(idx), len(ids)))
+    # intensity term per site class
+    for k in classes:
+        in_k = sub == k
+        mu = np.full(len(ids), np.nan)
+        res_all = []
+        for j, d in enumerate(ids):
+            ref = inner & (lv == d) & in_k & np.isfinite(inten)
+            if ref.sum() >= 3:
+                mu[j] = np.median(inten[ref])
+                res_all.append(inten[ref] - mu[j])
+        sd = _robust_sd(np.concatenate(res_all)) if res_all else np.inf
+        if not (np.isfinite(sd) and sd > 0):
+            continue
+        z2 = (inten[in_k, None] - mu[None, :]) ** 2 / (2 * sd**2)
+        ll[in_k] -= np.minimum(np.where(np.isfinite(z2), z2, intensity_cap), intensity_cap)
+    # lattice term
+    mu_a = np.array([np.nanmedian(a[inner & (lv == d)]) if (inner & (lv == d) & np.isfinite(a)).any() else np.nan
+                     for d in ids])
+    res_a = np.concatenate([a[inner & (lv == d)] - mu_a[j] for j, d in enumerate(ids)])
+    res_a = res_a[np.isfinite(res_a)]
+    sd_a = _robust_sd(res_a) if len(res_a) > 10 else np.inf
+    if np.isfinite(sd_a) and sd_a > 0:
+        z2 = (a[:, None] - mu_a[None, :]) ** 2 / (2 * sd_a**2)
+        ll -= np.minimum(np.where(np.isfinite(z2), z2, lattice_cap), lattice_cap)
+    owner, nb = _neighbour_lists(tree, pos, band_px)
+    cand = np.zeros((len(idx), len(ids)), bool)
+    cand[owner, np.searchsorted(ids, lv[nb])] = True
+    band = (cand.sum(axis=1) > 1) & complete[idx]
+    if not band.any():
+        return lab
+    ll = np.where(cand, ll, -np.inf)
+    rows = np.arange(len(idx))
+    cur = np.searchsorted(ids, lv)
+    best = ll.argmax(axis=1)
+    keep = ll[rows, cur] >= ll[rows, best]  # ties keep the current label
+    new = np.where(band & ~keep, ids[best], lv)
+    cation = sub != 0
+    ci = np.flatnonzero(cation)
+    if len(ci) > 1:
+        ctree = cKDTree(pos[ci])
+        o2, n2 = _neighbour_lists(ctree, pos[ci], 0.8 * cell_px)
+        for _ in range(n_smooth):
+            votes = np.zeros((len(ci), len(ids)))
+            np.add.at(votes, (o2, np.searchsorted(ids, new[ci][n2])), 1.0)
+            own = votes[np.arange(len(ci)), np.searchsorted(ids, new[ci])]
+            flip = band[ci] & (votes.max(axis=1) > own)
+            new[ci] = np.where(flip, ids[votes.argmax(axis=1)], new[ci])
+        others = np.flatnonzero(band & ~cation)
+        if len(others):
+            o3, n3 = _neighbour_lists(ctree, pos[others], 0.55 * cell_px)
+            votes = np.zeros((len(others), len(ids)))
+            np.add.at(votes, (o3, np.searchsorted(ids, new[ci][n3])), 1.0)
+            top = votes.max(axis=1)
+            unique_top = (votes == top[:, None]).sum(axis=1) == 1
+            new[others] = np.where((top > 0) & unique_top, ids[votes.argmax(axis=1)], new[others])
+    lab[idx] = new
+    return lab
+
+
+def _absorb_small_domains(positions_px: np.ndarray, column_domain: np.ndarray, cell_px: float,
+                          min_columns: float) -> np.ndarray:
+    """Give the columns of domains with fewer than ``min_columns`` columns to their most frequent neighbour."""
+    lab = np.asarray(column_domain).copy()
+    ok = lab > 0
+    if ok.sum() < 2:
+        return lab
+    idx = np.flatnonzero(ok)
+    owner, nb = _neighbour_lists(cKDTree(positions_px[idx]), positions_px[idx], 0.8 * cell_px)
+    for _ in range(10):
+        ids, counts = np.unique(lab[idx], return_counts=True)
+        small = ids[counts < min_columns]
+        if len(small) == 0 or len(ids) == 1:
+            break
+        d = small[np.argmin(counts[np.isin(ids, small)])]  # smallest first
+        mine = lab[idx][owner] == d
+        other = lab[idx][nb]
+        cand = other[mine & (other != d)]
+        if len(cand) == 0:
+            break
+        vals, c = np.unique(cand, return_counts=True)
+        lab[idx[lab[idx] == d]] = vals[np.argmax(c)]
+    return lab
+
+
+def _domain_column_stats(ids: np.ndarray, lab: np.ndarray, use: np.ndarray, sub: np.ndarray,
+                         inten: np.ndarray, spacing: np.ndarray) -> dict[int, dict[str, float]]:
+    """Per domain: sublattice and X mean intensities, ratios, lattice spacing, with standard errors."""
+    out = {}
+    for d in ids:
+        sel = use & (lab == d)
+        st: dict[str, float] = {}
+        for key, k in (("p", 1), ("m", -1), ("x", 0)):
+            v = inten[sel & (sub == k)]
+            v = v[np.isfinite(v)]
+            st[key], st[key + "_se"] = (float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))) if len(v) >= 3 \
+                else (np.nan, np.nan)
+        a = spacing[sel]
+        a = a[np.isfinite(a)]
+        st["a"], st["a_se"] = (float(np.median(a)), float(_robust_sd(a) / np.sqrt(len(a)))) if len(a) >= 3 \
+            else (np.nan, np.nan)
+        hi, lo = max(st["p"], st["m"]), min(st["p"], st["m"])
+        hi_se = st["p_se"] if st["p"] >= st["m"] else st["m_se"]
+        lo_se = st["m_se"] if st["p"] >= st["m"] else st["p_se"]
+        st["r1"] = lo / hi
+        st["r1_se"] = st["r1"] * np.hypot(lo_se / lo, hi_se / hi)
+        st["r2"] = st["x"] / hi
+        st["r2_se"] = st["r2"] * np.hypot(st["x_se"] / st["x"], hi_se / hi)
+        diff = st["p"] - st["m"]
+        st["registry"] = 0 if not abs(diff) > 3 * np.hypot(st["p_se"], st["m_se"]) else int(np.sign(diff))
+        out[int(d)] = st
+    return out
+
+
+def _merge_similar_domains(positions_px: np.ndarray, lab: np.ndarray, use: np.ndarray, sub: np.ndarray,
+                           inten: np.ndarray, spacing: np.ndarray, cell_px: float, split_sigma: float,
+                           min_lattice_step: float, min_ratio_step: float) -> np.ndarray:
+    """Merge neighbouring domains whose column statistics do not differ significantly.
+
+    Two touching domains are different if their registries are opposite (an RP
+    fault), or their lattice spacings, dim/bright or X/bright ratios differ by more
+    than ``split_sigma`` standard errors *and* by more than the minimum steps
+    (``min_lattice_step`` relative, ``min_ratio_step`` relative). Otherwise the pair
+    with the smallest difference is merged first and the statistics recomputed.
+    """
+    lab = lab.copy()
+    ok = lab > 0
+    if ok.sum() < 2:
+        return lab
+    idx = np.flatnonzero(ok)
+    owner, nb = _neighbour_lists(cKDTree(positions_px[idx]), positions_px[idx], 0.8 * cell_px)
+    for _ in range(50):
+        ids = np.unique(lab[idx])
+        if len(ids) < 2:
+            break
+        la, lb = lab[idx][owner], lab[idx][nb]
+        touch = np.unique(np.sort(np.stack([la[la != lb], lb[la != lb]], axis=1), axis=1), axis=0)
+        if len(touch) == 0:
+            break
+        st = _domain_column_stats(ids, lab, use, sub, inten, spacing)
+        best, best_score = None, np.inf
+        for i, j in touch:
+            a, b = st[int(i)], st[int(j)]
+            if a["registry"] * b["registry"] < 0:
+                continue
+            scores = []
+            for key, step in (("a", min_lattice_step), ("r1", min_ratio_step), ("r2", min_ratio_step)):
+                d = abs(a[key] - b[key])
+                se = np.hypot(a[key + "_se"], b[key + "_se"])
+                if not (np.isfinite(d) and np.isfinite(se)):
+                    scores.append(np.inf)
+                    continue
+                # different: beyond split_sigma standard errors and beyond the minimum step
+                scores.append(min(d / max(split_sigma * se, 1e-300), d / (step * max(abs(a[key]), 1e-300))))
+            score = max(scores)  # > 1: different in some quantity
+            if score <= 1.0 and score < best_score:
+                best, best_score = (int(i), int(j)), score
+        if best is None:
+            break
+        keep, drop = best if (lab == best[0]).sum() >= (lab == best[1]).sum() else best[::-1]
+        lab[lab == drop] = keep
+    return lab
+
+
+def interior_columns(positions_px: np.ndarray, column_domain: np.ndarray, cell_px: float,
+                     margin_cells: float = 1.0) -> np.ndarray:
+    """Columns at least ``margin_cells`` from other domains and from the crystal edge.
+
+    A column is interior when every labelled column within ``margin_cells`` cells
+    carries its label, and within ``margin_cells`` - 0.2 cells it has as many
+    neighbours as the median column (the crystal edge or a gap is farther away).
+    """
+    lab = np.asarray(column_domain)
+    ok = lab > 0
+    out = np.zeros(len(lab), bool)
+    if ok.sum() < 2:
+        return out
+    idx = np.flatnonzero(ok)
+    tree = cKDTree(positions_px[idx])
+    owner, flat = _neighbour_lists(tree, positions_px[idx], margin_cells * cell_px)
+    differs = np.bincount(owner, weights=(lab[idx][flat] != lab[idx][owner]).astype(float), minlength=len(idx))
+    o2, _ = _neighbour_lists(tree, positions_px[idx], max(margin_cells - 0.2, 0.55) * cell_px)
+    fill = np.bincount(o2, minlength=len(idx))
+    out[idx] = (differs == 0) & (fill >= np.median(fill))
+    return out
+
+
+def _mst_length(points: np.ndarray, max_step: float = 1.5) -> float:
+    """Length (px) of the minimum spanning forest of points joined within ``max_step``, +1 px per tree."""
+    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+
+    if len(points) < 2:
+        return float(len(points))
+    dm = cKDTree(points).sparse_distance_matrix(cKDTree(points), max_step, output_type="coo_matrix")
+    mst = minimum_spanning_tree(dm.tocsr())
+    n_comp, _ = connected_components(dm, directed=False)
+    return float(mst.sum()) + n_comp
+
+
+def boundary_table(labels: np.ndarray, registry: dict[int, int], pixel_size_pm: float,
+                   min_length_nm: float = 0.0) -> list[dict[str, Any]]:
+    """Boundaries between labelled domains: pairs, type and length.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (ny, nx)
+        Domain labels (0 = outside).
+    registry : dict
+        Domain label -> registry (+1 or -1; 0 undetermined).
+    pixel_size_pm : float
+    min_length_nm : float
+        Shorter contacts (corners where domains touch diagonally) are dropped.
+
+    Returns
+    -------
+    list of dict
+        ``domains`` [i, j] (i < j), ``type`` ("RP" when the registries differ,
+        else "other"), ``length_nm`` (minimum spanning tree of the pixel-edge
+        midpoints between the two labels), ``midpoint_nm`` [x, y] relative to the
+        first pixel, ``normal`` [x, y] (mean unit step from domain i to domain j),
+        ``n_edges``.
+    """
+    h_nm = pixel_size_pm * 1e-3
+    pts: list[np.ndarray] = []
+    pairs: list[np.ndarray] = []
+    steps: list[np.ndarray] = []
+    for axis in (0, 1):
+        a = np.take(labels, np.arange(labels.shape[axis] - 1), axis=axis)
+        b = np.take(labels, np.arange(1, labels.shape[axis]), axis=axis)
+        sel = (a > 0) & (b > 0) & (a != b)
+        iy, ix = np.nonzero(sel)
+        mid = np.stack([iy + (0.5 if axis == 0 else 0.0), ix + (0.5 if axis == 1 else 0.0)], axis=1)
+        pts.append(mid)
+        pr = np.stack([a[sel], b[sel]], axis=1)
+        pairs.append(np.sort(pr, axis=1))
+        # unit step (x, y) from the lower-id side to the higher-id side
+        sgn = np.where(pr[:, 0] < pr[:, 1], 1.0, -1.0)
+        st = np.zeros((len(sgn), 2))
+        st[:, 1 - axis] = sgn  # axis 0 (y) -> column 1 of (x, y)
+        steps.append(st)
+    allp = np.concatenate(pts)
+    allpair = np.concatenate(pairs)
+    allstep = np.concatenate(steps)
+    out = []
+    if len(allpair) == 0:
+        return out
+    keys, inv = np.unique(allpair, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    for k, (i, j) in enumerate(keys):
+        sel = inv == k
+        p = allp[sel]
+        length = _mst_length(p) * h_nm
+        if length < min_length_nm:
+            continue
+        ri, rj = registry.get(int(i), 0), registry.get(int(j), 0)
+        kind = "RP" if ri * rj < 0 else "other"
+        nrm = allstep[sel].mean(axis=0)
+        nrm = nrm / max(np.hypot(*nrm), 1e-12)
+        out.append({"domains": [int(i), int(j)], "type": kind, "length_nm": float(length),
+                    "midpoint_nm": [float(p[:, 1].mean() * h_nm), float(p[:, 0].mean() * h_nm)],
+                    "normal": [float(nrm[0]), float(nrm[1])], "n_edges": int(len(p))})
+    return out
+
+
+def domain_lattices(positions_px: np.ndarray, column_domain: np.ndarray, interior: np.ndarray,
+                    fit_ok: np.ndarray, lattice: Lattice, domain_ids: list[int],
+                    lattice_map: np.ndarray | None = None, labels: np.ndarray | None = None,
+                    min_columns: int = 12, mask_radius_per_px: float = 0.25) -> list[dict[str, Any]]:
+    """Per-domain lattice constants from a least-squares lattice through its columns.
+
+    The reference g vectors are scaled by a_ref / a_domain (a_domain: median of the
+    GPA lattice map over the domain) before the columns are indexed, so that the
+    half-cell indexing holds across large domains of another lattice constant.
+
+    Parameters
+    ----------
+    positions_px : ndarray, shape (n, 2)
+    column_domain : ndarray of int, shape (n,)
+    interior : ndarray of bool
+        Columns used (:func:`interior_columns`); if a domain has fewer than
+        ``min_columns`` of them, all of its well-fitted columns are used.
+    fit_ok : ndarray of bool
+    lattice : Lattice
+        Reference lattice (calibrated).
+    domain_ids : list of int
+    lattice_map, labels : ndarray, optional
+        GPA lattice map (pm) and pixel labels for the g scaling (and the fallback).
+    min_columns : int
+    mask_radius_per_px : float
+        GPA mask radius R: the map has ~(2R)^2 independent samples per px (fallback
+        uncertainty).
+
+    Returns
+    -------
+    list of dict
+        ``lattice_pm`` (mean of the two edges), ``lattice_pm_err``, ``lattice_a1_pm``,
+        ``lattice_a2_pm``, ``lattice_a1_pm_err``, ``lattice_a2_pm_err``,
+        ``lattice_n_columns``, ``lattice_residual_pm``, ``lattice_source``
+        ("interior columns", "all columns" or "gpa map" when too few columns).
+    """
+    if lattice.pixel_size_pm is None:
+        raise InputError("domain lattices need a calibrated lattice")
+    px_pm = lattice.pixel_size_pm
+    a_ref = float(np.mean(lattice.lattice_pm))
+    out = []
+    for d in domain_ids:
+        sel = (column_domain == d) & interior & fit_ok
+        source = "interior columns"
+        if sel.sum() < min_columns:
+            sel = (column_domain == d) & fit_ok
+            source = "all columns"
+        scale = 1.0
+        a_map = np.nan
+        if lattice_map is not None and labels is not None and (labels == d).any():
+            a_map = float(np.median(lattice_map[labels == d]))
+            scale = a_ref / a_map
+        row: dict[str, Any] = {}
+        fit = None
+        if sel.sum() >= min_columns:
+            lat_d = Lattice(lattice.g_per_px * scale, lattice.g_err_per_px, px_pm)
+            try:
+                fit = lattice_from_columns(positions_px[sel], lat_d)
+            except FitError:
+                fit = None
+        if fit is not None:
+            a = fit["lattice_pm"]
+            e = fit["lattice_pm_err"]
+            row.update({"lattice_pm": float(a.mean()), "lattice_pm_err": float(0.5 * np.hypot(*e)),
+                        "lattice_a1_pm": float(a[0]), "lattice_a2_pm": float(a[1]),
+                        "lattice_a1_pm_err": float(e[0]), "lattice_a2_pm_err": float(e[1]),
+                        "lattice_n_columns": int(fit["n_used"]),
+                        "lattice_residual_pm": float(fit["residual_rms_px"] * px_pm),
+                        "lattice_source": source})
+        else:
+            vals = lattice_map[labels == d] if (lattice_map is not None and labels is not None) else np.array([])
+            n_eff = max(len(vals) * (2.0 * mask_radius_per_px) ** 2, 1.0)
+            err = _robust_sd(vals) / np.sqrt(n_eff) if len(vals) else np.nan
+            row.update({"lattice_pm": a_map, "lattice_pm_err": float(err), "lattice_a1_pm": np.nan,
+                        "lattice_a2_pm": np.nan, "lattice_a1_pm_err": np.nan, "lattice_a2_pm_err": np.nan,
+                        "lattice_n_columns": int(sel.sum()), "lattice_residual_pm": np.nan,
+                        "lattice_source": "gpa map"})
+        out.append(row)
+    return out
+
+
+@dataclass
+class DomainSegmentation:
+    """Result of :func:`segment_domains`.
+
+    Attributes
+    ----------
+    labels : ndarray of int32, shape (ny, nx)
+        Domain id per pixel (1..n), 0 outside the crystal.
+    domains : list of dict
+        One row per domain (a Table S1): ``id``, ``name`` (R1..Rn), ``area_nm2``,
+        ``centroid_nm`` [x, y] (image coordinates), ``registry`` (+1 the reference
+        registry of its crystal = its largest domain, -1 the half-cell shifted one),
+        ``registry_signal`` (median rho), ``contrast`` (median kappa), ``n_columns``
+        and the lattice fields of :func:`domain_lattices`.
+    boundaries : list of dict
+        From :func:`boundary_table` (``domains`` as ids).
+    column_domain : ndarray of int, shape (n_columns,)
+        Domain id of every column of the input table (0: none).
+    column_interior : ndarray of bool
+        Columns at least one cell from other domains and the crystal edge.
+    registry_map, lattice_map_pm, contrast_map : ndarray, shape (ny, nx)
+        The GPA signal maps (NaN outside the crystal for the registry map).
+    nc_mask : ndarray of bool
+    pixel_size_pm : float
+    origin_nm : (float, float)
+        (y, x) of the first pixel centre.
+    parameters : dict
+        Settings used.
+    """
+
+    labels: np.ndarray
+    domains: list[dict[str, Any]]
+    boundaries: list[dict[str, Any]]
+    column_domain: np.ndarray
+    column_interior: np.ndarray
+    registry_map: np.ndarray
+    lattice_map_pm: np.ndarray
+    contrast_map: np.ndarray
+    nc_mask: np.ndarray
+    pixel_size_pm: float
+    origin_nm: tuple[float, float]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_domains(self) -> int:
+        return len(self.domains)
+
+    def table(self) -> Any:
+        """The domain rows as a :class:`pandas.DataFrame` (Table S1 style)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.domains)
+
+
+def segment_domains(
+    image: Any,
+    gpa_result: GPAResult,
+    columns: Any,
+    *,
+    min_area_nm2: float = 4.0,
+    split_sigma: float = 4.0,
+    min_lattice_step: float = 1.5e-3,
+    min_contrast_step: float = 0.2,
+    open_cells: float = 0.5,
+    min_registry_contrast: float = 0.15,
+    mixed_contrast: float = 0.25,
+    max_depth: int = 4,
+    min_boundary_cells: float = 4.0,
+    refine: bool = True,
+    merge: bool = True,
+    min_ratio_step: float = 0.03,
+    names: tuple[str, str, str] = ("Cs", "PbX", "X"),
+    intensity: str = "integrated_intensity",
+) -> DomainSegmentation:
+    """Segment a [100] perovskite image into nanodomains (module docstring).
+
+    Parameters
+    ----------
+    image : xarray.DataArray
+        The calibrated image (for its coordinates).
+    gpa_result : GPAResult
+        GPA of the image with reflections (1,0), (0,1), (1,1), (1,-1)
+        (:data:`~nanodomains.stem.columns.CLASSIFY_REFLECTIONS`).
+    columns : pandas.DataFrame
+        Column table of :func:`~nanodomains.stem.columns.find_columns`.
+    min_area_nm2 : float
+        Smallest domain reported; smaller regions join their neighbours.
+    split_sigma : float
+        Significance of a lattice or contrast step (in pooled robust standard
+        deviations of the two sides) needed to split a region.
+    min_lattice_step : float
+        Smallest relative lattice-constant step that splits a region (1.5e-3:
+        a Br-fraction step of ~0.02 by Vegard).
+    min_contrast_step : float
+        Smallest contrast step, relative to the region's median contrast.
+    open_cells : float
+        Radius (cells) of the opening of each registry class.
+    min_registry_contrast : float
+        Pixels whose contrast kappa is below this fraction of its 90th percentile
+        have no registry class (RP amplitude dips).
+    mixed_contrast : float
+        Regions below this fraction, wider than the GPA resolution, are domains of
+        mixed registry (shifted fraction near 1/2: |1 - 2s| below ~this value).
+    max_depth : int
+        Levels of recursive splitting.
+    min_boundary_cells : float
+        Boundaries shorter than this many cells (corner contacts) are not listed.
+    refine : bool
+        Re-assign columns near boundaries by their intensity and local cell edge
+        (:func:`refine_column_labels`).
+    merge : bool
+        Merge touching domains whose interior columns do not differ significantly
+        (registry, lattice spacing, dim/bright and X/bright intensity ratios; see
+        ``min_ratio_step``).
+    min_ratio_step : float
+        Smallest relative difference of the intensity ratios that keeps two
+        domains apart (0.03: a Br-fraction step of ~0.05 in X/bright).
+    names : (dim, bright, x)
+        Column type names of the table (see
+        :func:`~nanodomains.stem.columns.classify_columns`).
+    intensity : str
+        Column measure used by the refinement.
+
+    Returns
+    -------
+    DomainSegmentation
+    """
+    px_pm, origin = _image_geometry(image, gpa_result)
+    lat = gpa_result.lattice
+    cell_px = float(np.mean(lat.cell_px))
+    h_nm = px_pm * 1e-3
+    min_area_px = max(int(round(min_area_nm2 / h_nm**2)), 1)
+    exclusion_px = 1.0 / gpa_result.mask_radius_per_px
+    mask = nc_mask(gpa_result, min_area_px=min_area_px)
+    half = _half_phases(gpa_result, mask)
+    rho = registry_map(gpa_result, mask, half)
+    amap = lattice_map_pm(gpa_result)
+    kap = contrast_map(gpa_result)
+    k_ref = float(np.percentile(kap[mask], 90))
+    comps, comp_reg = _registry_components(rho, kap, mask, open_cells * cell_px, min_area_px,
+                                           min_registry_contrast * k_ref, exclusion_px, mixed_contrast * k_ref)
+    a_ref = float(np.mean(lat.lattice_pm))
+    reliable = _erode(mask, 0.5 * exclusion_px)  # GPA maps are biased within ~1/2R of the crystal edge
+    regions: list[np.ndarray] = []
+    region_sign: list[int] = []
+    for c in range(1, int(comps.max()) + 1):
+        comp = comps == c
+        if not comp.any():
+            continue
+        k_med = float(np.median(kap[comp]))
+        feats = [(amap, min_lattice_step * a_ref), (kap, min_contrast_step * k_med)]
+        parts = _split_recursive(comp, feats, exclusion_px, min_area_px, split_sigma, max_depth, reliable)
+        regions += parts
+        region_sign += [comp_reg[c]] * len(parts)
+    pix = np.zeros(mask.shape, dtype=np.int64)
+    for k, r in enumerate(regions, start=1):
+        pix[r] = k
+    # columns take the label under them; the label map is rebuilt from the columns
+    pos = column_positions_px(columns, px_pm, origin)
+    status = columns["fit_status"].astype(str).to_numpy() if "fit_status" in columns else np.full(len(pos), "ok")
+    real = status != "insignificant_amplitude"
+    col_lab = column_labels(pos, pix, valid=real, reach_px=0.5 * exclusion_px)
+    types = columns["type"].astype(str).to_numpy() if "type" in columns else np.full(len(pos), "")
+    sub = column_sublattice(pos, gpa_result, half)
+    reg_col = column_registry(sub, types, names)
+    spacing = column_spacing_px(pos, lat)
+    if refine:
+        complete = np.isfinite(column_spacing_px(pos, lat, both=True))
+        inten = columns[intensity].to_numpy(float) if intensity in columns else np.full(len(pos), np.nan)
+        col_lab = refine_column_labels(pos, col_lab, sub, inten, spacing, exclusion_px, cell_px, complete)
+    col_lab = _absorb_small_domains(pos, col_lab, cell_px, min_area_px / (0.5 * cell_px) ** 2)
+    if merge:
+        good = (columns["fit_ok"].to_numpy(bool) if "fit_ok" in columns else np.ones(len(pos), bool)) & \
+            np.isfinite(column_spacing_px(pos, lat, both=True))
+        use = interior_columns(pos, col_lab, cell_px) & good
+        inten_m = columns[intensity].to_numpy(float) if intensity in columns else np.full(len(pos), np.nan)
+        col_lab = _merge_similar_domains(pos, col_lab, use, sub, inten_m, spacing, cell_px, split_sigma,
+                                         min_lattice_step, min_ratio_step)
+    radius = float(lat.cell_px.min()) / (2 * np.sqrt(2))
+    lab_map = label_map_from_columns(pos, col_lab, mask.shape, radius)
+    # ids by decreasing area
+    areas = np.bincount(lab_map.ravel(), minlength=len(regions) + 1)[1:]
+    order = [k + 1 for k in np.argsort(-areas, kind="stable") if areas[k] > 0]
+    remap = np.zeros(len(regions) + 1, dtype=np.int64)
+    remap[order] = np.arange(1, len(order) + 1)
+    lab_map = remap[lab_map].astype(np.int32)
+    col_lab = remap[col_lab]
+    n = len(order)
+    if n == 0:
+        raise FitError("segmentation found no domain with columns")
+    interior = interior_columns(pos, col_lab, cell_px)
+    # registry relative to the largest domain of the same connected crystal
+    # (the bright sublattice of the interior columns where significant, else the GPA registry class)
+    sign_of = np.zeros(max(len(regions), n) + 1, dtype=np.int64)
+    sign_of[remap[1:]] = region_sign
+    good = (columns["fit_ok"].to_numpy(bool) if "fit_ok" in columns else np.ones(len(pos), bool)) & \
+        np.isfinite(column_spacing_px(pos, lat, both=True))
+    inten_c = columns[intensity].to_numpy(float) if intensity in columns else np.full(len(pos), np.nan)
+    col_stats = _domain_column_stats(np.arange(1, n + 1), col_lab, interior & good, sub, inten_c, spacing)
+    for d in range(1, n + 1):
+        if col_stats[d]["registry"] != 0:
+            sign_of[d] = col_stats[d]["registry"]
+    crystal, _ = ndimage.label(lab_map > 0)
+    sig = {d: float(np.nanmedian(rho[(lab_map == d) & mask])) if ((lab_map == d) & mask).any() else 0.0
+           for d in range(1, n + 1)}
+    registry: dict[int, int] = {}
+    for cid in range(1, int(crystal.max()) + 1):
+        ds = [d for d in range(1, n + 1) if np.any(crystal[lab_map == d] == cid)]
+        signed = [d for d in ds if sign_of[d] != 0]
+        ref = sign_of[min(signed)] if signed else 1  # largest domain of definite registry
+        for d in ds:
+            registry[d] = int(sign_of[d] * ref)
+    fit_ok = columns["fit_ok"].to_numpy(bool) if "fit_ok" in columns else np.ones(len(pos), bool)
+    lat_rows = domain_lattices(pos, col_lab, interior, fit_ok, lat, list(range(1, n + 1)), amap, lab_map,
+                               mask_radius_per_px=gpa_result.mask_radius_per_px)
+    ii, jj = np.nonzero(lab_map > 0)
+    lab_flat = lab_map[ii, jj]
+    cnt = np.bincount(lab_flat, minlength=n + 1)
+    cy = np.bincount(lab_flat, weights=ii.astype(float), minlength=n + 1)
+    cx = np.bincount(lab_flat, weights=jj.astype(float), minlength=n + 1)
+    rows = []
+    for d in range(1, n + 1):
+        sel = (lab_map == d) & mask
+        row = {
+            "id": d,
+            "name": f"R{d}",
+            "area_nm2": float(cnt[d] * h_nm**2),
+            "centroid_nm": [float(origin[1] + cx[d] / cnt[d] * h_nm), float(origin[0] + cy[d] / cnt[d] * h_nm)],
+            "registry": registry.get(d, 0),
+            "registry_signal": sig[d],
+            "contrast": float(np.median(kap[sel])) if sel.any() else float("nan"),
+            "n_columns": int((col_lab == d).sum()),
+            "n_interior_columns": int(((col_lab == d) & interior).sum()),
+        }
+        row.update(lat_rows[d - 1])
+        rows.append(row)
+    bounds = boundary_table(lab_map, registry, px_pm, min_length_nm=min_boundary_cells * a_ref * 1e-3)
+    for b in bounds:
+        b["midpoint_nm"] = [b["midpoint_nm"][0] + origin[1], b["midpoint_nm"][1] + origin[0]]
+    params = {"min_area_nm2": min_area_nm2, "split_sigma": split_sigma, "min_lattice_step": min_lattice_step,
+              "min_contrast_step": min_contrast_step, "open_cells": open_cells, "max_depth": max_depth,
+              "min_boundary_cells": min_boundary_cells, "gpa_mask_radius_per_px": gpa_result.mask_radius_per_px}
+    return DomainSegmentation(lab_map, rows, bounds, col_lab, interior, rho, amap, kap, mask, px_pm, origin, params)
