@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanodomains.errors import FileFormatError, InputError
+from nanodomains.errors import FileFormatError, FitError, InputError
 from nanodomains.stem import multislice as M
 from nanodomains.stem import tables as T
 from nanodomains.stem.simulate import ColumnModel, ProbeParameters
@@ -32,7 +32,7 @@ def test_power_law_ratios_equal_hand_values(b, s):
     assert float(r["x_pbx"].squeeze()) == pytest.approx(x_pbx, rel=0.01)
     # absolute scale: sigma50 (Z/50)^n per atom, 24 cells
     x = float(table["intensity"].sel(column="X").squeeze())
-    assert x == pytest.approx(24 * 4.0e-3 * (b * 35**1.7 + (1 - b) * 53**1.7) / 50**1.7, rel=1e-9)
+    assert x == pytest.approx(24 * 4.55e-3 * (b * 35**1.7 + (1 - b) * 53**1.7) / 50**1.7, rel=1e-9)
 
 
 def test_physics_md_formula_values():
@@ -75,21 +75,64 @@ def test_crosstalk_table_moves_ratios_towards_one_and_conserves_flux():
     assert 0.9 < m[0, 0] < 0.99
 
 
-def test_fit_recovers_known_model():
-    """A synthetic 'multislice' table made by a saturating power law is fitted back exactly."""
-    truth = ColumnModel(exponent=2.3, sigma50_a2=2.5e-3, saturation_a2=0.4)
-    tab = T.power_law_table([0.0, 0.5, 1.0], [0.0, 0.25, 0.5, 0.75], [8, 16, 24], truth)
-    tab.attrs.update({"method": "multislice", "frozen_phonons": 1, "num_configs": 8})
+PROBE0 = ProbeParameters(source_fwhm_pm=0.0)
+
+
+def _as_multislice(tab):
+    tab.attrs.update({"method": "multislice", "frozen_phonons": 1, "num_configs": 8, "energy_kev": 300.0,
+                      "semiangle_mrad": 24.0, "defocus_nm": 0.0, "cs_um": 0.0})
     tab["intensity_err"] = tab["intensity"] * 0.01
+    return tab
+
+
+def test_fit_recovers_known_model():
+    """A synthetic 'multislice' table (power law seen through the probe's cross-talk) is fitted back."""
+    grid = ([0.0, 0.5, 1.0], [0.0, 0.25, 0.5, 0.75], [8, 16, 24])
+    truth = ColumnModel(exponent=2.3, sigma50_a2=2.5e-3, spread_pm_per_nm=12.0)
+    tab = _as_multislice(T.power_law_table(*grid, truth, crosstalk_probe=PROBE0))
     fit = T.fit_column_model(tab)
     assert fit.model.exponent == pytest.approx(2.3, rel=1e-4)
     assert fit.model.sigma50_a2 == pytest.approx(2.5e-3, rel=1e-4)
-    assert fit.model.saturation_a2 == pytest.approx(0.4, rel=1e-3)
-    assert fit.rms_relative < 1e-6
-    # without saturation the same data leave systematic residuals
-    fit0 = T.fit_column_model(tab, saturation=False)
-    assert fit0.model.saturation_a2 is None and fit0.rms_relative > 0.01
+    assert fit.model.spread_pm_per_nm == pytest.approx(12.0, rel=1e-3)
+    assert fit.rms_relative < 1e-6 and fit.saturation_err is None
+    # without the spread the same data leave systematic residuals
+    fit0 = T.fit_column_model(tab, spread=False)
+    assert fit0.model.spread_pm_per_nm == 0 and fit0.rms_relative > 0.01
     assert fit0.exponent_err > 0
+    # the saturation term on its own
+    truth = ColumnModel(exponent=1.9, sigma50_a2=3e-3, saturation_a2=0.4)
+    tab = _as_multislice(T.power_law_table(*grid, truth, crosstalk_probe=PROBE0))
+    fit = T.fit_column_model(tab, saturation=True, spread=False)
+    assert fit.model.saturation_a2 == pytest.approx(0.4, rel=1e-3)
+    assert fit.model.exponent == pytest.approx(1.9, rel=1e-4)
+
+
+def test_fit_refuses_unconstrained_terms_and_power_law_tables():
+    tab = _as_multislice(T.power_law_table([0.0, 1.0], [0.0, 0.5], [8, 16], crosstalk_probe=PROBE0))
+    with pytest.raises(FitError, match="bound"):
+        T.fit_column_model(tab, saturation=True, spread=True)  # no saturation in the data
+    with pytest.raises(InputError, match="multislice"):
+        T.fit_column_model(T.power_law_table([0.0], [0.0], [8]))
+
+
+def test_shipped_multislice_table():
+    """Acceptance (HAADF 70-190 mrad, 0.034 A, 8 configurations): CsPbI3 s = 0 has Cs/PbX < 0.6 at 5-15 nm."""
+    tab = T.default_multislice_table()  # load runs the frozen-phonon guard
+    assert tab.attrs["frozen_phonons"] == 1 and tab.attrs["num_configs"] == 8
+    assert tab.attrs["detector_inner_mrad"] == 70.0 and tab.attrs["detector_outer_mrad"] == 190.0
+    r = T.column_ratios(tab)["cs_pbx"].sel(br_fraction=0.0, shifted_fraction=0.0).values
+    assert np.all(r < 0.6)
+    # the configuration spread is the frozen-phonon statistics: a few % of the signal
+    rel = (tab["intensity_err"] / tab["intensity"]).values
+    assert 0.005 < np.median(rel) < 0.15
+    # the documented fit
+    fit = T.fit_column_model(tab)
+    m = T.MULTISLICE_COLUMN_MODEL
+    assert fit.model.exponent == pytest.approx(m.exponent, abs=2 * fit.exponent_err)
+    assert fit.model.sigma50_a2 == pytest.approx(m.sigma50_a2, abs=2 * fit.sigma50_err)
+    assert fit.model.spread_pm_per_nm == pytest.approx(m.spread_pm_per_nm, abs=2 * fit.spread_err)
+    pure = T.fit_column_model(tab, spread=False, exponent=1.7)
+    assert fit.rms_relative < 0.09 < pure.rms_relative
 
 
 def test_save_load_roundtrip_and_bad_files(tmp_path):

@@ -15,20 +15,24 @@ quantity Voronoi-cell integration of an image measures (E et al. [2]_).
 Column cross-section (:class:`ColumnModel`). Each atom of atomic number Z scatters
 :math:`\sigma_{50} (Z/50)^n` (the Z^n power law of PHYSICS.md, "Z-contrast of
 [100]-projected CsPbX3"; n ~ 1.6-2.0 by detector angles, ~1.7 for HAADF). The linear
-sum over a column, :math:`\sigma_\mathrm{lin} = \sum_i \sigma_{50}(Z_i/50)^n`, gets an
-optional *thickness / channelling correction*: a saturation
+sum over a column, :math:`\sigma_\mathrm{lin} = \sum_i \sigma_{50}(Z_i/50)^n`, gets two
+optional *thickness / channelling corrections*:
 
-.. math::  \sigma_c = S \, (1 - e^{-\sigma_\mathrm{lin}/S}),
+* a saturation :math:`\sigma_c = S \, (1 - e^{-\sigma_\mathrm{lin}/S})`, the sublinear
+  growth of ADF column intensity with thickness (Van Aert et al. [3]_; E et al. [2]_);
+* a thickness-dependent spread: the column's signal is convolved with a Gaussian of
+  FWHM :math:`\beta t` (t the column thickness), standing for the lateral spreading of
+  the channelled probe that makes columns of thick crystals pick up signal from their
+  neighbours (cross-talk, E et al. [2]_). It moves intensity between the a/2 Voronoi
+  squares of neighbouring columns and leaves cross-sections unchanged.
 
-the sublinear growth of ADF column intensity with thickness that channelling and
-dechannelling produce in multislice calculations and experiments (Van Aert et al.
-[3]_; E et al. [2]_). ``S = None`` (default) is the pure power law, which the
-power-law composition table uses too, so images and table are consistent. The
-parameters n, sigma_50 and S can be fitted to abTEM frozen-phonon multislice by
-:func:`nanodomains.stem.tables.fit_column_model`; the default
-``sigma50_a2 = 4.0e-3`` A^2 is the per-atom cross-section that reproduces the
-70-190 mrad multislice PbX-column cross-section of 5 nm CsPbI3 at n = 1.7 (see
-``docs/stem_simulation.md``).
+Defaults: n = 1.7, ``sigma50_a2 = 4.55e-3`` A^2, no saturation, no spread: the pure
+power law, which the power-law composition table uses too, so images and table agree.
+sigma_50 is the fit of the n = 1.7 power law to the abTEM frozen-phonon multislice
+table shipped in :mod:`nanodomains.stem.tables` (70-190 mrad, 5-15 nm thick). The fit
+with the spread, :data:`nanodomains.stem.tables.MULTISLICE_COLUMN_MODEL` (n = 2.23,
+beta = 15.4 pm/nm), reproduces that table to 7.5 % rms against 12.6 % for the pure
+power law.
 
 Probe. Coherent aberration function (Kirkland [4]_, eq. 3.42, underfocus positive):
 
@@ -179,7 +183,7 @@ class ProbeParameters:
 
 @dataclass(frozen=True)
 class ColumnModel:
-    """Column cross-section model: ``S (1 - exp(-sum sigma50 (Z/50)^n / S))``.
+    """Column cross-section model: ``S (1 - exp(-sum sigma50 (Z/50)^n / S))``, spread by thickness.
 
     Parameters
     ----------
@@ -189,12 +193,18 @@ class ColumnModel:
         Cross-section of one atom of Z = 50, A^2 (scale of the image).
     saturation_a2 : float or None
         Saturation cross-section S of the channelling correction; None = pure
-        power law (no correction).
+        power law (no saturation).
+    spread_pm_per_nm : float
+        Channelling / beam-spreading cross-talk: a column of thickness t spreads its
+        signal over a Gaussian of FWHM ``spread_pm_per_nm * t`` (convolved with the
+        probe). 0 (default) = none. It redistributes intensity between neighbouring
+        columns (what a/2-square integration sees) without changing cross-sections.
     """
 
     exponent: float = 1.7
-    sigma50_a2: float = 4.0e-3
+    sigma50_a2: float = 4.55e-3
     saturation_a2: float | None = None
+    spread_pm_per_nm: float = 0.0
 
     def __post_init__(self):
         if not (math.isfinite(self.exponent) and 0.5 <= self.exponent <= 4.0):
@@ -202,6 +212,12 @@ class ColumnModel:
         require_positive("sigma50_a2", self.sigma50_a2)
         if self.saturation_a2 is not None:
             require_positive("saturation_a2", self.saturation_a2)
+        if not (math.isfinite(self.spread_pm_per_nm) and 0 <= self.spread_pm_per_nm <= 200):
+            raise InputError(f"spread_pm_per_nm must lie in [0, 200], got {self.spread_pm_per_nm!r}")
+
+    def spread_fwhm_pm(self, thickness_nm) -> np.ndarray:
+        """FWHM (pm) of the thickness-dependent spread of columns of the given thickness."""
+        return self.spread_pm_per_nm * np.asarray(thickness_nm, dtype=float)
 
     def atom(self, z) -> np.ndarray:
         """Linear (unsaturated) cross-section of single atoms of atomic number ``z``, A^2."""
@@ -366,13 +382,18 @@ def probe_transfer(shape: tuple[int, int], pixel_size_pm: float, probe: ProbePar
     real : bool
         rfft2 half plane (True) or the full fft2 plane.
     """
-    h_a = pixel_size_pm / 100.0
     p = probe_intensity(shape, pixel_size_pm, probe, centred=False)
-    t = sfft.rfft2(p, workers=_WORKERS) if real else sfft.fft2(p, workers=_WORKERS)
+    if real:
+        t = sfft.rfft2(p, workers=_WORKERS)
+        if probe.source_fwhm_pm > 0:
+            t *= _gaussian_transfer(shape, pixel_size_pm, probe.source_fwhm_pm)
+        return t
+    t = sfft.fft2(p, workers=_WORKERS)
     if probe.source_fwhm_pm > 0:
+        h_a = pixel_size_pm / 100.0
         sig_a = probe.source_fwhm_pm * _FWHM_TO_SIGMA / 100.0
         ky = sfft.fftfreq(shape[0], d=h_a)
-        kx = sfft.rfftfreq(shape[1], d=h_a) if real else sfft.fftfreq(shape[1], d=h_a)
+        kx = sfft.fftfreq(shape[1], d=h_a)
         t *= np.exp(-2 * np.pi**2 * sig_a**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
     return t
 
@@ -403,9 +424,19 @@ def _deapodise(shape: tuple[int, int]) -> np.ndarray:
     return 1.0 / (fy[:, None] * fx[None, :])
 
 
+def _gaussian_transfer(shape: tuple[int, int], pixel_size_pm: float, fwhm_pm: float) -> np.ndarray:
+    """rfft2-plane transfer function of a normalised Gaussian of the given FWHM."""
+    sig_a = fwhm_pm * _FWHM_TO_SIGMA / 100.0
+    h_a = pixel_size_pm / 100.0
+    ky = sfft.fftfreq(shape[0], d=h_a)
+    kx = sfft.rfftfreq(shape[1], d=h_a)
+    return np.exp(-2 * np.pi**2 * sig_a**2 * (ky[:, None] ** 2 + kx[None, :] ** 2))
+
+
 def render_fraction(x_nm, y_nm, weight_a2, shape: tuple[int, int], pixel_size_pm: float,
-                    probe: ProbeParameters = ProbeParameters(), transfer: np.ndarray | None = None) -> np.ndarray:
-    """Detected fraction ``F(r) = sum_c w_c P(r - r_c)`` on a regular grid (no noise).
+                    probe: ProbeParameters = ProbeParameters(), transfer: np.ndarray | None = None,
+                    blur_fwhm_pm=None) -> np.ndarray:
+    """Detected fraction ``F(r) = sum_c w_c (P * G_c)(r - r_c)`` on a regular grid (no noise).
 
     Parameters
     ----------
@@ -419,6 +450,9 @@ def render_fraction(x_nm, y_nm, weight_a2, shape: tuple[int, int], pixel_size_pm
     probe : ProbeParameters
     transfer : numpy.ndarray, optional
         Precomputed :func:`probe_transfer` for this grid.
+    blur_fwhm_pm : array_like, optional
+        Per-point FWHM of an extra Gaussian G_c (e.g. the column model's thickness
+        spread); points are grouped by value rounded to 1 pm, one FFT per group.
 
     Returns
     -------
@@ -426,11 +460,22 @@ def render_fraction(x_nm, y_nm, weight_a2, shape: tuple[int, int], pixel_size_pm
         F, dimensionless, float64; ``F.sum() * A_px == sum(weight_a2)``.
     """
     h_nm = pixel_size_pm * 1e-3
-    s = _splat(np.asarray(x_nm, float) / h_nm, np.asarray(y_nm, float) / h_nm,
-               np.asarray(weight_a2, float), shape)
+    x = np.asarray(x_nm, float) / h_nm
+    y = np.asarray(y_nm, float) / h_nm
+    w = np.asarray(weight_a2, float)
     if transfer is None:
         transfer = probe_transfer(shape, pixel_size_pm, probe)
-    spec = sfft.rfft2(s, workers=_WORKERS)
+    if blur_fwhm_pm is None:
+        spec = sfft.rfft2(_splat(x, y, w, shape), workers=_WORKERS)
+    else:
+        blur = np.round(np.broadcast_to(np.asarray(blur_fwhm_pm, float), w.shape))
+        spec = None
+        for value in np.unique(blur):
+            g = blur == value
+            part = sfft.rfft2(_splat(x[g], y[g], w[g], shape), workers=_WORKERS)
+            if value > 0:
+                part *= _gaussian_transfer(shape, pixel_size_pm, value)
+            spec = part if spec is None else spec + part
     spec *= transfer
     spec *= _deapodise(shape)
     return sfft.irfft2(spec, s=shape, workers=_WORKERS)
@@ -488,14 +533,15 @@ def _support_atoms(shape: tuple[int, int], pixel_size_pm: float, support: Suppor
 
 
 def scan_fraction(x_nm, y_nm, weight_a2, shape: tuple[int, int], pixel_size_pm: float,
-                  probe: ProbeParameters, scan: ScanDistortion, rng: np.random.Generator
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  probe: ProbeParameters, scan: ScanDistortion, rng: np.random.Generator,
+                  blur_fwhm_pm=None) -> tuple[np.ndarray, np.ndarray]:
     """Scanned, noise-free detected fraction at the output pixels, with scan distortions.
 
     Renders on an internal grid oversampled by ``m = ceil(h / (lambda / 4 alpha))``
     with a guard band (so nothing wraps around), then point-samples it at the probe
     positions: the pixel centres, displaced by the line jitter and drift (cubic spline
-    interpolation when distorted).
+    interpolation when distorted). ``blur_fwhm_pm`` (per point) is passed to
+    :func:`render_fraction`.
 
     Returns
     -------
@@ -513,7 +559,9 @@ def scan_fraction(x_nm, y_nm, weight_a2, shape: tuple[int, int], pixel_size_pm: 
     x = np.asarray(x_nm, float) + g * h_nm
     y = np.asarray(y_nm, float) + g * h_nm
     keep = (x >= 0) & (x < (gshape[1] - 1) * h_nm / m) & (y >= 0) & (y < (gshape[0] - 1) * h_nm / m)
-    frac = render_fraction(x[keep], y[keep], np.asarray(weight_a2, float)[keep], gshape, h / m, probe)
+    blur = None if blur_fwhm_pm is None else np.broadcast_to(np.asarray(blur_fwhm_pm, float), x.shape)[keep]
+    frac = render_fraction(x[keep], y[keep], np.asarray(weight_a2, float)[keep], gshape, h / m, probe,
+                           blur_fwhm_pm=blur)
     jitter = rng.normal(0.0, scan.line_jitter_pm, ny) if scan.line_jitter_pm > 0 else np.zeros(ny)
     if not scan.active:
         return frac[g * m:(g + ny) * m:m, g * m:(g + nx) * m:m].copy(), jitter
@@ -861,14 +909,18 @@ def simulate_image(nc, *, pixel_size_pm: float = 20.0, shape: int | tuple[int, i
     sigma = column_model.column(cols["n_cs"].to_numpy(), cols["n_pb"].to_numpy(),
                                 cols["n_br"].to_numpy(), cols["n_i"].to_numpy())
     h = float(pixel_size_pm)
+    blur = None
+    if column_model.spread_pm_per_nm > 0:
+        blur = column_model.spread_fwhm_pm(cols["thickness_nm"].to_numpy(float))
     if support.thickness_nm > 0:
-        support_xy = _support_atoms(shape, h, support, rng)
+        sx, sy = _support_atoms(shape, h, support, rng)
         sampled, jitter = scan_fraction(
-            np.concatenate([x_img, support_xy[0]]), np.concatenate([y_img, support_xy[1]]),
-            np.concatenate([sigma, np.full(len(support_xy[0]), column_model.atom(_Z["C"]))]),
-            shape, h, probe, scan, rng)
+            np.concatenate([x_img, sx]), np.concatenate([y_img, sy]),
+            np.concatenate([sigma, np.full(len(sx), column_model.atom(_Z["C"]))]),
+            shape, h, probe, scan, rng,
+            blur_fwhm_pm=None if blur is None else np.concatenate([blur, np.zeros(len(sx))]))
     else:
-        sampled, jitter = scan_fraction(x_img, y_img, sigma, shape, h, probe, scan, rng)
+        sampled, jitter = scan_fraction(x_img, y_img, sigma, shape, h, probe, scan, rng, blur_fwhm_pm=blur)
     if noise:
         data = detector_counts(sampled, dose, h, rng, gain, offset, read_noise)
     else:
@@ -922,7 +974,8 @@ def _image_attrs(probe, detector, dose, gain, offset, read_noise, rotation_deg, 
     }
     if column_model is not None:
         attrs.update({"column_exponent": column_model.exponent, "column_sigma50_a2": column_model.sigma50_a2,
-                      "column_saturation_a2": column_model.saturation_a2 if column_model.saturation_a2 else 0.0})
+                      "column_saturation_a2": column_model.saturation_a2 if column_model.saturation_a2 else 0.0,
+                      "column_spread_pm_per_nm": column_model.spread_pm_per_nm})
     if support is not None:
         attrs["support_carbon_nm"] = support.thickness_nm
     if scan is not None:
