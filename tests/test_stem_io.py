@@ -142,3 +142,19 @@ def test_stack_registration_recovers_shifts_and_averages(tmp_path):
     np.testing.assert_allclose(avg.values, base, atol=0.01)
     kept = load_image(p, pixel_size_pm=10.0, stack="keep")
     assert kept.dims == ("frame", "y", "x")
+
+
+def test_tif_round_trip_keeps_acquisition_attrs(tmp_path):
+    """Probe and detector attributes survive save_image -> load_image through TIFF,
+    so a composition analysis of the file uses the same probe as of the array."""
+    from nanodomains.stem.io import image_from_array, load_image, save_image
+
+    da = image_from_array(np.random.default_rng(0).random((32, 40)), 20.0, beam_energy_kev=300.0,
+                          convergence_semiangle_mrad=24.0, detector_inner_mrad=70.0, dose_e_per_a2=1e5,
+                          drift_pm_per_line=[0.0, 0.5])
+    save_image(da, tmp_path / "img.tif")
+    back = load_image(tmp_path / "img.tif")
+    for key in ("beam_energy_kev", "convergence_semiangle_mrad", "detector_inner_mrad", "dose_e_per_a2"):
+        assert back.attrs[key] == pytest.approx(da.attrs[key])
+    assert list(back.attrs["drift_pm_per_line"]) == [0.0, 0.5]
+    assert back.attrs["pixel_size_pm"] == pytest.approx(20.0)

@@ -41,6 +41,8 @@ References
 
 from __future__ import annotations
 
+import json
+
 import importlib
 import math
 from pathlib import Path
@@ -366,7 +368,35 @@ def _read_any(path: Path, signal: int | str | None) -> tuple[np.ndarray, float |
     px, origin = (None, (0.0, 0.0))
     if data.ndim >= 2:
         px, origin = _calibration_from_axes(path, sig.get("axes", []), data.ndim)
-    return data, px, origin, _metadata_attrs(sig.get("metadata", {}) or {})
+    attrs = _metadata_attrs(sig.get("metadata", {}) or {})
+    if ext in (".tif", ".tiff"):
+        attrs = {**_tiff_acquisition_attrs(path), **attrs}
+    return data, px, origin, attrs
+
+
+_TIFF_ATTRS_KEY = "nanodomains_attrs"
+
+
+def _tiff_acquisition_attrs(path: Path) -> dict:
+    """Acquisition attributes that :func:`save_image` stored in the ImageJ metadata."""
+    import json
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.imagej_metadata or {}
+    except Exception:  # noqa: BLE001 - plain TIFFs without ImageJ metadata carry none
+        return {}
+    text = meta.get(_TIFF_ATTRS_KEY)
+    if not text:
+        return {}
+    try:
+        stored = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{path}: corrupt nanodomains attributes in the ImageJ metadata ({exc})") from exc
+    skip = {"pixel_size_pm", "pixel_size_source", "source_file", "origin_nm"}
+    return {k: v for k, v in stored.items() if k not in skip}
 
 
 def _rsciio_module_for(ext: str) -> str | None:
@@ -517,6 +547,14 @@ def register_stack(
 # --------------------------------------------------------------------------- writing
 
 
+def _json_attrs(attrs: dict) -> dict:
+    """Attributes as JSON-safe scalars and lists (for TIFF metadata)."""
+    out = {}
+    for k, v in _netcdf_attrs(attrs).items():
+        out[k] = v.tolist() if isinstance(v, np.ndarray) else (v.item() if isinstance(v, np.generic) else v)
+    return out
+
+
 def _netcdf_attrs(attrs: dict) -> dict:
     """Attributes netCDF can hold: numbers, strings, 1-D numeric lists."""
     out = {}
@@ -596,7 +634,9 @@ def save_image(da: xr.DataArray, path: str | Path) -> Path:
                 data.astype(np.float32),
                 imagej=True,
                 resolution=(1.0 / px_nm, 1.0 / px_nm),
-                metadata={"unit": "nm", "axes": "ZYX" if data.ndim == 3 else "YX"},
+                metadata={"unit": "nm", "axes": "ZYX" if data.ndim == 3 else "YX",
+                          # acquisition attributes (probe, detector, dose) survive a round trip
+                          _TIFF_ATTRS_KEY: json.dumps(_json_attrs(da.attrs))},
                 extratags=extratags,
             )
         elif ext == ".hspy":
