@@ -120,3 +120,17 @@ def test_bad_manifests(tmp_path):
     with pytest.raises(InputError, match="duplicate"):
         read_manifest(tmp_path / "dup.csv")
     assert main(["batch", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_stem_images_in_batch(tmp_path):
+    from nanodomains.stem.simulate import simulate_image, write_simulation
+    from nanodomains.structure import homogeneous
+
+    write_simulation(simulate_image(homogeneous(6.0, seed=1), pixel_size_pm=25.0, seed=2), tmp_path / "a.tif")
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00 truncated")
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame([{"id": "ok", "path": "a.tif"}, {"id": "bad", "path": "broken.tif"}]).to_csv(manifest, index=False)
+    records = {r["id"]: r for r in run_batch(manifest, tmp_path / "o", workers=0)}
+    assert records["ok"]["status"] == "ok", records["ok"]
+    assert records["ok"]["results"]["n_domains"] == 1 and records["ok"]["results"]["n_rp_boundaries"] == 0
+    assert records["bad"]["status"] == "error" and "broken.tif" in records["bad"]["error"]

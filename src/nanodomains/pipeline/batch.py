@@ -7,7 +7,8 @@ CSV (header row) or YAML (a list of mappings, or ``{"items": [...]}``). Each ite
 (default: row number and file stem) and ``kind`` (default: from the file extension).
 Other keys are passed to the item's handler as options.
 
-Kinds (see :data:`HANDLERS`): ``pl_movie`` (.sif .spe .csv .nc -> emitters),
+Kinds (see :data:`HANDLERS`): ``stem_image`` (.dm3 .dm4 .emd .ser .tif .hspy -> domains,
+columns, compositions), ``pl_movie`` (.sif .spe .csv .nc -> emitters),
 ``photons_g2`` (.ptu .npz -> g2), ``photons_lifetime`` (decay text), ``nc_model``
 (.json NC model -> description). Other capabilities register their handlers with
 :func:`register`.
@@ -97,6 +98,13 @@ def _photons_lifetime(path: Path, out: Path, options: dict) -> dict:
     res.plot(out / "lifetime.png")
     d = res.to_dict(arrays=False)
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+
+
+@register("stem_image", (".dm3", ".dm4", ".emd", ".ser", ".tif", ".tiff", ".hspy"))
+def _stem_image(path: Path, out: Path, options: dict) -> dict:
+    from nanodomains.stem.analyze import analyze_for_batch
+
+    return analyze_for_batch(path, out, options)
 
 
 @register("nc_model", (".json",))
