@@ -63,9 +63,9 @@ def test_eds_steps_across_the_analysed_boundaries():
 
 def test_cli_analyze_writes_the_outputs(tmp_path):
     sim = simulated("homogeneous", 3, edge_nm=8.0)
-    img = save_image(sim.image, tmp_path / "nc.tif")  # ImageJ TIFF: calibration, no probe metadata
+    img = save_image(sim.image, tmp_path / "nc.tif")  # ImageJ TIFF with the acquisition metadata
     out = tmp_path / "out"
-    assert main(["stem", "analyze", str(img), "--out", str(out), "--probe", "300,24,40"]) == 0
+    assert main(["stem", "analyze", str(img), "--out", str(out)]) == 0
     for name in ("domains.json", "columns.csv", "gpa.nc", "overview.png"):
         assert (out / name).is_file()
     d = json.loads((out / "domains.json").read_text())
@@ -73,10 +73,14 @@ def test_cli_analyze_writes_the_outputs(tmp_path):
     assert d["domains"][0]["br_fraction"] == pytest.approx(0.4, abs=0.05)
     assert d["source_file"].endswith("nc.tif") and d["pixel_size_source"] == "file"
     assert "cross-talk for the probe 300 kV" in d["table"]["note"]
-    # without the probe the table says it has no cross-talk correction
-    assert main(["stem", "analyze", str(img), "--out", str(tmp_path / "o2")]) == 0
-    d2 = json.loads((tmp_path / "o2" / "domains.json").read_text())
-    assert "no cross-talk correction" in d2["table"]["note"]
+    # a bare array has no probe metadata (test_stem_composition: the table then says it is
+    # uncorrected); --probe supplies it and the same composition results
+    arr = _npy(tmp_path / "nc.npy", sim.image.values)
+    assert main(["stem", "analyze", arr, "--out", str(tmp_path / "o3"), "--pixel-size-pm", "20",
+                 "--probe", "300,24,40"]) == 0
+    d3 = json.loads((tmp_path / "o3" / "domains.json").read_text())
+    assert d3["domains"][0]["br_fraction"] == pytest.approx(d["domains"][0]["br_fraction"], abs=1e-6)
+    assert d3["pixel_size_source"] == "argument"
 
 
 def _npy(path, arr):

@@ -210,36 +210,33 @@ def test_eds_boundary_scan_on_paper_fig1():
 # --------------------------------------------------------------------------- multislice path
 
 
-def _periodic_multislice_image(b: float, n_cells: int, n_shifted: int, points: int, tiles: int, dose: float,
-                               seed: int = 1):
+def _periodic_multislice_image(b: float, n_cells: int, n_shifted: int, scan_points: int, tiles: int,
+                               dose: float, seed: int = 1):
     """Frozen-phonon multislice image of a periodic CsPbX3 slab: one cell scanned, tiled.
 
-    The slab of :func:`nanodomains.stem.tables.cspbx3_slab` is periodic (2 x 2 cells),
-    so its ADF image is periodic: one cell is scanned on points x points positions
-    (abTEM, 8 configurations, 300 kV, 24 mrad, 70-190 mrad), blurred by the 40 pm
-    source, tiled and given Poisson noise at ``dose``.
+    The slab of :func:`nanodomains.stem.tables.cspbx3_slab` is periodic (2 x 2 cells), so
+    its ADF image is periodic: one cell is scanned (abTEM, 8 configurations, 300 kV,
+    24 mrad, 70-190 mrad) on the grid a multislice table with ``scan_points`` uses
+    (step a / (2 m), offset half a step), so that Voronoi sums of the image sample the
+    columns as the table does (the table has no source blur; neither has the image);
+    then tiled and given Poisson noise at ``dose``.
     """
     from dataclasses import replace
-
-    from scipy import ndimage
 
     from nanodomains import materials
     from nanodomains.stem.io import image_from_array
     from nanodomains.stem.multislice import MultisliceSettings, scan_region
 
     a_a = materials.lattice_constant_pm(b) / 100.0
-    settings = MultisliceSettings()
-    st = replace(settings, slice_thickness_a=a_a / 2)
+    st = replace(MultisliceSettings(), slice_thickness_a=a_a / 2)
     slab = tables.cspbx3_slab(b, n_cells, n_shifted, tile=2, seed=seed)
-    d = a_a / points
-    cell = scan_region(slab, st, start_a=(0.0, 0.0), end_a=(a_a, a_a), gpts=(points, points), seed=seed)
-    frac = cell.mean(axis=0).T  # (y, x)
+    m = 2 * scan_points
+    d = a_a / m
+    cell = scan_region(slab, st, start_a=(d / 2, d / 2), end_a=(a_a + d / 2, a_a + d / 2), gpts=(m, m), seed=seed)
+    img = np.tile(cell.mean(axis=0).T, (tiles, tiles))  # (y, x)
     px_pm = d * 100.0
-    sig = settings.probe.source_fwhm_pm / (2 * np.sqrt(2 * np.log(2))) / px_pm
-    frac = ndimage.gaussian_filter(frac, sig, mode="wrap")
-    img = np.tile(frac, (tiles, tiles))
     counts = np.random.default_rng(seed).poisson(img * dose * (px_pm / 100.0) ** 2).astype(float)
-    attrs = {"beam_energy_kev": 300.0, "convergence_semiangle_mrad": 24.0, "source_fwhm_pm": 40.0}
+    attrs = {"beam_energy_kev": 300.0, "convergence_semiangle_mrad": 24.0, "source_fwhm_pm": 0.0}
     return image_from_array(counts, px_pm, **attrs), a_a * 100.0
 
 
@@ -249,8 +246,8 @@ def test_multislice_table_inverts_a_multislice_image():
     from nanodomains.stem.analyze import analyze_image
 
     n, b_true, s_true = 8, 0.4, 0.25
-    table = tables.multislice_table((0.0, 0.5, 1.0), (0.0, 0.25, 0.5), (n,), scan_points=4, progress=False)
-    img, a_pm = _periodic_multislice_image(b_true, n, 2, points=10, tiles=12, dose=1e5)
+    table = tables.multislice_table((0.0, 0.5, 1.0), (0.0, 0.25, 0.5), (n,), scan_points=6, progress=False)
+    img, a_pm = _periodic_multislice_image(b_true, n, 2, scan_points=6, tiles=12, dose=1e5)
     kw = dict(thickness_nm=n * a_pm / 1000, termination="none", background=0.0, n_boot=200)
     ms = analyze_image(img, table, **kw)
     assert len(ms.domains) == 1 and ms.boundaries == []

@@ -68,6 +68,14 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _atomic(path: Path, write: Any) -> Path:
+    """Write through a temporary file in the same folder (same suffix), then rename."""
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    write(tmp)
+    tmp.replace(path)
+    return path
+
+
 @dataclass
 class AnalysisResult:
     """Everything :func:`analyze_image` found.
@@ -116,28 +124,14 @@ class AnalysisResult:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise FileFormatError(f"{out}: cannot create the output folder ({exc})") from exc
-        paths = {}
-        p = out / "domains.json"
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
-        tmp.replace(p)
-        paths["domains"] = p
-        p = out / "columns.csv"
-        tmp = p.with_name(p.name + ".tmp")
-        write_columns_csv(self.columns, tmp)
-        tmp.replace(p)
-        paths["columns"] = p
-        p = out / "gpa.nc"
-        tmp = p.with_name(p.name + ".tmp")
-        self.maps_dataset().to_netcdf(tmp, engine="h5netcdf")
-        tmp.replace(p)
-        paths["gpa"] = p
+        paths = {
+            "domains": _atomic(out / "domains.json",
+                               lambda t: t.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))),
+            "columns": _atomic(out / "columns.csv", lambda t: write_columns_csv(self.columns, t)),
+            "gpa": _atomic(out / "gpa.nc", lambda t: self.maps_dataset().to_netcdf(t, engine="h5netcdf")),
+        }
         if figure:
-            p = out / "overview.png"
-            tmp = p.with_name("overview.tmp.png")
-            self.plot_overview(tmp)
-            tmp.replace(p)
-            paths["overview"] = p
+            paths["overview"] = _atomic(out / "overview.png", self.plot_overview)
         return paths
 
     def maps_dataset(self) -> xr.Dataset:
@@ -292,9 +286,9 @@ def analyze_image(
     probe : dict, optional
         ``beam_energy_kev``, ``convergence_semiangle_mrad``, ``source_fwhm_pm`` (and
         ``defocus_nm``, ``cs_um``) for the cross-talk of the default table, overriding
-        the image metadata (TIFF files often carry none: without them the default
-        table has no cross-talk correction, which biases b low by ~0.1; said in the
-        result).
+        the image metadata (plain TIFF and .npy files carry none: without them the
+        default table has no cross-talk correction, which biases b low by ~0.1; said
+        in the result).
     segment_kwargs : dict, optional
         Passed to :func:`nanodomains.stem.domains.segment_domains`.
 

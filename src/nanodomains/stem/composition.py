@@ -98,6 +98,9 @@ __all__ = [
     "SHIFTED_FRACTION_DEFINITION",
 ]
 
+#: a column length within this relative distance of a table's thickness uses that thickness
+_THICKNESS_TOL = 0.05
+
 SHIFTED_FRACTION_DEFINITION = (
     "shifted_fraction s = fraction of the column thickness (unit cells along the beam) in the "
     "registry opposite to the crystal's reference registry (that of its largest domain); "
@@ -235,23 +238,31 @@ class CompositionModel:
         tab = self.table["intensity"].transpose("br_fraction", "shifted_fraction", "thickness_cells", "column")
         cells = self.table["thickness_cells"].values.astype(float)
         vals = tab.values
-        if len(cells) == 1:
-            if not self._linear():
-                raise InputError("a table with a single thickness can only be used if it is a linear power law")
-            at_n = vals[:, :, 0, :] * (n / cells[0])
-        elif cells.min() <= n <= cells.max():
-            j = int(np.clip(np.searchsorted(cells, n) - 1, 0, len(cells) - 2))
-            w = (n - cells[j]) / (cells[j + 1] - cells[j])
-            at_n = (1 - w) * vals[:, :, j, :] + w * vals[:, :, j + 1, :]
-        elif self._linear():  # exact linear extrapolation of the power law
-            j = 0 if n < cells.min() else len(cells) - 2
-            w = (n - cells[j]) / (cells[j + 1] - cells[j])
-            at_n = (1 - w) * vals[:, :, j, :] + w * vals[:, :, j + 1, :]
+        if self._linear():  # the power law is linear in N: exact inter- and extrapolation
+            if len(cells) == 1:
+                at_n = vals[:, :, 0, :] * (n / cells[0])
+            else:
+                j = int(np.clip(np.searchsorted(cells, n) - 1, 0, len(cells) - 2))
+                w = (n - cells[j]) / (cells[j + 1] - cells[j])
+                at_n = (1 - w) * vals[:, :, j, :] + w * vals[:, :, j + 1, :]
         else:
-            raise InputError(
-                f"thickness {n:.1f} cells lies outside the table's {cells.min():g}-{cells.max():g} cells; "
-                "compute a table that covers it"
-            )
+            # a thickness within _THICKNESS_TOL of the table's range uses the end value
+            if cells.min() / (1 + _THICKNESS_TOL) <= n < cells.min():
+                n = float(cells.min())
+            elif cells.max() < n <= cells.max() * (1 + _THICKNESS_TOL):
+                n = float(cells.max())
+            if not cells.min() <= n <= cells.max():
+                raise InputError(
+                    f"thickness {n:.1f} cells lies outside the table's {cells.min():g}-{cells.max():g} cells "
+                    f"(by more than {_THICKNESS_TOL:.0%}); compute a table that covers it"
+                )
+            if len(cells) == 1:
+                at_n = vals[:, :, 0, :]
+            else:
+                j = int(np.clip(np.searchsorted(cells, n) - 1, 0, len(cells) - 2))
+                w = (n - cells[j]) / (cells[j + 1] - cells[j])
+                at_n = (1 - w) * vals[:, :, j, :] + w * vals[:, :, j + 1, :]
+        self.n_cells = n
         order = [list(self.table["column"].values).index(c) for c in COLUMNS]
         at_n = at_n[..., order]
         b = self.table["br_fraction"].values

@@ -44,20 +44,34 @@ Segmentation (:func:`segment_domains`).
 
 1. NC mask: :math:`A_{11} + A_{1\bar1}` above half its 90th percentile (the lock-in
    amplitude falls to half at the crystal edge), holes filled.
-2. Registry components: connected regions (4-connectivity) of sign :math:`\rho`,
-   after an opening of each sign class (so that diagonal domains meeting at a corner
-   stay apart); regions smaller than ``min_area_nm2`` are absorbed by their
-   neighbours. Boundaries between them are RP.
-3. Each registry component is split recursively in two by Otsu's threshold of the
-   lattice map and, failing that, of the contrast map, when the two parts differ by
-   more than ``split_sigma`` pooled robust standard deviations (MAD x 1.4826,
-   evaluated away from the NC edge and from the split line) and by more than
-   ``min_lattice_step`` (relative) or ``min_contrast_step``, and both parts hold at
-   least ``min_area_nm2``. These boundaries are of type ``"other"`` (no half-cell
-   shift: composition or thickness change).
-4. Columns take the label of the pixel they sit on; the label map is then rebuilt
-   from the columns as the truth sidecar of the simulator defines it: every pixel
-   within :math:`a/(2\sqrt2)` of a column takes its nearest column's label.
+2. Registry components: connected regions (4-connectivity) of sign :math:`\rho`
+   where the contrast is not below ``min_registry_contrast`` x its 90th percentile
+   (the dip along RP faults keeps domains that meet only at a corner apart), after
+   an opening of each sign class; low-contrast regions wider than the GPA
+   resolution form domains of mixed registry (shifted fraction near 1/2). Regions
+   smaller than ``min_area_nm2`` are absorbed by their neighbours.
+3. Each registry component is split recursively in two, first by the lattice map,
+   then by the contrast map, when Otsu's threshold separates parts whose medians
+   differ by more than ``split_sigma`` pooled robust standard deviations (MAD x
+   1.4826, evaluated at least 1/2R from the split line and the crystal edge) and by
+   more than ``min_lattice_step`` (relative) or ``min_contrast_step``; the boundary
+   is then drawn at the midpoint level (the middle of a blurred step), pixels within
+   1/2R of the crystal edge (biased GPA maps) taking the side of their nearest
+   neighbours; every connected piece is a region.
+4. Columns take the region under them and are re-assigned near boundaries at atomic
+   resolution (:func:`refine_column_labels`: their Voronoi intensity against each
+   neighbouring domain's bright / dim / X column intensities, and their local cell
+   edge, iterated until stable). Domains of fewer columns than ``min_area_nm2``
+   holds join their most frequent neighbour; touching domains whose interior columns
+   differ significantly in none of registry, lattice spacing and the dim/bright and
+   X/bright intensity ratios are merged.
+5. The registry of a domain is the sublattice of its bright columns
+   (:func:`column_sublattice`) where significant (else the GPA class), relative to
+   the crystal's largest domain; boundaries between opposite registries are RP,
+   others "other" (composition or thickness change, no half-cell shift).
+6. The label map is rebuilt from the columns as the truth sidecar of the simulator
+   defines it: every pixel within :math:`a/(2\sqrt2)` (the corner of a column's
+   a/2 cell; x 1.05 so that no gaps open) of a column takes its nearest column's label.
 
 Per-domain lattice constants (a Table S1) are least-squares lattices through the
 domain's interior columns (:func:`nanodomains.stem.columns.lattice_from_columns`,
@@ -67,7 +81,10 @@ lengths are the lengths of the minimum spanning tree of the pixel-edge midpoints
 between the two labels (exact for straight and staircase lines).
 
 The resolution of the GPA maps is ~1/R (R the mask radius; default |g|/4, four
-cells); domains narrower than ~2 cells are not resolved.
+cells): a domain must be about 1/R wide to be found; its boundaries are then placed
+column by column. Domains narrower than ~2 cells, and domains differing by less than
+the minimum steps (a Br-fraction difference below ~0.02-0.03 at constant registry),
+are not resolved.
 """
 
 from __future__ import annotations
@@ -666,15 +683,24 @@ def _refine_once(positions_px, column_domain, sublattice, intensity, spacing_px,
     return lab
 
 
+def _labelled_neighbours(positions_px: np.ndarray, lab: np.ndarray, r_px: float
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Indices of the labelled columns and their (owner, neighbour) pairs within ``r_px``; None if < 2."""
+    idx = np.flatnonzero(lab > 0)
+    if len(idx) < 2:
+        return None
+    owner, nb = _neighbour_lists(cKDTree(positions_px[idx]), positions_px[idx], r_px)
+    return idx, owner, nb
+
+
 def _absorb_small_domains(positions_px: np.ndarray, column_domain: np.ndarray, cell_px: float,
                           min_columns: float) -> np.ndarray:
     """Give the columns of domains with fewer than ``min_columns`` columns to their most frequent neighbour."""
     lab = np.asarray(column_domain).copy()
-    ok = lab > 0
-    if ok.sum() < 2:
+    nbrs = _labelled_neighbours(positions_px, lab, 0.8 * cell_px)
+    if nbrs is None:
         return lab
-    idx = np.flatnonzero(ok)
-    owner, nb = _neighbour_lists(cKDTree(positions_px[idx]), positions_px[idx], 0.8 * cell_px)
+    idx, owner, nb = nbrs
     for _ in range(10):
         ids, counts = np.unique(lab[idx], return_counts=True)
         small = ids[counts < min_columns]
@@ -732,11 +758,10 @@ def _merge_similar_domains(positions_px: np.ndarray, lab: np.ndarray, use: np.nd
     with the smallest difference is merged first and the statistics recomputed.
     """
     lab = lab.copy()
-    ok = lab > 0
-    if ok.sum() < 2:
+    nbrs = _labelled_neighbours(positions_px, lab, 0.8 * cell_px)
+    if nbrs is None:
         return lab
-    idx = np.flatnonzero(ok)
-    owner, nb = _neighbour_lists(cKDTree(positions_px[idx]), positions_px[idx], 0.8 * cell_px)
+    idx, owner, nb = nbrs
     for _ in range(50):
         ids = np.unique(lab[idx])
         if len(ids) < 2:
@@ -1129,7 +1154,7 @@ def segment_domains(
         inten_m = columns[intensity].to_numpy(float) if intensity in columns else np.full(len(pos), np.nan)
         col_lab = _merge_similar_domains(pos, col_lab, use, sub, inten_m, spacing, cell_px, split_sigma,
                                          min_lattice_step, min_ratio_step)
-    radius = float(lat.cell_px.min()) / (2 * np.sqrt(2))
+    radius = 1.05 * float(lat.cell_px.max()) / (2 * np.sqrt(2))  # corner of the a/2 cell, no gaps
     lab_map = label_map_from_columns(pos, col_lab, mask.shape, radius)
     # ids by decreasing area
     areas = np.bincount(lab_map.ravel(), minlength=len(regions) + 1)[1:]
