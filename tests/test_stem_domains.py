@@ -3,7 +3,8 @@
 Acceptance (issue 4) on forward-model images at 1e5 e/A^2 with the default probe:
 IoU >= 0.85 for every projected region of >= 25 nm^2 (see tests/stem_truth.py for
 how stacked domains are compared), every RP boundary between such regions found,
-no boundary in homogeneous NCs, lattice constants within 0.2 %. The default run
+no boundary in homogeneous NCs, lattice constants within 0.2 %, Br fraction and
+mixed fraction within 0.05 (power-law table). The default run
 checks paper_fig1, two homogeneous and two random NCs; the 10-seed sweeps are slow.
 """
 
@@ -39,6 +40,9 @@ def check_acceptance(sim, res, label=""):
         err = abs(dom["lattice_pm"] / m["lattice_pm"] - 1)
         assert err <= MAX_LATTICE_ERR, f"{label}: lattice {dom['lattice_pm']:.2f} vs {m['lattice_pm']:.2f} pm"
         assert 0 < dom["lattice_pm_err"] < 0.5
+        # Z-contrast composition with the power-law table (projected truth of the region)
+        assert dom["br_fraction"] == pytest.approx(m["br_fraction"], abs=0.05), f"{label}: Br of {dom['name']}"
+        assert dom["mixed_fraction"] == pytest.approx(m["mixed_fraction"], abs=0.05), f"{label}: s of {dom['name']}"
     big_ids = {m["label"] for m in big}
     truth_rp = {p for p in rp_boundaries(sim.truth, tm, resolved) if set(p) <= big_ids}
     missing = truth_rp - found_rp(seg.labels, tm, res.boundaries)

@@ -55,7 +55,10 @@ step 0.001, vectorised over bootstrap samples. Uncertainties: ``n_boot`` bootstr
 resamplings of the domain's columns (each class resampled with replacement; the
 spread includes shot noise and the random Br/I occupation of the columns), the
 half-width of the 16-84 % interval as ``*_err`` and the 2.5-97.5 % interval as
-``*_ci95``. Systematic errors of the table (exponent, channelling) are not included.
+``*_ci95``. The table's own ``intensity_err`` (the frozen-phonon spread of a
+multislice table; zero for the power law) enters by perturbing every bootstrap
+sample's ratios with it. Systematic errors of the table (exponent, channelling of
+the power law; slab size of a multislice table) are not included.
 
 Shifted unit-cell ratio. The seed (Liu et al., Nano Lett. 23, 10089 (2023)) does not
 define its "shifted unit-cell ratio" in the main text. Here ``shifted_fraction`` s is
@@ -235,16 +238,12 @@ class CompositionModel:
         if self.termination not in ("CsX", "none"):
             raise InputError(f"termination must be 'CsX' or 'none', got {self.termination!r}")
         n = require_positive("n_cells", self.n_cells)
-        tab = self.table["intensity"].transpose("br_fraction", "shifted_fraction", "thickness_cells", "column")
+        dims = ("br_fraction", "shifted_fraction", "thickness_cells", "column")
         cells = self.table["thickness_cells"].values.astype(float)
-        vals = tab.values
+        vals = self.table["intensity"].transpose(*dims).values
+        errs = self.table["intensity_err"].transpose(*dims).values
         if self._linear():  # the power law is linear in N: exact inter- and extrapolation
-            if len(cells) == 1:
-                at_n = vals[:, :, 0, :] * (n / cells[0])
-            else:
-                j = int(np.clip(np.searchsorted(cells, n) - 1, 0, len(cells) - 2))
-                w = (n - cells[j]) / (cells[j + 1] - cells[j])
-                at_n = (1 - w) * vals[:, :, j, :] + w * vals[:, :, j + 1, :]
+            scale = n / cells[0] if len(cells) == 1 else None
         else:
             # a thickness within _THICKNESS_TOL of the table's range uses the end value
             if cells.min() / (1 + _THICKNESS_TOL) <= n < cells.min():
@@ -256,15 +255,21 @@ class CompositionModel:
                     f"thickness {n:.1f} cells lies outside the table's {cells.min():g}-{cells.max():g} cells "
                     f"(by more than {_THICKNESS_TOL:.0%}); compute a table that covers it"
                 )
-            if len(cells) == 1:
-                at_n = vals[:, :, 0, :]
-            else:
-                j = int(np.clip(np.searchsorted(cells, n) - 1, 0, len(cells) - 2))
-                w = (n - cells[j]) / (cells[j + 1] - cells[j])
-                at_n = (1 - w) * vals[:, :, j, :] + w * vals[:, :, j + 1, :]
+            scale = 1.0 if len(cells) == 1 else None
+
+        def at_thickness(v: np.ndarray) -> np.ndarray:
+            if scale is not None:
+                return v[:, :, 0, :] * scale
+            j = int(np.clip(np.searchsorted(cells, n) - 1, 0, len(cells) - 2))
+            w = (n - cells[j]) / (cells[j + 1] - cells[j])
+            return (1 - w) * v[:, :, j, :] + w * v[:, :, j + 1, :]
+
+        at_n = at_thickness(vals)
+        err_n = np.abs(at_thickness(errs))
         self.n_cells = n
         order = [list(self.table["column"].values).index(c) for c in COLUMNS]
         at_n = at_n[..., order]
+        err_n = err_n[..., order]
         b = self.table["br_fraction"].values
         s = self.table["shifted_fraction"].values
         if b.size < 2 or s.size < 2 or s.min() > 0 or s.max() < 0.5:
@@ -272,6 +277,7 @@ class CompositionModel:
         self._interp = RegularGridInterpolator((b, s), at_n, bounds_error=False, fill_value=None)
         self._per_cell = RegularGridInterpolator((b,), at_n[:, np.argmin(np.abs(s)), :] / n,
                                                  bounds_error=False, fill_value=None)
+        self._interp_rel_err = RegularGridInterpolator((b, s), err_n / at_n, bounds_error=False, fill_value=None)
         self.b_range = (float(b.min()), float(b.max()))
 
     def _linear(self) -> bool:
@@ -296,6 +302,16 @@ class CompositionModel:
         """(..., 2) model ratios (dim/bright, X/bright)."""
         v = self.intensities(b, m)
         return np.stack([v[..., 1] / v[..., 0], v[..., 2] / v[..., 0]], axis=-1)
+
+    def ratio_err(self, b: float, m: float) -> np.ndarray:
+        """Standard errors of the model ratios from the table's ``intensity_err``.
+
+        Relative errors of the columns (frozen-phonon spread of a multislice table;
+        zero for the power law) added in quadrature: (dim/bright, X/bright).
+        """
+        e = self._interp_rel_err(np.array([[b, m]]))[0]  # Cs, PbX, X
+        r = self.ratios(np.array(b), np.array(m))
+        return np.abs(r) * np.array([np.hypot(e[0], e[1]), np.hypot(e[2], e[1])])
 
 
 def invert_ratios(model: CompositionModel, ratios: np.ndarray, sigma: np.ndarray | None = None
@@ -420,6 +436,14 @@ def domain_composition(
         sig = ratios[1:].std(axis=0, ddof=1) if n_boot > 1 else None
         model = model_for(d)
         b, m, chi2 = invert_ratios(model, ratios, sig)
+        t_err = model.ratio_err(float(b[0]), float(m[0]))
+        if n_boot > 1 and np.any(t_err > 0):
+            # the table's own uncertainty: each bootstrap sample meets a perturbed table
+            pert = ratios.copy()
+            pert[1:] += rng.normal(0.0, 1.0, (n_boot, 2)) * t_err
+            sig_t = np.hypot(sig, t_err)
+            b_t, m_t, _ = invert_ratios(model, pert[1:], sig_t)
+            b, m = np.concatenate([b[:1], b_t]), np.concatenate([m[:1], m_t])
         reg = int(d.get("registry", 0))
         s = np.where(reg >= 0, m, 1.0 - m)
         row = {
@@ -429,6 +453,7 @@ def domain_composition(
             "ratios": [float(ratios[0, 0]), float(ratios[0, 1])],
             "ratios_err": [float(v) for v in sig] if sig is not None else [float("nan")] * 2,
             "chi2": float(chi2[0]),
+            "table_ratios_err": [float(v) for v in t_err],
             "n_columns_used": {"bright": len(groups[0]), "dim": len(groups[1]), "X": len(groups[2])},
             "thickness_cells": float(model.n_cells),
         }
