@@ -106,3 +106,8 @@ def test_bad_options():
         m.lattice_constant_pm(0.4, convention="tetragonal")
     with pytest.raises(InputError, match="bowing"):
         m.bandgap_ev(0.4, bowing_ev=float("nan"))
+
+
+def test_inverse_vegard_rejects_unknown_convention():
+    with pytest.raises(InputError, match="convention"):
+        m.br_fraction_from_lattice(610.0, convention="tetragonal")

@@ -65,6 +65,7 @@ from nanodomains.errors import FormulaError, InputError
 # Rydberg energy (eV) and Bohr radius (nm) from CODATA via scipy.constants.
 RYDBERG_EV: float = constants.physical_constants["Rydberg constant times hc in eV"][0]
 BOHR_RADIUS_NM: float = constants.physical_constants["Bohr radius"][0] * 1e9
+HC_EV_NM: float = constants.h * constants.c / constants.e * 1e9  # photon energy x wavelength
 
 ATOMIC_NUMBER: dict[str, int] = {"Cs": 55, "Pb": 82, "Br": 35, "I": 53}
 
@@ -135,6 +136,14 @@ def _scalar_or_array(a: np.ndarray):
 
 # ---- properties -------------------------------------------------------------
 
+def _lattice_ends(convention: str, params: MaterialParameters) -> EndPoints:
+    if convention == "cubic":
+        return params.lattice_cubic_pm
+    if convention == "pseudocubic":
+        return params.lattice_pseudocubic_pm
+    raise InputError(f"lattice convention must be 'cubic' or 'pseudocubic', got {convention!r}")
+
+
 def lattice_constant_pm(br_fraction, convention: LatticeConvention = "cubic",
                         params: MaterialParameters = DEFAULT_PARAMETERS):
     """Pseudo-cubic lattice constant in pm by Vegard's law.
@@ -148,19 +157,13 @@ def lattice_constant_pm(br_fraction, convention: LatticeConvention = "cubic",
         ``"pseudocubic"``: orthorhombic RT / 4 K phase as a pseudo-cubic cell.
     """
     f = _check_fraction(br_fraction)
-    if convention == "cubic":
-        ends = params.lattice_cubic_pm
-    elif convention == "pseudocubic":
-        ends = params.lattice_pseudocubic_pm
-    else:
-        raise InputError(f"lattice convention must be 'cubic' or 'pseudocubic', got {convention!r}")
-    return _scalar_or_array(ends.linear(f))
+    return _scalar_or_array(_lattice_ends(convention, params).linear(f))
 
 
 def br_fraction_from_lattice(lattice_pm, convention: LatticeConvention = "cubic",
                              params: MaterialParameters = DEFAULT_PARAMETERS):
     """Invert Vegard's law: Br fraction from a measured lattice constant (not clipped)."""
-    ends = params.lattice_cubic_pm if convention == "cubic" else params.lattice_pseudocubic_pm
+    ends = _lattice_ends(convention, params)
     a = np.asarray(lattice_pm, dtype=float)
     return _scalar_or_array((a - ends.i) / (ends.br - ends.i))
 
@@ -255,8 +258,6 @@ def energy_ev(wavelength_nm_):
         raise InputError(f"wavelength must be > 0 nm, got {wavelength_nm_!r}")
     return _scalar_or_array(HC_EV_NM / w)
 
-
-HC_EV_NM: float = constants.h * constants.c / constants.e * 1e9
 
 
 def properties(br_fraction: float, temperature: Temperature = "4K",

@@ -78,10 +78,10 @@ class PopulationResult:
         axes[0].bar(k, list(s["sets_per_nc"].values()), color="tab:blue")
         axes[0].set(xlabel="sets of peaks per NC", ylabel="NCs",
                     title=f"several sets: {s['several_sets']} of {s['n_analysed']}")
-        neutral = [e for e in self.emitters if e["kind"] != "trion"]
-        axes[1].errorbar([e["center_nm"] for e in neutral], [e["fss_uev"] or 0 for e in neutral],
-                         yerr=[e["fss_uev_err"] or 0 for e in neutral], fmt="o", ms=4)
-        axes[1].set(xlabel="set centre (nm)", ylabel="FSS (ueV)", title="fine structure of every set")
+        split = [e for e in self.emitters if e["kind"] in ("doublet", "triplet") and e.get("fss_uev") is not None]
+        axes[1].errorbar([e["center_nm"] for e in split], [e["fss_uev"] for e in split],
+                         yerr=[e["fss_uev_err"] for e in split], fmt="o", ms=4)
+        axes[1].set(xlabel="set centre (nm)", ylabel="FSS (ueV)", title="fine structure of doublets and triplets")
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=100)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from nanodomains import __version__
 from nanodomains.errors import FileFormatError, InputError, NanodomainsError
 
 __all__ = ["AnalysisResult", "analyze_image", "analyze_for_batch", "CSPBX3_NAMES", "ABO3_NAMES"]
@@ -39,15 +40,6 @@ __all__ = ["AnalysisResult", "analyze_image", "analyze_for_batch", "CSPBX3_NAMES
 CSPBX3_NAMES = ("Cs", "PbX", "X")
 ABO3_NAMES = ("B", "A", "O")
 SCHEMA = "nanodomains.stem.domains/1"
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("nanodomains")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        return "unknown"
 
 
 def _clean(obj: Any) -> Any:
@@ -340,7 +332,7 @@ def analyze_image(
     cols["interior"] = seg.column_interior
     info: dict[str, Any] = {
         "schema": SCHEMA,
-        "software": f"nanodomains {_version()}",
+        "software": f"nanodomains {__version__}",
         "source_file": image.attrs.get("source_file"),
         "pixel_size_pm": px,
         "pixel_size_source": image.attrs.get("pixel_size_source"),

@@ -642,6 +642,8 @@ def save_image(da: xr.DataArray, path: str | Path) -> Path:
         elif ext == ".hspy":
             from rsciio.hspy import file_writer
 
+            from nanodomains import __version__
+
             names = ["frame", "y", "x"][-data.ndim :]
             axes = []
             for i, nm in enumerate(names):
@@ -675,7 +677,7 @@ def save_image(da: xr.DataArray, path: str | Path) -> Path:
                 "attributes": {"_lazy": False},
                 "learning_results": {},
                 "models": {},
-                "package_info": {"name": "nanodomains", "version": _version()},
+                "package_info": {"name": "nanodomains", "version": __version__},
             }
             file_writer(str(path), signal, show_progressbar=False)
         else:
@@ -687,7 +689,3 @@ def save_image(da: xr.DataArray, path: str | Path) -> Path:
     return path
 
 
-def _version() -> str:
-    from nanodomains import __version__
-
-    return __version__
