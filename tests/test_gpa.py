@@ -32,6 +32,20 @@ def test_cropped_lock_in_equals_full_grid(mask):
     np.testing.assert_allclose(np.abs(fast), np.abs(full), atol=1e-4 * np.abs(full).max())
 
 
+@pytest.mark.parametrize("shape", [(64, 80), (63, 81)])
+def test_fourier_space_edge_treatment_equals_periodic_component(shape):
+    # the periodic/smooth split done at the gathered coefficients only must equal the
+    # spectrum of the real-space periodic component (Moisan 2011), odd sizes included
+    rng = np.random.default_rng(3)
+    u = rng.normal(size=shape) + np.linspace(0.0, 5.0, shape[1])[None, :]
+    ky, kx = np.meshgrid(np.arange(-shape[0] // 2, shape[0] // 2), np.arange(-shape[1] // 2, shape[1] // 2), indexing="ij")
+    got = G._Spectrum.of(u, "periodic_smooth").gather(ky, kx)
+    want = np.fft.fft2(G.periodic_component(u))[np.mod(ky, shape[0]), np.mod(kx, shape[1])]
+    np.testing.assert_allclose(got, want, atol=1e-9 * np.abs(want).max())
+    raw = G._Spectrum.of(u, "none").gather(ky, kx)
+    assert np.abs(raw - want).max() > 1.0  # the edge treatment does change the spectrum
+
+
 def test_lattice_spacing_recovered_within_0p2_percent():
     img, _, _ = perovskite_image((400, 400), A_PX, dose=100, seed=2)
     lat = G.find_lattice(image_from_array(img, PX_PM))
@@ -131,3 +145,21 @@ def test_real_pto_sro_lattice():
     assert np.all((lat.cell_px > 23.0) & (lat.cell_px < 25.5))
     res = G.gpa(da, lattice=lat, unwrap=False)
     assert np.isfinite(res.exx).all() and res.amplitude.shape == (2, 224, 1312)
+
+
+def test_band_limited_unwrap_recovers_smooth_phase_and_matches_skimage():
+    from skimage.restoration import unwrap_phase
+
+    y, x = np.mgrid[:300, :350].astype(float)
+    # smooth phase spanning ~ +-17 rad, band-limited well below 0.02 cycles/px
+    true = 0.03 * x + 4 * np.sin(2 * np.pi * y / 250) + 2 * np.cos(2 * np.pi * (x + y) / 400)
+    wrapped = np.angle(np.exp(1j * true))
+    got = G.unwrap_band_limited(wrapped, 0.02)
+    offset = got - true
+    assert np.ptp(offset) < 1e-9 and abs(offset[0, 0] / (2 * np.pi) - round(offset[0, 0] / (2 * np.pi))) < 1e-9
+    full = unwrap_phase(wrapped)
+    assert np.ptp(got - full) < 1e-9
+    with pytest.raises(InputError):
+        G.unwrap_band_limited(wrapped[0], 0.02)
+    with pytest.raises(InputError):
+        G.unwrap_band_limited(wrapped, 0.0)

@@ -42,11 +42,14 @@ interpolation onto the full grid, :math:`H = E_y\,C\,E_x^T` with
 :math:`E_y[y,q]=e^{2\pi i(q/N_y-g_y)y}`, i.e. two small matrix products instead of a
 full-size inverse FFT per reflection; only one forward FFT of the image is done.
 This equals the full-grid result up to the mask truncation (see
-``benchmarks/bench_gpa.py``).
+``benchmarks/bench_gpa.py``). The phases are unwrapped on a coarse grid of pixel
+step ~1/(4 x mask support) (:func:`unwrap_band_limited`), which the band limit
+allows, instead of on every pixel.
 
 Edges: the FFT treats the image as periodic; the image is split into its periodic
 and smooth components (Moisan, J. Math. Imaging Vis. 39, 161 (2011) [2]_) and only
-the periodic one is analysed, which removes the edge cross in the spectrum. Lock-in
+the periodic one is analysed, which removes the edge cross in the spectrum. The
+split is done in Fourier space at the gathered coefficients only (``_Spectrum``). Lock-in
 maps within ~1/R of the image border are still unreliable; the default reference
 region excludes that border.
 
@@ -111,6 +114,7 @@ __all__ = [
     "phase_gradient",
     "refine_g",
     "strain_from_lock_in",
+    "unwrap_band_limited",
 ]
 
 #: default pseudo-cubic perovskite lattice range searched, pm (ABX3 oxides ~380-420,
@@ -181,33 +185,54 @@ def _mask_values(mask: str, dist: np.ndarray, radius: float) -> np.ndarray:
 
 @dataclass
 class _Spectrum:
-    """rfft2 of an image (after optional edge treatment) for repeated lock-ins."""
+    """Spectrum of an image (after optional edge treatment) for repeated lock-ins.
+
+    The periodic-plus-smooth edge treatment is applied in Fourier space, only at the
+    coefficients a lock-in gathers: the smooth component's spectrum is
+    :math:`S = V/(2\cos(2\pi k_y/N_y) + 2\cos(2\pi k_x/N_x) - 4)` [2]_, and the
+    boundary image ``v`` lives on four lines, so
+    :math:`V(k_y,k_x) = \hat a(k_x)(1-e^{2\pi i k_y/N_y}) + \hat b(k_y)(1-e^{2\pi i k_x/N_x})`
+    with :math:`a = u_{N_y-1,:}-u_{0,:}` and :math:`b = u_{:,N_x-1}-u_{:,0}`. That is
+    two 1-D FFTs instead of an inverse and a forward full-size FFT, and equals
+    ``rfft2(periodic_component(u))`` to rounding.
+    """
 
     rf: np.ndarray
     shape: tuple[int, int]
+    edge_x: np.ndarray | None = None  # fft of a (length nx), periodic_smooth only
+    edge_y: np.ndarray | None = None  # fft of b (length ny)
 
     @classmethod
     def of(cls, image: np.ndarray, edge: str = "periodic_smooth") -> _Spectrum:
-        if edge == "periodic_smooth":
-            u = periodic_component(image)
-        elif edge == "none":
-            u = np.asarray(image, dtype=np.float64)
-        else:
+        u = np.asarray(image, dtype=np.float64)
+        rf = sfft.rfft2(u, workers=-1)
+        if edge == "none":
+            return cls(rf, u.shape)
+        if edge != "periodic_smooth":
             raise InputError(f"edge must be 'periodic_smooth' or 'none', got {edge!r}")
-        return cls(sfft.rfft2(u, workers=-1), u.shape)
+        return cls(rf, u.shape, sfft.fft(u[-1, :] - u[0, :]), sfft.fft(u[:, -1] - u[:, 0]))
 
     def gather(self, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
         """Full-plane spectrum values at integer frequency indices (any sign)."""
         ny, nx = self.shape
-        ky = np.mod(ky, ny)
-        kx = np.mod(kx, nx)
-        direct = kx <= nx // 2
-        out = np.empty(np.broadcast(ky, kx).shape, dtype=np.complex128)
-        kyb, kxb = np.broadcast_arrays(ky, kx)
-        d = np.broadcast_to(direct, out.shape)
-        out[d] = self.rf[kyb[d], kxb[d]]
-        out[~d] = np.conj(self.rf[np.mod(-kyb[~d], ny), np.mod(-kxb[~d], nx)])
+        kyb, kxb = np.broadcast_arrays(np.mod(ky, ny), np.mod(kx, nx))
+        direct = kxb <= nx // 2
+        out = np.empty(kyb.shape, dtype=np.complex128)
+        out[direct] = self.rf[kyb[direct], kxb[direct]]
+        out[~direct] = np.conj(self.rf[np.mod(-kyb[~direct], ny), np.mod(-kxb[~direct], nx)])
+        if self.edge_x is not None:
+            out -= self._smooth(kyb, kxb)
         return out
+
+    def _smooth(self, ky: np.ndarray, kx: np.ndarray) -> np.ndarray:
+        """Spectrum of the smooth component at (ky, kx) (0 at the origin)."""
+        ny, nx = self.shape
+        py = np.exp(2j * np.pi * ky / ny)
+        px = np.exp(2j * np.pi * kx / nx)
+        v = self.edge_x[kx] * (1 - py) + self.edge_y[ky] * (1 - px)
+        denom = 2 * py.real + 2 * px.real - 4
+        origin = (ky == 0) & (kx == 0)
+        return np.where(origin, 0.0, v / np.where(origin, 1.0, denom))
 
 
 def lock_in(
@@ -317,6 +342,56 @@ def lock_in_full_grid(
     yy = np.arange(ny)[:, None]
     xx = np.arange(nx)[None, :]
     return b * np.exp(-2j * np.pi * (gy * yy + gx * xx))
+
+
+def _linear_weights(n: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left node index and weight of the right node for pixels 0..n-1 (sorted nodes)."""
+    pos = np.arange(n, dtype=np.float64)
+    left = np.clip(np.searchsorted(nodes, pos, side="right") - 1, 0, len(nodes) - 2)
+    return left, (pos - nodes[left]) / (nodes[left + 1] - nodes[left])
+
+
+def unwrap_band_limited(phase: np.ndarray, band_per_px: float) -> np.ndarray:
+    r"""Unwrap the phase of a band-limited lock-in image on a coarse grid.
+
+    A lock-in image is band-limited to the mask support :math:`k_s` (cycles/px), so
+    its phase changes by less than :math:`2\pi k_s` per pixel away from amplitude
+    zeros. The phase is unwrapped (:func:`skimage.restoration.unwrap_phase`,
+    Herraez et al. 2002) on the grid of every ``s``-th pixel, ``s = 1/(4 k_s)``
+    (a change of at most pi/2 between coarse neighbours), linearly interpolated back
+    to every pixel, and each wrapped pixel gets the multiple of :math:`2\pi` that
+    brings it nearest to the interpolated value. Equal to the full-grid unwrap up to
+    one constant multiple of :math:`2\pi` wherever the phase is band-limited; at
+    phase singularities (dislocation cores, amplitude zeros) no unwrap is unique.
+
+    Parameters
+    ----------
+    phase : ndarray, shape (ny, nx)
+        Wrapped phase in rad.
+    band_per_px : float
+        Band limit :math:`k_s` in cycles per pixel (> 0).
+
+    Returns
+    -------
+    ndarray, shape (ny, nx), float64
+    """
+    from skimage.restoration import unwrap_phase
+
+    p = np.asarray(phase, dtype=np.float64)
+    if p.ndim != 2:
+        raise InputError(f"phase must be 2-D, got shape {p.shape}")
+    step = max(1, int(1.0 / (4.0 * require_positive("band_per_px", band_per_px))))
+    ny_, nx_ = p.shape
+    rows = np.unique(np.r_[np.arange(0, ny_, step), ny_ - 1])
+    cols = np.unique(np.r_[np.arange(0, nx_, step), nx_ - 1])
+    if len(rows) < 2 or len(cols) < 2:
+        return unwrap_phase(p)
+    coarse = unwrap_phase(p[np.ix_(rows, cols)])
+    iy, wy = _linear_weights(ny_, rows.astype(np.float64))
+    ix, wx = _linear_weights(nx_, cols.astype(np.float64))
+    along_y = coarse[iy] * (1 - wy)[:, None] + coarse[iy + 1] * wy[:, None]
+    smooth = along_y[:, ix] * (1 - wx) + along_y[:, ix + 1] * wx
+    return p + 2 * np.pi * np.round((smooth - p) / (2 * np.pi))
 
 
 def phase_gradient(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -910,8 +985,8 @@ def gpa(
     reference : tuple of slices or bool ndarray, optional
         Reference (unstrained) region; default the image minus a border of 1/R.
     unwrap : bool
-        Unwrap the phases (:func:`skimage.restoration.unwrap_phase`) and compute
-        the displacement field.
+        Unwrap the phases (:func:`unwrap_band_limited`) and compute the
+        displacement field.
     edge : {"periodic_smooth", "none"}
 
     Returns
@@ -922,6 +997,7 @@ def gpa(
     if lattice is None:
         find_kwargs.setdefault("reference", reference)
         find_kwargs.setdefault("mask", mask)
+        find_kwargs.setdefault("refine", False)  # refined below, once
         if px_pm is None:
             find_kwargs.setdefault("lattice_pm_range", None)
         lattice = find_lattice(image, **find_kwargs)
@@ -954,9 +1030,8 @@ def gpa(
     amp100 = np.clip(amp[0] / a99, 0.0, 1.0)
     unwrapped = ux = uy = None
     if unwrap:
-        from skimage.restoration import unwrap_phase
-
-        unwrapped = np.stack([unwrap_phase(p.astype(np.float64)) for p in phase[:2]]).astype(np.float32)
+        band = _mask_support(mask, radius, 1e-4)
+        unwrapped = np.stack([unwrap_band_limited(p, band) for p in phase[:2]]).astype(np.float32)
         ginv = np.linalg.inv(gs[:2])
         u_px = -np.einsum("ji,iyx->jyx", ginv, unwrapped.astype(np.float64)) / (2 * np.pi)
         scale = px_pm * 1e-3 if px_pm is not None else 1.0
