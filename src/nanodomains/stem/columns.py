@@ -106,6 +106,16 @@ FIT_STATUS = (
 )
 _RENDER_SIGMAS = 4.5
 BG_SMOOTH_NN = 2.5  # background smoothing, in nearest spacings
+#: default fit radius in nearest-neighbour distances (Atomap's ``percent_to_nn``
+#: default, Nord et al. 2017). Larger windows take in more of the neighbours, and
+#: any column the model lacks (undetected weak or O columns) biases the position:
+#: on forward-model images with broad probes (sigma/nn 0.18-0.25) the median
+#: position error is smallest at 0.4 nn of 0.4-0.75 nn, by 5-25 %, and equal for
+#: sharp probes (benchmarks/fit_window_accuracy.py, docs/stem_analysis.md).
+FIT_RADIUS_NN = 0.4
+#: the fit radius is at least this many estimated Gaussian widths (a disc of
+#: 1.5 sigma holds 68 % of the column, enough to fix A and sigma)
+FIT_RADIUS_SIGMA = 1.5
 
 
 # --------------------------------------------------------------------------- numba kernels
@@ -484,8 +494,10 @@ def refine_columns(
         every column is bounded to [0.25, 4] x this value.
     fit_radius_px : float, optional
         Pixels within this distance of the initial position enter a column's
-        fit (default the larger of 0.5 x the median nearest-neighbour distance
-        and 2.5 x the estimated width).
+        fit (default the larger of :data:`FIT_RADIUS_NN` = 0.4 x the median
+        nearest-neighbour distance, Atomap's default (Nord et al. 2017), and
+        :data:`FIT_RADIUS_SIGMA` = 1.5 x the estimated width, so that the patch
+        reaches the flanks of the Gaussian).
     n_sweeps : int
         Maximum number of joint sweeps (each fits all columns once).
     max_iter : int
@@ -518,7 +530,7 @@ def refine_columns(
         nn = float(np.median(d[:, 1]))
     else:
         nn = float(min(arr.shape)) / 2
-    radius = float(fit_radius_px) if fit_radius_px is not None else 0.5 * nn
+    radius = float(fit_radius_px) if fit_radius_px is not None else FIT_RADIUS_NN * nn
     radius = max(radius, 1.5)
     s0 = float(sigma_px) if sigma_px is not None else 0.15 * nn
     s0 = max(s0, 0.5)
@@ -557,7 +569,7 @@ def refine_columns(
         if fit_radius_px is None:
             # the patch must reach the flanks of the Gaussian (A, sigma and b are
             # degenerate on its top); neighbours inside it are part of the joint model
-            radius = max(radius, 2.5 * s0)
+            radius = max(radius, FIT_RADIUS_SIGMA * s0)
     p = np.stack([a0, pos0[:, 0], pos0[:, 1], np.full(n, s0), b0], axis=1)
     p_init = p.copy()
     sweeps = 0
