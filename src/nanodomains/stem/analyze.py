@@ -2,7 +2,7 @@
 
 :func:`analyze_image` chains
 
-1. :func:`nanodomains.stem.domains.perovskite_lattice` and
+1. :func:`nanodomains.stem.gpa.find_lattice` (with its centred-cell test) and
    :func:`nanodomains.stem.gpa.gpa` with the reflections (100), (010), (110), (1-10);
 2. :func:`nanodomains.stem.columns.find_columns` (detection, joint Gaussian fits,
    Voronoi cross-sections, Cs / PbX / X classification);
@@ -299,7 +299,7 @@ def analyze_image(
     from nanodomains.stem import composition as comp
     from nanodomains.stem import domains as dom
     from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, find_columns
-    from nanodomains.stem.gpa import gpa
+    from nanodomains.stem.gpa import find_lattice, gpa
     from nanodomains.stem.io import load_image
 
     t0 = time.perf_counter()
@@ -316,7 +316,7 @@ def analyze_image(
     if composition is None:
         composition = tuple(names) == CSPBX3_NAMES
     tab = _load_table(table)
-    lat = dom.perovskite_lattice(image)
+    lat = find_lattice(image, refine=False)  # gpa() refines it
     res = gpa(image, lattice=lat, reflections=CLASSIFY_REFLECTIONS, unwrap=False)
     cols = find_columns(image, res, names=names, method=classification)
     seg = dom.segment_domains(image, res, cols, names=names, **(segment_kwargs or {}))

@@ -99,7 +99,7 @@ from scipy.spatial import cKDTree
 
 from nanodomains.errors import FitError, InputError
 from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, lattice_from_columns
-from nanodomains.stem.gpa import GPAResult, Lattice, find_lattice, lock_ins, strain_from_lock_in
+from nanodomains.stem.gpa import GPAResult, Lattice, strain_from_lock_in
 
 __all__ = [
     "DomainSegmentation",
@@ -113,61 +113,12 @@ __all__ = [
     "interior_columns",
     "lattice_map_pm",
     "nc_mask",
-    "perovskite_lattice",
     "refine_column_labels",
     "registry_map",
     "segment_domains",
 ]
 
 _MAD = 1.4826
-
-
-# --------------------------------------------------------------------------- lattice
-
-
-def _orient_basis(g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
-    """Rows (g along +x, g along +y) as in :mod:`nanodomains.stem.gpa`; components (y, x)."""
-    pairs = [(g1, g2), (-g1, g2), (g2, g1), (-g2, g1)]
-    g_x, other = max(pairs, key=lambda pr: pr[0][1] / np.linalg.norm(pr[0]))
-    return np.stack([g_x, other if other[0] >= 0 else -other])
-
-
-def perovskite_lattice(image: Any, *, min_half_ratio: float = 3.0, **find_kwargs: Any) -> Lattice:
-    """:func:`~nanodomains.stem.gpa.find_lattice` with a check for the centred (110) cell.
-
-    Where RP faults split the (100) reflections of a CsPbX3 image into weak lobes,
-    the reflection search may settle on the centred cell spanned by the (110) and
-    (1-10) reflections (cell edge a/sqrt 2). The lock-in amplitudes at its
-    (1/2, +-1/2) positions (the (100) and (010) of the primitive cell) are then
-    compared with those at (1/2, 0) and (0, 1/2) (no reflection in either cell);
-    if they exceed them ``min_half_ratio`` times, the primitive cell
-    (g1 +- g2)/2 is returned (unrefined: :func:`~nanodomains.stem.gpa.gpa`
-    refines it).
-
-    Parameters
-    ----------
-    image : DataArray or ndarray
-    min_half_ratio : float
-        Amplitude ratio that identifies the centred cell.
-    **find_kwargs
-        Passed to :func:`~nanodomains.stem.gpa.find_lattice`.
-
-    Returns
-    -------
-    Lattice
-    """
-    lat = find_lattice(image, **find_kwargs)
-    arr = image.values if isinstance(image, xr.DataArray) else np.asarray(image, float)
-    g = lat.g_per_px
-    half = np.stack([(g[0] + g[1]) / 2, (g[0] - g[1]) / 2])
-    control = np.stack([g[0] / 2, g[1] / 2])
-    radius = 0.25 * float(np.linalg.norm(half, axis=1).min())
-    amps = [float(np.mean(np.abs(h))) for h in lock_ins(arr, np.concatenate([half, control]), mask_radius_per_px=radius)]
-    ratio = (amps[0] + amps[1]) / max(amps[2] + amps[3], 1e-300)
-    if ratio < min_half_ratio:
-        return lat
-    return Lattice(_orient_basis(half[0], half[1]), np.zeros((2, 2)), lat.pixel_size_pm,
-                   lat.reflections_per_px, np.full_like(lat.reflections_hk, -999), lat.reflections_snr)
 
 
 # --------------------------------------------------------------------------- maps

@@ -235,6 +235,36 @@ class _Spectrum:
         return np.where(origin, 0.0, v / np.where(origin, 1.0, denom))
 
 
+def _masked_crop(
+    spec: _Spectrum, gy: float, gx: float, mask: str, mask_radius_per_px: float, crop_tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequencies (fy, fx) and masked spectrum / (ny nx) of the crop around g."""
+    ny, nx = spec.shape
+    if not (abs(gy) < 0.5 and abs(gx) < 0.5):
+        raise InputError(f"g = ({gy}, {gx}) cycles/px is beyond Nyquist (0.5)")
+    radius = require_positive("mask_radius_per_px", mask_radius_per_px)
+    support = _mask_support(mask, radius, crop_tol)
+    hy = int(np.ceil(support * ny)) + 1
+    hx = int(np.ceil(support * nx)) + 1
+    if 2 * hy + 1 > ny or 2 * hx + 1 > nx:
+        raise InputError(f"mask radius {radius:.4g} cycles/px is too large for a {ny} x {nx} image")
+    k0y, k0x = int(round(gy * ny)), int(round(gx * nx))
+    qy = np.arange(k0y - hy, k0y + hy + 1)
+    qx = np.arange(k0x - hx, k0x + hx + 1)
+    fy = qy / ny
+    fx = qx / nx
+    dist = np.hypot((fy - gy)[:, None], (fx - gx)[None, :])
+    c = spec.gather(qy[:, None], qx[None, :]) * _mask_values(mask, dist, radius)
+    return fy, fx, c / (ny * nx)
+
+
+def _band_power(spec: _Spectrum, g_per_px: np.ndarray, mask_radius_per_px: float, mask: str = "gaussian") -> float:
+    """Mean of :math:`|H_g|^2` over the image, from the crop by Parseval (no lock-in map)."""
+    gy, gx = (float(v) for v in np.asarray(g_per_px, dtype=float))
+    _, _, c = _masked_crop(spec, gy, gx, mask, mask_radius_per_px, 1e-4)
+    return float(np.sum(c.real**2 + c.imag**2))
+
+
 def lock_in(
     image: np.ndarray,
     g_per_px: tuple[float, float] | np.ndarray,
@@ -274,22 +304,7 @@ def lock_in(
     spec = _spectrum if _spectrum is not None else _Spectrum.of(validate_image_array(image, "image", allow_stack=False), edge)
     ny, nx = spec.shape
     gy, gx = (float(v) for v in np.asarray(g_per_px, dtype=float))
-    if not (abs(gy) < 0.5 and abs(gx) < 0.5):
-        raise InputError(f"g = ({gy}, {gx}) cycles/px is beyond Nyquist (0.5)")
-    radius = require_positive("mask_radius_per_px", mask_radius_per_px)
-    support = _mask_support(mask, radius, crop_tol)
-    hy = int(np.ceil(support * ny)) + 1
-    hx = int(np.ceil(support * nx)) + 1
-    if 2 * hy + 1 > ny or 2 * hx + 1 > nx:
-        raise InputError(f"mask radius {radius:.4g} cycles/px is too large for a {ny} x {nx} image")
-    k0y, k0x = int(round(gy * ny)), int(round(gx * nx))
-    qy = np.arange(k0y - hy, k0y + hy + 1)
-    qx = np.arange(k0x - hx, k0x + hx + 1)
-    fy = qy / ny
-    fx = qx / nx
-    dist = np.hypot((fy - gy)[:, None], (fx - gx)[None, :])
-    c = spec.gather(qy[:, None], qx[None, :]) * _mask_values(mask, dist, radius)
-    c /= ny * nx
+    fy, fx, c = _masked_crop(spec, gy, gx, mask, mask_radius_per_px, crop_tol)
     ctype = np.dtype(dtype)
     ey = np.exp(2j * np.pi * np.outer(np.arange(ny), fy - gy)).astype(ctype)
     ex = np.exp(2j * np.pi * np.outer(fx - gx, np.arange(nx))).astype(ctype)
@@ -739,6 +754,34 @@ def refine_g(
     return g_new, g_err
 
 
+def _primitive_if_centred(
+    spec: _Spectrum, basis: np.ndarray, hk: np.ndarray, k: np.ndarray, gmin: float, mask: str, min_ratio: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The primitive cell (g1 +- g2)/2 if the square cell ``basis`` is centred.
+
+    Where Ruddlesden-Popper faults split the (100) reflections into weak lobes, the
+    reflection search can settle on the centred cell of the (110) and (1-10)
+    reflections (edge a/sqrt 2). The split lobes still carry the (100) power within
+    a mask of radius |g|/4, so the power at the (1/2, +-1/2) positions is compared
+    with that at (1/2, 0) and (0, 1/2), where neither cell has a reflection.
+    """
+    norms = np.linalg.norm(basis, axis=1)
+    cosang = basis[0] @ basis[1] / (norms[0] * norms[1])
+    half = np.stack([(basis[0] + basis[1]) / 2, (basis[0] - basis[1]) / 2])
+    if not (0.9 < norms[0] / norms[1] < 1.1 and abs(cosang) < 0.17) or np.linalg.norm(half, axis=1).min() < 0.9 * gmin:
+        return basis, hk
+    control = np.stack([basis[0] / 2, basis[1] / 2])
+    radius = 0.25 * float(np.linalg.norm(half, axis=1).min())
+    signal = sum(_band_power(spec, g, radius, mask) for g in half)
+    background = sum(_band_power(spec, g, radius, mask) for g in control)
+    if signal < min_ratio * max(background, 1e-300):
+        return basis, hk
+    prim = _orient(half[0], half[1])
+    hk_all = k @ np.linalg.inv(prim)
+    ok = np.abs(hk_all - np.round(hk_all)).max(axis=1) < _INDEX_TOL
+    return prim, np.where(ok[:, None], np.round(hk_all), -999).astype(int)
+
+
 def find_lattice(
     image: Any,
     *,
@@ -749,6 +792,7 @@ def find_lattice(
     reference: Any = None,
     mask: str = "gaussian",
     mask_radius_per_px: float | None = None,
+    min_half_power_ratio: float | None = 9.0,
 ) -> Lattice:
     """Detect, index and refine the (pseudo-cubic) lattice of an image.
 
@@ -771,6 +815,11 @@ def find_lattice(
         Reference region; default the image minus a border of ~1/R px.
     mask, mask_radius_per_px :
         GPA mask for the refinement (default R = |g|/4).
+    min_half_power_ratio : float or None
+        Centred-cell test (module docstring): a square cell is replaced by the
+        primitive cell (g1 +- g2)/2 when the lock-in power at its (1/2, +-1/2)
+        positions exceeds that at (1/2, 0), (0, 1/2) this many times (default 9,
+        an amplitude ratio of 3). None skips the test.
 
     Returns
     -------
@@ -799,11 +848,14 @@ def find_lattice(
     if len(k) == 0:
         raise FitError(f"no lattice found: no reflection above SNR {min_snr} in the power spectrum")
     basis, hk = _choose_basis(k, snr, gmin, gmax)
+    spec = _Spectrum.of(arr)
+    if min_half_power_ratio is not None:
+        basis, hk = _primitive_if_centred(spec, basis, hk, k, gmin, mask, float(min_half_power_ratio))
     err = np.zeros((2, 2))
     if refine:
         radius = mask_radius_per_px or _default_mask_radius(basis)
         region = _reference_mask(reference, arr.shape, radius)
-        basis, err = _refine_basis(arr, basis, region, radius, mask, _Spectrum.of(arr))
+        basis, err = _refine_basis(arr, basis, region, radius, mask, spec)
     lat = Lattice(basis, err, px_pm, k, hk, snr)
     if require_pseudocubic:
         c = lat.cell_px
