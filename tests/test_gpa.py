@@ -163,3 +163,31 @@ def test_band_limited_unwrap_recovers_smooth_phase_and_matches_skimage():
         G.unwrap_band_limited(wrapped[0], 0.02)
     with pytest.raises(InputError):
         G.unwrap_band_limited(wrapped, 0.0)
+
+
+def test_calibrate_on_lattice_recovers_the_pixel_size():
+    img, _, _ = perovskite_image((300, 360), A_PX, dose=100, seed=4)
+    wrong = image_from_array(img, 20.0)  # true 25.0 pm/px for a 590 pm cell
+    cal = G.calibrate_on_lattice(wrong, A_PX * PX_PM, reference_name="CsPbBr3")
+    assert cal.attrs["pixel_size_pm"] == pytest.approx(PX_PM, rel=2e-3)
+    assert cal.attrs["file_pixel_size_pm"] == 20.0 and 0 < cal.attrs["pixel_size_rel_err"] < 2e-3
+    assert "reference lattice 590 pm CsPbBr3 (both, whole image" in cal.attrs["pixel_size_source"]
+    np.testing.assert_allclose(np.diff(cal["x"].values), cal.attrs["pixel_size_pm"] * 1e-3)
+    assert wrong.attrs["pixel_size_pm"] == 20.0  # input untouched
+    # a cell 3 % longer along y: calibrating on x alone leaves the y edge measured
+    sy = image_from_array(ndimage_zoom_y(img, 1.03), 20.0)
+    cx = G.calibrate_on_lattice(sy, 590.0, direction="x", region=(slice(20, 280), slice(20, 340)))
+    lat = G.find_lattice(cx)
+    assert lat.lattice_pm[0] == pytest.approx(590.0, rel=2e-3)
+    assert lat.lattice_pm[1] == pytest.approx(590.0 * 1.03, rel=3e-3)
+    for bad in (dict(lattice_pm=-1.0), dict(lattice_pm=590.0, direction="z")):
+        with pytest.raises(InputError):
+            G.calibrate_on_lattice(wrong, **bad)
+    with pytest.raises(InputError):
+        G.calibrate_on_lattice(img, 590.0)
+
+
+def ndimage_zoom_y(img: np.ndarray, factor: float) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.zoom(img, (factor, 1.0), order=3)

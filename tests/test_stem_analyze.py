@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 from stem_cases import analysed, simulated
+from stem_synth import perovskite_image
 
 from nanodomains.cli import main
 from nanodomains.errors import FitError
-from nanodomains.stem.analyze import ABO3_NAMES, _eds_steps, analyze_for_batch, analyze_image
+from nanodomains.stem.analyze import ABO3_NAMES, CSPBX3_NAMES, _eds_steps, analyze_for_batch, analyze_image, lattice_check
 from nanodomains.stem.io import save_image
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "stem" / "pto_sro_haadf.hspy"
@@ -97,6 +98,8 @@ def _npy(path, arr):
     ("colour", "colour"),
     ("nan", "NaN"),
     ("noise", "no lattice found"),
+    ("bad_region", "calibration-region"),
+    ("bad_lattice", "lattice_pm"),
 ])
 def test_cli_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, case, match):
     out = tmp_path / "out"
@@ -121,9 +124,14 @@ def test_cli_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, ca
         a = np.ones((64, 64))
         a[3, 3] = np.nan
         path, args = _npy(tmp_path / "a.npy", a), ["--pixel-size-pm", "20"]
-    else:
+    elif case == "noise":
         noise = np.random.default_rng(5).poisson(50.0, (300, 300)).astype(float)
         path, args = _npy(tmp_path / "a.npy", noise), ["--pixel-size-pm", "20"]
+    else:
+        img, _, _ = perovskite_image((200, 200), 23.6, dose=100, seed=2)
+        path = _npy(tmp_path / "a.npy", img)
+        args = ["--pixel-size-pm", "20", "--calibrate-lattice-pm",
+                *(["590", "--calibration-region", "0:50"] if case == "bad_region" else ["-590"])]
     rc = main(["stem", "analyze", path, "--out", str(out), *args])
     err = capsys.readouterr().err
     assert rc == 2
@@ -155,9 +163,9 @@ def test_batch_handler_returns_scalars(tmp_path):
 def test_real_pto_sro_image(tmp_path):
     """The real PbTiO3/SrRuO3 HAADF image: analysed without error, A and B sublattices found.
 
-    With the file's own 15.0 pm/px the lattice period measures ~360 pm, not the
-    390-415 pm of PbTiO3/SrRuO3 (see docs/stem_analysis.md): reported as measured,
-    the calibration is not changed.
+    With the file's own 15.0 pm/px the lattice period (24.4 px) measures ~364 pm, not
+    the 379-415 pm of ABO3 perovskites: reported as measured and flagged as a likely
+    calibration error (docs/stem_analysis.md), the calibration is not changed silently.
     """
     res = analyze_image(REAL, names=ABO3_NAMES, classification="global")
     counts = res.columns["type"].value_counts()
@@ -165,6 +173,40 @@ def test_real_pto_sro_image(tmp_path):
     assert res.info["composition"].startswith("not computed")
     a = np.array(res.info["lattice"]["reference_lattice_pm"])
     assert np.all((a > 340) & (a < 380))
+    assert res.info["lattice_check"]["status"] == "outside"
+    assert any("pixel calibration" in w for w in res.info["warnings"])
     assert len(res.domains) >= 1 and all(np.isfinite(d["lattice_pm"]) for d in res.domains)
     paths = res.write(tmp_path)
     assert json.loads(paths["domains"].read_text())["domains"][0]["formula"] is None
+
+
+@pytest.mark.realdata
+def test_real_pto_sro_calibrated_on_the_in_plane_lattice(tmp_path):
+    """Calibrated on the in-plane (x) period as the pseudo-cubic DyScO3 substrate cell
+    (394.4 pm, from a, b, c = 5.440, 5.713, 7.887 A), the lattice spacings fall in the
+    3.9-4.2 A of PbTiO3/SrRuO3; the out-of-plane (y) spacing is measured, not set."""
+    out = tmp_path / "o"
+    assert main(["stem", "analyze", str(REAL), "--out", str(out), "--names", "B,A,O", "--classification", "global",
+                 "--calibrate-lattice-pm", "394.4", "--calibration-direction", "x"]) == 0
+    d = json.loads((out / "domains.json").read_text())
+    assert d["file_pixel_size_pm"] == pytest.approx(14.9968, abs=1e-3)
+    assert d["pixel_size_pm"] == pytest.approx(394.4 / 24.4, rel=0.01)
+    assert d["pixel_size_source"].startswith("reference lattice 394.4 pm (x, whole image")
+    a = np.array(d["lattice"]["reference_lattice_pm"])
+    a_err = np.array(d["lattice"]["reference_lattice_pm_err"])
+    assert a[0] == pytest.approx(394.4, rel=1e-3)
+    # out of plane: measured (389.9 +- 1.1 pm), not set by the calibration
+    assert np.all((a + 2 * a_err > 390) & (a - 2 * a_err < 420))
+    assert d["lattice_check"]["status"] == "ok" and d["warnings"] == []
+    assert all(390 < dom["lattice_pm"] < 420 for dom in d["domains"])
+
+
+def test_lattice_check_ranges():
+    # CsPbX3: Vegard end members 587.4 (CsPbBr3) to 628.9 pm (CsPbI3), cubic convention
+    assert lattice_check(600.0, CSPBX3_NAMES)["status"] == "ok"
+    assert lattice_check(587.4 * 0.985, CSPBX3_NAMES)["status"] == "ok"  # within 2 %
+    low = lattice_check(560.0, CSPBX3_NAMES)
+    assert low["status"] == "outside" and "pixel calibration" in low["note"]
+    assert lattice_check(395.0, ABO3_NAMES)["status"] == "ok"
+    assert lattice_check(363.7, ABO3_NAMES)["status"] == "outside"
+    assert lattice_check(500.0, ("a", "b", "c"))["status"] == "not checked"

@@ -229,6 +229,19 @@ def _float_list(text: str, option: str) -> list[float]:
         raise InputError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0,0.5,1") from exc
 
 
+def _region_slices(text: Optional[str]) -> Optional[tuple[slice, slice]]:
+    """'y0:y1,x0:x1' (px) as a pair of slices."""
+    if text is None:
+        return None
+    try:
+        (y0, y1), (x0, x1) = ([int(v) for v in part.split(":")] for part in text.split(","))
+    except ValueError:
+        raise InputError(f"--calibration-region {text!r}: expected y0:y1,x0:x1 in px, e.g. 0:200,100:900") from None
+    if not (0 <= y0 < y1 and 0 <= x0 < x1):
+        raise InputError(f"--calibration-region {text!r}: need 0 <= y0 < y1 and 0 <= x0 < x1")
+    return slice(y0, y1), slice(x0, x1)
+
+
 def _print_truth_domains(truth: dict) -> None:
     from rich.table import Table
 
@@ -370,6 +383,11 @@ def stem_analyze(
     classification: str = typer.Option("local", "--classification", help="local (follows RP faults) | global."),
     eds: Optional[str] = typer.Option(None, "--eds", help="Registered EDS maps (.nc): step fit across each boundary."),
     probe: Optional[str] = typer.Option(None, "--probe", help="kV,mrad,source-FWHM-pm for the cross-talk if not in the file."),
+    calibrate_lattice_pm: Optional[float] = typer.Option(
+        None, "--calibrate-lattice-pm", help="Set the pixel size from a reference lattice of this cell edge (pm) in the image."),
+    calibration_region: Optional[str] = typer.Option(
+        None, "--calibration-region", help="Reference region in px, y0:y1,x0:x1 (default the whole image)."),
+    calibration_direction: str = typer.Option("both", "--calibration-direction", help="both | x | y: which cell edge is known."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
 ) -> None:
     """Nanodomains, boundaries, lattice constants and compositions of an image."""
@@ -386,8 +404,14 @@ def stem_analyze(
         pr = dict(zip(("beam_energy_kev", "convergence_semiangle_mrad", "source_fwhm_pm"), vals))
     res = analyze_image(image, table, pixel_size_pm=pixel_size_pm, names=type_names, classification=classification,
                         thickness_nm=thickness_nm if thickness_nm is not None else "cube", eds_maps=eds, seed=seed,
-                        probe=pr)
+                        probe=pr, calibrate_lattice_pm=calibrate_lattice_pm,
+                        calibration_region=_region_slices(calibration_region), calibration_direction=calibration_direction)
     paths = res.write(out)
+    if calibrate_lattice_pm is not None:
+        console.print(f"pixel size {res.info['pixel_size_pm']:.3f} pm from {res.info['pixel_size_source']}; "
+                      f"the file said {res.info['file_pixel_size_pm']:.3f} pm")
+    for w in res.info.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {w}")
     t = Table(title=f"{len(res.domains)} domain(s), {int(len(res.columns))} columns; table: "
                     f"{res.info.get('table', {}).get('method', 'none')}")
     for col in ("domain", "area nm2", "a (pm)", "Br", "s", "formula", "Vegard"):

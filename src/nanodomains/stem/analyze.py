@@ -35,11 +35,47 @@ import xarray as xr
 from nanodomains import __version__
 from nanodomains.errors import FileFormatError, InputError, NanodomainsError
 
-__all__ = ["AnalysisResult", "analyze_image", "analyze_for_batch", "CSPBX3_NAMES", "ABO3_NAMES"]
+__all__ = ["AnalysisResult", "analyze_image", "analyze_for_batch", "lattice_check", "CSPBX3_NAMES", "ABO3_NAMES"]
 
 CSPBX3_NAMES = ("Cs", "PbX", "X")
 ABO3_NAMES = ("B", "A", "O")
 SCHEMA = "nanodomains.stem.domains/1"
+#: pseudo-cubic cell edges of common ABO3 perovskites, pm: LaAlO3 3.79 A (small end)
+#: to the PbTiO3 c axis 4.152 A (Glazer & Mabud, Acta Cryst. B34, 1065 (1978));
+#: SrTiO3 3.905, SrRuO3 3.93, BaTiO3 c 4.036 lie inside
+ABO3_LATTICE_PM = (379.0, 415.2)
+#: a measured lattice this far (relative) outside the expected range is flagged:
+#: beyond strain in a coherent film (~1-2 %), i.e. a calibration problem
+LATTICE_CHECK_TOL = 0.02
+
+
+def lattice_check(lattice_pm: float, names: tuple[str, ...], convention: str = "cubic") -> dict[str, Any]:
+    """Compare a measured cell edge with the range expected for the material.
+
+    CsPbX3 (``CSPBX3_NAMES``): the Vegard end members CsPbBr3 and CsPbI3
+    (:mod:`nanodomains.materials`, ``convention``); ABO3 (``ABO3_NAMES``):
+    :data:`ABO3_LATTICE_PM`. Outside by more than :data:`LATTICE_CHECK_TOL` the status
+    is "outside" and the note names the pixel calibration as the likely cause.
+    Other column names: "not checked".
+    """
+    from nanodomains import materials
+
+    if tuple(names) == CSPBX3_NAMES:
+        lo, hi = (materials.lattice_constant_pm(b, convention) for b in (1.0, 0.0))
+        material = f"CsPbBr3-CsPbI3 ({convention} Vegard end members)"
+    elif tuple(names) == ABO3_NAMES:
+        lo, hi = ABO3_LATTICE_PM
+        material = "ABO3 perovskites (LaAlO3 to PbTiO3 c)"
+    else:
+        return {"status": "not checked", "measured_pm": float(lattice_pm), "note": f"no expected range for {names}"}
+    inside = lo * (1 - LATTICE_CHECK_TOL) <= lattice_pm <= hi * (1 + LATTICE_CHECK_TOL)
+    out = {"status": "ok" if inside else "outside", "measured_pm": float(lattice_pm), "expected_pm": [lo, hi],
+           "tolerance": LATTICE_CHECK_TOL, "material": material}
+    if not inside:
+        out["note"] = (f"the measured cell edge {lattice_pm:.1f} pm is outside the {lo:.0f}-{hi:.0f} pm of {material} "
+                       f"by more than {LATTICE_CHECK_TOL:.0%}: check the pixel calibration, or calibrate on a "
+                       "reference lattice (calibrate_lattice_pm / --calibrate-lattice-pm)")
+    return out
 
 
 def _clean(obj: Any) -> Any:
@@ -241,6 +277,9 @@ def analyze_image(
     pixel_size_rel_err: float = 0.0,
     eds_maps: Any = None,
     probe: dict[str, float] | None = None,
+    calibrate_lattice_pm: float | None = None,
+    calibration_region: tuple[slice, slice] | None = None,
+    calibration_direction: str = "both",
     segment_kwargs: dict[str, Any] | None = None,
 ) -> AnalysisResult:
     """Analyse a [100] perovskite ADF-STEM image (module docstring).
@@ -281,6 +320,14 @@ def analyze_image(
         the image metadata (plain TIFF and .npy files carry none: without them the
         default table has no cross-talk correction, which biases b low by ~0.1; said
         in the result).
+    calibrate_lattice_pm : float, optional
+        Known cell edge (pm) of a reference lattice in the image: the pixel size
+        is set from it (:func:`nanodomains.stem.gpa.calibrate_on_lattice`, over
+        ``calibration_region`` and ``calibration_direction``) instead of the
+        file's, and its uncertainty enters the Vegard cross-check. The file's value
+        is kept as ``file_pixel_size_pm``.
+    calibration_region : (slice, slice), optional
+    calibration_direction : {"both", "x", "y"}
     segment_kwargs : dict, optional
         Passed to :func:`nanodomains.stem.domains.segment_domains`.
 
@@ -299,7 +346,7 @@ def analyze_image(
     from nanodomains.stem import composition as comp
     from nanodomains.stem import domains as dom
     from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, find_columns
-    from nanodomains.stem.gpa import find_lattice, gpa
+    from nanodomains.stem.gpa import calibrate_on_lattice, find_lattice, gpa
     from nanodomains.stem.io import load_image
 
     t0 = time.perf_counter()
@@ -315,6 +362,12 @@ def analyze_image(
         raise InputError(f"names must be three type names (dim, bright, X), got {names!r}")
     if composition is None:
         composition = tuple(names) == CSPBX3_NAMES
+    if calibrate_lattice_pm is not None:
+        image = calibrate_on_lattice(image, calibrate_lattice_pm, region=calibration_region,
+                                     direction=calibration_direction)
+        pixel_size_rel_err = max(pixel_size_rel_err, float(image.attrs["pixel_size_rel_err"]))
+    elif calibration_region is not None:
+        raise InputError("calibration_region needs calibrate_lattice_pm")
     tab = _load_table(table)
     lat = find_lattice(image, refine=False)  # gpa() refines it
     res = gpa(image, lattice=lat, reflections=CLASSIFY_REFLECTIONS, unwrap=False)
@@ -336,6 +389,7 @@ def analyze_image(
         "source_file": image.attrs.get("source_file"),
         "pixel_size_pm": px,
         "pixel_size_source": image.attrs.get("pixel_size_source"),
+        "file_pixel_size_pm": image.attrs.get("file_pixel_size_pm"),  # set when calibrated on a lattice
         "shape_px": list(image.shape),
         "lattice": {"reference_lattice_pm": [float(v) for v in res.lattice.lattice_pm],
                     "reference_lattice_pm_err": [float(v) for v in res.lattice.lattice_pm_err],
@@ -346,7 +400,11 @@ def analyze_image(
         "n_columns_fit_failed": int((~cols["fit_ok"]).sum()),
         "segmentation": seg.parameters,
         "registry_convention": "+1: the registry of the crystal's largest domain (reference), -1: half-cell shifted",
+        "lattice_check": lattice_check(float(np.mean(res.lattice.lattice_pm)), names, lattice_convention),
+        "warnings": [],
     }
+    if info["lattice_check"]["status"] == "outside":
+        info["warnings"].append(info["lattice_check"]["note"])
     rows = [dict(d) for d in seg.domains]
     table_used = None
     if composition:
@@ -365,6 +423,8 @@ def analyze_image(
         else:
             note = f"{tab.attrs.get('method')} table given by the user"
         table_used = tab
+        if "no cross-talk correction" in note:
+            info["warnings"].append(f"column-intensity table: {note} (Br fraction biased low by ~0.1; give --probe)")
         info["table"] = {"method": tab.attrs.get("method"), "note": note,
                          **{k: _clean(v) for k, v in tab.attrs.items() if k in (
                              "column_exponent", "column_saturation_a2", "crosstalk", "num_configs",

@@ -69,7 +69,7 @@ an RP fault) and the primitive cell is used instead. g1 and g2 are then refined 
 a reference region from the (110) and (1-10) reflections (which an RP shift leaves
 unchanged), each as the amplitude-weighted mean phase gradient,
 :math:`\Delta\mathbf g = \langle\nabla P\rangle/2\pi` (Hytch 1998, Sect. 3),
-twice. The quoted uncertainty of
+iterated until g moves by less than a tenth of its uncertainty. The quoted uncertainty of
 g is the weighted standard deviation of the gradient divided by the square root of
 the number of independent samples, area x (2R)^2 (band-limited samples).
 
@@ -104,6 +104,7 @@ from nanodomains.stem.io import validate_image_array
 __all__ = [
     "GPAResult",
     "Lattice",
+    "calibrate_on_lattice",
     "detect_reflections",
     "find_lattice",
     "gpa",
@@ -675,16 +676,26 @@ def _orient(g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
 
 
 def _refine_basis(
-    arr: np.ndarray, basis: np.ndarray, region: np.ndarray, radius: float, mask: str, spec: _Spectrum, n_iter: int = 2
+    arr: np.ndarray, basis: np.ndarray, region: np.ndarray, radius: float, mask: str, spec: _Spectrum,
+    max_iter: int = 12,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Refine (g1, g2) from the (1,1) and (1,-1) lock-ins (unaffected by RP shifts)."""
+    """Refine (g1, g2) from the (1,1) and (1,-1) lock-ins (unaffected by RP shifts).
+
+    Iterated until g moves by less than a tenth of its uncertainty: a start far off
+    (a short image side resolves the spectrum coarsely) takes several rounds, as the
+    amplitude weighting of the mean phase gradient depends on g.
+    """
     p, q = basis[0] + basis[1], basis[0] - basis[1]
     ep = eq = np.zeros(2)
-    for _ in range(n_iter):
+    for _ in range(max_iter):
         hp = lock_in(arr, p, mask=mask, mask_radius_per_px=radius, _spectrum=spec)
-        p, ep = refine_g(hp, p, region, radius)
+        p_new, ep = refine_g(hp, p, region, radius)
         hq = lock_in(arr, q, mask=mask, mask_radius_per_px=radius, _spectrum=spec)
-        q, eq = refine_g(hq, q, region, radius)
+        q_new, eq = refine_g(hq, q, region, radius)
+        step = max(np.abs(p_new - p).max(), np.abs(q_new - q).max())
+        p, q = p_new, q_new
+        if step < max(0.1 * max(ep.max(), eq.max()), 1e-9):
+            break
     err = 0.5 * np.sqrt(ep**2 + eq**2)
     return np.stack([0.5 * (p + q), 0.5 * (p - q)]), np.stack([err, err])
 
@@ -702,8 +713,15 @@ def _border_region(shape: tuple[int, int], border_px: int) -> np.ndarray:
 
 
 def _reference_mask(reference: Any, shape: tuple[int, int], radius: float) -> np.ndarray:
+    """Reference region: the given one minus the image border of ~1/R px.
+
+    Lock-in images are unreliable within ~1/R of the border (the lattice is not
+    periodic across it), which biases g by several tenths of a percent when border
+    pixels enter the reference, so they never do.
+    """
+    inner = _border_region(shape, int(np.ceil(1.0 / radius)))
     if reference is None:
-        return _border_region(shape, int(np.ceil(1.0 / radius)))
+        return inner
     if isinstance(reference, tuple) and len(reference) == 2 and all(isinstance(s, slice) for s in reference):
         reg = np.zeros(shape, bool)
         reg[reference] = True
@@ -711,8 +729,13 @@ def _reference_mask(reference: Any, shape: tuple[int, int], radius: float) -> np
         reg = np.asarray(reference, dtype=bool)
         if reg.shape != shape:
             raise InputError(f"reference mask shape {reg.shape} differs from the image {shape}")
+    given = int(reg.sum())
+    reg &= inner
     if reg.sum() < 16:
-        raise InputError(f"reference region has {int(reg.sum())} px; need at least 16")
+        raise InputError(
+            f"reference region has {int(reg.sum())} px ({given} given) once the image border, where "
+            "lock-in maps are unreliable (~1/R px), is excluded; need at least 16"
+        )
     return reg
 
 
@@ -810,9 +833,10 @@ def find_lattice(
         Raise :class:`FitError` unless |a1|/|a2| < 1.15 (PbTiO3 c/a is 1.06;
         a [110] zone gives 1.41) and the cell angle is within 10 deg of 90 deg.
     refine : bool
-        Refine g1, g2 on the reference region by GPA (two iterations).
+        Refine g1, g2 on the reference region by GPA (iterated to convergence).
     reference : tuple of slices or bool ndarray, optional
-        Reference region; default the image minus a border of ~1/R px.
+        Reference region; default the image minus a border of ~1/R px (that
+        border, at most a quarter of the image, is excluded from any region).
     mask, mask_radius_per_px :
         GPA mask for the refinement (default R = |g|/4).
     min_half_power_ratio : float or None
@@ -866,6 +890,69 @@ def find_lattice(
                 "(expected a [100]-projected perovskite; pass require_pseudocubic=False to accept)"
             )
     return lat
+
+
+def calibrate_on_lattice(
+    image: xr.DataArray,
+    lattice_pm: float,
+    *,
+    region: tuple[slice, slice] | None = None,
+    direction: str = "both",
+    reference_name: str = "",
+) -> xr.DataArray:
+    """Set the pixel size from a lattice of known spacing in the image.
+
+    The usual STEM practice when the instrument's magnification calibration is in
+    doubt: the lattice found by :func:`find_lattice` (refined on ``region``, searched
+    in px so the file's calibration plays no part) is given the known cell edge.
+
+    Parameters
+    ----------
+    image : DataArray, dims (y, x)
+        Image from :func:`nanodomains.stem.io.load_image` (any calibration).
+    lattice_pm : float
+        Known cell edge of the reference lattice, pm.
+    region : (slice, slice), optional
+        Pixels of the reference crystal (default: the whole image); the image
+        border of ~1/R px is excluded in any case (:func:`find_lattice`).
+    direction : {"both", "x", "y"}
+        Cell edge(s) that have the known spacing: the mean of |a1| and |a2|, or
+        only the one nearest x (|a1|) or y (|a2|), e.g. the in-plane lattice of
+        a film that is coherent with its substrate.
+    reference_name : str
+        What the reference is (recorded in ``pixel_size_source``).
+
+    Returns
+    -------
+    DataArray
+        A copy with ``pixel_size_pm`` replaced, coordinates rescaled, and
+        ``pixel_size_source`` ("reference lattice ..."), ``file_pixel_size_pm``
+        (the previous value, or None) and ``pixel_size_rel_err`` set.
+    """
+    if not isinstance(image, xr.DataArray) or image.dims != ("y", "x"):
+        raise InputError("calibrate_on_lattice needs a 2-D image DataArray with dims (y, x) (use load_image)")
+    known = require_positive("lattice_pm", lattice_pm)
+    if direction not in ("both", "x", "y"):
+        raise InputError(f"direction must be 'both', 'x' or 'y', got {direction!r}")
+    lat = find_lattice(image.values, lattice_pm_range=None, reference=region)
+    pick = {"both": [0, 1], "x": [0], "y": [1]}[direction]
+    cell = float(np.mean(lat.cell_px[pick]))
+    cell_err = float(np.sqrt(np.sum(lat.cell_err_px[pick] ** 2)) / len(pick))
+    new_px = known / cell
+    old_px = image.attrs.get("pixel_size_pm")
+    out = image.copy()
+    if old_px is not None and "y" in image.coords and "x" in image.coords:
+        ratio = new_px / float(old_px)
+        out = out.assign_coords(y=np.asarray(image["y"], float) * ratio, x=np.asarray(image["x"], float) * ratio)
+    region_txt = "whole image" if region is None else f"rows {region[0].start}:{region[0].stop}, columns {region[1].start}:{region[1].stop}"
+    out.attrs.update({
+        "pixel_size_pm": new_px,
+        "pixel_size_source": f"reference lattice {known:g} pm {reference_name} ({direction}, {region_txt}, "
+                             f"measured {cell:.3f} +- {cell_err:.3f} px)".replace("  ", " "),
+        "file_pixel_size_pm": None if old_px is None else float(old_px),
+        "pixel_size_rel_err": cell_err / cell,
+    })
+    return out
 
 
 # --------------------------------------------------------------------------- GPA
@@ -1035,7 +1122,8 @@ def gpa(
     mask_radius_per_px, mask_radius_inv_nm : float, optional
         Mask radius R (one of the two); default |g1|/4.
     reference : tuple of slices or bool ndarray, optional
-        Reference (unstrained) region; default the image minus a border of 1/R.
+        Reference (unstrained) region; default the image minus a border of 1/R
+        (excluded from any region given, as in :func:`find_lattice`).
     unwrap : bool
         Unwrap the phases (:func:`unwrap_band_limited`) and compute the
         displacement field.
