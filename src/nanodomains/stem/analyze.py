@@ -372,7 +372,7 @@ def analyze_image(
     lat = find_lattice(image, refine=False)  # gpa() refines it
     res = gpa(image, lattice=lat, reflections=CLASSIFY_REFLECTIONS, unwrap=False)
     cols = find_columns(image, res, names=names, method=classification)
-    seg = dom.segment_domains(image, res, cols, names=names, **(segment_kwargs or {}))
+    seg = dom.segment_domains(image, res, cols, **(segment_kwargs or {}))
     px = float(image.attrs["pixel_size_pm"])
     cell_px = float(np.mean(res.lattice.cell_px))
     pos = dom.column_positions_px(cols, px, seg.origin_nm)

@@ -185,14 +185,14 @@ def default_table(attrs: dict[str, Any] | None = None, *, exponent: float = 1.7,
         How the table was made (for the result).
     """
     from nanodomains.stem import tables
-    from nanodomains.stem.tables import ColumnModel
+    from nanodomains.stem.probe import ColumnModel, ProbeParameters
 
     attrs = attrs or {}
     probe = None
     note = f"power law n = {exponent:g} (PHYSICS.md), no channelling saturation"
     if crosstalk and attrs.get("beam_energy_kev") and attrs.get("convergence_semiangle_mrad"):
         src = attrs.get("source_fwhm_pm")
-        probe = tables.ProbeParameters(
+        probe = ProbeParameters(
             energy_kev=float(attrs["beam_energy_kev"]),
             semiangle_mrad=float(attrs["convergence_semiangle_mrad"]),
             defocus_nm=float(attrs.get("defocus_nm", 0.0) or 0.0),

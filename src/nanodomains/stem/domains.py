@@ -998,7 +998,6 @@ def segment_domains(
     refine: bool = True,
     merge: bool = True,
     min_ratio_step: float = 0.03,
-    names: tuple[str, str, str] = ("Cs", "PbX", "X"),
     intensity: str = "integrated_intensity",
 ) -> DomainSegmentation:
     """Segment a [100] perovskite image into nanodomains (module docstring).
@@ -1044,9 +1043,6 @@ def segment_domains(
     min_ratio_step : float
         Smallest relative difference of the intensity ratios that keeps two
         domains apart (0.03: a Br-fraction step of ~0.05 in X/bright).
-    names : (dim, bright, x)
-        Column type names of the table (see
-        :func:`~nanodomains.stem.columns.classify_columns`).
     intensity : str
         Column measure used by the refinement.
 
@@ -1089,9 +1085,7 @@ def segment_domains(
     status = columns["fit_status"].astype(str).to_numpy() if "fit_status" in columns else np.full(len(pos), "ok")
     real = status != "insignificant_amplitude"
     col_lab = column_labels(pos, pix, valid=real, reach_px=0.5 * exclusion_px)
-    types = columns["type"].astype(str).to_numpy() if "type" in columns else np.full(len(pos), "")
     sub = column_sublattice(pos, gpa_result, half)
-    reg_col = column_registry(sub, types, names)
     spacing = column_spacing_px(pos, lat)
     if refine:
         complete = np.isfinite(column_spacing_px(pos, lat, both=True))

@@ -61,8 +61,10 @@ from nanodomains.errors import (
 __all__ = [
     "image_from_array",
     "load_image",
+    "load_netcdf",
     "register_stack",
     "save_image",
+    "save_netcdf",
     "validate_image_array",
 ]
 
@@ -689,3 +691,25 @@ def save_image(da: xr.DataArray, path: str | Path) -> Path:
     return path
 
 
+def save_netcdf(ds: xr.Dataset | xr.DataArray, path: str | Path) -> Path:
+    """Write a Dataset/DataArray to netCDF (h5netcdf) atomically (temporary file, then rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    except OSError as exc:
+        raise FileFormatError(f"{p}: cannot write: {exc}") from exc
+    tmp.replace(p)
+    return p
+
+
+def load_netcdf(path: str | Path, what: str) -> xr.Dataset:
+    """Read a netCDF Dataset; a missing or unreadable file raises FileFormatError naming ``what``."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p}: {what} not found")
+    try:
+        return xr.load_dataset(p, engine="h5netcdf")
+    except Exception as exc:  # h5py/h5netcdf raise many types for corrupt files
+        raise FileFormatError(f"{p}: not a readable netCDF file ({exc})") from exc

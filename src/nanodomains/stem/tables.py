@@ -15,7 +15,7 @@ thickness_cells, column)`` (column = Cs, PbX, X), a 2-D coordinate ``thickness_n
 integrated column cross-section in A^2, i.e. detected electrons per column per
 incident e/A^2) and ``intensity_err``, plus every simulation parameter as attributes.
 
-(a) Power law (:func:`power_law_table`): :class:`~nanodomains.stem.simulate.ColumnModel`
+(a) Power law (:func:`power_law_table`): :class:`~nanodomains.stem.probe.ColumnModel`
     (sum of sigma_50 (Z/50)^n with the optional channelling saturation) evaluated on
     the counts above: exactly the incoherent simulator's column weights.
 
@@ -58,14 +58,8 @@ import xarray as xr
 
 from nanodomains import materials
 from nanodomains.errors import FileFormatError, FitError, InputError
-from nanodomains.stem.simulate import (
-    ColumnModel,
-    ProbeParameters,
-    load_netcdf,
-    max_pixel_pm,
-    probe_transfer,
-    save_netcdf,
-)
+from nanodomains.stem.io import load_netcdf, save_netcdf
+from nanodomains.stem.probe import ColumnModel, ProbeParameters, max_pixel_pm, probe_transfer
 
 __all__ = [
     "COLUMNS",

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from nanodomains import materials
 from nanodomains.errors import InputError
 
 SITE_CS, SITE_PB, SITE_X = 0, 1, 2
