@@ -76,7 +76,7 @@ def main() -> None:
                 if bad:
                     raise SystemExit(f"{kind}: {len(bad)} items failed: {bad[0].get('error')}")
             rows.append((kind, len(its), times[1], times[2]))
-    print(f"\n| item type | items | 1 worker (s) | 2 workers (s) | items/min, 1 worker | items/min, 2 workers | speed-up |")
+    print("\n| item type | items | 1 worker (s) | 2 workers (s) | items/min, 1 worker | items/min, 2 workers | speed-up |")
     print("|---|---|---|---|---|---|---|")
     for kind, n, t1, t2 in rows:
         print(f"| {kind} | {n} | {t1:.1f} | {t2:.1f} | {60 * n / t1:.0f} | {60 * n / t2:.0f} | {t1 / t2:.2f}x |")

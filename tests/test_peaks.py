@@ -226,7 +226,6 @@ def test_batched_fit_matches_scipy_curve_fit():
 
 
 def test_voigt_fit_with_instrument_function():
-    rng = np.random.default_rng(8)
     ems = [dict(id="A", kind="doublet", center_nm=648.0, fss_uev=677.0, peak_counts=600.0, on=np.ones(15, bool))]
     movie, truth = make_movie(ems, n_frames=15, instrument_sigma_nm=0.03, hwhm_nm=0.03, n_cosmics=0, diffusion_nm=0.0, seed=8)
     wl = movie["wavelength"].values
