@@ -376,8 +376,7 @@ def analyze_image(
     px = float(image.attrs["pixel_size_pm"])
     cell_px = float(np.mean(res.lattice.cell_px))
     pos = dom.column_positions_px(cols, px, seg.origin_nm)
-    mask_half = dom._half_phases(res, seg.nc_mask)
-    sub = dom.column_sublattice(pos, res, mask_half)
+    sub = seg.column_sublattice
     cols = cols.copy()
     cols["domain"] = seg.column_domain
     cols["sublattice"] = sub

@@ -173,9 +173,14 @@ def _half_phases(res: GPAResult, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """
     from skimage.restoration import unwrap_phase
 
-    u11 = unwrap_phase(np.ma.masked_array(res.phase[_refl_index(res, (1, 1))].astype(np.float64), ~mask)).filled(0.0)
-    u1m = unwrap_phase(np.ma.masked_array(res.phase[_refl_index(res, (1, -1))].astype(np.float64), ~mask)).filled(0.0)
-    return 0.5 * (u11 + u1m), 0.5 * (u11 - u1m)
+    box = _bbox(mask, 1)  # unwrap only around the crystal: the rest is masked anyway
+    out = []
+    for hk in ((1, 1), (1, -1)):
+        u = np.zeros(mask.shape)
+        u[box] = unwrap_phase(np.ma.masked_array(res.phase[_refl_index(res, hk)][box].astype(np.float64),
+                                                 ~mask[box])).filled(0.0)
+        out.append(u)
+    return 0.5 * (out[0] + out[1]), 0.5 * (out[0] - out[1])
 
 
 def registry_map(res: GPAResult, mask: np.ndarray, half_phases: tuple[np.ndarray, np.ndarray] | None = None
@@ -277,6 +282,16 @@ def contrast_map(res: GPAResult) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- segmentation
+
+
+def _bbox(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """Bounding box of ``mask`` grown by ``pad`` px (clipped): morphology, distance
+    transforms and unwrapping of a region need only its neighbourhood, not the frame."""
+    if not mask.any():
+        return slice(0, 0), slice(0, 0)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (slice(max(rows[0] - pad, 0), min(rows[-1] + pad + 1, mask.shape[0])),
+            slice(max(cols[0] - pad, 0), min(cols[-1] + pad + 1, mask.shape[1])))
 
 
 def _erode(mask: np.ndarray, radius_px: float) -> np.ndarray:
@@ -955,6 +970,9 @@ class DomainSegmentation:
         (y, x) of the first pixel centre.
     parameters : dict
         Settings used.
+    column_sublattice : ndarray of int, shape (n_columns,)
+        Sublattice (+1 / -1, 0 for X or unplaced) of every column
+        (:func:`column_sublattice`).
     """
 
     labels: np.ndarray
@@ -969,6 +987,7 @@ class DomainSegmentation:
     pixel_size_pm: float
     origin_nm: tuple[float, float]
     parameters: dict[str, Any] = field(default_factory=dict)
+    column_sublattice: np.ndarray | None = None
 
     @property
     def n_domains(self) -> int:
@@ -1062,8 +1081,10 @@ def segment_domains(
     amap = lattice_map_pm(gpa_result)
     kap = contrast_map(gpa_result)
     k_ref = float(np.percentile(kap[mask], 90))
-    comps, comp_reg = _registry_components(rho, kap, mask, open_cells * cell_px, min_area_px,
-                                           min_registry_contrast * k_ref, exclusion_px, mixed_contrast * k_ref)
+    box = _bbox(mask, int(np.ceil(max(open_cells * cell_px, exclusion_px))) + 2)
+    comps = np.zeros(mask.shape, dtype=np.int64)
+    comps[box], comp_reg = _registry_components(rho[box], kap[box], mask[box], open_cells * cell_px, min_area_px,
+                                                min_registry_contrast * k_ref, exclusion_px, mixed_contrast * k_ref)
     a_ref = float(np.mean(lat.lattice_pm))
     reliable = _erode(mask, 0.5 * exclusion_px)  # GPA maps are biased within ~1/2R of the crystal edge
     regions: list[np.ndarray] = []
@@ -1073,9 +1094,13 @@ def segment_domains(
         if not comp.any():
             continue
         k_med = float(np.median(kap[comp]))
-        feats = [(amap, min_lattice_step * a_ref), (kap, min_contrast_step * k_med)]
-        parts = _split_recursive(comp, feats, exclusion_px, min_area_px, split_sigma, max_depth, reliable)
-        regions += parts
+        box = _bbox(comp, 2)  # the splits only see the component (distance transforms are local to it)
+        feats = [(amap[box], min_lattice_step * a_ref), (kap[box], min_contrast_step * k_med)]
+        parts = _split_recursive(comp[box], feats, exclusion_px, min_area_px, split_sigma, max_depth, reliable[box])
+        for part in parts:
+            full = np.zeros(mask.shape, dtype=bool)
+            full[box] = part
+            regions.append(full)
         region_sign += [comp_reg[c]] * len(parts)
     pix = np.zeros(mask.shape, dtype=np.int64)
     for k, r in enumerate(regions, start=1):
@@ -1163,4 +1188,5 @@ def segment_domains(
     params = {"min_area_nm2": min_area_nm2, "split_sigma": split_sigma, "min_lattice_step": min_lattice_step,
               "min_contrast_step": min_contrast_step, "open_cells": open_cells, "max_depth": max_depth,
               "min_boundary_cells": min_boundary_cells, "gpa_mask_radius_per_px": gpa_result.mask_radius_per_px}
-    return DomainSegmentation(lab_map, rows, bounds, col_lab, interior, rho, amap, kap, mask, px_pm, origin, params)
+    return DomainSegmentation(lab_map, rows, bounds, col_lab, interior, rho, amap, kap, mask, px_pm, origin, params,
+                              sub)
