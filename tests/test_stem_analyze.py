@@ -210,3 +210,26 @@ def test_lattice_check_ranges():
     assert lattice_check(395.0, ABO3_NAMES)["status"] == "ok"
     assert lattice_check(363.7, ABO3_NAMES)["status"] == "outside"
     assert lattice_check(500.0, ("a", "b", "c"))["status"] == "not checked"
+
+
+def test_cli_validate_compares_with_the_truth_region_by_region(tmp_path, capsys):
+    from nanodomains.stem.simulate import write_truth
+
+    sim, res = analysed("fig1", 1)
+    res.write(tmp_path / "a", figure=False)
+    tpath = write_truth(sim.truth, tmp_path / "fig1.truth.json")
+    assert main(["stem", "validate", str(tmp_path / "a"), str(tpath), "--out", str(tmp_path / "cmp.json")]) == 0
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    compared = [r for r in cmp["regions"] if r["compared"]]
+    # paper_fig1: four projected regions (R5 behind R2), four edge-on RP faults, all found
+    assert len(compared) == 4 and all(r["iou"] >= 0.85 for r in compared)
+    assert len(cmp["rp_truth"]) == 4 and cmp["rp_missed"] == []
+    for r in compared:
+        assert abs(r["lattice_pm_error"]) <= 2e-3 * r["lattice_pm"] and abs(r["br_fraction_error"]) <= 0.05
+    assert "4 in the truth, 4 found" in capsys.readouterr().out
+    # bad input: not an analysis folder; the truth of another image
+    assert main(["stem", "validate", str(tmp_path), str(tpath)]) == 2
+    assert "stem analyze" in capsys.readouterr().err
+    other = write_truth(simulated("homogeneous", 3, edge_nm=8.0).truth, tmp_path / "h.truth.json")
+    assert main(["stem", "validate", str(tmp_path / "a"), str(other)]) == 2
+    assert "not the analysis of this simulated image" in capsys.readouterr().err

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import xarray as xr
 from stem_cases import analysed
-from stem_truth import match_regions, projected_regions
 
 from nanodomains.errors import FitError, InputError
 from nanodomains.stem import composition as C
 from nanodomains.stem import linescan as L
 from nanodomains.stem import tables
 from nanodomains.stem.simulate import ColumnModel
+from nanodomains.stem.validation import match_regions, projected_regions
 
 
 def _pure_table():

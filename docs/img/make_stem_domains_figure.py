@@ -14,7 +14,6 @@ Run from the repository root: ``python docs/img/make_stem_domains_figure.py``.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -24,12 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "tests"))
-
-from stem_truth import match_regions, projected_regions  # noqa: E402
 
 from nanodomains.stem.analyze import analyze_image  # noqa: E402
 from nanodomains.stem.simulate import simulate_image  # noqa: E402
+from nanodomains.stem.validation import match_regions, projected_regions  # noqa: E402
 from nanodomains.structure import paper_fig1  # noqa: E402
 
 

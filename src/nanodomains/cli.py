@@ -427,6 +427,41 @@ def stem_analyze(
         console.print(f"boundary R{b['domains'][0]}-R{b['domains'][1]}: {b['type']}, {b['length_nm']:.1f} nm")
     console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
+@stem_app.command("validate")
+def stem_validate(
+    analysis: str = typer.Argument(..., help="Output folder of `stem analyze` (domains.json, gpa.nc)."),
+    truth: str = typer.Argument(..., help="Truth sidecar of the simulated image (NAME.truth.json)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Also write the comparison as JSON."),
+    min_area_nm2: float = typer.Option(25.0, "--min-area-nm2", help="Compare projected regions at least this large."),
+) -> None:
+    """Compare a STEM analysis with the truth of the simulated image, region by region."""
+    import json
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from nanodomains.stem.validation import compare_files
+
+    cmp = compare_files(analysis, truth, min_area_nm2=min_area_nm2)
+    t = Table(title=f"{cmp['n_domains_found']} domain(s) found, {cmp['n_regions_compared']} truth region(s) "
+                    f">= {min_area_nm2:g} nm2")
+    for col in ("region", "model domains", "area nm2", "found", "IoU", "a (pm)", "truth a", "Br", "truth Br"):
+        t.add_column(col, justify="right")
+    fmt = lambda v, f: "-" if v is None or v != v else format(v, f)  # noqa: E731
+    for r in cmp["regions"]:
+        if not r["compared"]:
+            continue
+        t.add_row(str(r["label"]), ",".join(str(k) for k in r["model_domains"]), f"{r['area_nm2']:.1f}",
+                  r["name"] or "-", f"{r['iou']:.3f}", fmt(r["found_lattice_pm"], ".2f"), fmt(r["lattice_pm"], ".2f"),
+                  fmt(r["found_br_fraction"], ".3f"), fmt(r["br_fraction"], ".3f"))
+    console.print(t)
+    console.print(f"RP boundaries (edge-on, between compared regions): {len(cmp['rp_truth'])} in the truth, "
+                  f"{len(cmp['rp_truth']) - len(cmp['rp_missed'])} found" +
+                  (f"; missed {cmp['rp_missed']}" if cmp["rp_missed"] else ""))
+    if out:
+        Path(out).write_text(json.dumps(cmp, indent=1, allow_nan=False))
+        console.print(f"wrote {out}")
+
 # ---- pl ---------------------------------------------------------------------
 
 

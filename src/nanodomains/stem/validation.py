@@ -1,4 +1,10 @@
-"""Truth of simulated STEM images as the analysis can see it (test helper).
+"""Validation of a STEM analysis against the truth sidecar of a simulated image.
+
+Joins the simulator's truth (:func:`nanodomains.stem.simulate.load_truth`) and an
+analysis (:func:`nanodomains.stem.analyze.analyze_image`, or its output folder): the
+tests, the demo and users who simulate, analyse and compare all use
+:func:`compare_to_truth` / :func:`compare_files`, so the "truth" of a STEM image is
+computed in one place. No analysis module imports this one.
 
 The simulator's truth label map gives each pixel the *majority* model domain along
 the beam. Where domains are stacked along the beam (a face-on boundary) the image
@@ -19,12 +25,30 @@ Comparisons therefore use *projected regions*:
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 from scipy.spatial import cKDTree
 
 from nanodomains import materials
+from nanodomains.errors import FileFormatError, InputError
 from nanodomains.stem.simulate import decode_array
 from nanodomains.structure import parse_direction
+
+__all__ = [
+    "compare_files",
+    "compare_to_truth",
+    "found_rp",
+    "match_regions",
+    "merge_indistinct",
+    "projected_regions",
+    "rp_boundaries",
+]
+
+#: regions compared by default: at least this large (issue 4's acceptance criterion)
+MIN_REGION_NM2 = 25.0
 
 
 def _footprints(truth: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -314,3 +338,92 @@ def found_rp(labels: np.ndarray, truth_map: np.ndarray, boundaries: list[dict]) 
         if b["type"] == "RP" and i is not None and j is not None and i != j:
             out.add(tuple(sorted((i, j))))
     return out
+
+
+def compare_to_truth(labels: np.ndarray, domains: list[dict], boundaries: list[dict], truth: dict,
+                     min_area_nm2: float = MIN_REGION_NM2) -> dict[str, Any]:
+    """Analysed domains beside the projected truth, region by region.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (ny, nx)
+        Domain label map of the analysis (ids 1..n = ``domains[i - 1]``), on the
+        simulated image's pixel grid.
+    domains, boundaries : list of dict
+        ``domains`` and ``boundaries`` of the analysis (``domains.json``).
+    truth : dict
+        Truth sidecar of the simulated image (``load_truth``).
+    min_area_nm2 : float
+        Regions at least this large with a resolvable lattice (six interior
+        columns) are compared; smaller ones are listed with ``compared`` False.
+
+    Returns
+    -------
+    dict
+        ``regions``: one row per projected truth region (``label``,
+        ``model_domains`` (the stack along the beam), ``majority_label`` (the model
+        domain most pixels show), ``area_nm2``, truth ``br_fraction``, ``shifted_fraction``,
+        ``mixed_fraction``, ``lattice_pm``, the matched domain ``match`` / ``name`` and
+        ``iou``, the analysed ``found_*`` values and ``*_error``); ``rp_truth``,
+        ``rp_found``, ``rp_missed`` (pairs of region labels, edge-on RP faults between
+        compared regions); ``n_domains_found``, ``n_regions_compared``.
+    """
+    lab = np.asarray(labels)
+    tm, regions = projected_regions(truth)
+    if lab.shape != tm.shape:
+        raise InputError(f"label map {lab.shape} and truth label map {tm.shape} differ: "
+                         "not the analysis of this simulated image")
+    matches = match_regions(lab, tm, regions)
+    rows = []
+    for m in matches:
+        row = {k: m[k] for k in ("label", "majority_label", "model_domains", "area_nm2", "br_fraction",
+                                 "shifted_fraction", "mixed_fraction", "lattice_pm", "match", "iou")}
+        row["compared"] = bool(m["area_nm2"] >= min_area_nm2 and np.isfinite(m["lattice_pm"]))
+        dom = domains[m["match"] - 1] if m["match"] is not None and m["match"] <= len(domains) else None
+        row["name"] = dom["name"] if dom else None
+        for key in ("lattice_pm", "br_fraction", "mixed_fraction", "shifted_fraction"):
+            found = dom.get(key) if dom else None
+            row[f"found_{key}"] = found
+            ok = found is not None and np.isfinite(found) and np.isfinite(m[key])
+            row[f"{key}_error"] = float(found - m[key]) if ok else None
+        if dom and dom.get("lattice_pm_err") is not None:
+            row["found_lattice_pm_err"] = dom["lattice_pm_err"]
+            row["found_br_fraction_err"] = dom.get("br_fraction_err")
+        # JSON-ready: NaN (unresolvable region, no composition) as None
+        rows.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()})
+    compared = {r["label"] for r in rows if r["compared"]}
+    resolved = [r for r in regions if np.isfinite(r["lattice_pm"])]
+    rp_truth = {p for p in rp_boundaries(truth, tm, resolved) if set(p) <= compared}
+    rp_found = found_rp(lab, tm, boundaries)
+    return {
+        "regions": rows,
+        "rp_truth": sorted(rp_truth),
+        "rp_found": sorted(p for p in rp_found if set(p) <= compared),
+        "rp_missed": sorted(rp_truth - rp_found),
+        "n_domains_found": len(domains),
+        "n_regions_compared": len(compared),
+        "min_area_nm2": min_area_nm2,
+    }
+
+
+def compare_files(analysis_dir: str | Path, truth_path: str | Path,
+                  min_area_nm2: float = MIN_REGION_NM2) -> dict[str, Any]:
+    """:func:`compare_to_truth` on a ``stem analyze`` output folder and a truth sidecar."""
+    import xarray as xr
+
+    from nanodomains.stem.simulate import load_truth
+
+    d = Path(analysis_dir)
+    for name in ("domains.json", "gpa.nc"):
+        if not (d / name).is_file():
+            raise FileFormatError(f"{d / name}: not found (expected a `nanodomains stem analyze` output folder)")
+    try:
+        res = json.loads((d / "domains.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{d / 'domains.json'}: not valid JSON ({exc.msg})") from exc
+    try:
+        with xr.open_dataset(d / "gpa.nc", engine="h5netcdf") as ds:
+            labels = ds["domain"].values.astype(np.int64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise FileFormatError(f"{d / 'gpa.nc'}: no readable 'domain' label map ({exc})") from exc
+    return compare_to_truth(labels, res["domains"], res["boundaries"], load_truth(truth_path), min_area_nm2)
