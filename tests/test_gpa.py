@@ -170,7 +170,8 @@ def test_calibrate_on_lattice_recovers_the_pixel_size():
     wrong = image_from_array(img, 20.0)  # true 25.0 pm/px for a 590 pm cell
     cal = G.calibrate_on_lattice(wrong, A_PX * PX_PM, reference_name="CsPbBr3")
     assert cal.attrs["pixel_size_pm"] == pytest.approx(PX_PM, rel=2e-3)
-    assert cal.attrs["file_pixel_size_pm"] == 20.0 and 0 < cal.attrs["pixel_size_rel_err"] < 2e-3
+    assert cal.attrs["previous_pixel_size_pm"] == 20.0 and cal.attrs["previous_pixel_size_source"] == "argument"
+    assert 0 < cal.attrs["pixel_size_rel_err"] < 2e-3 and cal["x"].attrs["units"] == "nm"
     assert "reference lattice 590 pm CsPbBr3 (both, whole image" in cal.attrs["pixel_size_source"]
     np.testing.assert_allclose(np.diff(cal["x"].values), cal.attrs["pixel_size_pm"] * 1e-3)
     assert wrong.attrs["pixel_size_pm"] == 20.0  # input untouched
@@ -191,3 +192,37 @@ def ndimage_zoom_y(img: np.ndarray, factor: float) -> np.ndarray:
     from scipy import ndimage
 
     return ndimage.zoom(img, (factor, 1.0), order=3)
+
+
+@pytest.mark.parametrize("n", [300, 347])
+def test_lattice_rotated_45_degrees_is_the_primitive_cell(n):
+    # rotated by 45 deg the (100) reflections lie on the diagonals and the streaks of the
+    # non-periodic lattice cross the (1/2, 1/2) positions of the true cell: the centred-
+    # cell test must not take them for reflections (it did at 347 px before the
+    # local-background controls)
+    from stem_synth import perovskite_columns
+
+    from nanodomains.stem.columns import render_columns
+
+    pos, amp, _ = perovskite_columns((2 * n, 2 * n), A_PX)
+    c = s = np.sqrt(0.5)
+    p = pos - n
+    rot = np.stack([c * p[:, 0] + s * p[:, 1], -s * p[:, 0] + c * p[:, 1]], axis=1) + n / 2
+    img = np.random.default_rng(1).poisson(render_columns((n, n), rot, amp, 2.4, background=0.05) * 100) / 100
+    lat = G.find_lattice(image_from_array(img, PX_PM))
+    np.testing.assert_allclose(lat.cell_px, A_PX, rtol=2e-3)
+
+
+def test_reference_region_of_the_caller_is_not_modified():
+    img, _, _ = perovskite_image((200, 240), A_PX, dose=100, seed=5)
+    ref = np.ones(img.shape, bool)
+    G.find_lattice(img, lattice_pm_range=None, reference=ref)
+    assert ref.all()
+
+
+def test_calibrate_an_image_without_pixel_size():
+    img, _, _ = perovskite_image((240, 240), A_PX, dose=100, seed=6)
+    da = xr.DataArray(img, dims=("y", "x"), coords={"y": np.arange(240.0), "x": np.arange(240.0)})
+    cal = G.calibrate_on_lattice(da, A_PX * PX_PM)
+    assert cal.attrs["pixel_size_pm"] == pytest.approx(PX_PM, rel=2e-3) and cal.attrs["previous_pixel_size_pm"] is None
+    np.testing.assert_allclose(np.diff(cal["x"].values), cal.attrs["pixel_size_pm"] * 1e-3)

@@ -99,7 +99,9 @@ def _npy(path, arr):
     ("nan", "NaN"),
     ("noise", "no lattice found"),
     ("bad_region", "calibration-region"),
-    ("bad_lattice", "lattice_pm"),
+    ("bad_lattice", "--calibrate-lattice-pm"),
+    ("region_outside", "calibration region"),
+    ("direction_alone", "need --calibrate-lattice-pm"),
 ])
 def test_cli_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, case, match):
     out = tmp_path / "out"
@@ -130,8 +132,12 @@ def test_cli_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, ca
     else:
         img, _, _ = perovskite_image((200, 200), 23.6, dose=100, seed=2)
         path = _npy(tmp_path / "a.npy", img)
-        args = ["--pixel-size-pm", "20", "--calibrate-lattice-pm",
-                *(["590", "--calibration-region", "0:50"] if case == "bad_region" else ["-590"])]
+        args = ["--pixel-size-pm", "20", *{
+            "bad_region": ["--calibrate-lattice-pm", "590", "--calibration-region", "0:50"],
+            "bad_lattice": ["--calibrate-lattice-pm", "-590"],
+            "region_outside": ["--calibrate-lattice-pm", "590", "--calibration-region", "0:30,0:30"],  # border only
+            "direction_alone": ["--calibration-direction", "x"],
+        }[case]]
     rc = main(["stem", "analyze", path, "--out", str(out), *args])
     err = capsys.readouterr().err
     assert rc == 2
@@ -189,7 +195,7 @@ def test_real_pto_sro_calibrated_on_the_in_plane_lattice(tmp_path):
     assert main(["stem", "analyze", str(REAL), "--out", str(out), "--names", "B,A,O", "--classification", "global",
                  "--calibrate-lattice-pm", "394.4", "--calibration-direction", "x"]) == 0
     d = json.loads((out / "domains.json").read_text())
-    assert d["file_pixel_size_pm"] == pytest.approx(14.9968, abs=1e-3)
+    assert d["previous_pixel_size_pm"] == pytest.approx(14.9968, abs=1e-3) and d["previous_pixel_size_source"] == "file"
     assert d["pixel_size_pm"] == pytest.approx(394.4 / 24.4, rel=0.01)
     assert d["pixel_size_source"].startswith("reference lattice 394.4 pm (x, whole image")
     a = np.array(d["lattice"]["reference_lattice_pm"])
@@ -199,6 +205,17 @@ def test_real_pto_sro_calibrated_on_the_in_plane_lattice(tmp_path):
     assert np.all((a + 2 * a_err > 390) & (a - 2 * a_err < 420))
     assert d["lattice_check"]["status"] == "ok" and d["warnings"] == []
     assert all(390 < dom["lattice_pm"] < 420 for dom in d["domains"])
+
+
+def test_uncalibrated_file_is_calibrated_on_a_reference_lattice(tmp_path):
+    img, _, _ = perovskite_image((300, 300), 23.6, dose=100, seed=2)  # a 590 pm cell at 25 pm/px
+    path = _npy(tmp_path / "a.npy", img)
+    out = tmp_path / "o"
+    assert main(["stem", "analyze", path, "--out", str(out), "--calibrate-lattice-pm", "590", "--names", "B,A,O",
+                 "--classification", "global"]) == 0
+    d = json.loads((out / "domains.json").read_text())
+    assert d["pixel_size_pm"] == pytest.approx(25.0, rel=2e-3)
+    assert d["previous_pixel_size_pm"] is None and d["previous_pixel_size_source"].startswith("none")
 
 
 def test_lattice_check_ranges():

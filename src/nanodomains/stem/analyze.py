@@ -260,6 +260,22 @@ def _load_table(table: Any) -> xr.Dataset | None:
     return tables.load_table(table)
 
 
+def _load_for_analysis(path: Any, pixel_size_pm: float | None, calibrating: bool) -> xr.DataArray:
+    """load_image; a file without calibration is accepted when a reference lattice will set it."""
+    from nanodomains.errors import CalibrationError
+    from nanodomains.stem.io import load_image
+
+    try:
+        return load_image(path, pixel_size_pm)
+    except CalibrationError:
+        if not calibrating:
+            raise
+    image = load_image(path, 1.0)  # a scale is needed to load; replaced by the reference lattice
+    image.attrs.pop("pixel_size_pm")
+    image.attrs["pixel_size_source"] = "none (the file has no length calibration)"
+    return image
+
+
 def analyze_image(
     image: Any,
     table: Any = None,
@@ -325,7 +341,9 @@ def analyze_image(
         is set from it (:func:`nanodomains.stem.gpa.calibrate_on_lattice`, over
         ``calibration_region`` and ``calibration_direction``) instead of the
         file's, and its uncertainty enters the Vegard cross-check. The file's value
-        is kept as ``file_pixel_size_pm``.
+        is kept as ``previous_pixel_size_pm`` / ``previous_pixel_size_source``. A
+        file without a length calibration can then be analysed without
+        ``pixel_size_pm``.
     calibration_region : (slice, slice), optional
     calibration_direction : {"both", "x", "y"}
     segment_kwargs : dict, optional
@@ -347,16 +365,21 @@ def analyze_image(
     from nanodomains.stem import domains as dom
     from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, find_columns
     from nanodomains.stem.gpa import calibrate_on_lattice, find_lattice, gpa
-    from nanodomains.stem.io import load_image
 
     t0 = time.perf_counter()
+    if calibration_direction not in ("both", "x", "y"):
+        raise InputError(f"calibration direction must be 'both', 'x' or 'y', got {calibration_direction!r}")
+    if calibrate_lattice_pm is None and (calibration_region is not None or calibration_direction != "both"):
+        raise InputError("a calibration region or direction needs the reference lattice (calibrate_lattice_pm)")
+    if calibrate_lattice_pm is not None and not (math.isfinite(calibrate_lattice_pm) and calibrate_lattice_pm > 0):
+        raise InputError(f"the reference lattice (calibrate_lattice_pm) must be > 0 pm, got {calibrate_lattice_pm!r}")
     if not isinstance(image, xr.DataArray):
-        image = load_image(image, pixel_size_pm)
+        image = _load_for_analysis(image, pixel_size_pm, calibrate_lattice_pm is not None)
     elif pixel_size_pm is not None:
         raise InputError("pixel_size_pm applies to files; a DataArray carries its own calibration")
     if image.ndim != 2:
         raise InputError(f"analyze_image needs a 2-D image, got dims {image.dims} (average the stack first)")
-    if "pixel_size_pm" not in image.attrs:
+    if "pixel_size_pm" not in image.attrs and calibrate_lattice_pm is None:
         raise InputError("the image has no pixel_size_pm attribute (use nanodomains.stem.io.load_image)")
     if len(names) != 3:
         raise InputError(f"names must be three type names (dim, bright, X), got {names!r}")
@@ -366,8 +389,6 @@ def analyze_image(
         image = calibrate_on_lattice(image, calibrate_lattice_pm, region=calibration_region,
                                      direction=calibration_direction)
         pixel_size_rel_err = max(pixel_size_rel_err, float(image.attrs["pixel_size_rel_err"]))
-    elif calibration_region is not None:
-        raise InputError("calibration_region needs calibrate_lattice_pm")
     tab = _load_table(table)
     lat = find_lattice(image, refine=False)  # gpa() refines it
     res = gpa(image, lattice=lat, reflections=CLASSIFY_REFLECTIONS, unwrap=False)
@@ -388,7 +409,9 @@ def analyze_image(
         "source_file": image.attrs.get("source_file"),
         "pixel_size_pm": px,
         "pixel_size_source": image.attrs.get("pixel_size_source"),
-        "file_pixel_size_pm": image.attrs.get("file_pixel_size_pm"),  # set when calibrated on a lattice
+        # the calibration a reference lattice replaced (None: not calibrated on a lattice, or none in the file)
+        "previous_pixel_size_pm": image.attrs.get("previous_pixel_size_pm"),
+        "previous_pixel_size_source": image.attrs.get("previous_pixel_size_source"),
         "shape_px": list(image.shape),
         "lattice": {"reference_lattice_pm": [float(v) for v in res.lattice.lattice_pm],
                     "reference_lattice_pm_err": [float(v) for v in res.lattice.lattice_pm_err],

@@ -497,7 +497,8 @@ def refine_columns(
         fit (default the larger of :data:`FIT_RADIUS_NN` = 0.4 x the median
         nearest-neighbour distance, Atomap's default (Nord et al. 2017), and
         :data:`FIT_RADIUS_SIGMA` = 1.5 x the estimated width, so that the patch
-        reaches the flanks of the Gaussian).
+        reaches the flanks of the Gaussian; the width floor applies when the width
+        is estimated, i.e. ``sigma_px`` is None).
     n_sweeps : int
         Maximum number of joint sweeps (each fits all columns once).
     max_iter : int

@@ -163,7 +163,11 @@ def nc_mask(res: GPAResult, *, level: float = 0.5, min_area_px: int = 64) -> np.
         raise FitError("no crystal region found in the (110) amplitude map")
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
-    return np.isin(lab, np.flatnonzero(sizes >= min_area_px))
+    out = np.isin(lab, np.flatnonzero(sizes >= min_area_px))
+    if not out.any():
+        raise FitError(f"no crystal region of at least {min_area_px} px in the (110) amplitude map "
+                       f"(largest {int(sizes.max())} px)")
+    return out
 
 
 def _half_phases(res: GPAResult, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -284,6 +288,11 @@ def contrast_map(res: GPAResult) -> np.ndarray:
 # --------------------------------------------------------------------------- segmentation
 
 
+def _fill_distance(shape: tuple[int, ...]) -> int:
+    """A growth distance that reaches every pixel of an array (its diagonal)."""
+    return int(np.ceil(np.hypot(*shape))) + 1
+
+
 def _bbox(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
     """Bounding box of ``mask`` grown by ``pad`` px (clipped): morphology, distance
     transforms and unwrapping of a region need only its neighbourhood, not the frame."""
@@ -323,8 +332,7 @@ def _absorb_small(labels: np.ndarray, mask: np.ndarray, min_area_px: int) -> np.
     out = np.where(np.isin(labels, small), 0, labels)
     if not (out > 0).any():
         return labels
-    big = int(max(labels.shape))
-    return np.where(mask, expand_labels(out, distance=big), 0)
+    return np.where(mask, expand_labels(out, distance=_fill_distance(labels.shape)), 0)
 
 
 def _registry_components(rho: np.ndarray, kappa: np.ndarray, mask: np.ndarray, open_px: float,
@@ -365,7 +373,7 @@ def _registry_components(rho: np.ndarray, kappa: np.ndarray, mask: np.ndarray, o
             reg[n] = sign
     if n == 0:
         raise FitError("no registry region found in the crystal (no (100) lattice fringes)")
-    lab = np.where(mask, expand_labels(lab, distance=int(max(rho.shape))), 0)
+    lab = np.where(mask, expand_labels(lab, distance=_fill_distance(rho.shape)), 0)
     return lab, reg
 
 
@@ -422,7 +430,7 @@ def _two_sides(region: np.ndarray, hi: np.ndarray, min_area_px: int, reliable: n
     parts[lab_hi > 0] = lab_hi[lab_hi > 0]
     parts[lab_lo > 0] = lab_lo[lab_lo > 0] + n_hi
     parts = _absorb_small(parts, rel, min_area_px)
-    parts = np.where(region, expand_labels(parts, distance=int(max(region.shape))), 0)
+    parts = np.where(region, expand_labels(parts, distance=_fill_distance(region.shape)), 0)
     side_hi = np.isin(parts, np.arange(1, n_hi + 1)) & region
     side_lo = region & ~side_hi
     if side_hi.sum() < min_area_px or side_lo.sum() < min_area_px:

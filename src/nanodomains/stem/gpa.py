@@ -89,6 +89,7 @@ References
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -696,6 +697,10 @@ def _refine_basis(
         p, q = p_new, q_new
         if step < max(0.1 * max(ep.max(), eq.max()), 1e-9):
             break
+    else:
+        warnings.warn(f"GPA: g refinement still moved {step:.2e} cycles/px after {max_iter} iterations "
+                      "(uncertainty " f"{max(ep.max(), eq.max()):.1e}); check the reference region", RuntimeWarning,
+                      stacklevel=3)
     err = 0.5 * np.sqrt(ep**2 + eq**2)
     return np.stack([0.5 * (p + q), 0.5 * (p - q)]), np.stack([err, err])
 
@@ -726,7 +731,7 @@ def _reference_mask(reference: Any, shape: tuple[int, int], radius: float) -> np
         reg = np.zeros(shape, bool)
         reg[reference] = True
     else:
-        reg = np.asarray(reference, dtype=bool)
+        reg = np.array(reference, dtype=bool)  # a copy: the border is removed below
         if reg.shape != shape:
             raise InputError(f"reference mask shape {reg.shape} differs from the image {shape}")
     given = int(reg.sum())
@@ -785,18 +790,22 @@ def _primitive_if_centred(
     Where Ruddlesden-Popper faults split the (100) reflections into weak lobes, the
     reflection search can settle on the centred cell of the (110) and (1-10)
     reflections (edge a/sqrt 2). The split lobes still carry the (100) power within
-    a mask of radius |g|/4, so the power at the (1/2, +-1/2) positions is compared
-    with that at (1/2, 0) and (0, 1/2), where neither cell has a reflection.
+    a mask of radius |g|/4 = R, so the mean power at the (1/2, +-1/2) positions is
+    compared with the mean at 2R beside them along x and y (the local background,
+    including leakage streaks of strong reflections that run along the image axes).
     """
     norms = np.linalg.norm(basis, axis=1)
     cosang = basis[0] @ basis[1] / (norms[0] * norms[1])
     half = np.stack([(basis[0] + basis[1]) / 2, (basis[0] - basis[1]) / 2])
     if not (0.9 < norms[0] / norms[1] < 1.1 and abs(cosang) < 0.17) or np.linalg.norm(half, axis=1).min() < 0.9 * gmin:
         return basis, hk
-    control = np.stack([basis[0] / 2, basis[1] / 2])
     radius = 0.25 * float(np.linalg.norm(half, axis=1).min())
-    signal = sum(_band_power(spec, g, radius, mask) for g in half)
-    background = sum(_band_power(spec, g, radius, mask) for g in control)
+    # local background 2R beside each half position along both image axes: streaks of
+    # strong reflections (lattice not periodic across the border) run along the axes
+    # and cross some half positions, so distant controls would see less leakage
+    steps = 2 * radius * np.array([[1, 0], [-1, 0], [0, 1], [0, -1]])
+    signal = np.mean([_band_power(spec, g, radius, mask) for g in half])
+    background = np.mean([_band_power(spec, g + d, radius, mask) for g in half for d in steps])
     if signal < min_ratio * max(background, 1e-300):
         return basis, hk
     prim = _orient(half[0], half[1])
@@ -925,31 +934,41 @@ def calibrate_on_lattice(
     Returns
     -------
     DataArray
-        A copy with ``pixel_size_pm`` replaced, coordinates rescaled, and
-        ``pixel_size_source`` ("reference lattice ..."), ``file_pixel_size_pm``
-        (the previous value, or None) and ``pixel_size_rel_err`` set.
+        A copy with ``pixel_size_pm`` replaced, coordinates (nm) rescaled, and
+        ``pixel_size_source`` ("reference lattice ..."), ``previous_pixel_size_pm``
+        and ``previous_pixel_size_source`` (the replaced calibration, None if the
+        image had none) and ``pixel_size_rel_err`` set.
     """
     if not isinstance(image, xr.DataArray) or image.dims != ("y", "x"):
         raise InputError("calibrate_on_lattice needs a 2-D image DataArray with dims (y, x) (use load_image)")
     known = require_positive("lattice_pm", lattice_pm)
     if direction not in ("both", "x", "y"):
         raise InputError(f"direction must be 'both', 'x' or 'y', got {direction!r}")
-    lat = find_lattice(image.values, lattice_pm_range=None, reference=region)
+    try:
+        lat = find_lattice(image.values, lattice_pm_range=None, reference=region)
+    except InputError as exc:
+        raise InputError(f"calibration region: {exc}") from exc
     pick = {"both": [0, 1], "x": [0], "y": [1]}[direction]
     cell = float(np.mean(lat.cell_px[pick]))
     cell_err = float(np.sqrt(np.sum(lat.cell_err_px[pick] ** 2)) / len(pick))
     new_px = known / cell
     old_px = image.attrs.get("pixel_size_pm")
     out = image.copy()
-    if old_px is not None and "y" in image.coords and "x" in image.coords:
-        ratio = new_px / float(old_px)
-        out = out.assign_coords(y=np.asarray(image["y"], float) * ratio, x=np.asarray(image["x"], float) * ratio)
+    coords = {}
+    for dim in ("y", "x"):
+        if dim in image.coords:
+            c = image[dim]
+            vals = (np.asarray(c, float) * (new_px / float(old_px)) if old_px is not None
+                    else np.arange(image.sizes[dim]) * new_px * 1e-3)
+            coords[dim] = (dim, vals, {**c.attrs, "units": "nm"})
+    out = out.assign_coords(coords)
     region_txt = "whole image" if region is None else f"rows {region[0].start}:{region[0].stop}, columns {region[1].start}:{region[1].stop}"
     out.attrs.update({
         "pixel_size_pm": new_px,
         "pixel_size_source": f"reference lattice {known:g} pm {reference_name} ({direction}, {region_txt}, "
                              f"measured {cell:.3f} +- {cell_err:.3f} px)".replace("  ", " "),
-        "file_pixel_size_pm": None if old_px is None else float(old_px),
+        "previous_pixel_size_pm": None if old_px is None else float(old_px),
+        "previous_pixel_size_source": image.attrs.get("pixel_size_source"),
         "pixel_size_rel_err": cell_err / cell,
     })
     return out

@@ -34,6 +34,7 @@ from scipy.spatial import cKDTree
 
 from nanodomains import materials
 from nanodomains.errors import FileFormatError, InputError
+from nanodomains.stem.domains import _fill_distance
 from nanodomains.stem.simulate import decode_array
 from nanodomains.structure import parse_direction
 
@@ -153,7 +154,7 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
                 else:
                     thin_any = True
         if thin_any and keep.any():  # thin pieces take the signature of the nearest thick piece
-            grown = expand_labels(keep, distance=max(lab.shape))
+            grown = expand_labels(keep, distance=_fill_distance(lab.shape))
             sig_map[in_lab] = grown[in_lab] - 1
     key_map = np.zeros(lab.shape, dtype=np.int64)
     keys = np.unique(np.stack([eff, sig_map[ii, jj]], axis=1), axis=0, return_inverse=True)[1].ravel()
@@ -168,7 +169,7 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
     sizes = np.bincount(regions.ravel(), minlength=n_reg + 1)
     small = np.flatnonzero(sizes * h_nm**2 < min_area_nm2)
     regions[np.isin(regions, small[small > 0])] = 0
-    regions = np.where(inside, expand_labels(regions, distance=max(lab.shape)), 0)
+    regions = np.where(inside, expand_labels(regions, distance=_fill_distance(lab.shape)), 0)
     merged = np.where(inside, regions - 1, -1)
     cols = truth["columns"]
     x = np.asarray(cols["x_nm"], float)
