@@ -175,3 +175,35 @@ def test_segmentation_needs_the_110_reflections_and_a_calibration():
     res_px = gpa(img, reflections=CLASSIFY_REFLECTIONS, unwrap=False)  # bare array: no calibration
     with pytest.raises(InputError, match="calibrated"):
         D.segment_domains(img, res_px, cols)
+
+
+def test_fragments_cut_off_from_their_domain_are_absorbed():
+    # square column grid (spacing 10 px = half a 20 px cell): domain 1 left, 2 right, 3 below;
+    # a one-column strip labelled 3 runs along the 1|2 boundary, cut off from domain 3
+    yy, xx = np.mgrid[0:30, 0:40]
+    pos = np.stack([yy.ravel() * 10.0, xx.ravel() * 10.0], axis=1)
+    lab = np.where(xx < 20, 1, 2)
+    lab[yy >= 20] = 3
+    lab[2:12, 20] = 3  # the strip: 10 columns, not connected to domain 3
+    iso = np.array([[1000.0, 1000.0], [1000.0, 1010.0]])  # a separate 2-column crystal
+    pos = np.concatenate([pos, iso])
+    lab = np.concatenate([lab.ravel(), [4, 4]])
+    out = D._absorb_small_domains(pos, lab, cell_px=20.0, min_columns=40)
+    grid = out[:-2].reshape(30, 40)
+    assert np.all(grid[2:12, 20] == 2)  # given to the domain around it
+    assert np.all(grid[20:, :] == 3) and np.all(grid[:20, :20] == 1)  # the big pieces stay
+    assert np.all(out[-2:] == 4)  # no labelled neighbour: kept
+
+
+@pytest.mark.slow
+def test_paper_fig1_at_10_pm_has_no_spurious_boundary():
+    # at 10 pm a strip of boundary columns used to keep a diagonal domain's label and made
+    # a 2.7 nm "other" boundary at the four-domain junction
+    from nanodomains.stem.analyze import analyze_image
+    from nanodomains.stem.simulate import simulate_image
+    from nanodomains.structure import paper_fig1
+
+    sim = simulate_image(paper_fig1(), pixel_size_pm=10.0, shape=2048, seed=2)
+    res = analyze_image(sim.image, n_boot=50)
+    assert sorted(b["type"] for b in res.boundaries) == ["RP"] * 4
+    check_acceptance(sim, res, "paper_fig1 at 10 pm")

@@ -669,25 +669,44 @@ def _labelled_neighbours(positions_px: np.ndarray, lab: np.ndarray, r_px: float
 
 def _absorb_small_domains(positions_px: np.ndarray, column_domain: np.ndarray, cell_px: float,
                           min_columns: float) -> np.ndarray:
-    """Give the columns of domains with fewer than ``min_columns`` columns to their most frequent neighbour."""
+    """Give connected pieces of fewer than ``min_columns`` columns to their most frequent neighbour.
+
+    A piece is a connected set of equally labelled columns (neighbours within 0.8
+    cell): a whole small domain, or a fragment cut off from its domain (a strip of
+    boundary columns on the far side of another domain). A domain is one connected
+    region, so such fragments are not part of it. Pieces without a differently
+    labelled neighbour (a separate small crystal) are kept.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     lab = np.asarray(column_domain).copy()
     nbrs = _labelled_neighbours(positions_px, lab, 0.8 * cell_px)
     if nbrs is None:
         return lab
     idx, owner, nb = nbrs
+    n = len(idx)
     for _ in range(10):
-        ids, counts = np.unique(lab[idx], return_counts=True)
-        small = ids[counts < min_columns]
-        if len(small) == 0 or len(ids) == 1:
+        sub = lab[idx]
+        same = sub[owner] == sub[nb]
+        graph = coo_matrix((np.ones(int(same.sum())), (owner[same], nb[same])), shape=(n, n))
+        n_comp, comp = connected_components(graph, directed=False)
+        size = np.bincount(comp, minlength=n_comp)
+        touching = sub[owner] != sub[nb]
+        small = (size[comp[owner]] < min_columns) & touching
+        if not small.any():
             break
-        d = small[np.argmin(counts[np.isin(ids, small)])]  # smallest first
-        mine = lab[idx][owner] == d
-        other = lab[idx][nb]
-        cand = other[mine & (other != d)]
-        if len(cand) == 0:
+        # most frequent other label around each small piece (pairs sorted by piece, then label)
+        pc, other = comp[owner][small], sub[nb][small]
+        keys, counts = np.unique(np.stack([pc, other], axis=1), axis=0, return_counts=True)
+        order = np.lexsort((-counts, keys[:, 0]))  # by piece, most frequent label first
+        first = order[np.r_[True, np.diff(keys[order, 0]) != 0]]
+        target = np.full(n_comp, -1, dtype=np.int64)
+        target[keys[first, 0]] = keys[first, 1]
+        new = np.where(target[comp] >= 0, target[comp], sub)
+        if np.array_equal(new, sub):
             break
-        vals, c = np.unique(cand, return_counts=True)
-        lab[idx[lab[idx] == d]] = vals[np.argmax(c)]
+        lab[idx] = new
     return lab
 
 
