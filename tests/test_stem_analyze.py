@@ -101,7 +101,7 @@ def _npy(path, arr):
     ("bad_region", "calibration-region"),
     ("bad_lattice", "--calibrate-lattice-pm"),
     ("region_outside", "calibration region"),
-    ("direction_alone", "need --calibrate-lattice-pm"),
+    ("direction_alone", "needs the reference lattice"),
 ])
 def test_cli_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, case, match):
     out = tmp_path / "out"
@@ -200,9 +200,10 @@ def test_real_pto_sro_calibrated_on_the_in_plane_lattice(tmp_path):
     assert d["pixel_size_source"].startswith("reference lattice 394.4 pm (x, whole image")
     a = np.array(d["lattice"]["reference_lattice_pm"])
     a_err = np.array(d["lattice"]["reference_lattice_pm_err"])
-    assert a[0] == pytest.approx(394.4, rel=1e-3)
-    # out of plane: measured (389.9 +- 1.1 pm), not set by the calibration
-    assert np.all((a + 2 * a_err > 390) & (a - 2 * a_err < 420))
+    assert a[0] == pytest.approx(394.4, rel=1e-3)  # set by the calibration
+    # out of plane: measured, not set (389.9 +- 1.1 pm here, just below 3.9 A; not asserted
+    # against the range); the domain's mean cell edge over its columns is in range
+    assert 0 < a_err[1] < 2 and abs(a[1] - a[0]) > 2 * a_err[1]
     assert d["lattice_check"]["status"] == "ok" and d["warnings"] == []
     assert all(390 < dom["lattice_pm"] < 420 for dom in d["domains"])
 

@@ -402,12 +402,6 @@ def stem_analyze(
         if len(vals) != 3:
             raise InputError(f"--probe {probe!r}: expected kV,mrad,source-FWHM-pm, e.g. 300,24,40")
         pr = dict(zip(("beam_energy_kev", "convergence_semiangle_mrad", "source_fwhm_pm"), vals))
-    if calibrate_lattice_pm is not None and not calibrate_lattice_pm > 0:
-        raise InputError(f"--calibrate-lattice-pm must be a lattice spacing > 0 pm, got {calibrate_lattice_pm}")
-    if calibration_direction not in ("both", "x", "y"):
-        raise InputError(f"--calibration-direction must be both, x or y, got {calibration_direction!r}")
-    if calibrate_lattice_pm is None and (calibration_region is not None or calibration_direction != "both"):
-        raise InputError("--calibration-region / --calibration-direction need --calibrate-lattice-pm")
     res = analyze_image(image, table, pixel_size_pm=pixel_size_pm, names=type_names, classification=classification,
                         thickness_nm=thickness_nm if thickness_nm is not None else "cube", eds_maps=eds, seed=seed,
                         probe=pr, calibrate_lattice_pm=calibrate_lattice_pm,

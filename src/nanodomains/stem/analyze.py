@@ -368,11 +368,14 @@ def analyze_image(
 
     t0 = time.perf_counter()
     if calibration_direction not in ("both", "x", "y"):
-        raise InputError(f"calibration direction must be 'both', 'x' or 'y', got {calibration_direction!r}")
+        raise InputError(f"calibration_direction (--calibration-direction) must be both, x or y, "
+                         f"got {calibration_direction!r}")
     if calibrate_lattice_pm is None and (calibration_region is not None or calibration_direction != "both"):
-        raise InputError("a calibration region or direction needs the reference lattice (calibrate_lattice_pm)")
+        raise InputError("a calibration region or direction (--calibration-region / --calibration-direction) "
+                         "needs the reference lattice (calibrate_lattice_pm, --calibrate-lattice-pm)")
     if calibrate_lattice_pm is not None and not (math.isfinite(calibrate_lattice_pm) and calibrate_lattice_pm > 0):
-        raise InputError(f"the reference lattice (calibrate_lattice_pm) must be > 0 pm, got {calibrate_lattice_pm!r}")
+        raise InputError(f"the reference lattice (calibrate_lattice_pm, --calibrate-lattice-pm) must be > 0 pm, "
+                         f"got {calibrate_lattice_pm!r}")
     if not isinstance(image, xr.DataArray):
         image = _load_for_analysis(image, pixel_size_pm, calibrate_lattice_pm is not None)
     elif pixel_size_pm is not None:

@@ -965,8 +965,8 @@ def calibrate_on_lattice(
     region_txt = "whole image" if region is None else f"rows {region[0].start}:{region[0].stop}, columns {region[1].start}:{region[1].stop}"
     out.attrs.update({
         "pixel_size_pm": new_px,
-        "pixel_size_source": f"reference lattice {known:g} pm {reference_name} ({direction}, {region_txt}, "
-                             f"measured {cell:.3f} +- {cell_err:.3f} px)".replace("  ", " "),
+        "pixel_size_source": f"reference lattice {known:g} pm" + (f" {reference_name}" if reference_name else "")
+                             + f" ({direction}, {region_txt}, measured {cell:.3f} +- {cell_err:.3f} px)",
         "previous_pixel_size_pm": None if old_px is None else float(old_px),
         "previous_pixel_size_source": image.attrs.get("pixel_size_source"),
         "pixel_size_rel_err": cell_err / cell,
