@@ -60,3 +60,19 @@ def require_finite(name: str, value: float) -> float:
     if not math.isfinite(v):
         raise InputError(f"{name} must be finite, got {value!r}")
     return v
+
+
+def require_in_range(name: str, value, lo: float = 0.0, hi: float = float("inf"), *,
+                     lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` as a finite float in [lo, hi] (ends open when asked), else :class:`InputError`.
+
+    Examples
+    --------
+    >>> require_in_range("fraction", 0.3, 0, 1)
+    0.3
+    """
+    v = require_finite(name, value)
+    if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise InputError(f"{name} must lie in {left}{lo:g}, {hi:g}{right}, got {value!r}")
+    return v

@@ -73,6 +73,20 @@ ATOMIC_NUMBER: dict[str, int] = {"Cs": 55, "Pb": 82, "Br": 35, "I": 53}
 IONIC_RADIUS_PM: dict[str, float] = {"Cs": 188.0, "Pb": 119.0, "Br": 196.0, "I": 220.0}
 IONIC_RADIUS_CN: dict[str, int] = {"Cs": 12, "Pb": 6, "Br": 6, "I": 6}
 
+#: Bulk halide-vacancy hop barriers (eV) of the training set of the ReaxFF IBrPbCs
+#: force field: DFT and ReaxFF values, Pols et al., J. Phys. Chem. C 128, 4111 (2024).
+VACANCY_BARRIERS_EV: dict[str, dict[str, float]] = {"dft": {"Br": 0.195, "I": 0.21},
+                                                     "reaxff": {"Br": 0.24, "I": 0.26}}
+
+#: Pseudo-cubic cell edges of common ABO3 perovskites, pm: LaAlO3 3.79 A (small end) to
+#: the PbTiO3 c axis 4.152 A (Glazer & Mabud, Acta Cryst. B34, 1065 (1978)); SrTiO3
+#: 3.905, SrRuO3 3.93, BaTiO3 c 4.036 lie inside.
+ABO3_LATTICE_PM: tuple[float, float] = (379.0, 415.2)
+
+#: Pseudo-cubic perovskite cell edges searched by default when finding a lattice, pm:
+#: ABO3 oxides ~380-420 pm up to CsPbI3 6.29 A with margin (PHYSICS.md).
+PEROVSKITE_LATTICE_PM: tuple[float, float] = (350.0, 700.0)
+
 Temperature = Literal["4K", "RT"]
 LatticeConvention = Literal["cubic", "pseudocubic"]
 

@@ -64,8 +64,8 @@ from nanodomains.migration.tracking import Trackers, track_hop
 
 KB_EV: float = constants.k / constants.e
 
-#: Bulk vacancy-hop barriers (eV), Pols et al., J. Phys. Chem. C 128, 4111 (2024).
-BARRIERS_EV = {"dft": {"Br": 0.195, "I": 0.21}, "reaxff": {"Br": 0.24, "I": 0.26}}
+#: Bulk vacancy-hop barriers (eV): :data:`nanodomains.materials.VACANCY_BARRIERS_EV`.
+BARRIERS_EV = materials.VACANCY_BARRIERS_EV
 
 
 @dataclass(frozen=True)

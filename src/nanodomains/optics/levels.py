@@ -135,7 +135,7 @@ from numpy.polynomial.legendre import leggauss
 from scipy import constants, integrate, optimize
 
 from nanodomains import materials
-from nanodomains.errors import InputError, require_finite, require_positive
+from nanodomains.errors import InputError, require_finite, require_in_range, require_positive
 
 __all__ = [
     "LevelParameters",
@@ -154,23 +154,12 @@ __all__ = [
     "collection_efficiency",
     "depolarization_factors",
     "effective_size_nm",
-    "require_in_range",
 ]
 
 #: e^2 / (4 pi eps0) in eV nm.
 COULOMB_EV_NM: float = constants.e / (4 * math.pi * constants.epsilon_0) * 1e9
 
 Symmetry = Literal["cubic", "tetragonal", "orthorhombic"]
-
-
-def require_in_range(name: str, value, lo: float = 0.0, hi: float = math.inf, *,
-                     lo_open: bool = False, hi_open: bool = False) -> float:
-    """``value`` as a finite float in [lo, hi] (ends open when asked), else :class:`InputError`."""
-    v = require_finite(name, value)
-    if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise InputError(f"{name} must lie in {left}{lo:g}, {hi:g}{right}, got {value!r}")
-    return v
 
 
 @dataclass(frozen=True)

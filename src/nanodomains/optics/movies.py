@@ -55,7 +55,7 @@ from scipy import ndimage
 from nanodomains import materials
 from nanodomains.errors import CalibrationError, InputError, require_finite, require_positive
 from nanodomains.optics.emitters import NCDynamics
-from nanodomains.optics.levels import require_in_range
+from nanodomains.errors import require_in_range
 
 __all__ = ["Spectrometer", "CCD", "wavelength_axis", "render_expected", "apply_ccd",
            "simulate_movie", "save_movie", "truth_path", "write_json_atomic"]

@@ -58,11 +58,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.constants as sc
 import xarray as xr
 from scipy import ndimage, signal
 from scipy.special import voigt_profile
 
+from nanodomains import materials
 from nanodomains.errors import FitError, InputError
 
 __all__ = [
@@ -85,7 +85,7 @@ __all__ = [
 ]
 
 #: h c in eV nm (scipy.constants), E[eV] = HC_EV_NM / lambda[nm]
-HC_EV_NM = sc.h * sc.c / sc.e * 1e9
+HC_EV_NM = materials.HC_EV_NM  # photon energy x wavelength, one definition (materials.py)
 
 
 def lorentzian(x, center, hwhm, amplitude=1.0):

@@ -40,10 +40,6 @@ __all__ = ["AnalysisResult", "analyze_image", "analyze_for_batch", "lattice_chec
 CSPBX3_NAMES = ("Cs", "PbX", "X")
 ABO3_NAMES = ("B", "A", "O")
 SCHEMA = "nanodomains.stem.domains/1"
-#: pseudo-cubic cell edges of common ABO3 perovskites, pm: LaAlO3 3.79 A (small end)
-#: to the PbTiO3 c axis 4.152 A (Glazer & Mabud, Acta Cryst. B34, 1065 (1978));
-#: SrTiO3 3.905, SrRuO3 3.93, BaTiO3 c 4.036 lie inside
-ABO3_LATTICE_PM = (379.0, 415.2)
 #: a measured lattice this far (relative) outside the expected range is flagged:
 #: beyond strain in a coherent film (~1-2 %), i.e. a calibration problem
 LATTICE_CHECK_TOL = 0.02
@@ -54,7 +50,7 @@ def lattice_check(lattice_pm: float, names: tuple[str, ...], convention: str = "
 
     CsPbX3 (``CSPBX3_NAMES``): the Vegard end members CsPbBr3 and CsPbI3
     (:mod:`nanodomains.materials`, ``convention``); ABO3 (``ABO3_NAMES``):
-    :data:`ABO3_LATTICE_PM`. Outside by more than :data:`LATTICE_CHECK_TOL` the status
+    :data:`nanodomains.materials.ABO3_LATTICE_PM`. Outside by more than :data:`LATTICE_CHECK_TOL` the status
     is "outside" and the note names the pixel calibration as the likely cause.
     Other column names: "not checked".
     """
@@ -64,7 +60,7 @@ def lattice_check(lattice_pm: float, names: tuple[str, ...], convention: str = "
         lo, hi = (materials.lattice_constant_pm(b, convention) for b in (1.0, 0.0))
         material = f"CsPbBr3-CsPbI3 ({convention} Vegard end members)"
     elif tuple(names) == ABO3_NAMES:
-        lo, hi = ABO3_LATTICE_PM
+        lo, hi = materials.ABO3_LATTICE_PM
         material = "ABO3 perovskites (LaAlO3 to PbTiO3 c)"
     else:
         return {"status": "not checked", "measured_pm": float(lattice_pm), "note": f"no expected range for {names}"}

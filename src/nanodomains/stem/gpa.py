@@ -99,6 +99,7 @@ import xarray as xr
 from scipy import fft as sfft
 from scipy import ndimage
 
+from nanodomains import materials
 from nanodomains.errors import FitError, InputError, require_positive
 from nanodomains.stem.io import validate_image_array
 
@@ -119,9 +120,8 @@ __all__ = [
     "unwrap_band_limited",
 ]
 
-#: default pseudo-cubic perovskite lattice range searched, pm (ABX3 oxides ~380-420,
-#: CsPbBr3 5.87 A, CsPbI3 6.29 A; PHYSICS.md)
-PEROVSKITE_LATTICE_PM = (350.0, 700.0)
+#: default pseudo-cubic perovskite lattice range searched, pm (materials.py)
+PEROVSKITE_LATTICE_PM = materials.PEROVSKITE_LATTICE_PM
 _INDEX_TOL = 0.2
 
 

@@ -1,0 +1,5 @@
+"""stem records (see nanodomains.records.base for the conventions)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
