@@ -1,19 +1,17 @@
 """Batch runner: mixed items, corrupt files reported, atomic results, reruns skip work."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REALDATA
 
 from nanodomains.cli import main
 from nanodomains.errors import FileFormatError, InputError
 from nanodomains.pipeline.batch import read_manifest, run_batch
 from nanodomains.spectroscopy.photons_io import PhotonStream, write_photons_npz
 from nanodomains.structure import random_domains
-
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 
 def _cw_stream(seed: int, rate_hz: float = 2e4, duration_s: float = 1.0) -> PhotonStream:
