@@ -7,7 +7,8 @@ Three rules, from docs/architecture.md:
     simulation, reading it is analysis; tests join the two halves;
 (c) no module imports a private name (``_x``) from another module, neither as
     ``from m import _x`` nor as ``m._x`` on an imported module: make it public
-    (documented) or move it to where both can use it.
+    (documented) or move it to where both can use it;
+(d) nothing in the package imports its test helpers (:data:`NOT_IMPORTED`).
 
 Every import counts, also those inside functions. Edit the tables below when a module
 is added, split or moved: every module under src/nanodomains must match an entry.
@@ -80,12 +81,15 @@ SIMULATORS: list[str] = [
     "nanodomains.migration.md",
 ]
 
+#: Modules no other part of the package may import (rule d): the test helpers.
+NOT_IMPORTED: list[str] = ["nanodomains.testing.*"]
+
 
 # ---- checker ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Violation:
-    kind: str  # "layer", "analysis imports simulator", "private name", "no layer"
+    kind: str  # one of KINDS
     file: str
     line: int
     detail: str
@@ -177,8 +181,8 @@ def _dotted(node: ast.AST) -> list[str] | None:
 
 def check_imports(src: Path, package: str = PACKAGE, layers: dict[str, int] = LAYERS,
                   simulators=SIMULATORS, analysis_layer: int = ANALYSIS_LAYER,
-                  root: Path | None = None) -> list[Violation]:
-    """Every violation of rules (a), (b), (c), and modules with no layer, under ``src/package``."""
+                  not_imported=NOT_IMPORTED, root: Path | None = None) -> list[Violation]:
+    """Every violation of rules (a) to (d), and modules with no layer, under ``src/package``."""
     files = module_files(src, package)
     modules = set(files)
     root = root or src.parent
@@ -200,6 +204,9 @@ def check_imports(src: Path, package: str = PACKAGE, layers: dict[str, int] = LA
                 out.append(Violation("analysis imports simulator", rel, line, f"{module} imports {target}"))
             if name is not None and _is_private(name):
                 out.append(Violation("private name", rel, line, f"{module} imports {name} from {target}"))
+            fence = _lookup(target, not_imported)
+            if fence is not None and not _matches(module, fence):
+                out.append(Violation("imports test helpers", rel, line, f"{module} imports {target}"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and _is_private(node.attr):
                 chain = _dotted(node)
@@ -214,7 +221,7 @@ def check_imports(src: Path, package: str = PACKAGE, layers: dict[str, int] = LA
 
 # ---- the real tree ----------------------------------------------------------------------
 
-KINDS = ["no layer", "layer", "analysis imports simulator", "private name"]
+KINDS = ["no layer", "layer", "analysis imports simulator", "private name", "imports test helpers"]
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +241,7 @@ def test_tables_name_real_modules():
     """Every table entry still names a module (catches stale entries after a move)."""
     modules = set(module_files(SRC, PACKAGE))
     future = {"nanodomains.timetags"}  # planned ground-floor module, allowed before it lands
-    stale = [k for k in [*LAYERS, *SIMULATORS]
+    stale = [k for k in [*LAYERS, *SIMULATORS, *NOT_IMPORTED]
              if k not in future and not any(_matches(m, k) for m in modules)]
     assert not stale, f"entries naming no module under src/nanodomains: {stale}"
 
@@ -284,6 +291,9 @@ FAKE = {
             return nanodomains.stem.analyze.run(), simulate._check_pixel  # (c) dotted chain
     """,
     "mystery.py": "import os\n",  # no layer
+    "pipeline/__init__.py": "from nanodomains.testing import make_movie  # (d) same layer, still refused\n",
+    "testing/__init__.py": "from nanodomains.testing.pl import make_movie  # within the helpers: allowed\n",
+    "testing/pl.py": "from nanodomains.stem.simulate import simulate_image  # the top may use simulators\n",
 }
 
 
@@ -310,6 +320,7 @@ def test_checker_catches_planted_violations(tmp_path):
         ("private name", "nanodomains/stem/analyze.py", 8),
         ("private name", "nanodomains/cli.py", 7),
         ("no layer", "nanodomains/mystery.py", 1),
+        ("imports test helpers", "nanodomains/pipeline/__init__.py", 1),
     }
     assert got == expected, "\n".join(map(str, check_imports(src, root=src)))
 
