@@ -1,19 +1,17 @@
 """Batch runner: mixed items, corrupt files reported, atomic results, reruns skip work."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REALDATA
 
 from nanodomains.cli import main
 from nanodomains.errors import FileFormatError, InputError
 from nanodomains.pipeline.batch import read_manifest, run_batch
 from nanodomains.spectroscopy.photons_io import PhotonStream, write_photons_npz
 from nanodomains.structure import random_domains
-
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 
 def _cw_stream(seed: int, rate_hz: float = 2e4, duration_s: float = 1.0) -> PhotonStream:
@@ -134,3 +132,29 @@ def test_stem_images_in_batch(tmp_path):
     assert records["ok"]["status"] == "ok", records["ok"]
     assert records["ok"]["results"]["n_domains"] == 1 and records["ok"]["results"]["n_rp_boundaries"] == 0
     assert records["bad"]["status"] == "error" and "broken.tif" in records["bad"]["error"]
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
+    random_domains(8.0, n_domains=2, seed=1).to_json(tmp_path / "a.json")
+    pd.DataFrame([{"id": "a", "path": "a.json"}]).to_csv(tmp_path / "m.csv", index=False)
+    out = tmp_path / "o"
+    # what a run killed mid-way leaves: a half item folder, a half error file, a half table,
+    # an old folder being replaced
+    (out / "items" / ".a.tmp-99999").mkdir(parents=True)
+    (out / "items" / ".a.tmp-99999" / "partial.json").write_text("{")
+    (out / "items" / ".b.error.tmp-99999.json").write_text("{")
+    (out / ".batch.tmp-99999.parquet").write_bytes(b"PAR1")
+    (out / "items" / ".c.old-99999").mkdir()
+    records = run_batch(tmp_path / "m.csv", out, workers=0)
+    assert [r["status"] for r in records] == ["ok"]
+    assert sorted(p.name for p in (out / "items").iterdir()) == ["a"]
+    assert sorted(p.name for p in out.iterdir()) == ["batch.parquet", "items", "report.html"]
+
+
+def test_failed_item_leaves_no_folder(tmp_path):
+    (tmp_path / "broken.json").write_text('{"edges_nm": [5, 5')
+    pd.DataFrame([{"id": "bad", "path": "broken.json"}]).to_csv(tmp_path / "m.csv", index=False)
+    run_batch(tmp_path / "m.csv", tmp_path / "o", workers=0)
+    assert sorted(p.name for p in (tmp_path / "o" / "items").iterdir()) == ["bad.error.json"]
+    rec = json.loads((tmp_path / "o" / "items" / "bad.error.json").read_text())
+    assert rec["status"] == "error" and "broken.json" in rec["error"] and "results" not in rec

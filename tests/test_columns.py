@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from conftest import REALDATA
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.spatial import cKDTree
-from stem_synth import perovskite_image
+from nanodomains.testing.stem import perovskite_image
 
 from nanodomains.errors import FitError, InputError
 from nanodomains.stem import columns as C
 from nanodomains.stem import gpa as G
 from nanodomains.stem.io import image_from_array, load_image
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "stem" / "pto_sro_haadf.hspy"
+REAL = REALDATA / "stem" / "pto_sro_haadf.hspy"
 PX_PM = 25.0
 A_PX = 23.6
 

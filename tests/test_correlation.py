@@ -16,7 +16,7 @@ from nanodomains.spectroscopy.correlation import (
 )
 from nanodomains.spectroscopy.movie_analysis import analyze_movie
 from nanodomains.spectroscopy.states import segment_trace
-from pl_synth import make_movie, telegraph
+from nanodomains.testing.pl import make_movie, telegraph
 
 BG = 1600.0
 

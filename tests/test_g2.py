@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from conftest import REALDATA
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ from nanodomains.spectroscopy.g2 import (
 )
 from nanodomains.spectroscopy.photons_io import PhotonStream, read_ptu, write_photons_npz
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REAL = REALDATA
 PH_T2 = REAL / "photons" / "picoharp_v30_t2.ptu"
 HH_T2 = REAL / "photons" / "hydraharp_v20_t2.ptu"
 AMOLF = REAL / "photons" / "amolf_cspbbr3_dot08_g2.txt"
@@ -142,6 +142,7 @@ def test_chunked_histogram_equals_whole():
     assert np.allclose(tau, tau2)
 
 
+@pytest.mark.realdata
 def test_file_g2_in_chunks_matches_in_memory():
     whole = compute_g2(read_ptu(PH_T2), mode="cw", bin_ns=1.0, window_ns=200)
     chunked = compute_g2_file(PH_T2, mode="cw", bin_ns=1.0, window_ns=200, chunk_records=50_000)
@@ -249,6 +250,7 @@ def test_microtime_gating():
 # real data and bad input
 
 
+@pytest.mark.realdata
 def test_real_processed_g2_from_peak_areas():
     tau, counts, meta = read_g2_text(AMOLF)
     assert tau[1] - tau[0] == pytest.approx(0.16461, rel=1e-4)
@@ -261,6 +263,7 @@ def test_real_processed_g2_from_peak_areas():
     assert back.g2_0 == r.g2_0 and np.isnan(back.duration_s)  # a processed curve has no duration
 
 
+@pytest.mark.realdata
 def test_real_one_channel_data_is_rejected():
     s = read_ptu(HH_T2)
     with pytest.raises(InputError, match="two channels.*only \\[0\\]"):
@@ -271,6 +274,7 @@ def test_real_one_channel_data_is_rejected():
         compute_g2(read_ptu(PH_T2), channels=(0, 3))
 
 
+@pytest.mark.realdata
 def test_real_picoharp_t2_cw():
     s = read_ptu(PH_T2)
     r = compute_g2(s, mode="cw", bin_ns=10_000.0, window_ns=2_000_000.0)
@@ -313,6 +317,7 @@ def test_result_json_and_csv_round_trip(tmp_path):
     assert np.array_equal(data["counts"].astype(int), r.counts)
 
 
+@pytest.mark.realdata
 def test_cli_g2(tmp_path, capsys):
     from nanodomains.cli import main
 

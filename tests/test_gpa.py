@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from conftest import REALDATA
 
 import numpy as np
 import pytest
 import xarray as xr
-from stem_synth import perovskite_image
+from nanodomains.testing.stem import perovskite_image
 
 from nanodomains.errors import FitError, InputError
 from nanodomains.stem import gpa as G
 from nanodomains.stem.io import image_from_array, load_image
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "stem" / "pto_sro_haadf.hspy"
+REAL = REALDATA / "stem" / "pto_sro_haadf.hspy"
 PX_PM = 25.0
 A_PX = 23.6  # 590 pm, CsPbBr3-like
 
@@ -200,7 +200,7 @@ def test_lattice_rotated_45_degrees_is_the_primitive_cell(n):
     # non-periodic lattice cross the (1/2, 1/2) positions of the true cell: the centred-
     # cell test must not take them for reflections (it did at 347 px before the
     # local-background controls)
-    from stem_synth import perovskite_columns
+    from nanodomains.testing.stem import perovskite_columns
 
     from nanodomains.stem.columns import render_columns
 

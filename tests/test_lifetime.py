@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from conftest import REALDATA
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ from nanodomains.spectroscopy.lifetime import (
 )
 from nanodomains.spectroscopy.photons_io import DecayHistogram, PhotonStream, read_decay, read_ptu
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REAL = REALDATA
 IRF = REAL / "decay" / "IRF_data.txt"
 DECAY = REAL / "decay" / "Decaytrace1"
 HH_T3 = REAL / "photons" / "hydraharp_v20_t3.ptu"
@@ -140,6 +140,7 @@ def test_tail_fit():
 # real data
 
 
+@pytest.mark.realdata
 def test_real_irf_and_decay():
     decay, irf = read_decay(DECAY), read_decay(IRF)
     one = fit_reconvolution(decay, irf, n_exp=1)
@@ -158,6 +159,7 @@ def test_real_irf_and_decay():
     assert 0.8 < two.tau_mean_ns < 3.0
 
 
+@pytest.mark.realdata
 def test_real_t3_tcspc_histogram_and_tail_fit():
     s = read_ptu(HH_T3)
     h = tcspc_histogram(s)
@@ -176,6 +178,7 @@ def test_real_t3_tcspc_histogram_and_tail_fit():
 # bad input and serialisation
 
 
+@pytest.mark.realdata
 def test_bad_input():
     rng = np.random.default_rng(0)
     decay, irf = synthetic(rng, [1.0], [1e4])
@@ -210,6 +213,7 @@ def test_result_json_round_trip(tmp_path):
     assert np.allclose(back.model, r.model, equal_nan=True)
 
 
+@pytest.mark.realdata
 def test_cli_lifetime(tmp_path, capsys):
     from nanodomains.cli import main
 

@@ -20,7 +20,7 @@ from nanodomains.spectroscopy.peaks import (
     remove_cosmic_rays,
     voigt,
 )
-from pl_synth import fig4_like, lines_nm, make_movie
+from nanodomains.testing.pl import fig4_like, lines_nm, make_movie
 
 
 def test_profiles_and_areas():
@@ -126,11 +126,11 @@ def test_particle_shower_removed_smooth_wide_line_kept():
 
 @pytest.mark.realdata
 def test_real_sif_cosmic_rays():
-    from pathlib import Path
+    from conftest import REALDATA
 
     from nanodomains.spectroscopy.io import load_movie
 
-    m = load_movie(Path(__file__).resolve().parents[2] / "shared" / "realdata" / "spectra" / "measurement.sif")
+    m = load_movie(REALDATA / "spectra" / "measurement.sif")
     clean, rec = remove_cosmic_rays(m.values, m["wavelength"].values)
     # the hit near 579.3 nm in the last frame (up to 8,500 counts over a ~700 count floor)
     i = int(np.argmin(np.abs(m["wavelength"].values - 579.3)))

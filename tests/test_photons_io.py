@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from conftest import REALDATA, require_realdata
+
 import numpy as np
 import ptufile
 import pytest
@@ -22,7 +24,7 @@ from nanodomains.spectroscopy.photons_io import (
     write_photons_npz,
 )
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REAL = REALDATA
 HH_T2 = REAL / "photons" / "hydraharp_v20_t2.ptu"
 PH_T2 = REAL / "photons" / "picoharp_v30_t2.ptu"
 HH_T3 = REAL / "photons" / "hydraharp_v20_t3.ptu"
@@ -30,6 +32,7 @@ HH_T3 = REAL / "photons" / "hydraharp_v20_t3.ptu"
 
 @pytest.fixture(scope="module")
 def streams():
+    require_realdata(HH_T2, PH_T2, HH_T3)
     return {p.stem: read_ptu(p) for p in (HH_T2, PH_T2, HH_T3)}
 
 
@@ -93,6 +96,7 @@ def test_chunked_equals_whole(path, streams):
     assert all(a.duration_s <= b.duration_s for a, b in zip(chunks, chunks[1:]))
 
 
+@pytest.mark.realdata
 def test_truncated_ptu_is_reported(tmp_path):
     data = PH_T2.read_bytes()
     cut = tmp_path / "cut.ptu"
@@ -161,6 +165,7 @@ def test_stream_validation():
         s.select(0, (0, 10))
 
 
+@pytest.mark.realdata
 def test_summary_reads_in_chunks():
     info = photon_file_summary(PH_T2, chunk_records=100_000)
     assert info["n_photons"] == 920177
@@ -169,6 +174,7 @@ def test_summary_reads_in_chunks():
     assert info["rates_hz"][0] == pytest.approx(531477 / info["duration_s"])
 
 
+@pytest.mark.realdata
 def test_decay_text_files():
     irf = read_decay(REAL / "decay" / "IRF_data.txt")
     dec = read_decay(REAL / "decay" / "Decaytrace1")
@@ -179,6 +185,7 @@ def test_decay_text_files():
     assert irf.time_ns[np.argmax(irf.counts)] == pytest.approx(2.18)
 
 
+@pytest.mark.realdata
 def test_two_column_text_header():
     tau, y, meta = read_two_column_text(REAL / "photons" / "amolf_cspbbr3_dot08_g2.txt")
     assert meta["tauStart_ns"] == "-210" and tau.size == 2550 and y.max() == 56
@@ -201,6 +208,7 @@ def test_decay_text_errors(tmp_path, text, message):
         read_decay(bad)
 
 
+@pytest.mark.realdata
 def test_cli_info(tmp_path, capsys):
     from nanodomains.cli import main
 

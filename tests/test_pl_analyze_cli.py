@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
+from conftest import REALDATA
 
 import numpy as np
 import pytest
 
 from nanodomains.cli import main
 from nanodomains.spectroscopy.io import save_movie
-from pl_synth import fig4_like
+from nanodomains.testing.pl import fig4_like
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "spectra"
+REAL = REALDATA / "spectra"
 TRUTH_FIELDS = {"id", "domain", "kind", "center_nm", "lines_nm", "fss_uev", "intervals_s"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 import warnings
-from pathlib import Path
+from conftest import REALDATA
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ import xarray as xr
 from nanodomains.errors import CalibrationError, FileFormatError, InputError
 from nanodomains.spectroscopy.io import load_movie, movie_from_arrays, save_movie, validate_movie
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "spectra"
+REAL = REALDATA / "spectra"
 
 
 # ---------------------------------------------------------------------------- SIF (real files)

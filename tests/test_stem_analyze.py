@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from conftest import REALDATA
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from stem_cases import analysed, simulated
-from stem_synth import perovskite_image
+from nanodomains.testing.stem import analysed, simulated
+from nanodomains.testing.stem import perovskite_image
 
 from nanodomains.cli import main
 from nanodomains.errors import FitError
 from nanodomains.stem.analyze import ABO3_NAMES, CSPBX3_NAMES, _eds_steps, analyze_for_batch, analyze_image, lattice_check
 from nanodomains.stem.io import save_image
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "stem" / "pto_sro_haadf.hspy"
+REAL = REALDATA / "stem" / "pto_sro_haadf.hspy"
 DOMAIN_KEYS = {"id", "area_nm2", "centroid_nm", "lattice_pm", "lattice_pm_err", "br_fraction", "br_fraction_err",
                "shifted_fraction", "shifted_fraction_err", "formula"}
 

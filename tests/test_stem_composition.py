@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from stem_cases import analysed
+from nanodomains.testing.stem import analysed
 
 from nanodomains.errors import FitError, InputError
 from nanodomains.stem import composition as C

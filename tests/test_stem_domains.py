@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from stem_cases import analysed
-from stem_synth import perovskite_image
+from nanodomains.testing.stem import analysed
+from nanodomains.testing.stem import perovskite_image
 
 from nanodomains.errors import InputError
 from nanodomains.stem import domains as D

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+from conftest import REALDATA
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from nanodomains.errors import CalibrationError, FileFormatError, InputError
 from nanodomains.stem.io import image_from_array, load_image, register_stack, save_image
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "stem" / "pto_sro_haadf.hspy"
+REAL = REALDATA / "stem" / "pto_sro_haadf.hspy"
 
 
 def _image(seed=0, shape=(64, 80)):

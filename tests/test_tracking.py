@@ -16,7 +16,7 @@ from nanodomains.spectroscopy.tracking import (
     track_arrays,
     window_sums,
 )
-from pl_synth import fig4_like, make_movie, on_between
+from nanodomains.testing.pl import fig4_like, make_movie, on_between
 
 
 def _fits(movie):

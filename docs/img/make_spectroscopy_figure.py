@@ -1,6 +1,6 @@
 """Figures for docs/spectroscopy.md: python docs/img/make_spectroscopy_figure.py
 
-A synthetic 4 K movie (tests/pl_synth.py: a 677 ueV doublet and an 878 ueV triplet,
+A synthetic 4 K movie (nanodomains.testing.pl: a 677 ueV doublet and an 878 ueV triplet,
 both blinking, and a QD whose charged exciton X* switches to the neutral line at
 37 s, with shot and read noise and four cosmic rays) analysed by
 `analyze_movie`; the seed's Fig. 5c and 5d as rendered by the optical forward model
@@ -9,20 +9,17 @@ realdata folder.
 Prints the numbers quoted on the page.
 """
 
-import sys
 from pathlib import Path
+
+from nanodomains.spectroscopy.movie_analysis import analyze_movie
+from nanodomains.testing.pl import fig4_like
 
 here = Path(__file__).resolve().parent
 repo = here.parents[1]
-sys.path.insert(0, str(repo / "tests"))  # the synthetic-movie helper of the tests
-
-from pl_synth import fig4_like  # noqa: E402
-
-from nanodomains.spectroscopy.movie_analysis import analyze_movie  # noqa: E402
 
 movie, truth = fig4_like(seed=1)
 a = analyze_movie(movie)
-a.plot_overview(here / "spectroscopy_overview.png", title="synthetic 4 K movie (tests/pl_synth.fig4_like, seed 1)")
+a.plot_overview(here / "spectroscopy_overview.png", title="synthetic 4 K movie (nanodomains.testing.pl.fig4_like, seed 1)")
 for e in a.emitters:
     print(e.id, e.kind, f"{e.center_nm:.3f} nm", [f"{x:.3f}" for x in e.lines_nm],
           f"FSS {e.fss_uev:.1f} +- {e.fss_uev_err:.1f} ueV" if e.kind in ("doublet", "triplet") else "",

@@ -100,14 +100,9 @@ def describe(model: str = typer.Argument(..., help="NC model JSON.")) -> None:
 
 
 def _write_json_atomic(path, obj) -> None:
-    import json
-    from pathlib import Path
+    from nanodomains.files import write_json_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    write_json_atomic(obj, path, indent=2)
 
 
 @app.command()

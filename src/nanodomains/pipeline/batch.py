@@ -16,7 +16,9 @@ columns, compositions), ``pl_movie`` (.sif .spe .csv .nc -> emitters),
 Guarantees
 ----------
 * Each item's outputs are written into a temporary folder renamed to
-  ``DIR/items/<id>/`` when complete, so a crash or interrupt never leaves a half item.
+  ``DIR/items/<id>/`` when complete (:func:`nanodomains.files.atomic_dir`), so a crash
+  or interrupt never leaves a half item; temporary folders and files left by a killed
+  run are removed when the next run starts (one run per output folder at a time).
 * A rerun skips items whose ``result.json`` exists, and failed items unless
   ``retry_failed`` (a deleted result is recomputed, nothing else).
 * A failing item writes ``DIR/items/<id>.error.json`` (type, message) and does not stop
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import time
 import traceback
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from nanodomains.errors import FileFormatError, InputError, NanodomainsError
+from nanodomains.files import atomic_dir, atomic_path, read_json, write_json_atomic
 
 HANDLERS: dict[str, Callable[[Path, Path, dict], dict]] = {}
 EXTENSION_KINDS: dict[str, str] = {}
@@ -135,7 +137,35 @@ def _coerce(text):
 
 
 def read_manifest(path: str | Path) -> list[dict]:
-    """Items of a CSV or YAML manifest, with ``id``, ``kind`` and absolute ``path``."""
+    """Items of a CSV or YAML manifest, with ``id``, ``kind`` and absolute ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv`` (header row) or ``.yaml`` manifest (see the module docstring).
+
+    Returns
+    -------
+    list of dict
+        ``id``, ``kind``, ``path`` (absolute) and ``options`` (the other keys; CSV
+        numbers and booleans parsed) per item.
+
+    Raises
+    ------
+    FileFormatError
+        Missing, unreadable or empty manifest, or an item without ``path``.
+    InputError
+        Unknown kind or duplicate id.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / "m.csv").write_text("id,path,mode,window_ns\\nfirst,a.ptu,cw,50\\n")
+    ...     items = read_manifest(Path(d) / "m.csv")
+    >>> items[0]["id"], items[0]["kind"], items[0]["options"]
+    ('first', 'photons_g2', {'mode': 'cw', 'window_ns': 50})
+    """
     p = Path(path)
     if not p.is_file():
         raise FileFormatError(f"{p}: manifest not found")
@@ -193,30 +223,60 @@ def is_done(out_dir: Path, item_id: str, retry_failed: bool = False) -> bool:
 
 
 def run_item(item: dict, out_dir: str) -> dict:
-    """Run one item; write its folder atomically; never raise (errors are results)."""
+    """Run one item; write its folder atomically; never raise (errors are results).
+
+    The handler writes into a temporary folder that becomes ``items/<id>/`` (replacing
+    an older one) only when the handler and ``result.json`` are done; a failure leaves
+    no folder and writes ``items/<id>.error.json`` instead.
+    """
     out = Path(out_dir)
     final = _item_dir(out, item["id"])
-    tmp = final.with_name(f".{item['id']}.tmp-{os.getpid()}")
     error_file = final.with_name(f"{item['id']}.error.json")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     record = {"id": item["id"], "kind": item["kind"], "path": item["path"]}
     try:
-        values = HANDLERS[item["kind"]](Path(item["path"]), tmp, dict(item["options"]))
-        record.update(status="ok", elapsed_s=round(time.perf_counter() - t0, 3), results=values)
-        (tmp / "result.json").write_text(json.dumps(record, indent=2, default=float))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        with atomic_dir(final) as tmp:
+            values = HANDLERS[item["kind"]](Path(item["path"]), tmp, dict(item["options"]))
+            record.update(status="ok", elapsed_s=round(time.perf_counter() - t0, 3), results=values)
+            write_json_atomic(record, tmp / "result.json", indent=2)
         error_file.unlink(missing_ok=True)
     except Exception as exc:  # a failing item is reported, not fatal
-        shutil.rmtree(tmp, ignore_errors=True)
         record.update(status="error", elapsed_s=round(time.perf_counter() - t0, 3),
                       error_type=type(exc).__name__, error=str(exc),
                       traceback=None if isinstance(exc, NanodomainsError) else traceback.format_exc())
-        error_file.write_text(json.dumps(record, indent=2, default=float))
+        record.pop("results", None)
+        write_json_atomic(record, error_file, indent=2)
     return record
+
+
+def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
+    """Delete the temporary files and folders a killed run left in ``out_dir``; return them.
+
+    They are the hidden ``.<name>.tmp-<pid>...`` and ``.<name>.old-<pid>`` entries of
+    :func:`nanodomains.files.atomic_path` and :func:`~nanodomains.files.atomic_dir` in
+    ``out_dir`` and ``out_dir/items``. Call it only when no other run writes there.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     (Path(d) / "items" / ".a.tmp-123").mkdir(parents=True)
+    ...     _ = (Path(d) / ".batch.tmp-123.parquet").write_text("half")
+    ...     [p.name for p in remove_stale_temporaries(d)]
+    ['.batch.tmp-123.parquet', '.a.tmp-123']
+    """
+    removed = []
+    for folder in (Path(out_dir), Path(out_dir) / "items"):
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.glob(".*")):
+            if ".tmp-" in p.name or ".old-" in p.name:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def run_batch(manifest: str | Path, out_dir: str | Path, workers: int = 2,
@@ -225,10 +285,47 @@ def run_batch(manifest: str | Path, out_dir: str | Path, workers: int = 2,
     """Run every unfinished item of ``manifest``; write the table and report; return records.
 
     Items with a stored result are skipped; items with a stored error too, unless
-    ``retry_failed``.
+    ``retry_failed``. Temporary files of a killed earlier run are removed first
+    (:func:`remove_stale_temporaries`).
+
+    Parameters
+    ----------
+    manifest : str or Path
+        CSV or YAML manifest (:func:`read_manifest`).
+    out_dir : str or Path
+        Output folder: ``items/<id>/``, ``items/<id>.error.json``, ``batch.parquet``,
+        ``report.html``.
+    workers : int
+        Local Dask worker processes; 0 runs in this process.
+    scheduler : str, optional
+        Address of an existing Dask scheduler (then ``workers`` is not used).
+    progress : callable, optional
+        Called with each finished item's record.
+    retry_failed : bool
+        Rerun items whose error is stored.
+
+    Returns
+    -------
+    list of dict
+        One record per manifest item: ``status`` "ok", "error" or "not run", with
+        ``results`` (the handler's scalars) or ``error_type`` and ``error``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from nanodomains.structure import homogeneous
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = homogeneous(4.0, seed=1).to_json(Path(d) / "nc.json")
+    ...     _ = (Path(d) / "m.csv").write_text("id,path\\nnc,nc.json\\n")
+    ...     records = run_batch(Path(d) / "m.csv", Path(d) / "out", workers=0)
+    ...     sorted(p.name for p in (Path(d) / "out").iterdir())
+    ['batch.parquet', 'items', 'report.html']
+    >>> records[0]["status"], records[0]["results"]["n_domains"]
+    ('ok', 1)
     """
     items = read_manifest(manifest)
     out = Path(out_dir)
+    remove_stale_temporaries(out)
     (out / "items").mkdir(parents=True, exist_ok=True)
     todo = [it for it in items if not is_done(out, it["id"], retry_failed)]
     if workers < 0:
@@ -273,9 +370,9 @@ def collect_record(out: Path, item: dict) -> dict:
     result = _item_dir(out, item["id"]) / "result.json"
     error = _item_dir(out, item["id"]).with_name(f"{item['id']}.error.json")
     if result.is_file():
-        return json.loads(result.read_text())
+        return read_json(result)
     if error.is_file():
-        return json.loads(error.read_text())
+        return read_json(error)
     return {"id": item["id"], "kind": item["kind"], "path": item["path"], "status": "not run"}
 
 
@@ -292,9 +389,8 @@ def write_table(records: list[dict], path: Path) -> Path:
     import pandas as pd
 
     df = pd.DataFrame([_flat(r) for r in records])
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
     return path
 
 

@@ -6,8 +6,32 @@ import numpy as np
 
 
 def structure_figure(nc, names=None, direction: str = "100"):
-    """Domains in the front slab, [100] columns by shifted fraction, and a zoom on
-    the first RP fault (in the manner of the seed's Fig. 1 model panels)."""
+    """Three panels of an NC model, in the manner of the seed's Fig. 1 model panels.
+
+    Domains in the front slab, the [100] columns coloured by their shifted cell
+    fraction, and a zoom on the first RP fault (empty when the NC has none).
+
+    Parameters
+    ----------
+    nc : NanoCrystal
+    names : list of str, optional
+        Domain labels (default ``D0``, ``D1``, ...).
+    direction : str
+        Viewing direction of the column panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Open: save it or pass it to :func:`nanodomains.pipeline.report.figure_to_png_bytes`.
+
+    Examples
+    --------
+    >>> from nanodomains.structure import random_domains
+    >>> fig = structure_figure(random_domains(6.0, n_domains=2, seed=1))
+    >>> [ax.get_title() for ax in fig.axes[:2]]
+    ['domains in the front slab', '[100] columns: shifted cell fraction']
+    >>> import matplotlib.pyplot as plt; plt.close(fig)
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -4,6 +4,16 @@ A report is a list of :class:`Section`; each holds prose, figures (matplotlib
 ``Figure`` objects or PNG files) and tables (lists of row dicts). The page carries a
 small script that counts the images that decoded, so a headless browser test can
 check that every figure loads (``data-images-loaded`` on ``<body>``).
+
+Examples
+--------
+>>> import tempfile
+>>> from pathlib import Path
+>>> rows = [{"quantity": "FSS (ueV)", "truth": 677.0, "found": 677.04}]
+>>> with tempfile.TemporaryDirectory() as d:
+...     page = write_report(Path(d) / "report.html", "demo", [Section("Lines", "One doublet.", tables=[(rows, "")])])
+...     "<td>677</td>" in page.read_text(encoding="utf-8")
+True
 """
 
 from __future__ import annotations
@@ -13,6 +23,8 @@ import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from nanodomains.files import atomic_path
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -38,7 +50,18 @@ window.addEventListener('load', function () {
 
 @dataclass
 class Section:
-    """One titled part of a report."""
+    """One titled part of a report.
+
+    Attributes
+    ----------
+    title : str
+    text : str
+        Prose; paragraphs separated by blank lines (escaped, not HTML).
+    figures : list of (figure or path, caption)
+        matplotlib Figures (or Axes) or PNG files, embedded as base64.
+    tables : list of (rows, caption)
+        Rows as lists of dicts (:func:`table_html`).
+    """
 
     title: str
     text: str = ""
@@ -47,7 +70,16 @@ class Section:
 
 
 def figure_to_png_bytes(fig, dpi: int = 100) -> bytes:
-    """Render a matplotlib figure (or the figure of an Axes) to PNG bytes, and close it."""
+    """Render a matplotlib figure (or the figure of an Axes) to PNG bytes, and close it.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(2, 1))
+    >>> _ = fig.add_subplot().plot([0, 1], [1, 0])
+    >>> figure_to_png_bytes(fig, dpi=50)[:4]
+    b'\\x89PNG'
+    """
     import matplotlib.pyplot as plt
 
     if not hasattr(fig, "savefig"):
@@ -74,7 +106,16 @@ def _format_cell(value) -> str:
 
 
 def table_html(rows: list[dict], caption: str = "") -> str:
-    """An HTML table from row dicts (columns: union of keys in first-seen order)."""
+    """An HTML table from row dicts (columns: union of keys in first-seen order).
+
+    Floats are shown with 4 significant digits, lists joined by commas, text escaped;
+    a missing key gives an empty cell.
+
+    Examples
+    --------
+    >>> table_html([{"id": "X1", "fss_uev": 677.04}, {"id": "X2", "kind": "triplet"}])
+    '<table><thead><tr><th>id</th><th>fss_uev</th><th>kind</th></tr></thead><tbody><tr><td>X1</td><td>677</td><td></td></tr><tr><td>X2</td><td></td><td>triplet</td></tr></tbody></table>'
+    """
     cols: list[str] = []
     for row in rows:
         cols += [k for k in row if k not in cols]
@@ -86,7 +127,22 @@ def table_html(rows: list[dict], caption: str = "") -> str:
 
 
 def write_report(path: str | Path, title: str, sections: list[Section], intro: str = "") -> Path:
-    """Write one self-contained HTML file (atomically) and return its path."""
+    """Write one self-contained HTML file (atomically) and return its path.
+
+    Parameters
+    ----------
+    path : str or Path
+        The HTML file; its folder is created.
+    title : str
+        Page title and heading.
+    sections : list of Section
+    intro : str
+        A paragraph under the heading.
+
+    Returns
+    -------
+    Path
+    """
     parts = [f"<h1>{html.escape(title)}</h1>"]
     if intro:
         parts.append(f"<p>{html.escape(intro)}</p>")
@@ -98,9 +154,6 @@ def write_report(path: str | Path, title: str, sections: list[Section], intro: s
         parts += [table_html(rows, cap) for rows, cap in sec.tables]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return Path(path)
