@@ -320,7 +320,7 @@ def test_bad_parameters_raise(kwargs, match):
 
 
 @pytest.mark.parametrize("factory, match", [
-    (lambda: S.ProbeParameters(semiangle_mrad=0), "semiangle"),
+    (lambda: S.ProbeParameters(convergence_semiangle_mrad=0), "semiangle"),
     (lambda: S.ProbeParameters(source_fwhm_pm=-1), "source_fwhm"),
     (lambda: S.ColumnModel(exponent=7), "exponent"),
     (lambda: S.ColumnModel(saturation_a2=-1.0), "saturation"),
