@@ -11,9 +11,13 @@ Every image in nanodomains is an :class:`xarray.DataArray` with dims ``("y", "x"
     caller, which overrides the file).
 ``source_file``
     The path the image was read from (absent for images made in memory).
-``beam_energy_kev``, ``camera_length_mm``, ``magnification``, ``microscope``,
+``beam_energy_kev``, ``convergence_semiangle_mrad``, ``detector_inner_mrad``,
+``detector_outer_mrad``, ``camera_length_mm``, ``magnification``, ``microscope``,
 ``title``, ``acquisition_date``
-    Copied from the file's metadata when it holds them, never invented.
+    Copied from the file's metadata when it holds them, never invented. The probe
+    and detector names are those of
+    :meth:`nanodomains.stem.probe.ProbeParameters.to_attrs`, so
+    ``ProbeParameters.from_attrs(image.attrs)`` reads them back.
 ``frames_averaged``, ``registration_shifts_px``
     For stacks reduced to one image by :func:`load_image`.
 
@@ -281,16 +285,23 @@ def _get(d: dict, *keys: str) -> Any:
     return d
 
 
+#: RosettaSciIO/HyperSpy ``Acquisition_instrument.TEM`` keys <-> image attributes (the names of
+#: :meth:`nanodomains.stem.probe.ProbeParameters.to_attrs`; HyperSpy's ``convergence_angle`` is
+#: the semi-angle in mrad)
+_RSCIIO_TEM_KEYS = (
+    ("beam_energy", "beam_energy_kev"),
+    ("camera_length", "camera_length_mm"),
+    ("magnification", "magnification"),
+    ("convergence_angle", "convergence_semiangle_mrad"),
+)
+_RSCIIO_DETECTOR_KEYS = (("inner_angle", "detector_inner_mrad"), ("outer_angle", "detector_outer_mrad"))
+
+
 def _metadata_attrs(md: dict) -> dict[str, Any]:
     """Instrument attributes present in a RosettaSciIO metadata tree."""
     tem = _get(md, "Acquisition_instrument", "TEM") or {}
     out: dict[str, Any] = {}
-    for key, attr in (
-        ("beam_energy", "beam_energy_kev"),
-        ("camera_length", "camera_length_mm"),
-        ("magnification", "magnification"),
-        ("convergence_angle", "convergence_angle_mrad"),
-    ):
+    for key, attr in _RSCIIO_TEM_KEYS:
         v = tem.get(key) if isinstance(tem, dict) else None
         if v is not None:
             try:
@@ -299,7 +310,7 @@ def _metadata_attrs(md: dict) -> dict[str, Any]:
                 pass
     det = _get(tem, "Detector", "STEM") if isinstance(tem, dict) else None
     if isinstance(det, dict):
-        for key, attr in (("inner_angle", "detector_inner_mrad"), ("outer_angle", "detector_outer_mrad")):
+        for key, attr in _RSCIIO_DETECTOR_KEYS:
             if det.get(key) is not None:
                 out[attr] = float(det[key])
     if isinstance(tem, dict) and tem.get("microscope"):
@@ -378,6 +389,10 @@ def _read_any(path: Path, signal: int | str | None) -> tuple[np.ndarray, float |
     attrs = _metadata_attrs(sig.get("metadata", {}) or {})
     if ext in (".tif", ".tiff"):
         attrs = {**_tiff_acquisition_attrs(path), **attrs}
+    elif ext == ".hspy":  # what save_image stored beside the HyperSpy metadata
+        stored = _get(sig.get("original_metadata") or {}, "nanodomains") or {}
+        skip = {"pixel_size_pm", "pixel_size_source", "source_file", "origin_nm"}
+        attrs = {**{k: v for k, v in stored.items() if k not in skip}, **attrs}
     return data, px, origin, attrs
 
 
@@ -685,11 +700,10 @@ def _write_image_hspy(path: Path, da: xr.DataArray, data: np.ndarray, px_nm: flo
 
     from nanodomains import __version__
 
-    tem = {}
-    for attr, key in (("beam_energy_kev", "beam_energy"), ("camera_length_mm", "camera_length"),
-                      ("magnification", "magnification")):
-        if attr in da.attrs:
-            tem[key] = float(da.attrs[attr])
+    tem: dict[str, Any] = {key: float(da.attrs[attr]) for key, attr in _RSCIIO_TEM_KEYS if attr in da.attrs}
+    det = {key: float(da.attrs[attr]) for key, attr in _RSCIIO_DETECTOR_KEYS if attr in da.attrs}
+    if det:
+        tem["Detector"] = {"STEM": det}
     md = {
         "General": {"title": str(da.attrs.get("title", "nanodomains image"))},
         "Signal": {"signal_type": "", "record_by": "image"},

@@ -66,12 +66,14 @@ ADF_DETECTOR_MRAD: tuple[float, float] = (70.0, 190.0)
 FFT_WORKERS = -1
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
-#: attribute names of older files (multislice tables before the one name set) -> field
-_OLD_ATTR_NAMES = {"energy_kev": "beam_energy_kev", "semiangle_mrad": "convergence_semiangle_mrad"}
+#: attribute names of older files -> field: multislice tables before the one name set, and
+#: images read from RosettaSciIO metadata (``convergence_angle_mrad``)
+_OLD_ATTR_NAMES = {"energy_kev": "beam_energy_kev", "semiangle_mrad": "convergence_semiangle_mrad",
+                   "convergence_angle_mrad": "convergence_semiangle_mrad"}
 
 
 def _attr(attrs: Mapping[str, Any], name: str) -> Any:
-    """``attrs[name]`` (or its older name); None when absent or None."""
+    """``attrs[name]`` (or an older name of it); None when absent or None."""
     v = attrs.get(name)
     if v is None:
         for old, new in _OLD_ATTR_NAMES.items():
@@ -156,7 +158,7 @@ class ProbeParameters:
         """The probe recorded in file attributes (inverse of :meth:`to_attrs`).
 
         Beam energy and convergence semi-angle are required (also under the older
-        names ``energy_kev`` / ``semiangle_mrad``); absent defocus, C_s and source size
+        names ``energy_kev`` / ``semiangle_mrad`` / ``convergence_angle_mrad``); absent defocus, C_s and source size
         are 0 (no source blur assumed) and absent detector angles give
         ``detector_mrad=None``, as does ``detector=False`` (the angles are not read).
 
