@@ -71,6 +71,14 @@ def line_scan(maps: xr.Dataset, start_nm: tuple[float, float], end_nm: tuple[flo
     bin_nm : float, optional
         Bin size along the segment (default one pixel).
 
+    Examples
+    --------
+    >>> ones = xr.DataArray(np.ones((10, 10)), dims=("y", "x"))
+    >>> maps = xr.Dataset({"Br_K": ones}, coords={"y": np.arange(10) * 0.1, "x": np.arange(10) * 0.1},
+    ...                   attrs={"pixel_size_pm": 100.0})
+    >>> line_scan(maps, (0.0, 0.45), (1.0, 0.45), width_nm=0.2, bin_nm=0.5)["Br_K"].values.tolist()
+    [10.0, 10.0]
+
     Returns
     -------
     xarray.Dataset
@@ -223,19 +231,7 @@ def fit_step(profile: xr.Dataset, lines: tuple[str, ...] = ("Br_K", "I_L"), *,
         raise FitError("a line has no counts along the profile: no step to fit")
     step = float(np.median(np.diff(x)))
     wmin = min_width_nm if min_width_nm is not None else 0.25 * step
-    span = float(x.max() - x.min())
-    # start: position of the largest smoothed change of the summed relative signals
-    sign = [np.sign(np.mean(c[len(c) // 2:]) - np.mean(c[: len(c) // 2])) or 1.0 for c in counts.values()]
-    score = sum(s * np.gradient(np.convolve((c - c.mean()) / max(c.std(), 1e-12), np.ones(3) / 3, "same"))
-                for s, c in zip(sign, counts.values()))
-    x0_start = float(x[np.argmax(np.abs(score))]) if np.any(score) else float(x.mean())
-    params = lmfit.Parameters()
-    params.add("x0", value=x0_start, min=float(x.min()), max=float(x.max()))
-    params.add("w", value=max(2 * step, wmin * 1.5), min=wmin, max=span)
-    q = max(len(x) // 4, 2)
-    for ln, c in counts.items():
-        params.add(f"A_{ln}", value=float(c[:q].mean()))
-        params.add(f"D_{ln}", value=float(c[-q:].mean() - c[:q].mean()))
+    params = _step_start(lmfit.Parameters(), x, counts, step, wmin)
     wts = {ln: 1.0 / np.sqrt(np.maximum(c, 1.0)) for ln, c in counts.items()}
 
     def resid(p):
@@ -253,6 +249,38 @@ def fit_step(profile: xr.Dataset, lines: tuple[str, ...] = ("Br_K", "I_L"), *,
     if not res.success or res.covar is None:
         raise FitError(f"EDS step fit did not converge or has no covariance ({res.message})")
     p = res.params
+    out_lines, significant = _line_steps(p, counts)
+    fit = StepFit(position_nm=float(p["x0"].value), position_nm_err=float(p["x0"].stderr or np.nan),
+                  width_nm=float(p["w"].value), width_nm_err=float(p["w"].stderr or np.nan) if not at_bound else
+                  float("nan"), lines=out_lines, redchi=float(res.redchi), significant=significant, n_bins=len(x),
+                  extra={"width_is_upper_limit": bool(at_bound)})
+    if "br_fraction" in profile and "br_fraction_err" in profile:
+        _fit_fraction(fit, x, profile["br_fraction"].values, profile["br_fraction_err"].values)
+    return fit
+
+
+def _step_start(params, x: np.ndarray, counts: dict, step: float, wmin: float):
+    """Start values and bounds of the joint step fit (``params``: an empty ``lmfit.Parameters``).
+
+    Position: the largest smoothed change of the summed relative signals; width two
+    bins; levels and changes from the first and last quarters of the profile.
+    """
+    span = float(x.max() - x.min())
+    sign = [np.sign(np.mean(c[len(c) // 2:]) - np.mean(c[: len(c) // 2])) or 1.0 for c in counts.values()]
+    score = sum(s * np.gradient(np.convolve((c - c.mean()) / max(c.std(), 1e-12), np.ones(3) / 3, "same"))
+                for s, c in zip(sign, counts.values()))
+    x0_start = float(x[np.argmax(np.abs(score))]) if np.any(score) else float(x.mean())
+    params.add("x0", value=x0_start, min=float(x.min()), max=float(x.max()))
+    params.add("w", value=max(2 * step, wmin * 1.5), min=wmin, max=span)
+    q = max(len(x) // 4, 2)
+    for ln, c in counts.items():
+        params.add(f"A_{ln}", value=float(c[:q].mean()))
+        params.add(f"D_{ln}", value=float(c[-q:].mean() - c[:q].mean()))
+    return params
+
+
+def _line_steps(p, counts: dict) -> tuple[dict, bool]:
+    """Per line: level before, change and relative change with errors; any change above 3 sigma."""
     out_lines = {}
     significant = False
     for ln in counts:
@@ -261,13 +289,7 @@ def fit_step(profile: xr.Dataset, lines: tuple[str, ...] = ("Br_K", "I_L"), *,
         out_lines[ln] = {"before": float(a), "before_err": float(a_e), "change": float(d), "change_err": float(d_e),
                          "relative_change": float(d / a) if a else float("nan")}
         significant |= bool(np.isfinite(d_e) and abs(d) > 3 * d_e)
-    fit = StepFit(position_nm=float(p["x0"].value), position_nm_err=float(p["x0"].stderr or np.nan),
-                  width_nm=float(p["w"].value), width_nm_err=float(p["w"].stderr or np.nan) if not at_bound else
-                  float("nan"), lines=out_lines, redchi=float(res.redchi), significant=significant, n_bins=len(x),
-                  extra={"width_is_upper_limit": bool(at_bound)})
-    if "br_fraction" in profile and "br_fraction_err" in profile:
-        _fit_fraction(fit, x, profile["br_fraction"].values, profile["br_fraction_err"].values)
-    return fit
+    return out_lines, significant
 
 
 def _fit_fraction(fit: StepFit, x: np.ndarray, b: np.ndarray, b_err: np.ndarray) -> None:
