@@ -9,6 +9,7 @@ import pytest
 
 from nanodomains.errors import FileFormatError, InputError
 from nanodomains.stem import eds as E
+from nanodomains.stem import linescan as L
 from nanodomains.stem.simulate import load_truth
 from nanodomains.structure import homogeneous, paper_fig1
 
@@ -71,7 +72,7 @@ def test_line_scan_across_rp_boundary_recovers_compositions(fig1, fig1_maps):
     seg = next(b for b in truth["boundaries"] if b["model_domains"] == [0, 1])
     (x0, y0), (x1, y1) = seg["segment_nm"]
     xb, ym = (x0 + x1) / 2, (y0 + y1) / 2
-    prof = E.line_scan(fig1_maps.maps, (xb - 4.0, ym), (xb + 4.0, ym), width_nm=4.0, bin_nm=1.0)
+    prof = L.line_scan(fig1_maps.maps, (xb - 4.0, ym), (xb + 4.0, ym), width_nm=4.0, bin_nm=1.0)
     assert prof.sizes["distance_nm"] == 8
     b = prof["br_fraction"].values
     err = prof["br_fraction_err"].values
@@ -97,7 +98,7 @@ def test_line_scan_pixel_sums_are_exact():
     import xarray as xr
 
     maps = xr.Dataset({"Br_K": (("y", "x"), data)}, coords={"y": y, "x": x}, attrs={"pixel_size_pm": 100.0})
-    prof = E.line_scan(maps, (0.0, 2.0), (5.0, 2.0), width_nm=1.0)
+    prof = L.line_scan(maps, (0.0, 2.0), (5.0, 2.0), width_nm=1.0)
     band = (np.abs(y - 2.0) <= 0.5)[:, None] & (x < 5.0)[None, :]
     assert prof["Br_K"].sum() == data[band].sum()
     assert "br_fraction" not in prof
@@ -130,11 +131,11 @@ def test_bad_input(kwargs, match):
 
 def test_bad_line_scans_and_files(tmp_path, fig1_maps):
     with pytest.raises(InputError, match="zero length"):
-        E.line_scan(fig1_maps.maps, (1.0, 1.0), (1.0, 1.0))
+        L.line_scan(fig1_maps.maps, (1.0, 1.0), (1.0, 1.0))
     with pytest.raises(InputError, match="outside"):
-        E.line_scan(fig1_maps.maps, (100.0, 100.0), (110.0, 100.0))
+        L.line_scan(fig1_maps.maps, (100.0, 100.0), (110.0, 100.0))
     with pytest.raises(InputError, match="width_nm"):
-        E.line_scan(fig1_maps.maps, (1.0, 1.0), (5.0, 1.0), width_nm=0.0)
+        L.line_scan(fig1_maps.maps, (1.0, 1.0), (5.0, 1.0), width_nm=0.0)
     with pytest.raises(FileFormatError, match="not found"):
         E.load_eds(tmp_path / "none.nc")
     bad = tmp_path / "bad.nc"

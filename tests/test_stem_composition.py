@@ -16,7 +16,7 @@ from nanodomains.testing.stem import analysed
 from nanodomains.errors import FitError, InputError
 from nanodomains.stem import composition as C
 from nanodomains.stem import linescan as L
-from nanodomains.stem import tables
+from nanodomains.stem import table_build, tables
 from nanodomains.stem.simulate import ColumnModel
 from nanodomains.stem.validation import match_regions, projected_regions
 
@@ -214,7 +214,7 @@ def _periodic_multislice_image(b: float, n_cells: int, n_shifted: int, scan_poin
                                dose: float, seed: int = 1):
     """Frozen-phonon multislice image of a periodic CsPbX3 slab: one cell scanned, tiled.
 
-    The slab of :func:`nanodomains.stem.tables.cspbx3_slab` is periodic (2 x 2 cells), so
+    The slab of :func:`nanodomains.stem.table_build.cspbx3_slab` is periodic (2 x 2 cells), so
     its ADF image is periodic: one cell is scanned (abTEM, 8 configurations, 300 kV,
     24 mrad, 70-190 mrad) on the grid a multislice table with ``scan_points`` uses
     (step a / (2 m), offset half a step), so that Voronoi sums of the image sample the
@@ -229,7 +229,7 @@ def _periodic_multislice_image(b: float, n_cells: int, n_shifted: int, scan_poin
 
     a_a = materials.lattice_constant_pm(b) / 100.0
     st = replace(MultisliceSettings(), slice_thickness_a=a_a / 2)
-    slab = tables.cspbx3_slab(b, n_cells, n_shifted, tile=2, seed=seed)
+    slab = table_build.cspbx3_slab(b, n_cells, n_shifted, tile=2, seed=seed)
     m = 2 * scan_points
     d = a_a / m
     cell = scan_region(slab, st, start_a=(d / 2, d / 2), end_a=(a_a + d / 2, a_a + d / 2), gpts=(m, m), seed=seed)
@@ -255,7 +255,7 @@ def test_multislice_table_inverts_a_multislice_image():
     from nanodomains.stem.analyze import analyze_image
 
     n, b_true, s_true = 8, 0.5, 0.25
-    table = tables.multislice_table((0.0, 0.5, 1.0), (0.0, 0.25, 0.5), (n,), scan_points=6, progress=False)
+    table = table_build.multislice_table((0.0, 0.5, 1.0), (0.0, 0.25, 0.5), (n,), scan_points=6, progress=False)
     img, a_pm = _periodic_multislice_image(b_true, n, 2, scan_points=6, tiles=12, dose=1e5)
     kw = dict(thickness_nm=n * a_pm / 1000, termination="none", background=0.0, n_boot=300)
     ms = analyze_image(img, table, **kw)

@@ -158,3 +158,31 @@ def test_tif_round_trip_keeps_acquisition_attrs(tmp_path):
         assert back.attrs[key] == pytest.approx(da.attrs[key])
     assert list(back.attrs["drift_pm_per_line"]) == [0.0, 0.5]
     assert back.attrs["pixel_size_pm"] == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("ext", [".nc", ".tif", ".hspy"])
+def test_probe_attrs_round_trip_through_files(tmp_path, ext):
+    """One probe+detector object: to_attrs on the image, from_attrs after any file round trip."""
+    from nanodomains.stem.probe import ProbeParameters
+
+    probe = ProbeParameters(beam_energy_kev=200.0, convergence_semiangle_mrad=21.0, defocus_nm=2.0,
+                            source_fwhm_pm=30.0, detector_mrad=(60.0, 180.0))
+    da = image_from_array(np.random.default_rng(0).random((32, 40)), 20.0, **probe.to_attrs())
+    back = load_image(save_image(da, tmp_path / f"img{ext}"))
+    assert ProbeParameters.from_attrs(back.attrs) == probe
+
+
+def test_probe_from_attrs_reads_older_names_and_refuses_missing():
+    from nanodomains.errors import FileFormatError
+    from nanodomains.stem.probe import ProbeParameters
+
+    old_table = {"energy_kev": 300.0, "semiangle_mrad": 24.0, "detector_inner_mrad": 70.0,
+                 "detector_outer_mrad": 190.0}
+    p = ProbeParameters.from_attrs(old_table)
+    assert (p.beam_energy_kev, p.convergence_semiangle_mrad, p.detector_mrad) == (300.0, 24.0, (70.0, 190.0))
+    assert p.source_fwhm_pm == 0.0  # absent: no source blur assumed, never the 40 pm default
+    assert ProbeParameters.from_attrs(old_table, detector=False).detector_mrad is None
+    rsciio = {"beam_energy_kev": 300.0, "convergence_angle_mrad": 30.0}
+    assert ProbeParameters.from_attrs(rsciio).convergence_semiangle_mrad == 30.0
+    with pytest.raises(FileFormatError, match="beam_energy_kev"):
+        ProbeParameters.from_attrs({"convergence_semiangle_mrad": 24.0})

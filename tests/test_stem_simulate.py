@@ -320,7 +320,7 @@ def test_bad_parameters_raise(kwargs, match):
 
 
 @pytest.mark.parametrize("factory, match", [
-    (lambda: S.ProbeParameters(semiangle_mrad=0), "semiangle"),
+    (lambda: S.ProbeParameters(convergence_semiangle_mrad=0), "semiangle"),
     (lambda: S.ProbeParameters(source_fwhm_pm=-1), "source_fwhm"),
     (lambda: S.ColumnModel(exponent=7), "exponent"),
     (lambda: S.ColumnModel(saturation_a2=-1.0), "saturation"),
@@ -344,3 +344,14 @@ def test_truth_loader_rejects_bad_files(tmp_path):
         S.load_truth(bad)
     with pytest.raises(FileFormatError, match="decode"):
         S.decode_array({"encoding": "zlib+base64", "dtype": "<i2", "shape": [3], "data": "AAAA"})
+
+
+def test_simulated_image_records_its_probe_and_detector():
+    """The image attributes are ProbeParameters.to_attrs: from_attrs gives the probe back."""
+    probe = S.ProbeParameters(defocus_nm=1.0)
+    res = S.simulate_image(homogeneous(3.0, "CsPbI3", seed=2), probe=probe, support=NO_SUPPORT, noise=False,
+                           seed=2, detector_mrad=(60.0, 160.0))
+    assert S.ProbeParameters.from_attrs(res.image.attrs) == probe.with_detector((60.0, 160.0))
+    assert S.ColumnModel.from_attrs(res.image.attrs) == S.ColumnModel()
+    default = S.simulate_image(homogeneous(3.0, "CsPbI3", seed=2), support=NO_SUPPORT, noise=False, seed=2)
+    assert S.ProbeParameters.from_attrs(default.image.attrs).detector_mrad == (70.0, 190.0)

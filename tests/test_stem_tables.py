@@ -7,6 +7,7 @@ import pytest
 
 from nanodomains.errors import FileFormatError, FitError, InputError
 from nanodomains.stem import multislice as M
+from nanodomains.stem import table_build as TB
 from nanodomains.stem import tables as T
 from nanodomains.stem.simulate import ColumnModel, ProbeParameters
 from nanodomains.structure import homogeneous
@@ -194,11 +195,11 @@ def test_multislice_table_bad_input(kwargs, match):
     args = {"br_fraction": [0.0], "shifted_fraction": [0.0], "thickness_cells": [8]}
     args.update(kwargs)
     with pytest.raises(InputError, match=match):
-        T.multislice_table(**args)
+        TB.multislice_table(**args)
 
 
 def test_slab_geometry():
-    slab = T.cspbx3_slab(0.5, 8, 2, tile=2, seed=3)
+    slab = TB.cspbx3_slab(0.5, 8, 2, tile=2, seed=3)
     sym = np.array(slab.get_chemical_symbols())
     assert (sym == "Cs").sum() == 4 * 8 and (sym == "Pb").sum() == 4 * 8
     assert (sym == "Br").sum() == (sym == "I").sum() == 4 * 12
@@ -231,7 +232,7 @@ def _small_settings(**kw):
 
 def test_multislice_table_frozen_phonon_contrast_and_guard():
     """Acceptance: multislice Cs/PbX < 0.6 for CsPbI3 at s = 0; without frozen phonons the guard fails."""
-    table = T.multislice_table(settings=_small_settings(), **SMALL)  # checked inside
+    table = TB.multislice_table(settings=_small_settings(), **SMALL)  # checked inside
     r_fp = float(T.column_ratios(table)["cs_pbx"].squeeze())
     assert r_fp < 0.6
     assert np.all(table["intensity_err"].values > 0)
@@ -239,9 +240,9 @@ def test_multislice_table_frozen_phonon_contrast_and_guard():
     assert table.attrs["num_configs"] == 8 and table.attrs["frozen_phonons"] == 1
     # switching frozen phonons off: the table is refused ...
     with pytest.raises(InputError, match="frozen phonons"):
-        T.multislice_table(settings=_small_settings(frozen_phonons=False), **SMALL)
+        TB.multislice_table(settings=_small_settings(frozen_phonons=False), **SMALL)
     # ... because its contrast is the static lattice's, much weaker
-    static = T.multislice_table(settings=_small_settings(frozen_phonons=False), check=False, **SMALL)
+    static = TB.multislice_table(settings=_small_settings(frozen_phonons=False), check=False, **SMALL)
     r_static = float(T.column_ratios(static)["cs_pbx"].squeeze())
     assert r_static >= 0.6 and r_static > 1.8 * r_fp
     assert np.all(static["intensity_err"].values == 0)

@@ -14,8 +14,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nanodomains.stem import eds, tables  # noqa: E402
-from nanodomains.stem.simulate import ProbeParameters, decode_array, simulate_image  # noqa: E402
+from nanodomains.stem import eds, linescan, tables  # noqa: E402
+from nanodomains.stem.io import decode_array  # noqa: E402
+from nanodomains.stem.probe import ProbeParameters  # noqa: E402
+from nanodomains.stem.simulate import simulate_image  # noqa: E402
 from nanodomains.structure import paper_fig1  # noqa: E402
 
 OUT = Path(__file__).with_name("stem_simulation.png")
@@ -109,7 +111,7 @@ def main() -> None:
     a.set_xlabel("x (nm)")
 
     a = ax[1, 2]
-    prof = eds.line_scan(em.maps, (xb - 5, ym), (xb + 5, ym), width_nm=3.0, bin_nm=0.6)
+    prof = linescan.line_scan(em.maps, (xb - 5, ym), (xb + 5, ym), width_nm=3.0, bin_nm=0.6)
     a.errorbar(prof["distance_nm"] - 5, prof["br_fraction"], prof["br_fraction_err"], fmt="o", ms=4)
     dd = {d["id"]: d for d in em.truth["domains"]}
     a.hlines([dd[0]["projected_br_fraction"]], -5, 0, colors="tab:red", label="truth R1 (projected)")

@@ -314,8 +314,8 @@ def stem_table(
     """Column-intensity table (Cs, PbX, X) over Br fraction, shifted fraction and thickness."""
     from rich.table import Table
 
-    from nanodomains.stem import tables
-    from nanodomains.stem.simulate import ColumnModel
+    from nanodomains.stem import table_build, tables
+    from nanodomains.stem.probe import ColumnModel
 
     if not out.lower().endswith(".nc"):
         raise InputError(f"--out {out}: tables are written as netCDF (.nc)")
@@ -324,7 +324,7 @@ def stem_table(
     if m in ("power-law", "powerlaw"):
         table = tables.power_law_table(b, s, n, ColumnModel(exponent=exponent))
     elif m == "multislice":
-        table = tables.multislice_table(b, s, n, scan_points=scan_points, seed=seed)
+        table = table_build.multislice_table(b, s, n, scan_points=scan_points, seed=seed)
     else:
         raise InputError(f"--method {method!r}: expected 'power-law' or 'multislice'")
     tables.save_table(table, out)

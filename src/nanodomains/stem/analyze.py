@@ -493,7 +493,7 @@ def _eds_steps(eds_maps: Any, bounds: list[dict], rows: list[dict]) -> None:
     from nanodomains.stem import linescan
 
     if not isinstance(eds_maps, xr.Dataset):
-        from nanodomains.stem.eds import load_eds
+        from nanodomains.stem.io import load_eds
 
         eds_maps = load_eds(eds_maps)
     lat = {r["id"]: r["lattice_pm"] for r in rows}

@@ -525,75 +525,33 @@ def refine_columns(
     pos0 = np.atleast_2d(np.asarray(positions_px, dtype=np.float64))
     if pos0.ndim != 2 or pos0.shape[1] != 2 or len(pos0) == 0:
         raise InputError(f"positions_px must have shape (n, 2), got {np.shape(positions_px)}")
-    n = len(pos0)
-    if n >= 2:
-        d, _ = cKDTree(pos0).query(pos0, k=2)
-        nn = float(np.median(d[:, 1]))
-    else:
-        nn = float(min(arr.shape)) / 2
-    radius = float(fit_radius_px) if fit_radius_px is not None else FIT_RADIUS_NN * nn
-    radius = max(radius, 1.5)
-    s0 = float(sigma_px) if sigma_px is not None else 0.15 * nn
-    s0 = max(s0, 0.5)
-    cy = np.clip(np.round(pos0[:, 0]).astype(np.int64), 0, arr.shape[0] - 1)
-    cx = np.clip(np.round(pos0[:, 1]).astype(np.int64), 0, arr.shape[1] - 1)
     if background not in ("smooth", "local"):
         raise InputError(f"background must be 'smooth' or 'local', got {background!r}")
+    n = len(pos0)
+    nn = _median_spacing(pos0, arr.shape)
+    radius = max(float(fit_radius_px) if fit_radius_px is not None else FIT_RADIUS_NN * nn, 1.5)
+    s0 = max(float(sigma_px) if sigma_px is not None else 0.15 * nn, 0.5)
+    cy = np.clip(np.round(pos0[:, 0]).astype(np.int64), 0, arr.shape[0] - 1)
+    cx = np.clip(np.round(pos0[:, 1]).astype(np.int64), 0, arr.shape[1] - 1)
     fit_b = background == "local"
-    if fit_b:
-        target = arr
-        bgmap = None
-    else:
-        # lower envelope of the image, smoothed over a cell: fixed background map
-        size = 2 * int(round(nn)) + 1
-        pre = ndimage.gaussian_filter(arr, 0.15 * nn)  # noise would bias the minimum low
-        bgmap = ndimage.gaussian_filter(ndimage.minimum_filter(pre, size=size), BG_SMOOTH_NN * nn)
-        target = arr - bgmap
+    target, bgmap = _fit_target(arr, nn, fit_b)
     # initial parameters: background = patch minimum, amplitude = peak - background
     w = int(np.ceil(radius))
     b0 = ndimage.minimum_filter(target, size=2 * w + 1)[cy, cx] if fit_b else np.zeros(n)
     a0 = np.maximum(target[cy, cx] - b0, 1e-12 * max(np.abs(arr).max(), 1.0))
-    err = np.full((n, 5), np.nan)
-    conv = np.zeros(n, dtype=np.int64)
-    rss = np.zeros(n)
-    rendered = np.ones(n, dtype=np.bool_)
+    state = _FitState(target, cy, cx, max_iter, fit_b, n)
     if sigma_px is None:
-        # estimate the common width: one free sweep, median over the converged fits
-        p = np.stack([a0, pos0[:, 0], pos0[:, 1], np.full(n, s0), b0], axis=1)
-        model = np.zeros_like(arr)
-        _render_into(model, p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), p[:, 3].copy(), rendered)
-        trial = np.empty_like(p)
-        _fit_sweep(target, model, p, rendered, cy, cx, radius, max_iter, 0.2 * s0, 5.0 * s0, fit_b, trial, err, conv, rss)
-        st = _sanity(trial, p, conv, radius, s0) == 0
-        if st.sum() >= max(3, 0.2 * n):
-            s0 = float(np.median(trial[st, 3]))
+        s0 = state.estimate_width(a0, pos0, b0, radius, s0)
         if fit_radius_px is None:
             # the patch must reach the flanks of the Gaussian (A, sigma and b are
             # degenerate on its top); neighbours inside it are part of the joint model
             radius = max(radius, FIT_RADIUS_SIGMA * s0)
-    p = np.stack([a0, pos0[:, 0], pos0[:, 1], np.full(n, s0), b0], axis=1)
-    p_init = p.copy()
-    sweeps = 0
-    for sweeps in range(1, n_sweeps + 1):
-        model = np.zeros_like(arr)
-        _render_into(model, p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), p[:, 3].copy(), rendered)
-        new_p = np.empty_like(p)
-        _fit_sweep(target, model, p, rendered, cy, cx, radius, max_iter, 0.25 * s0, 4.0 * s0, fit_b, new_p, err, conv, rss)
-        status = _sanity(new_p, p_init, conv, radius, s0, err)
-        good = status == 0
-        move = np.abs(new_p[good, 1:3] - p[good, 1:3]).max() if good.any() else 0.0
-        # the next sweep starts (and renders failed columns) from the initial estimate
-        relaxed = p + damping * (new_p - p)
-        p = np.where((status != 0)[:, None], p_init, relaxed)
-        if move < tol_px:
-            break
-    p = np.where((status != 0)[:, None], new_p, p)
+    p_init = np.stack([a0, pos0[:, 0], pos0[:, 1], np.full(n, s0), b0], axis=1)
+    p, status, sweeps = state.joint_sweeps(p_init, radius, s0, n_sweeps, tol_px, damping)
     ok = status == 0
-    bad = ~ok
-    out_p = p.copy()
-    out_p[bad] = p_init[bad]
+    out_p = np.where(ok[:, None], p, p_init)
     fitted = lambda j: np.where(ok, p[:, j], np.nan)  # noqa: E731
-    ferr = lambda j: np.where(ok, err[:, j], np.nan)  # noqa: E731
+    ferr = lambda j: np.where(ok, state.err[:, j], np.nan)  # noqa: E731
     return ColumnFit(
         y_px=out_p[:, 1],
         x_px=out_p[:, 2],
@@ -610,6 +568,71 @@ def refine_columns(
         n_sweeps=sweeps,
         fit_radius_px=radius,
     )
+
+
+def _median_spacing(pos: np.ndarray, shape: tuple[int, int]) -> float:
+    """Median nearest-neighbour distance of the positions (half the image for one column)."""
+    if len(pos) < 2:
+        return float(min(shape)) / 2
+    d, _ = cKDTree(pos).query(pos, k=2)
+    return float(np.median(d[:, 1]))
+
+
+def _fit_target(arr: np.ndarray, nn: float, fit_b: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(image the Gaussians are fitted to, fixed background map or None for a local background)."""
+    if fit_b:
+        return arr, None
+    # lower envelope of the image, smoothed over a cell: fixed background map
+    size = 2 * int(round(nn)) + 1
+    pre = ndimage.gaussian_filter(arr, 0.15 * nn)  # noise would bias the minimum low
+    bgmap = ndimage.gaussian_filter(ndimage.minimum_filter(pre, size=size), BG_SMOOTH_NN * nn)
+    return arr - bgmap, bgmap
+
+
+class _FitState:
+    """Buffers of the joint fit (errors, convergence flags, residuals) shared by its steps."""
+
+    def __init__(self, target: np.ndarray, cy: np.ndarray, cx: np.ndarray, max_iter: int, fit_b: bool, n: int):
+        self.target, self.cy, self.cx, self.max_iter, self.fit_b = target, cy, cx, max_iter, fit_b
+        self.err = np.full((n, 5), np.nan)
+        self.conv = np.zeros(n, dtype=np.int64)
+        self.rss = np.zeros(n)
+        self.rendered = np.ones(n, dtype=np.bool_)
+
+    def sweep(self, p: np.ndarray, radius: float, s_lo: float, s_hi: float) -> np.ndarray:
+        """One block-Jacobi sweep: each column refitted against the model of all the others."""
+        model = np.zeros_like(self.target)
+        _render_into(model, p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), p[:, 3].copy(), self.rendered)
+        new_p = np.empty_like(p)
+        _fit_sweep(self.target, model, p, self.rendered, self.cy, self.cx, radius, self.max_iter, s_lo, s_hi,
+                   self.fit_b, new_p, self.err, self.conv, self.rss)
+        return new_p
+
+    def estimate_width(self, a0, pos0, b0, radius: float, s0: float) -> float:
+        """Common width: one free sweep, median over the converged fits (``s0`` if too few)."""
+        p = np.stack([a0, pos0[:, 0], pos0[:, 1], np.full(len(a0), s0), b0], axis=1)
+        trial = self.sweep(p, radius, 0.2 * s0, 5.0 * s0)
+        st = _sanity(trial, p, self.conv, radius, s0) == 0
+        if st.sum() >= max(3, 0.2 * len(a0)):
+            return float(np.median(trial[st, 3]))
+        return s0
+
+    def joint_sweeps(self, p_init: np.ndarray, radius: float, s0: float, n_sweeps: int, tol_px: float,
+                     damping: float) -> tuple[np.ndarray, np.ndarray, int]:
+        """Damped Jacobi sweeps until no good column moves by ``tol_px``: (parameters, status, sweeps)."""
+        p = p_init.copy()
+        sweeps = 0
+        for sweeps in range(1, n_sweeps + 1):
+            new_p = self.sweep(p, radius, 0.25 * s0, 4.0 * s0)
+            status = _sanity(new_p, p_init, self.conv, radius, s0, self.err)
+            good = status == 0
+            move = np.abs(new_p[good, 1:3] - p[good, 1:3]).max() if good.any() else 0.0
+            # the next sweep starts (and renders failed columns) from the initial estimate
+            relaxed = p + damping * (new_p - p)
+            p = np.where((status != 0)[:, None], p_init, relaxed)
+            if move < tol_px:
+                break
+        return np.where((status != 0)[:, None], new_p, p), status, sweeps
 
 
 def _sanity(
@@ -788,21 +811,7 @@ def classify_columns(
     f2 = _local_fractions(pos, reference, (0, 1))
     if f1 is None or f2 is None:
         raise InputError("the GPA result lacks the (1,0) and (0,1) reflections")
-    fp = _local_fractions(pos, reference, (1, 1))
-    fq = _local_fractions(pos, reference, (1, -1))
-    if fp is None or fq is None:
-        fp, fq = f1 + f2, f1 - f2
-    # (110) frame: A/B sites at integer (p, q), X sites at half-integer (p, q)
-    npq, off_pq = _half_grid(np.stack([fp, fq], axis=1), w)
-    same = (npq[:, 0] - npq[:, 1]) % 2 == 0
-    indexed = same & (off_pq.max(axis=1) <= max_offset)
-    even = indexed & (npq[:, 0] % 2 == 0)
-    odd = indexed & (npq[:, 0] % 2 != 0)
-    base = np.nanmin(inten)
-    score_even = np.nansum(inten[even] - base)
-    score_odd = np.nansum(inten[odd] - base)
-    non_x = even if score_even >= score_odd else odd
-    is_x = odd if score_even >= score_odd else even
+    non_x, is_x, indexed, off_pq = _split_x_sites(pos, reference, f1, f2, inten, w, max_offset)
     # (100) frame parity of the A/B columns
     n1, off1 = _half_grid(np.stack([f1, f2], axis=1)[non_x], w[non_x])
     confident = np.zeros(len(pos), bool)
@@ -818,32 +827,60 @@ def classify_columns(
     if len(idx) < 2:
         raise FitError("fewer than two A/B-site columns: cannot classify by intensity")
     cell = float(np.median(1.0 / np.linalg.norm(_g_of(reference), axis=1)))
-    tree = cKDTree(pos[idx])
-    # raw vote: brighter than the mean of the A/B neighbours within 0.85 a (the
-    # four diagonal ones, of the other site in an undisturbed lattice)
-    nb_lists = tree.query_ball_point(pos[idx], r=0.85 * cell)
-    lens = np.array([len(v) for v in nb_lists])
-    flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in nb_lists])
-    owner = np.repeat(np.arange(len(idx)), lens)
-    other = flat != owner
-    s_nb = np.bincount(owner[other], weights=inten[idx][flat[other]], minlength=len(idx))
-    c_nb = np.bincount(owner[other], minlength=len(idx))
-    mean_nb = np.where(c_nb > 0, s_nb / np.maximum(c_nb, 1), inten[idx])
-    raw_bright = inten[idx] > mean_nb
-    conf = confident[idx]
-    sign = np.where(parity[idx] == 1, 1.0, -1.0)
-    vote = np.where(conf, np.where(raw_bright, 1.0, -1.0) * sign, 0.0)  # +1: parity 1 is bright
-    if method == "global":
-        total = vote.sum()
-        bright = np.where(conf, (total * sign) > 0, raw_bright)
-    else:
-        vl = tree.query_ball_point(pos[idx], r=vote_radius_cells * cell)
-        vlens = np.array([len(v) for v in vl])
-        vflat = np.concatenate([np.asarray(v, dtype=np.int64) for v in vl])
-        vsum = np.bincount(np.repeat(np.arange(len(idx)), vlens), weights=vote[vflat], minlength=len(idx))
-        bright = np.where(conf & (vsum != 0), vsum * sign > 0, raw_bright)
+    bright = _bright_sites(pos[idx], inten[idx], confident[idx], parity[idx], cell, method, vote_radius_cells)
     types[idx] = np.where(bright, names[1], names[0])
     return {"type": types.astype(str), "site_parity": parity, "offset": off}
+
+
+def _split_x_sites(pos, reference, f1, f2, inten, w, max_offset):
+    """(A/B-site mask, X-site mask, indexed mask, (110)-frame offsets) from the lattice fractions.
+
+    In the (110) frame A/B sites sit at integer (p, q) and X sites at half-integer
+    (p, q); of the two even/odd sublattices the brighter one is A/B.
+    """
+    fp = _local_fractions(pos, reference, (1, 1))
+    fq = _local_fractions(pos, reference, (1, -1))
+    if fp is None or fq is None:
+        fp, fq = f1 + f2, f1 - f2
+    npq, off_pq = _half_grid(np.stack([fp, fq], axis=1), w)
+    same = (npq[:, 0] - npq[:, 1]) % 2 == 0
+    indexed = same & (off_pq.max(axis=1) <= max_offset)
+    even = indexed & (npq[:, 0] % 2 == 0)
+    odd = indexed & (npq[:, 0] % 2 != 0)
+    base = np.nanmin(inten)
+    score_even = np.nansum(inten[even] - base)
+    score_odd = np.nansum(inten[odd] - base)
+    if score_even >= score_odd:
+        return even, odd, indexed, off_pq
+    return odd, even, indexed, off_pq
+
+
+def _neighbour_sum(tree: cKDTree, pos: np.ndarray, radius: float, values: np.ndarray, skip_self: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of ``values`` over the neighbours within ``radius``, their number) per position."""
+    lists = tree.query_ball_point(pos, r=radius)
+    lens = np.array([len(v) for v in lists])
+    flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in lists])
+    owner = np.repeat(np.arange(len(pos)), lens)
+    keep = flat != owner if skip_self else np.ones(len(flat), bool)
+    return (np.bincount(owner[keep], weights=values[flat[keep]], minlength=len(pos)),
+            np.bincount(owner[keep], minlength=len(pos)))
+
+
+def _bright_sites(pos, inten, conf, parity, cell: float, method: str, vote_radius_cells: float) -> np.ndarray:
+    """Which A/B columns are the bright site: parity votes, global or within ``vote_radius_cells``."""
+    tree = cKDTree(pos)
+    # raw vote: brighter than the mean of the A/B neighbours within 0.85 a (the
+    # four diagonal ones, of the other site in an undisturbed lattice)
+    s_nb, c_nb = _neighbour_sum(tree, pos, 0.85 * cell, inten, skip_self=True)
+    mean_nb = np.where(c_nb > 0, s_nb / np.maximum(c_nb, 1), inten)
+    raw_bright = inten > mean_nb
+    sign = np.where(parity == 1, 1.0, -1.0)
+    vote = np.where(conf, np.where(raw_bright, 1.0, -1.0) * sign, 0.0)  # +1: parity 1 is bright
+    if method == "global":
+        return np.where(conf, (vote.sum() * sign) > 0, raw_bright)
+    vsum, _ = _neighbour_sum(tree, pos, vote_radius_cells * cell, vote, skip_self=False)
+    return np.where(conf & (vsum != 0), vsum * sign > 0, raw_bright)
 
 
 def _g_of(ref: GPAResult | Lattice) -> np.ndarray:

@@ -184,23 +184,20 @@ def default_table(attrs: dict[str, Any] | None = None, *, exponent: float = 1.7,
     note : str
         How the table was made (for the result).
     """
+    from nanodomains.errors import FileFormatError
     from nanodomains.stem import tables
     from nanodomains.stem.probe import ColumnModel, ProbeParameters
 
     attrs = attrs or {}
-    probe = None
     note = f"power law n = {exponent:g} (PHYSICS.md), no channelling saturation"
-    if crosstalk and attrs.get("beam_energy_kev") and attrs.get("convergence_semiangle_mrad"):
+    try:
+        probe = ProbeParameters.from_attrs(attrs, detector=False) if crosstalk else None
+    except FileFormatError:  # beam energy or convergence angle not recorded
+        probe = None
+    if probe is not None:
         src = attrs.get("source_fwhm_pm")
-        probe = ProbeParameters(
-            energy_kev=float(attrs["beam_energy_kev"]),
-            semiangle_mrad=float(attrs["convergence_semiangle_mrad"]),
-            defocus_nm=float(attrs.get("defocus_nm", 0.0) or 0.0),
-            cs_um=float(attrs.get("cs_um", 0.0) or 0.0),
-            source_fwhm_pm=float(src) if src is not None else 0.0,
-        )
-        note += (f"; a/2-square cross-talk for the probe {probe.energy_kev:g} kV, {probe.semiangle_mrad:g} mrad, "
-                 f"source {probe.source_fwhm_pm:g} pm FWHM"
+        note += (f"; a/2-square cross-talk for the probe {probe.beam_energy_kev:g} kV, "
+                 f"{probe.convergence_semiangle_mrad:g} mrad, source {probe.source_fwhm_pm:g} pm FWHM"
                  + ("" if src is not None else " (source size not in the metadata: 0 assumed)"))
     elif crosstalk:
         note += "; no cross-talk correction (beam energy / convergence angle not in the metadata)"

@@ -1,4 +1,8 @@
-r"""STEM-EDS maps of Br and I from nanocrystal models, and line scans.
+r"""STEM-EDS maps of Br and I from nanocrystal models (the EDS simulator).
+
+Reading the maps (:func:`nanodomains.stem.io.load_eds`, also importable from here),
+line scans and their step fits (:mod:`nanodomains.stem.linescan`) are analysis and
+live outside this simulator module.
 
 Model
 -----
@@ -34,7 +38,7 @@ Detector: solid angle 0.7 sr (a multi-SDD system), efficiency 1.
 The Br atomic fraction of a region follows from the counts with these known
 cross-sections (Cliff-Lorimer with theoretical k-factors):
 :math:`b = (C_\mathrm{Br}/\sigma_\mathrm{Br}) / (C_\mathrm{Br}/\sigma_\mathrm{Br} + C_\mathrm I/\sigma_\mathrm I)`,
-see :func:`line_scan`.
+see :func:`nanodomains.stem.linescan.line_scan`.
 """
 
 from __future__ import annotations
@@ -47,24 +51,22 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
-from nanodomains.errors import FileFormatError, InputError, require_positive
+from nanodomains import seeds
+from nanodomains.errors import InputError, require_positive
+from nanodomains.files import to_jsonable
+from nanodomains.stem.io import load_eds, save_netcdf
+from nanodomains.stem.probe import ProbeParameters
 from nanodomains.stem.simulate import (
-    ProbeParameters,
     ScanDistortion,
-    _check_pixel,
-    _jsonable,
-    _rng,
     build_truth,
+    check_pixel,
     image_frame,
-    load_netcdf,
-    save_netcdf,
     scan_fraction,
     truth_sidecar_path,
     write_truth,
 )
 
-__all__ = ["XrayLine", "DEFAULT_LINES", "EDSDetector", "EDSMaps", "simulate_eds", "write_eds", "load_eds",
-           "line_scan"]
+__all__ = ["XrayLine", "DEFAULT_LINES", "EDSDetector", "EDSMaps", "simulate_eds", "write_eds", "load_eds"]
 
 _BARN_A2 = 1e-8
 
@@ -153,6 +155,9 @@ def simulate_eds(nc, *, pixel_size_pm: float = 50.0, shape: int | tuple[int, int
     scan : ScanDistortion
     direction : str
     seed : int
+        Seeds the halide occupancy (when ``columns``/``atoms`` are not given) and the
+        stream (:func:`nanodomains.seeds.rng`) that draws the scan seed (one jitter for
+        all lines: one scan records them all), then the counting noise.
     columns, atoms : optional
         Precomputed ``project_columns`` / ``to_atoms`` output.
     noise : bool
@@ -165,49 +170,32 @@ def simulate_eds(nc, *, pixel_size_pm: float = 50.0, shape: int | tuple[int, int
     from nanodomains.structure import project_columns
 
     dose = require_positive("dose_e_per_a2", dose_e_per_a2)
-    if not math.isfinite(spread_fwhm_pm) or spread_fwhm_pm < 0:
-        raise InputError(f"spread_fwhm_pm must be finite and >= 0, got {spread_fwhm_pm!r}")
-    if not math.isfinite(continuum_fraction) or continuum_fraction < 0:
-        raise InputError(f"continuum_fraction must be finite and >= 0, got {continuum_fraction!r}")
-    if not lines or len({ln.name for ln in lines}) != len(lines):
-        raise InputError("lines must be a non-empty tuple of XrayLine with distinct names")
-    h = _check_pixel(pixel_size_pm, min(nc.domain_lattice_pm(d.id) for d in nc.domains))
-    rng = _rng(seed)
+    _check_eds_inputs(spread_fwhm_pm, continuum_fraction, lines)
+    h = check_pixel(pixel_size_pm, min(nc.domain_lattice_pm(d.id) for d in nc.domains))
+    rng = seeds.rng(seeds.check_seed(seed))
     if columns is None:
         columns = project_columns(nc, direction=direction, seed=seed, atoms=atoms)
     x_img, y_img, shape, transform = image_frame(columns, h, shape, rotation_deg)
     eff_probe = replace(probe, source_fwhm_pm=math.hypot(probe.source_fwhm_pm, spread_fwhm_pm))
-    electrons = dose * (h / 100.0) ** 2
     counts_of = {"Br": columns["n_br"].to_numpy(float), "I": columns["n_i"].to_numpy(float)}
-    data_vars = {}
     expected = {}
-    jitter_seed = int(rng.integers(2**63))  # one scan records every line: same jitter for all
+    scan_seed = int(rng.integers(2**63))  # one scan records every line: same jitter for all
     for line in lines:
         w = counts_of[line.element] * line.production_barn * _BARN_A2 * detector.collection
-        frac, jitter = scan_fraction(x_img, y_img, w, shape, h, eff_probe, scan,
-                                     np.random.default_rng(jitter_seed))
-        expected[line.name] = np.clip(frac, 0, None) * electrons
+        frac, jitter = scan_fraction(x_img, y_img, w, shape, h, eff_probe, scan, seeds.rng(scan_seed))
+        expected[line.name] = np.clip(frac, 0, None) * dose * (h / 100.0) ** 2
     truth, labels = build_truth(nc, columns, x_img, y_img, np.full(len(columns), np.nan), shape, h, transform,
                                 kind="eds")
-    nc_mask = labels >= 0
-    for line in lines:
-        lam = expected[line.name]
-        cont = continuum_fraction * (lam[nc_mask].mean() if nc_mask.any() else 0.0)
-        lam = lam + np.where(nc_mask, cont, 0.0)
-        data = rng.poisson(lam).astype(np.int64) if noise else lam
-        data_vars[line.name] = (("y", "x"), data, {"units": "counts", "element": line.element,
-                                                   "energy_kev": line.energy_kev,
-                                                   "production_barn": line.production_barn,
-                                                   "continuum_counts_per_px": float(cont)})
-    h_nm = h * 1e-3
-    attrs = _jsonable({
-        "pixel_size_pm": h, "dose_e_per_a2": dose, "beam_energy_kev": probe.energy_kev,
-        "convergence_semiangle_mrad": probe.semiangle_mrad, "source_fwhm_pm": probe.source_fwhm_pm,
+    data_vars = _count_maps(expected, lines, labels >= 0, continuum_fraction, rng, noise)
+    attrs = to_jsonable({
+        "pixel_size_pm": h, "dose_e_per_a2": dose, **probe.to_attrs(detector=False),
         "spread_fwhm_pm": spread_fwhm_pm, "solid_angle_sr": detector.solid_angle_sr,
         "efficiency": detector.efficiency, "continuum_fraction": continuum_fraction,
-        "rotation_deg": float(rotation_deg), "seed": int(seed), "method": "incoherent EDS",
+        "rotation_deg": float(rotation_deg), "seed": int(seed),
+        "method": "incoherent EDS",
         "line_jitter_pm": scan.line_jitter_pm, "drift_pm_per_line": list(scan.drift_pm_per_line),
         "title": "nanodomains EDS simulation"})
+    h_nm = h * 1e-3
     ds = xr.Dataset(data_vars, coords={"y": ("y", np.arange(shape[0]) * h_nm, {"units": "nm"}),
                                        "x": ("x", np.arange(shape[1]) * h_nm, {"units": "nm"})}, attrs=attrs)
     cols_t = truth["columns"]
@@ -220,6 +208,31 @@ def simulate_eds(nc, *, pixel_size_pm: float = 50.0, shape: int | tuple[int, int
     return EDSMaps(ds, truth)
 
 
+def _check_eds_inputs(spread_fwhm_pm: float, continuum_fraction: float, lines) -> None:
+    if not math.isfinite(spread_fwhm_pm) or spread_fwhm_pm < 0:
+        raise InputError(f"spread_fwhm_pm must be finite and >= 0, got {spread_fwhm_pm!r}")
+    if not math.isfinite(continuum_fraction) or continuum_fraction < 0:
+        raise InputError(f"continuum_fraction must be finite and >= 0, got {continuum_fraction!r}")
+    if not lines or len({ln.name for ln in lines}) != len(lines):
+        raise InputError("lines must be a non-empty tuple of XrayLine with distinct names")
+
+
+def _count_maps(expected: dict, lines, nc_mask: np.ndarray, continuum_fraction: float,
+                rng: np.random.Generator, noise: bool) -> dict:
+    """Line maps: expected counts plus the uniform continuum over the NC, Poisson-drawn if ``noise``."""
+    data_vars = {}
+    for line in lines:
+        lam = expected[line.name]
+        cont = continuum_fraction * (lam[nc_mask].mean() if nc_mask.any() else 0.0)
+        lam = lam + np.where(nc_mask, cont, 0.0)
+        data = rng.poisson(lam).astype(np.int64) if noise else lam
+        data_vars[line.name] = (("y", "x"), data, {"units": "counts", "element": line.element,
+                                                   "energy_kev": line.energy_kev,
+                                                   "production_barn": line.production_barn,
+                                                   "continuum_counts_per_px": float(cont)})
+    return data_vars
+
+
 def write_eds(result: EDSMaps, path: str | Path) -> tuple[Path, Path]:
     """Write the maps as netCDF (``.nc``) and the truth as ``<stem>.truth.json``."""
     p = Path(path)
@@ -227,96 +240,3 @@ def write_eds(result: EDSMaps, path: str | Path) -> tuple[Path, Path]:
         raise InputError(f"{p}: EDS maps are written as netCDF (.nc)")
     save_netcdf(result.maps, p)
     return p, write_truth(result.truth, truth_sidecar_path(p))
-
-
-def load_eds(path: str | Path) -> xr.Dataset:
-    """Read EDS maps written by :func:`write_eds` (checks calibration and count variables)."""
-    p = Path(path)
-    ds = load_netcdf(p, "EDS map file")
-    if "pixel_size_pm" not in ds.attrs or not ds.data_vars:
-        raise FileFormatError(f"{p}: no pixel_size_pm attribute or no line maps (not an EDS map file)")
-    return ds
-
-
-def _production(ds: xr.Dataset, name: str) -> float:
-    v = ds[name].attrs.get("production_barn")
-    if v is None:
-        raise InputError(f"line map {name!r} has no production_barn attribute; cannot quantify")
-    return float(v)
-
-
-def line_scan(maps: xr.Dataset, start_nm: tuple[float, float], end_nm: tuple[float, float],
-              width_nm: float = 0.5, bin_nm: float | None = None) -> xr.Dataset:
-    """Counts summed in a band along a segment (a line scan extracted from maps).
-
-    Every pixel whose centre lies within ``width_nm / 2`` of the segment is assigned to
-    a bin of its distance along it, so the counts of a bin are the exact sum of its
-    pixels (Poisson statistics preserved).
-
-    Parameters
-    ----------
-    maps : xarray.Dataset
-        From :func:`simulate_eds` or :func:`load_eds` (variables dims (y, x)).
-    start_nm, end_nm : (float, float)
-        Segment end points (x, y) in nm.
-    width_nm : float
-        Band width across the segment.
-    bin_nm : float, optional
-        Bin size along the segment (default one pixel).
-
-    Returns
-    -------
-    xarray.Dataset
-        dim ``distance_nm`` (bin centres): one count variable per line map,
-        ``n_pixels``; if ``Br_K`` and ``I_L`` are present, ``br_fraction`` and
-        ``br_fraction_err`` (Cliff-Lorimer with the lines' production
-        cross-sections, Poisson error propagation; NaN where there are no counts).
-    """
-    if "pixel_size_pm" not in maps.attrs:
-        raise InputError("maps have no pixel_size_pm attribute")
-    h_nm = float(maps.attrs["pixel_size_pm"]) * 1e-3
-    p0 = np.asarray(start_nm, float)
-    p1 = np.asarray(end_nm, float)
-    if p0.shape != (2,) or p1.shape != (2,) or not (np.all(np.isfinite(p0)) and np.all(np.isfinite(p1))):
-        raise InputError(f"start_nm and end_nm must be finite (x, y) pairs, got {start_nm!r}, {end_nm!r}")
-    length = float(np.hypot(*(p1 - p0)))
-    if length <= 0:
-        raise InputError("line scan segment has zero length")
-    require_positive("width_nm", width_nm)
-    step = h_nm if bin_nm is None else require_positive("bin_nm", bin_nm)
-    tangent = (p1 - p0) / length
-    normal = np.array([-tangent[1], tangent[0]])
-    y = maps["y"].values
-    x = maps["x"].values
-    dx = x[None, :] - p0[0]
-    dy = y[:, None] - p0[1]
-    t = dx * tangent[0] + dy * tangent[1]
-    u = dx * normal[0] + dy * normal[1]
-    sel = (np.abs(u) <= width_nm / 2) & (t >= 0) & (t < length)
-    if not sel.any():
-        raise InputError(f"line scan {tuple(p0)} -> {tuple(p1)} (width {width_nm} nm) lies outside the map")
-    nbin = max(1, int(math.ceil(length / step)))
-    idx = np.minimum((t[sel] / step).astype(np.int64), nbin - 1)
-    centres = (np.arange(nbin) + 0.5) * step
-    out = {"n_pixels": ("distance_nm", np.bincount(idx, minlength=nbin))}
-    for name, var in maps.data_vars.items():
-        if var.dims != ("y", "x"):
-            continue
-        out[name] = ("distance_nm", np.bincount(idx, weights=var.values[sel].astype(float), minlength=nbin),
-                     dict(var.attrs))
-    ds = xr.Dataset(out, coords={"distance_nm": centres},
-                    attrs={"start_nm": list(map(float, p0)), "end_nm": list(map(float, p1)),
-                           "width_nm": float(width_nm), "bin_nm": float(step)})
-    if "Br_K" in ds and "I_L" in ds:
-        cb = ds["Br_K"].values
-        ci = ds["I_L"].values
-        sb, si = _production(maps, "Br_K"), _production(maps, "I_L")
-        nb, ni = cb / sb, ci / si
-        tot = nb + ni
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(tot > 0, nb / tot, np.nan)
-            # var(b) = (ni^2 var(nb) + nb^2 var(ni)) / tot^4 with var(C) = C
-            err = np.where(tot > 0, np.sqrt(ni**2 * cb / sb**2 + nb**2 * ci / si**2) / tot**2, np.nan)
-        ds["br_fraction"] = ("distance_nm", frac)
-        ds["br_fraction_err"] = ("distance_nm", err)
-    return ds

@@ -101,6 +101,7 @@ from scipy import ndimage
 
 from nanodomains import materials
 from nanodomains.errors import FitError, InputError, require_positive
+from nanodomains.files import atomic_path
 from nanodomains.stem.io import validate_image_array
 
 __all__ = [
@@ -187,7 +188,7 @@ def _mask_values(mask: str, dist: np.ndarray, radius: float) -> np.ndarray:
 
 @dataclass
 class _Spectrum:
-    """Spectrum of an image (after optional edge treatment) for repeated lock-ins.
+    r"""Spectrum of an image (after optional edge treatment) for repeated lock-ins.
 
     The periodic-plus-smooth edge treatment is applied in Fourier space, only at the
     coefficients a lock-in gathers: the smooth component's spectrum is
@@ -1106,9 +1107,10 @@ class GPAResult:
         return xr.Dataset(dv, coords=coords, attrs=attrs)
 
     def to_netcdf(self, path: str | Path) -> Path:
-        """Write :meth:`to_dataset` to netCDF (h5netcdf)."""
+        """Write :meth:`to_dataset` to netCDF (h5netcdf), atomically."""
         path = Path(path)
-        self.to_dataset().to_netcdf(path, engine="h5netcdf")
+        with atomic_path(path) as tmp:
+            self.to_dataset().to_netcdf(tmp, engine="h5netcdf")
         return path
 
 
@@ -1153,15 +1155,7 @@ def gpa(
     GPAResult
     """
     arr, px_pm = _as_image(image)
-    if lattice is None:
-        find_kwargs.setdefault("reference", reference)
-        find_kwargs.setdefault("mask", mask)
-        find_kwargs.setdefault("refine", False)  # refined below, once
-        if px_pm is None:
-            find_kwargs.setdefault("lattice_pm_range", None)
-        lattice = find_lattice(image, **find_kwargs)
-    elif find_kwargs:
-        raise InputError(f"unexpected arguments {sorted(find_kwargs)} when a lattice is given")
+    lattice = _start_lattice(image, lattice, px_pm, reference, mask, find_kwargs)
     if mask_radius_inv_nm is not None:
         if px_pm is None:
             raise InputError("mask_radius_inv_nm needs a calibrated image; use mask_radius_per_px")
@@ -1182,24 +1176,11 @@ def gpa(
     amp = np.stack([np.abs(h) for h in hs]).astype(np.float32)
     phase = np.stack([np.angle(h) for h in hs]).astype(np.float32)
     strain = strain_from_lock_in(hs[0], hs[1], gs[0], gs[1])
-    ref_amp = amp[0][region]
-    if not np.isfinite(ref_amp).all() or ref_amp.max() <= 0:
-        raise FitError("GPA: (100) amplitude is zero; no lattice fringes in the image")
-    a99 = float(np.percentile(amp[0], 99))
-    amp100 = np.clip(amp[0] / a99, 0.0, 1.0)
+    amp100 = _normalised_amplitude(amp[0], region)
     unwrapped = ux = uy = None
     if unwrap:
-        band = _mask_support(mask, radius, 1e-4)
-        unwrapped = np.stack([unwrap_band_limited(p, band) for p in phase[:2]]).astype(np.float32)
-        ginv = np.linalg.inv(gs[:2])
-        u_px = -np.einsum("ji,iyx->jyx", ginv, unwrapped.astype(np.float64)) / (2 * np.pi)
-        scale = px_pm * 1e-3 if px_pm is not None else 1.0
-        uy, ux = u_px[0] * scale, u_px[1] * scale
-    if isinstance(image, xr.DataArray) and "y" in image.coords:
-        y_nm, x_nm = np.asarray(image["y"], float), np.asarray(image["x"], float)
-    else:
-        s = px_pm * 1e-3 if px_pm is not None else 1.0
-        y_nm, x_nm = np.arange(arr.shape[0]) * s, np.arange(arr.shape[1]) * s
+        unwrapped, ux, uy = _displacement(phase[:2], gs[:2], _mask_support(mask, radius, 1e-4), px_pm)
+    y_nm, x_nm = _image_coords_nm(image, arr.shape, px_pm)
     attrs: dict[str, Any] = {}
     if isinstance(image, xr.DataArray) and "source_file" in image.attrs:
         attrs["source_file"] = image.attrs["source_file"]
@@ -1226,3 +1207,45 @@ def gpa(
         x_nm=x_nm,
         attrs=attrs,
     )
+
+
+def _start_lattice(image: Any, lattice: Lattice | None, px_pm: float | None, reference: Any, mask: str,
+                   find_kwargs: dict) -> Lattice:
+    """The given lattice, or :func:`find_lattice` (unrefined: :func:`gpa` refines it once)."""
+    if lattice is not None:
+        if find_kwargs:
+            raise InputError(f"unexpected arguments {sorted(find_kwargs)} when a lattice is given")
+        return lattice
+    find_kwargs.setdefault("reference", reference)
+    find_kwargs.setdefault("mask", mask)
+    find_kwargs.setdefault("refine", False)  # refined in gpa, once
+    if px_pm is None:
+        find_kwargs.setdefault("lattice_pm_range", None)
+    return find_lattice(image, **find_kwargs)
+
+
+def _normalised_amplitude(amp100: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(100) amplitude / its 99th percentile, clipped to [0, 1]; FitError without fringes."""
+    ref_amp = amp100[region]
+    if not np.isfinite(ref_amp).all() or ref_amp.max() <= 0:
+        raise FitError("GPA: (100) amplitude is zero; no lattice fringes in the image")
+    a99 = float(np.percentile(amp100, 99))
+    return np.clip(amp100 / a99, 0.0, 1.0)
+
+
+def _displacement(phase2: np.ndarray, g2: np.ndarray, band_per_px: float, px_pm: float | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unwrapped phases of the first two reflections, u_x, u_y) in nm (px when uncalibrated)."""
+    unwrapped = np.stack([unwrap_band_limited(p, band_per_px) for p in phase2]).astype(np.float32)
+    ginv = np.linalg.inv(g2)
+    u_px = -np.einsum("ji,iyx->jyx", ginv, unwrapped.astype(np.float64)) / (2 * np.pi)
+    scale = px_pm * 1e-3 if px_pm is not None else 1.0
+    return unwrapped, u_px[1] * scale, u_px[0] * scale
+
+
+def _image_coords_nm(image: Any, shape: tuple[int, int], px_pm: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) coordinates in nm: the DataArray's, else pixel index x pixel size (px uncalibrated)."""
+    if isinstance(image, xr.DataArray) and "y" in image.coords:
+        return np.asarray(image["y"], float), np.asarray(image["x"], float)
+    s = px_pm * 1e-3 if px_pm is not None else 1.0
+    return np.arange(shape[0]) * s, np.arange(shape[1]) * s

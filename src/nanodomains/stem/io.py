@@ -11,9 +11,13 @@ Every image in nanodomains is an :class:`xarray.DataArray` with dims ``("y", "x"
     caller, which overrides the file).
 ``source_file``
     The path the image was read from (absent for images made in memory).
-``beam_energy_kev``, ``camera_length_mm``, ``magnification``, ``microscope``,
+``beam_energy_kev``, ``convergence_semiangle_mrad``, ``detector_inner_mrad``,
+``detector_outer_mrad``, ``camera_length_mm``, ``magnification``, ``microscope``,
 ``title``, ``acquisition_date``
-    Copied from the file's metadata when it holds them, never invented.
+    Copied from the file's metadata when it holds them, never invented. The probe
+    and detector names are those of
+    :meth:`nanodomains.stem.probe.ProbeParameters.to_attrs`, so
+    ``ProbeParameters.from_attrs(image.attrs)`` reads them back.
 ``frames_averaged``, ``registration_shifts_px``
     For stacks reduced to one image by :func:`load_image`.
 
@@ -41,10 +45,11 @@ References
 
 from __future__ import annotations
 
-import json
-
+import base64
 import importlib
+import json
 import math
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +62,13 @@ from nanodomains.errors import (
     InputError,
     require_positive,
 )
+from nanodomains.files import atomic_path, to_jsonable
 
 __all__ = [
+    "decode_array",
+    "encode_array",
     "image_from_array",
+    "load_eds",
     "load_image",
     "load_netcdf",
     "register_stack",
@@ -276,16 +285,23 @@ def _get(d: dict, *keys: str) -> Any:
     return d
 
 
+#: RosettaSciIO/HyperSpy ``Acquisition_instrument.TEM`` keys <-> image attributes (the names of
+#: :meth:`nanodomains.stem.probe.ProbeParameters.to_attrs`; HyperSpy's ``convergence_angle`` is
+#: the semi-angle in mrad)
+_RSCIIO_TEM_KEYS = (
+    ("beam_energy", "beam_energy_kev"),
+    ("camera_length", "camera_length_mm"),
+    ("magnification", "magnification"),
+    ("convergence_angle", "convergence_semiangle_mrad"),
+)
+_RSCIIO_DETECTOR_KEYS = (("inner_angle", "detector_inner_mrad"), ("outer_angle", "detector_outer_mrad"))
+
+
 def _metadata_attrs(md: dict) -> dict[str, Any]:
     """Instrument attributes present in a RosettaSciIO metadata tree."""
     tem = _get(md, "Acquisition_instrument", "TEM") or {}
     out: dict[str, Any] = {}
-    for key, attr in (
-        ("beam_energy", "beam_energy_kev"),
-        ("camera_length", "camera_length_mm"),
-        ("magnification", "magnification"),
-        ("convergence_angle", "convergence_angle_mrad"),
-    ):
+    for key, attr in _RSCIIO_TEM_KEYS:
         v = tem.get(key) if isinstance(tem, dict) else None
         if v is not None:
             try:
@@ -294,7 +310,7 @@ def _metadata_attrs(md: dict) -> dict[str, Any]:
                 pass
     det = _get(tem, "Detector", "STEM") if isinstance(tem, dict) else None
     if isinstance(det, dict):
-        for key, attr in (("inner_angle", "detector_inner_mrad"), ("outer_angle", "detector_outer_mrad")):
+        for key, attr in _RSCIIO_DETECTOR_KEYS:
             if det.get(key) is not None:
                 out[attr] = float(det[key])
     if isinstance(tem, dict) and tem.get("microscope"):
@@ -373,6 +389,10 @@ def _read_any(path: Path, signal: int | str | None) -> tuple[np.ndarray, float |
     attrs = _metadata_attrs(sig.get("metadata", {}) or {})
     if ext in (".tif", ".tiff"):
         attrs = {**_tiff_acquisition_attrs(path), **attrs}
+    elif ext == ".hspy":  # what save_image stored beside the HyperSpy metadata
+        stored = _get(sig.get("original_metadata") or {}, "nanodomains") or {}
+        skip = {"pixel_size_pm", "pixel_size_source", "source_file", "origin_nm"}
+        attrs = {**{k: v for k, v in stored.items() if k not in skip}, **attrs}
     return data, px, origin, attrs
 
 
@@ -381,8 +401,6 @@ _TIFF_ATTRS_KEY = "nanodomains_attrs"
 
 def _tiff_acquisition_attrs(path: Path) -> dict:
     """Acquisition attributes that :func:`save_image` stored in the ImageJ metadata."""
-    import json
-
     import tifffile
 
     try:
@@ -466,27 +484,9 @@ def load_image(
         raise InputError(f"stack must be 'average' or 'keep', got {stack!r}")
     data, px_file, origin, attrs = _read_any(path, signal)
     arr = validate_image_array(data, str(path))
-    if pixel_size_pm is not None:
-        px = require_positive("pixel_size_pm", pixel_size_pm)
-        source = "argument"
-        if px_file is not None:
-            attrs["pixel_size_file_pm"] = px_file
-    elif px_file is not None:
-        px, source = px_file, "file"
-    else:
-        raise CalibrationError(
-            f"{path}: the file has no length calibration (axis units in nm/A/pm); "
-            "give the pixel size explicitly (pixel_size_pm=... / --pixel-size-pm)"
-        )
+    px, source = _choose_pixel_size(path, pixel_size_pm, px_file, attrs)
     if arr.ndim == 3:
-        shifts = None
-        if register:
-            arr, shifts = register_stack(arr, upsample_factor=upsample_factor)
-        if stack == "average":
-            attrs["frames_averaged"] = int(arr.shape[0])
-            arr = arr.mean(axis=0)
-        if shifts is not None:
-            attrs["registration_shifts_px"] = shifts.ravel().tolist()
+        arr = _reduce_stack(arr, stack, register, upsample_factor, attrs)
     return image_from_array(
         arr,
         px,
@@ -496,6 +496,35 @@ def load_image(
         pixel_size_source=source,
         **attrs,
     )
+
+
+def _choose_pixel_size(path: Path, pixel_size_pm: float | None, px_file: float | None,
+                       attrs: dict) -> tuple[float, str]:
+    """(pixel size pm, source): the argument overrides the file (recorded in ``attrs``)."""
+    if pixel_size_pm is not None:
+        px = require_positive("pixel_size_pm", pixel_size_pm)
+        if px_file is not None:
+            attrs["pixel_size_file_pm"] = px_file
+        return px, "argument"
+    if px_file is not None:
+        return px_file, "file"
+    raise CalibrationError(
+        f"{path}: the file has no length calibration (axis units in nm/A/pm); "
+        "give the pixel size explicitly (pixel_size_pm=... / --pixel-size-pm)"
+    )
+
+
+def _reduce_stack(arr: np.ndarray, stack: str, register: bool, upsample_factor: int, attrs: dict) -> np.ndarray:
+    """Register (optionally) and average or keep a (frame, y, x) stack; notes go to ``attrs``."""
+    shifts = None
+    if register:
+        arr, shifts = register_stack(arr, upsample_factor=upsample_factor)
+    if stack == "average":
+        attrs["frames_averaged"] = int(arr.shape[0])
+        arr = arr.mean(axis=0)
+    if shifts is not None:
+        attrs["registration_shifts_px"] = shifts.ravel().tolist()
+    return arr
 
 
 def register_stack(
@@ -547,14 +576,6 @@ def register_stack(
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _json_attrs(attrs: dict) -> dict:
-    """Attributes as JSON-safe scalars and lists (for TIFF metadata)."""
-    out = {}
-    for k, v in _netcdf_attrs(attrs).items():
-        out[k] = v.tolist() if isinstance(v, np.ndarray) else (v.item() if isinstance(v, np.generic) else v)
-    return out
 
 
 def _netcdf_attrs(attrs: dict) -> dict:
@@ -614,93 +635,103 @@ def save_image(da: xr.DataArray, path: str | Path) -> Path:
     path = Path(path)
     data, px_pm, origin = _image_calibration(da)
     ext = path.suffix.lower()
-    px_nm = px_pm * 1e-3
+    writers = {".nc": _write_image_netcdf, ".tif": _write_image_tiff, ".tiff": _write_image_tiff,
+               ".hspy": _write_image_hspy}
+    if ext not in writers:
+        raise InputError(f"{path}: cannot save images as {ext!r}; use .nc, .tif or .hspy")
     try:
-        if ext == ".nc":
-            out = da.copy()
-            out.attrs = _netcdf_attrs(da.attrs)
-            out.to_netcdf(path, engine="h5netcdf")
-        elif ext in (".tif", ".tiff"):
-            import tifffile
-
-            extratags = [
-                (65003, "s", 3, "nm", False),
-                (65004, "s", 3, "nm", False),
-                (65006, "d", 1, origin[1], False),
-                (65007, "d", 1, origin[0], False),
-                (65009, "d", 1, px_nm, False),
-                (65010, "d", 1, px_nm, False),
-            ]
-            tifffile.imwrite(
-                path,
-                data.astype(np.float32),
-                imagej=True,
-                resolution=(1.0 / px_nm, 1.0 / px_nm),
-                metadata={"unit": "nm", "axes": "ZYX" if data.ndim == 3 else "YX",
-                          # acquisition attributes (probe, detector, dose) survive a round trip
-                          _TIFF_ATTRS_KEY: json.dumps(_json_attrs(da.attrs))},
-                extratags=extratags,
-            )
-        elif ext == ".hspy":
-            from rsciio.hspy import file_writer
-
-            from nanodomains import __version__
-
-            names = ["frame", "y", "x"][-data.ndim :]
-            axes = []
-            for i, nm in enumerate(names):
-                if nm == "frame":
-                    axes.append({"name": "frame", "size": data.shape[i], "scale": 1.0, "offset": 0.0, "units": "", "navigate": True})
-                else:
-                    axes.append({
-                        "name": nm,
-                        "size": data.shape[i],
-                        "scale": px_nm,
-                        "offset": origin[0] if nm == "y" else origin[1],
-                        "units": "nm",
-                        "navigate": False,
-                    })
-            tem = {}
-            for attr, key in (("beam_energy_kev", "beam_energy"), ("camera_length_mm", "camera_length"), ("magnification", "magnification")):
-                if attr in da.attrs:
-                    tem[key] = float(da.attrs[attr])
-            md = {
-                "General": {"title": str(da.attrs.get("title", "nanodomains image"))},
-                "Signal": {"signal_type": "", "record_by": "image"},
-            }
-            if tem:
-                md["Acquisition_instrument"] = {"TEM": tem}
-            signal = {
-                "data": data,
-                "axes": axes,
-                "metadata": md,
-                "original_metadata": {"nanodomains": _netcdf_attrs(da.attrs)},
-                "tmp_parameters": {},
-                "attributes": {"_lazy": False},
-                "learning_results": {},
-                "models": {},
-                "package_info": {"name": "nanodomains", "version": __version__},
-            }
-            file_writer(str(path), signal, show_progressbar=False)
-        else:
-            raise InputError(f"{path}: cannot save images as {ext!r}; use .nc, .tif or .hspy")
-    except (InputError, CalibrationError):
-        raise
+        with atomic_path(path) as tmp:
+            writers[ext](tmp, da, data, px_pm * 1e-3, origin)
     except OSError as exc:
         raise FileFormatError(f"{path}: cannot write: {exc}") from exc
     return path
 
 
+def _write_image_netcdf(path: Path, da: xr.DataArray, data: np.ndarray, px_nm: float,
+                        origin: tuple[float, float]) -> None:
+    """netCDF4 via h5netcdf, full precision, all attributes netCDF can hold."""
+    out = da.copy()
+    out.attrs = _netcdf_attrs(da.attrs)
+    out.to_netcdf(path, engine="h5netcdf")
+
+
+def _write_image_tiff(path: Path, da: xr.DataArray, data: np.ndarray, px_nm: float,
+                      origin: tuple[float, float]) -> None:
+    """ImageJ hyperstack, float32, with ImageJ and DigitalMicrograph calibration tags."""
+    import tifffile
+
+    extratags = [
+        (65003, "s", 3, "nm", False),
+        (65004, "s", 3, "nm", False),
+        (65006, "d", 1, origin[1], False),
+        (65007, "d", 1, origin[0], False),
+        (65009, "d", 1, px_nm, False),
+        (65010, "d", 1, px_nm, False),
+    ]
+    tifffile.imwrite(
+        path,
+        data.astype(np.float32),
+        imagej=True,
+        resolution=(1.0 / px_nm, 1.0 / px_nm),
+        metadata={"unit": "nm", "axes": "ZYX" if data.ndim == 3 else "YX",
+                  # acquisition attributes (probe, detector, dose) survive a round trip
+                  _TIFF_ATTRS_KEY: json.dumps(to_jsonable(_netcdf_attrs(da.attrs)))},
+        extratags=extratags,
+    )
+
+
+def _hspy_axes(data: np.ndarray, px_nm: float, origin: tuple[float, float]) -> list[dict]:
+    names = ["frame", "y", "x"][-data.ndim:]
+    axes = []
+    for i, nm in enumerate(names):
+        if nm == "frame":
+            axes.append({"name": "frame", "size": data.shape[i], "scale": 1.0, "offset": 0.0, "units": "",
+                         "navigate": True})
+        else:
+            axes.append({"name": nm, "size": data.shape[i], "scale": px_nm,
+                         "offset": origin[0] if nm == "y" else origin[1], "units": "nm", "navigate": False})
+    return axes
+
+
+def _write_image_hspy(path: Path, da: xr.DataArray, data: np.ndarray, px_nm: float,
+                      origin: tuple[float, float]) -> None:
+    """HyperSpy HDF5 via RosettaSciIO, with beam energy etc. in the TEM metadata."""
+    from rsciio.hspy import file_writer
+
+    from nanodomains import __version__
+
+    tem: dict[str, Any] = {key: float(da.attrs[attr]) for key, attr in _RSCIIO_TEM_KEYS if attr in da.attrs}
+    det = {key: float(da.attrs[attr]) for key, attr in _RSCIIO_DETECTOR_KEYS if attr in da.attrs}
+    if det:
+        tem["Detector"] = {"STEM": det}
+    md = {
+        "General": {"title": str(da.attrs.get("title", "nanodomains image"))},
+        "Signal": {"signal_type": "", "record_by": "image"},
+    }
+    if tem:
+        md["Acquisition_instrument"] = {"TEM": tem}
+    signal = {
+        "data": data,
+        "axes": _hspy_axes(data, px_nm, origin),
+        "metadata": md,
+        "original_metadata": {"nanodomains": _netcdf_attrs(da.attrs)},
+        "tmp_parameters": {},
+        "attributes": {"_lazy": False},
+        "learning_results": {},
+        "models": {},
+        "package_info": {"name": "nanodomains", "version": __version__},
+    }
+    file_writer(str(path), signal, show_progressbar=False)
+
+
 def save_netcdf(ds: xr.Dataset | xr.DataArray, path: str | Path) -> Path:
-    """Write a Dataset/DataArray to netCDF (h5netcdf) atomically (temporary file, then rename)."""
+    """Write a Dataset/DataArray to netCDF (h5netcdf) atomically (:func:`nanodomains.files.atomic_path`)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        with atomic_path(p) as tmp:
+            ds.to_netcdf(tmp, engine="h5netcdf")
     except OSError as exc:
         raise FileFormatError(f"{p}: cannot write: {exc}") from exc
-    tmp.replace(p)
     return p
 
 
@@ -713,3 +744,50 @@ def load_netcdf(path: str | Path, what: str) -> xr.Dataset:
         return xr.load_dataset(p, engine="h5netcdf")
     except Exception as exc:  # h5py/h5netcdf raise many types for corrupt files
         raise FileFormatError(f"{p}: not a readable netCDF file ({exc})") from exc
+
+
+def load_eds(path: str | Path) -> xr.Dataset:
+    """Read EDS line-count maps (netCDF, one variable per line, dims (y, x)).
+
+    The format :func:`nanodomains.stem.eds.write_eds` writes: a ``pixel_size_pm``
+    attribute and at least one map variable (each line's ``production_barn``
+    attribute is what :func:`nanodomains.stem.linescan.line_scan` quantifies with).
+
+    Raises
+    ------
+    FileFormatError
+        Missing or unreadable file, no calibration or no maps.
+    """
+    p = Path(path)
+    ds = load_netcdf(p, "EDS map file")
+    if "pixel_size_pm" not in ds.attrs or not ds.data_vars:
+        raise FileFormatError(f"{p}: no pixel_size_pm attribute or no line maps (not an EDS map file)")
+    return ds
+
+
+# --------------------------------------------------------------------------- arrays in JSON
+
+
+def encode_array(a: np.ndarray) -> dict:
+    """Compact JSON form of an integer array: zlib-compressed, base64 text with dtype and shape.
+
+    Examples
+    --------
+    >>> d = encode_array(np.arange(4, dtype=np.int16))
+    >>> d["shape"], decode_array(d).tolist()
+    ([4], [0, 1, 2, 3])
+    """
+    a = np.ascontiguousarray(a)
+    return {"encoding": "zlib+base64", "dtype": a.dtype.str, "shape": list(a.shape),
+            "data": base64.b64encode(zlib.compress(a.tobytes(), 6)).decode("ascii")}
+
+
+def decode_array(d: dict) -> np.ndarray:
+    """Inverse of :func:`encode_array` (:class:`FileFormatError` on a corrupt entry)."""
+    try:
+        if d.get("encoding") != "zlib+base64":
+            raise ValueError(f"unknown encoding {d.get('encoding')!r}")
+        raw = zlib.decompress(base64.b64decode(d["data"]))
+        return np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
+    except (KeyError, ValueError, TypeError, zlib.error) as exc:
+        raise FileFormatError(f"truth sidecar: cannot decode array ({exc})") from exc

@@ -1,7 +1,7 @@
-r"""EDS line scans across a domain boundary with a fitted composition step.
+r"""EDS line scans across a domain boundary with a fitted composition step (analysis).
 
 Profile. Counts of each X-ray line summed over a band along a segment
-(:func:`nanodomains.stem.eds.line_scan`: exact pixel sums per bin, Poisson statistics
+(:func:`line_scan`: exact pixel sums per bin, Poisson statistics
 kept) and the Cliff-Lorimer Br fraction per bin
 :math:`b = (C_\mathrm{Br}/\sigma_\mathrm{Br}) / (C_\mathrm{Br}/\sigma_\mathrm{Br} + C_\mathrm I/\sigma_\mathrm I)`.
 
@@ -39,9 +39,102 @@ from scipy.special import ndtr
 
 from nanodomains.errors import FitError, InputError, require_positive
 
-__all__ = ["StepFit", "fit_step", "scan_across", "boundary_scan"]
+__all__ = ["line_scan", "StepFit", "fit_step", "scan_across", "boundary_scan"]
 
 FWHM_10_90 = 2.5631031310892007  # 10-90 % width of Phi in units of w
+
+
+def _production(ds: xr.Dataset, name: str) -> float:
+    v = ds[name].attrs.get("production_barn")
+    if v is None:
+        raise InputError(f"line map {name!r} has no production_barn attribute; cannot quantify")
+    return float(v)
+
+
+def line_scan(maps: xr.Dataset, start_nm: tuple[float, float], end_nm: tuple[float, float],
+              width_nm: float = 0.5, bin_nm: float | None = None) -> xr.Dataset:
+    """Counts summed in a band along a segment (a line scan extracted from maps).
+
+    Every pixel whose centre lies within ``width_nm / 2`` of the segment is assigned to
+    a bin of its distance along it, so the counts of a bin are the exact sum of its
+    pixels (Poisson statistics preserved).
+
+    Parameters
+    ----------
+    maps : xarray.Dataset
+        From :func:`nanodomains.stem.eds.simulate_eds` or
+        :func:`nanodomains.stem.io.load_eds` (variables dims (y, x)).
+    start_nm, end_nm : (float, float)
+        Segment end points (x, y) in nm.
+    width_nm : float
+        Band width across the segment.
+    bin_nm : float, optional
+        Bin size along the segment (default one pixel).
+
+    Examples
+    --------
+    >>> ones = xr.DataArray(np.ones((10, 10)), dims=("y", "x"))
+    >>> maps = xr.Dataset({"Br_K": ones}, coords={"y": np.arange(10) * 0.1, "x": np.arange(10) * 0.1},
+    ...                   attrs={"pixel_size_pm": 100.0})
+    >>> line_scan(maps, (0.0, 0.45), (1.0, 0.45), width_nm=0.2, bin_nm=0.5)["Br_K"].values.tolist()
+    [10.0, 10.0]
+
+    Returns
+    -------
+    xarray.Dataset
+        dim ``distance_nm`` (bin centres): one count variable per line map,
+        ``n_pixels``; if ``Br_K`` and ``I_L`` are present, ``br_fraction`` and
+        ``br_fraction_err`` (Cliff-Lorimer with the lines' production
+        cross-sections, Poisson error propagation; NaN where there are no counts).
+    """
+    if "pixel_size_pm" not in maps.attrs:
+        raise InputError("maps have no pixel_size_pm attribute")
+    h_nm = float(maps.attrs["pixel_size_pm"]) * 1e-3
+    p0 = np.asarray(start_nm, float)
+    p1 = np.asarray(end_nm, float)
+    if p0.shape != (2,) or p1.shape != (2,) or not (np.all(np.isfinite(p0)) and np.all(np.isfinite(p1))):
+        raise InputError(f"start_nm and end_nm must be finite (x, y) pairs, got {start_nm!r}, {end_nm!r}")
+    length = float(np.hypot(*(p1 - p0)))
+    if length <= 0:
+        raise InputError("line scan segment has zero length")
+    require_positive("width_nm", width_nm)
+    step = h_nm if bin_nm is None else require_positive("bin_nm", bin_nm)
+    tangent = (p1 - p0) / length
+    normal = np.array([-tangent[1], tangent[0]])
+    y = maps["y"].values
+    x = maps["x"].values
+    dx = x[None, :] - p0[0]
+    dy = y[:, None] - p0[1]
+    t = dx * tangent[0] + dy * tangent[1]
+    u = dx * normal[0] + dy * normal[1]
+    sel = (np.abs(u) <= width_nm / 2) & (t >= 0) & (t < length)
+    if not sel.any():
+        raise InputError(f"line scan {tuple(p0)} -> {tuple(p1)} (width {width_nm} nm) lies outside the map")
+    nbin = max(1, int(math.ceil(length / step)))
+    idx = np.minimum((t[sel] / step).astype(np.int64), nbin - 1)
+    centres = (np.arange(nbin) + 0.5) * step
+    out = {"n_pixels": ("distance_nm", np.bincount(idx, minlength=nbin))}
+    for name, var in maps.data_vars.items():
+        if var.dims != ("y", "x"):
+            continue
+        out[name] = ("distance_nm", np.bincount(idx, weights=var.values[sel].astype(float), minlength=nbin),
+                     dict(var.attrs))
+    ds = xr.Dataset(out, coords={"distance_nm": centres},
+                    attrs={"start_nm": list(map(float, p0)), "end_nm": list(map(float, p1)),
+                           "width_nm": float(width_nm), "bin_nm": float(step)})
+    if "Br_K" in ds and "I_L" in ds:
+        cb = ds["Br_K"].values
+        ci = ds["I_L"].values
+        sb, si = _production(maps, "Br_K"), _production(maps, "I_L")
+        nb, ni = cb / sb, ci / si
+        tot = nb + ni
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(tot > 0, nb / tot, np.nan)
+            # var(b) = (ni^2 var(nb) + nb^2 var(ni)) / tot^4 with var(C) = C
+            err = np.where(tot > 0, np.sqrt(ni**2 * cb / sb**2 + nb**2 * ci / si**2) / tot**2, np.nan)
+        ds["br_fraction"] = ("distance_nm", frac)
+        ds["br_fraction_err"] = ("distance_nm", err)
+    return ds
 
 
 @dataclass
@@ -104,7 +197,7 @@ def fit_step(profile: xr.Dataset, lines: tuple[str, ...] = ("Br_K", "I_L"), *,
     Parameters
     ----------
     profile : xarray.Dataset
-        From :func:`nanodomains.stem.eds.line_scan` (dim ``distance_nm``).
+        From :func:`line_scan` (dim ``distance_nm``).
     lines : tuple of str
         Count variables fitted jointly.
     min_width_nm : float, optional
@@ -126,7 +219,7 @@ def fit_step(profile: xr.Dataset, lines: tuple[str, ...] = ("Br_K", "I_L"), *,
     import lmfit
 
     if "distance_nm" not in profile.dims:
-        raise InputError("profile has no distance_nm dimension (use nanodomains.stem.eds.line_scan)")
+        raise InputError("profile has no distance_nm dimension (use line_scan)")
     missing = [ln for ln in lines if ln not in profile]
     if missing:
         raise InputError(f"profile lacks the line(s) {missing}; has {sorted(profile.data_vars)}")
@@ -138,19 +231,7 @@ def fit_step(profile: xr.Dataset, lines: tuple[str, ...] = ("Br_K", "I_L"), *,
         raise FitError("a line has no counts along the profile: no step to fit")
     step = float(np.median(np.diff(x)))
     wmin = min_width_nm if min_width_nm is not None else 0.25 * step
-    span = float(x.max() - x.min())
-    # start: position of the largest smoothed change of the summed relative signals
-    sign = [np.sign(np.mean(c[len(c) // 2:]) - np.mean(c[: len(c) // 2])) or 1.0 for c in counts.values()]
-    score = sum(s * np.gradient(np.convolve((c - c.mean()) / max(c.std(), 1e-12), np.ones(3) / 3, "same"))
-                for s, c in zip(sign, counts.values()))
-    x0_start = float(x[np.argmax(np.abs(score))]) if np.any(score) else float(x.mean())
-    params = lmfit.Parameters()
-    params.add("x0", value=x0_start, min=float(x.min()), max=float(x.max()))
-    params.add("w", value=max(2 * step, wmin * 1.5), min=wmin, max=span)
-    q = max(len(x) // 4, 2)
-    for ln, c in counts.items():
-        params.add(f"A_{ln}", value=float(c[:q].mean()))
-        params.add(f"D_{ln}", value=float(c[-q:].mean() - c[:q].mean()))
+    params = _step_start(lmfit.Parameters(), x, counts, step, wmin)
     wts = {ln: 1.0 / np.sqrt(np.maximum(c, 1.0)) for ln, c in counts.items()}
 
     def resid(p):
@@ -168,6 +249,38 @@ def fit_step(profile: xr.Dataset, lines: tuple[str, ...] = ("Br_K", "I_L"), *,
     if not res.success or res.covar is None:
         raise FitError(f"EDS step fit did not converge or has no covariance ({res.message})")
     p = res.params
+    out_lines, significant = _line_steps(p, counts)
+    fit = StepFit(position_nm=float(p["x0"].value), position_nm_err=float(p["x0"].stderr or np.nan),
+                  width_nm=float(p["w"].value), width_nm_err=float(p["w"].stderr or np.nan) if not at_bound else
+                  float("nan"), lines=out_lines, redchi=float(res.redchi), significant=significant, n_bins=len(x),
+                  extra={"width_is_upper_limit": bool(at_bound)})
+    if "br_fraction" in profile and "br_fraction_err" in profile:
+        _fit_fraction(fit, x, profile["br_fraction"].values, profile["br_fraction_err"].values)
+    return fit
+
+
+def _step_start(params, x: np.ndarray, counts: dict, step: float, wmin: float):
+    """Start values and bounds of the joint step fit (``params``: an empty ``lmfit.Parameters``).
+
+    Position: the largest smoothed change of the summed relative signals; width two
+    bins; levels and changes from the first and last quarters of the profile.
+    """
+    span = float(x.max() - x.min())
+    sign = [np.sign(np.mean(c[len(c) // 2:]) - np.mean(c[: len(c) // 2])) or 1.0 for c in counts.values()]
+    score = sum(s * np.gradient(np.convolve((c - c.mean()) / max(c.std(), 1e-12), np.ones(3) / 3, "same"))
+                for s, c in zip(sign, counts.values()))
+    x0_start = float(x[np.argmax(np.abs(score))]) if np.any(score) else float(x.mean())
+    params.add("x0", value=x0_start, min=float(x.min()), max=float(x.max()))
+    params.add("w", value=max(2 * step, wmin * 1.5), min=wmin, max=span)
+    q = max(len(x) // 4, 2)
+    for ln, c in counts.items():
+        params.add(f"A_{ln}", value=float(c[:q].mean()))
+        params.add(f"D_{ln}", value=float(c[-q:].mean() - c[:q].mean()))
+    return params
+
+
+def _line_steps(p, counts: dict) -> tuple[dict, bool]:
+    """Per line: level before, change and relative change with errors; any change above 3 sigma."""
     out_lines = {}
     significant = False
     for ln in counts:
@@ -176,13 +289,7 @@ def fit_step(profile: xr.Dataset, lines: tuple[str, ...] = ("Br_K", "I_L"), *,
         out_lines[ln] = {"before": float(a), "before_err": float(a_e), "change": float(d), "change_err": float(d_e),
                          "relative_change": float(d / a) if a else float("nan")}
         significant |= bool(np.isfinite(d_e) and abs(d) > 3 * d_e)
-    fit = StepFit(position_nm=float(p["x0"].value), position_nm_err=float(p["x0"].stderr or np.nan),
-                  width_nm=float(p["w"].value), width_nm_err=float(p["w"].stderr or np.nan) if not at_bound else
-                  float("nan"), lines=out_lines, redchi=float(res.redchi), significant=significant, n_bins=len(x),
-                  extra={"width_is_upper_limit": bool(at_bound)})
-    if "br_fraction" in profile and "br_fraction_err" in profile:
-        _fit_fraction(fit, x, profile["br_fraction"].values, profile["br_fraction_err"].values)
-    return fit
+    return out_lines, significant
 
 
 def _fit_fraction(fit: StepFit, x: np.ndarray, b: np.ndarray, b_err: np.ndarray) -> None:
@@ -227,11 +334,9 @@ def scan_across(maps: xr.Dataset, point_nm: tuple[float, float], direction: tupl
                 ) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
     """Line scan of ``length_nm`` centred on ``point_nm`` (x, y) along ``direction`` (x, y).
 
-    Returns the profile of :func:`nanodomains.stem.eds.line_scan` and its start and end
+    Returns the profile of :func:`line_scan` and its start and end
     points (nm).
     """
-    from nanodomains.stem.eds import line_scan
-
     d = np.asarray(direction, float)
     if d.shape != (2,) or not np.all(np.isfinite(d)) or np.hypot(*d) == 0:
         raise InputError(f"direction must be a non-zero (x, y) vector, got {direction!r}")

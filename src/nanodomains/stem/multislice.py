@@ -56,17 +56,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nanodomains import seeds
 from nanodomains.errors import InputError, require_positive
+from nanodomains.files import to_jsonable
+from nanodomains.stem.probe import ADF_DETECTOR_MRAD, ProbeParameters, wavelength_pm
 from nanodomains.stem.simulate import (
-    ProbeParameters,
     SimulatedImage,
-    _check_detector,
-    _image_attrs,
-    _jsonable,
-    _rng,
     build_truth,
+    check_adf_detector,
+    check_pixel,
     detector_counts,
-    wavelength_pm,
+    image_attrs,
 )
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "max_detector_angle_mrad",
     "beam_frame_atoms",
     "estimate_cost",
+    "abtem_probe",
     "frozen_phonon_source",
     "scan_region",
     "multislice_image",
@@ -98,8 +99,9 @@ class MultisliceSettings:
     Parameters
     ----------
     probe : ProbeParameters
-    detector_mrad : (float, float)
-        ADF inner and outer angles.
+    detector_mrad : (float, float), optional
+        ADF inner and outer angles; default ``probe.detector_mrad``, else (70, 190).
+        The probe of the settings carries the angles used.
     sampling_a : float
         Potential and wave sampling, A.
     slice_thickness_a : float
@@ -115,7 +117,7 @@ class MultisliceSettings:
     """
 
     probe: ProbeParameters = ProbeParameters()
-    detector_mrad: tuple[float, float] = (70.0, 190.0)
+    detector_mrad: tuple[float, float] | None = None
     sampling_a: float = 0.034
     slice_thickness_a: float = 2.0
     num_configs: int = 8
@@ -124,17 +126,20 @@ class MultisliceSettings:
     parametrization: str = "lobato"
 
     def __post_init__(self):
-        inner, outer = _check_detector(self.detector_mrad, self.probe)
+        det = self.detector_mrad if self.detector_mrad is not None else self.probe.detector_mrad
+        inner, outer = check_adf_detector(det or ADF_DETECTOR_MRAD, self.probe)
+        object.__setattr__(self, "detector_mrad", (inner, outer))
+        object.__setattr__(self, "probe", self.probe.with_detector((inner, outer)))
         require_positive("sampling_a", self.sampling_a)
         require_positive("slice_thickness_a", self.slice_thickness_a)
-        limit = max_detector_angle_mrad(self.sampling_a, self.probe.energy_kev)
+        limit = max_detector_angle_mrad(self.sampling_a, self.probe.beam_energy_kev)
         if outer > limit:
             raise InputError(
                 f"detector outer angle {outer:g} mrad exceeds the {limit:.1f} mrad that a potential "
-                f"sampling of {self.sampling_a:g} A allows at {self.probe.energy_kev:g} keV; use "
+                f"sampling of {self.sampling_a:g} A allows at {self.probe.beam_energy_kev:g} keV; use "
                 f"sampling_a <= {self.sampling_a * limit / outer:.4f} A or a smaller outer angle")
-        if self.probe.semiangle_mrad >= limit:
-            raise InputError(f"convergence semi-angle {self.probe.semiangle_mrad:g} mrad exceeds the "
+        if self.probe.convergence_semiangle_mrad >= limit:
+            raise InputError(f"convergence semi-angle {self.probe.convergence_semiangle_mrad:g} mrad exceeds the "
                              f"{limit:.1f} mrad the sampling allows")
         if int(self.num_configs) != self.num_configs or self.num_configs < 1:
             raise InputError(f"num_configs must be a positive integer, got {self.num_configs!r}")
@@ -147,11 +152,7 @@ class MultisliceSettings:
 
     def describe(self) -> dict:
         """Flat dict of all parameters (netCDF/JSON attributes)."""
-        p = self.probe
-        d = {"engine": "abtem", "energy_kev": p.energy_kev, "semiangle_mrad": p.semiangle_mrad,
-             "defocus_nm": p.defocus_nm, "cs_um": p.cs_um, "source_fwhm_pm": p.source_fwhm_pm,
-             "detector_inner_mrad": float(self.detector_mrad[0]),
-             "detector_outer_mrad": float(self.detector_mrad[1]),
+        d = {"engine": "abtem", **self.probe.to_attrs(),
              "sampling_a": self.sampling_a, "slice_thickness_a": self.slice_thickness_a,
              "num_configs": int(self.num_configs) if self.frozen_phonons else 1,
              "frozen_phonons": int(bool(self.frozen_phonons)),
@@ -207,10 +208,11 @@ def _potential(source, settings: MultisliceSettings):
                            parametrization=settings.parametrization, projection="infinite")
 
 
-def _probe(settings: MultisliceSettings):
+def abtem_probe(settings: MultisliceSettings):
+    """The ``abtem.Probe`` of the settings (energy in eV, defocus and C_s in A)."""
     abtem = _abtem()
     p = settings.probe
-    return abtem.Probe(energy=p.energy_kev * 1e3, semiangle_cutoff=p.semiangle_mrad,
+    return abtem.Probe(energy=p.beam_energy_kev * 1e3, semiangle_cutoff=p.convergence_semiangle_mrad,
                        defocus=p.defocus_nm * 10.0, Cs=p.cs_um * 1e4)
 
 
@@ -254,7 +256,7 @@ def scan_region(atoms_beam, settings: MultisliceSettings, start_a, end_a, gpts, 
     abtem = _abtem()
     source = frozen_phonon_source(atoms_beam, settings, seed)
     potential = _potential(source, settings)
-    probe = _probe(settings)
+    probe = abtem_probe(settings)
     probe.grid.match(potential)
     scan = abtem.GridScan(start=tuple(float(v) for v in start_a), end=tuple(float(v) for v in end_a),
                           gpts=tuple(int(g) for g in gpts), endpoint=False)
@@ -310,17 +312,52 @@ def multislice_image(nc, *, region_nm: tuple[float, float, float, float] | None 
     """
     from nanodomains.structure import project_columns
     from nanodomains.stem.io import image_from_array
-    from nanodomains.stem.simulate import _check_pixel
 
     h = require_positive("pixel_size_pm", pixel_size_pm)
-    _check_pixel(h, min(nc.domain_lattice_pm(d.id) for d in nc.domains))
+    check_pixel(h, min(nc.domain_lattice_pm(d.id) for d in nc.domains))
     if dose_e_per_a2 is not None:
         require_positive("dose_e_per_a2", dose_e_per_a2)
-    rng = _rng(seed)
+    rng = seeds.rng(seed)
     if atoms is None:
         atoms = nc.to_atoms(seed=seed)
     cols = project_columns(nc, direction=direction, atoms=atoms)
-    beam = beam_frame_atoms(atoms, direction)
+    sub, box, extent, (nx, ny) = _region_cell(beam_frame_atoms(atoms, direction), region_nm, margin_nm, h)
+    x0, y0, x1, y1 = box
+    cost = estimate_cost(extent, float(sub.cell[2, 2]), nx * ny, settings)
+    if cost["fft_points"] > max_fft_points:
+        raise InputError(
+            f"multislice of {nx} x {ny} positions over {extent[0] / 10:.1f} x {extent[1] / 10:.1f} nm "
+            f"({cost['n_slices']} slices, {cost['n_configs']} configurations, grid {cost['gpts']}) needs "
+            f"{cost['fft_points']:.2e} FFT points, above max_fft_points={max_fft_points:.1e}; crop with "
+            "region_nm, coarsen pixel_size_pm, or raise max_fft_points")
+    frac = _scan_fraction_image(sub, settings, margin_nm, h, (nx, ny), seed, compute_kwargs, progress)
+    if dose_e_per_a2 is None:
+        data = frac
+    else:
+        data = detector_counts(frac, dose_e_per_a2, h, rng, gain, offset, read_noise)
+    attrs = image_attrs(settings.probe, dose_e_per_a2 or 0.0, gain, offset, read_noise, 0.0, seed, None, None,
+                        None, method="multislice")
+    attrs.update({k: v for k, v in settings.describe().items() if k not in attrs})
+    attrs["units"] = "detector counts" if dose_e_per_a2 is not None else "detected fraction"
+    attrs["region_nm"] = [x0, y0, x1, y1]
+    da = image_from_array(data, h, title="nanodomains multislice ADF-STEM simulation (abTEM)", **attrs)
+    transform = {"centre_nm": [x0, y0], "fov_centre_nm": [0.0, 0.0], "rotation_deg": 0.0}
+    x_img = cols["x_nm"].to_numpy(float) - x0
+    y_img = cols["y_nm"].to_numpy(float) - y0
+    sigma = np.full(len(cols), np.nan)
+    truth, _ = build_truth(nc, cols, x_img, y_img, sigma, (ny, nx), h, transform, kind="stem",
+                           extra={"method": "multislice", "seed": int(seed),
+                                  "simulation": to_jsonable(attrs), "cost": cost})
+    return SimulatedImage(da, truth)
+
+
+def _region_cell(beam, region_nm, margin_nm: float, pixel_size_pm: float):
+    """Atoms of a beam-frame model within ``margin_nm`` of the region, in a periodic cell.
+
+    Returns (atoms, (x0, y0, x1, y1) in nm, cell extent (x, y) in A, scan size (nx, ny)).
+    The atoms are shifted so the region starts at (margin, margin) and z at 2 A; the
+    cell has the margin as vacuum around the region and 2 A above and below.
+    """
     pos_nm = beam.positions / 10.0
     if region_nm is None:
         region_nm = (float(pos_nm[:, 0].min()), float(pos_nm[:, 1].min()),
@@ -328,7 +365,7 @@ def multislice_image(nc, *, region_nm: tuple[float, float, float, float] | None 
     x0, y0, x1, y1 = (float(v) for v in region_nm)
     if not (x1 > x0 and y1 > y0) or not all(map(math.isfinite, (x0, y0, x1, y1))):
         raise InputError(f"region_nm must be (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {region_nm!r}")
-    h_nm = h * 1e-3
+    h_nm = pixel_size_pm * 1e-3
     nx, ny = max(1, int(round((x1 - x0) / h_nm))), max(1, int(round((y1 - y0) / h_nm)))
     keep = ((pos_nm[:, 0] > x0 - margin_nm) & (pos_nm[:, 0] < x1 + margin_nm)
             & (pos_nm[:, 1] > y0 - margin_nm) & (pos_nm[:, 1] < y1 + margin_nm))
@@ -342,13 +379,14 @@ def multislice_image(nc, *, region_nm: tuple[float, float, float, float] | None 
     extent = ((x1 - x0 + 2 * margin_nm) * 10.0, (y1 - y0 + 2 * margin_nm) * 10.0)
     sub.cell = np.diag([extent[0], extent[1], zmax - zmin + 4.0])
     sub.pbc = True
-    cost = estimate_cost(extent, zmax - zmin + 4.0, nx * ny, settings)
-    if cost["fft_points"] > max_fft_points:
-        raise InputError(
-            f"multislice of {nx} x {ny} positions over {extent[0] / 10:.1f} x {extent[1] / 10:.1f} nm "
-            f"({cost['n_slices']} slices, {cost['n_configs']} configurations, grid {cost['gpts']}) needs "
-            f"{cost['fft_points']:.2e} FFT points, above max_fft_points={max_fft_points:.1e}; crop with "
-            "region_nm, coarsen pixel_size_pm, or raise max_fft_points")
+    return sub, (x0, y0, x1, y1), extent, (nx, ny)
+
+
+def _scan_fraction_image(sub, settings: MultisliceSettings, margin_nm: float, pixel_size_pm: float, n_xy,
+                         seed, compute_kwargs, progress) -> np.ndarray:
+    """Frozen-phonon mean detected fraction on the (y, x) scan grid, blurred by the effective source."""
+    nx, ny = n_xy
+    h = pixel_size_pm
     start = (margin_nm * 10.0, margin_nm * 10.0)
     end = (start[0] + nx * h / 100.0, start[1] + ny * h / 100.0)
     per_conf = scan_region(sub, settings, start, end, (nx, ny), seed=seed,
@@ -359,21 +397,4 @@ def multislice_image(nc, *, region_nm: tuple[float, float, float, float] | None 
 
         sig_px = settings.probe.source_fwhm_pm / (2 * math.sqrt(2 * math.log(2))) / h
         frac = ndimage.gaussian_filter(frac, sig_px, mode="nearest")
-    if dose_e_per_a2 is None:
-        data = frac
-    else:
-        data = detector_counts(frac, dose_e_per_a2, h, rng, gain, offset, read_noise)
-    attrs = _image_attrs(settings.probe, settings.detector_mrad, dose_e_per_a2 or 0.0, gain, offset,
-                         read_noise, 0.0, seed, None, None, None, method="multislice")
-    attrs.update({k: v for k, v in settings.describe().items() if k not in attrs})
-    attrs["units"] = "detector counts" if dose_e_per_a2 is not None else "detected fraction"
-    attrs["region_nm"] = [x0, y0, x1, y1]
-    da = image_from_array(data, h, title="nanodomains multislice ADF-STEM simulation (abTEM)", **attrs)
-    transform = {"centre_nm": [x0, y0], "fov_centre_nm": [0.0, 0.0], "rotation_deg": 0.0}
-    x_img = cols["x_nm"].to_numpy(float) - x0
-    y_img = cols["y_nm"].to_numpy(float) - y0
-    sigma = np.full(len(cols), np.nan)
-    truth, _ = build_truth(nc, cols, x_img, y_img, sigma, (ny, nx), h, transform, kind="stem",
-                           extra={"method": "multislice", "seed": int(seed),
-                                  "simulation": _jsonable(attrs), "cost": cost})
-    return SimulatedImage(da, truth)
+    return frac

@@ -94,10 +94,8 @@ References
 
 from __future__ import annotations
 
-import base64
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -107,14 +105,17 @@ import scipy.fft as sfft
 import xarray as xr
 from scipy import constants, ndimage
 
+from nanodomains import seeds
 from nanodomains.errors import FileFormatError, InputError, require_finite, require_positive
-from nanodomains.stem.io import load_netcdf, save_netcdf
+from nanodomains.files import to_jsonable, write_json_atomic
+from nanodomains.stem.io import decode_array, encode_array, load_netcdf, save_netcdf
 from nanodomains.stem.probe import (
-    _WORKERS,
-    _Z,
+    ADF_DETECTOR_MRAD,
+    ATOMIC_NUMBER,
+    FFT_WORKERS,
     ColumnModel,
     ProbeParameters,
-    _gaussian_transfer,
+    gaussian_transfer,
     max_pixel_pm,
     probe_intensity,
     probe_transfer,
@@ -133,6 +134,9 @@ __all__ = [
     "probe_transfer",
     "render_fraction",
     "scan_fraction",
+    "check_pixel",
+    "check_adf_detector",
+    "image_attrs",
     "build_truth",
     "detector_counts",
     "image_frame",
@@ -267,19 +271,19 @@ def render_fraction(x_nm, y_nm, weight_a2, shape: tuple[int, int], pixel_size_pm
     if transfer is None:
         transfer = probe_transfer(shape, pixel_size_pm, probe)
     if blur_fwhm_pm is None:
-        spec = sfft.rfft2(_splat(x, y, w, shape), workers=_WORKERS)
+        spec = sfft.rfft2(_splat(x, y, w, shape), workers=FFT_WORKERS)
     else:
         blur = np.round(np.broadcast_to(np.asarray(blur_fwhm_pm, float), w.shape))
         spec = None
         for value in np.unique(blur):
             g = blur == value
-            part = sfft.rfft2(_splat(x[g], y[g], w[g], shape), workers=_WORKERS)
+            part = sfft.rfft2(_splat(x[g], y[g], w[g], shape), workers=FFT_WORKERS)
             if value > 0:
-                part *= _gaussian_transfer(shape, pixel_size_pm, value)
+                part *= gaussian_transfer(shape, pixel_size_pm, value)
             spec = part if spec is None else spec + part
     spec *= transfer
     spec *= _deapodise(shape)
-    return sfft.irfft2(spec, s=shape, workers=_WORKERS)
+    return sfft.irfft2(spec, s=shape, workers=FFT_WORKERS)
 
 
 def detector_counts(fraction: np.ndarray, dose_e_per_a2: float, pixel_size_pm: float,
@@ -377,7 +381,14 @@ def scan_fraction(x_nm, y_nm, weight_a2, shape: tuple[int, int], pixel_size_pm: 
 # ---------------------------------------------------------------------------- geometry and truth
 
 
-def _check_pixel(pixel_size_pm: float, lattice_min_pm: float) -> float:
+def check_pixel(pixel_size_pm: float, lattice_min_pm: float) -> float:
+    """``pixel_size_pm`` if it resolves the four [100] columns per cell (at most a/4), else InputError.
+
+    Examples
+    --------
+    >>> check_pixel(20.0, 600.0)
+    20.0
+    """
     px = require_positive("pixel_size_pm", pixel_size_pm)
     if px > lattice_min_pm / 4:
         raise InputError(
@@ -443,24 +454,6 @@ def _to_image(transform: dict, x, y):
     x = np.asarray(x, float) - cx
     y = np.asarray(y, float) - cy
     return c * x - s * y + fx, s * x + c * y + fy
-
-
-def encode_array(a: np.ndarray) -> dict:
-    """Compact JSON form of an integer array: zlib-compressed, base64 text with dtype and shape."""
-    a = np.ascontiguousarray(a)
-    return {"encoding": "zlib+base64", "dtype": a.dtype.str, "shape": list(a.shape),
-            "data": base64.b64encode(zlib.compress(a.tobytes(), 6)).decode("ascii")}
-
-
-def decode_array(d: dict) -> np.ndarray:
-    """Inverse of :func:`encode_array`."""
-    try:
-        if d.get("encoding") != "zlib+base64":
-            raise ValueError(f"unknown encoding {d.get('encoding')!r}")
-        raw = zlib.decompress(base64.b64decode(d["data"]))
-        return np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
-    except (KeyError, ValueError, TypeError, zlib.error) as exc:
-        raise FileFormatError(f"truth sidecar: cannot decode array ({exc})") from exc
 
 
 def _label_map(x_nm, y_nm, labels, shape, pixel_size_pm, lattice_pm) -> np.ndarray:
@@ -634,21 +627,13 @@ def build_truth(nc, cols, x_img, y_img, weights, shape, pixel_size_pm, transform
 # ---------------------------------------------------------------------------- simulator
 
 
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        raise InputError("a seed (int) is required so that the simulation is reproducible")
-    return np.random.default_rng(int(seed))
-
-
 def _prepare(nc, *, direction: str, seed: int, columns, atoms, pixel_size_pm: float):
     from nanodomains.structure import project_columns
 
     if columns is None:
         columns = project_columns(nc, direction=direction, seed=seed, atoms=atoms)
     lattice_min = min(nc.domain_lattice_pm(d.id) for d in nc.domains)
-    _check_pixel(pixel_size_pm, lattice_min)
+    check_pixel(pixel_size_pm, lattice_min)
     return columns
 
 
@@ -656,7 +641,7 @@ def simulate_image(nc, *, pixel_size_pm: float = 20.0, shape: int | tuple[int, i
                    dose_e_per_a2: float = 1e5, probe: ProbeParameters = ProbeParameters(),
                    column_model: ColumnModel = ColumnModel(), rotation_deg: float = 0.0,
                    scan: ScanDistortion = ScanDistortion(), support: SupportFilm = SupportFilm(),
-                   detector_mrad: tuple[float, float] = (70.0, 190.0), gain: float = 1.0,
+                   detector_mrad: tuple[float, float] | None = None, gain: float = 1.0,
                    offset: float = 0.0, read_noise: float = 0.0, direction: str = "100",
                    seed: int = 1, columns=None, atoms=None, noise: bool = True) -> SimulatedImage:
     """Incoherent ADF-STEM image of an NC model with its truth (see module docstring).
@@ -677,10 +662,11 @@ def simulate_image(nc, *, pixel_size_pm: float = 20.0, shape: int | tuple[int, i
     scan : ScanDistortion
     support : SupportFilm
         Amorphous carbon background (``SupportFilm(0)`` for none).
-    detector_mrad : (float, float)
-        Inner and outer ADF angles; recorded (the column model's exponent stands for
-        them in the incoherent model); the inner angle must exceed the convergence
-        semi-angle.
+    detector_mrad : (float, float), optional
+        Inner and outer ADF angles; default ``probe.detector_mrad``, else
+        :data:`~nanodomains.stem.probe.ADF_DETECTOR_MRAD` (70, 190). Recorded (the
+        column model's exponent stands for them in the incoherent model); the inner
+        angle must exceed the convergence semi-angle.
     gain, offset, read_noise : float
         Detector response (see :func:`detector_counts`).
     direction : {"100", "010", "001"}
@@ -701,101 +687,85 @@ def simulate_image(nc, *, pixel_size_pm: float = 20.0, shape: int | tuple[int, i
         ``image``: DataArray dims (y, x), coords in nm, detector units; ``truth``:
         dict (see :func:`write_truth`).
     """
-    detector = _check_detector(detector_mrad, probe)
+    probe = probe.with_detector(check_adf_detector(detector_mrad or probe.detector_mrad or ADF_DETECTOR_MRAD,
+                                                   probe))
     dose = require_positive("dose_e_per_a2", dose_e_per_a2)
     cols = _prepare(nc, direction=direction, seed=seed, columns=columns, atoms=atoms,
                     pixel_size_pm=pixel_size_pm)
-    rng = _rng(seed)
+    rng = seeds.rng(seed)
     x_img, y_img, shape, transform = image_frame(cols, pixel_size_pm, shape, rotation_deg)
     sigma = column_model.column(cols["n_cs"].to_numpy(), cols["n_pb"].to_numpy(),
                                 cols["n_br"].to_numpy(), cols["n_i"].to_numpy())
     h = float(pixel_size_pm)
-    blur = None
-    if column_model.spread_pm_per_nm > 0:
-        blur = column_model.spread_fwhm_pm(cols["thickness_nm"].to_numpy(float))
-    if support.thickness_nm > 0:
-        sx, sy = _support_atoms(shape, h, support, rng)
-        sampled, jitter = scan_fraction(
-            np.concatenate([x_img, sx]), np.concatenate([y_img, sy]),
-            np.concatenate([sigma, np.full(len(sx), column_model.atom(_Z["C"]))]),
-            shape, h, probe, scan, rng,
-            blur_fwhm_pm=None if blur is None else np.concatenate([blur, np.zeros(len(sx))]))
-    else:
-        sampled, jitter = scan_fraction(x_img, y_img, sigma, shape, h, probe, scan, rng, blur_fwhm_pm=blur)
+    sampled, jitter = _scan_columns_and_support(x_img, y_img, sigma, cols, shape, h, probe, column_model,
+                                                scan, support, rng)
     if noise:
         data = detector_counts(sampled, dose, h, rng, gain, offset, read_noise)
     else:
         require_positive("gain", gain)
         data = gain * np.clip(sampled, 0, None) * dose * (h / 100.0) ** 2 + offset
-    attrs = _image_attrs(probe, detector, dose, gain, offset, read_noise, rotation_deg, seed,
-                         column_model, support, scan, method="incoherent")
+    attrs = image_attrs(probe, dose, gain, offset, read_noise, rotation_deg, seed,
+                        column_model, support, scan, method="incoherent")
     from nanodomains.stem.io import image_from_array
 
     da = image_from_array(data, h, title="nanodomains incoherent ADF-STEM simulation", **attrs)
     truth, _ = build_truth(nc, cols, x_img, y_img, sigma, shape, h, transform, kind="stem",
                            extra={"method": "incoherent", "seed": int(seed) if not isinstance(seed, np.random.Generator) else None,
-                                  "simulation": _jsonable(attrs),
+                                  "simulation": to_jsonable(attrs),
                                   "scan_distortion": {"line_jitter_pm": np.round(jitter, 3).tolist(),
                                                       "drift_pm_per_line": list(scan.drift_pm_per_line)}})
     return SimulatedImage(da, truth)
 
 
-def _check_detector(detector_mrad, probe: ProbeParameters) -> tuple[float, float]:
-    try:
-        inner, outer = (float(v) for v in detector_mrad)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"detector_mrad must be (inner, outer) in mrad, got {detector_mrad!r}") from exc
-    if not (math.isfinite(inner) and math.isfinite(outer)) or not (0 <= inner < outer):
-        raise InputError(f"detector angles must satisfy 0 <= inner < outer, got {detector_mrad!r}")
-    if inner <= probe.semiangle_mrad:
+def _scan_columns_and_support(x_img, y_img, sigma, cols, shape, pixel_size_pm, probe, column_model, scan,
+                              support, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Scanned detected fraction of the columns plus the carbon support film (see :func:`scan_fraction`)."""
+    blur = None
+    if column_model.spread_pm_per_nm > 0:
+        blur = column_model.spread_fwhm_pm(cols["thickness_nm"].to_numpy(float))
+    if support.thickness_nm <= 0:
+        return scan_fraction(x_img, y_img, sigma, shape, pixel_size_pm, probe, scan, rng, blur_fwhm_pm=blur)
+    sx, sy = _support_atoms(shape, pixel_size_pm, support, rng)
+    return scan_fraction(
+        np.concatenate([x_img, sx]), np.concatenate([y_img, sy]),
+        np.concatenate([sigma, np.full(len(sx), column_model.atom(ATOMIC_NUMBER["C"]))]),
+        shape, pixel_size_pm, probe, scan, rng,
+        blur_fwhm_pm=None if blur is None else np.concatenate([blur, np.zeros(len(sx))]))
+
+
+def check_adf_detector(detector_mrad, probe: ProbeParameters) -> tuple[float, float]:
+    """(inner, outer) ADF angles in mrad, checked: 0 <= inner < outer and inner > convergence semi-angle.
+
+    Examples
+    --------
+    >>> check_adf_detector((70, 190), ProbeParameters())
+    (70.0, 190.0)
+    """
+    inner, outer = probe.with_detector(detector_mrad).detector_mrad
+    if inner <= probe.convergence_semiangle_mrad:
         raise InputError(
             f"ADF inner angle {inner:g} mrad must exceed the convergence semi-angle "
-            f"{probe.semiangle_mrad:g} mrad for incoherent (dark-field) imaging")
+            f"{probe.convergence_semiangle_mrad:g} mrad for incoherent (dark-field) imaging")
     return inner, outer
 
 
-def _image_attrs(probe, detector, dose, gain, offset, read_noise, rotation_deg, seed, column_model,
-                 support, scan, method: str) -> dict:
-    attrs = {
-        "units": "detector counts",
-        "method": method,
-        "beam_energy_kev": probe.energy_kev,
-        "convergence_semiangle_mrad": probe.semiangle_mrad,
-        "defocus_nm": probe.defocus_nm,
-        "cs_um": probe.cs_um,
-        "source_fwhm_pm": probe.source_fwhm_pm,
-        "detector_inner_mrad": detector[0],
-        "detector_outer_mrad": detector[1],
-        "dose_e_per_a2": dose,
-        "gain": gain,
-        "offset": offset,
-        "read_noise": read_noise,
-        "rotation_deg": float(rotation_deg),
-        "seed": int(seed) if not isinstance(seed, np.random.Generator) else -1,
-    }
+def image_attrs(probe: ProbeParameters, dose, gain, offset, read_noise, rotation_deg, seed,
+                column_model: ColumnModel | None, support: SupportFilm | None, scan: ScanDistortion | None,
+                method: str) -> dict:
+    """Attributes of a simulated image: probe and detector (:meth:`ProbeParameters.to_attrs`),
+    dose, detector response, rotation, seed, column model, support film and scan distortions."""
+    attrs = {"units": "detector counts", "method": method, **probe.to_attrs(),
+             "dose_e_per_a2": dose, "gain": gain, "offset": offset, "read_noise": read_noise,
+             "rotation_deg": float(rotation_deg),
+             "seed": int(seed) if not isinstance(seed, np.random.Generator) else -1}
     if column_model is not None:
-        attrs.update({"column_exponent": column_model.exponent, "column_sigma50_a2": column_model.sigma50_a2,
-                      "column_saturation_a2": column_model.saturation_a2 if column_model.saturation_a2 else 0.0,
-                      "column_spread_pm_per_nm": column_model.spread_pm_per_nm})
+        attrs.update(column_model.to_attrs())
     if support is not None:
         attrs["support_carbon_nm"] = support.thickness_nm
     if scan is not None:
         attrs["line_jitter_pm"] = scan.line_jitter_pm
         attrs["drift_pm_per_line"] = list(scan.drift_pm_per_line)
     return attrs
-
-
-def _jsonable(d: dict) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        elif isinstance(v, np.ndarray):
-            v = v.tolist()
-        elif isinstance(v, tuple):
-            v = list(v)
-        out[k] = v
-    return out
 
 
 # ---------------------------------------------------------------------------- files
@@ -820,20 +790,7 @@ def write_truth(truth: dict, path: str | Path) -> Path:
     ``length_nm``, ``segment_nm``), ``columns`` (column-wise lists), ``label_map``
     (:func:`encode_array`; -1 = outside the NC) and the simulation parameters.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(truth, indent=1, default=_json_default))
-    tmp.replace(p)
-    return p
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return write_json_atomic(truth, path)
 
 
 def load_truth(path: str | Path, decode: bool = True) -> dict:
