@@ -34,7 +34,7 @@ from scipy.spatial import cKDTree
 
 from nanodomains import materials
 from nanodomains.errors import FileFormatError, InputError
-from nanodomains.stem.domains import _fill_distance
+from nanodomains.stem.domains import fill_distance as _fill_distance
 from nanodomains.stem.simulate import decode_array
 from nanodomains.structure import parse_direction
 
