@@ -214,7 +214,9 @@ class StemDomains(Record):
 class StemRegionMatch(Item):
     """A projected truth region and the analysed domain paired with it (map overlap)."""
 
-    label: int
+    LABEL: ClassVar[str | None] = "region"
+
+    region: int
     model_domains: tuple[int, ...]
     majority_label: int
     area_nm2: float
