@@ -151,14 +151,19 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
     least squares through the truth column positions of its interior columns; NaN
     below six such columns) and ``lattice_vegard_pm`` (thickness-weighted Vegard).
     """
+    lab = _label_map(truth)
+    merged = _region_map(truth, lab, min_area_nm2)
+    out = _region_values(truth, lab, merged, min_interior_cells)
+    return merge_indistinct(merged, out, truth["pixel_size_pm"])
+
+
+def _region_keys(truth: dict, lab: np.ndarray) -> np.ndarray:
+    """Key map (0 outside): one key per (effective truth label, stack signature)."""
     from scipy import ndimage
     from skimage.segmentation import expand_labels
 
-    lab = _label_map(truth)
     h_nm = truth["pixel_size_pm"] * 1e-3
-    doms = truth["nc"]["domains"]
-    inside = lab >= 0
-    ii, jj = np.nonzero(inside)
+    ii, jj = np.nonzero(lab >= 0)
     psig = _signatures(truth, jj * h_nm, ii * h_nm)
     plab = lab[ii, jj].astype(np.int64)
     eff = plab.copy()
@@ -192,9 +197,20 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
     key_map = np.zeros(lab.shape, dtype=np.int64)
     keys = np.unique(np.stack([eff, sig_map[ii, jj]], axis=1), axis=0, return_inverse=True)[1].ravel()
     key_map[ii, jj] = keys + 1
+    return key_map
+
+
+def _region_map(truth: dict, lab: np.ndarray, min_area_nm2: float) -> np.ndarray:
+    """Connected regions of equal key (0..n-1, -1 outside); small pieces join their nearest region."""
+    from scipy import ndimage
+    from skimage.segmentation import expand_labels
+
+    h_nm = truth["pixel_size_pm"] * 1e-3
+    inside = lab >= 0
+    key_map = _region_keys(truth, lab)
     regions = np.zeros(lab.shape, dtype=np.int64)
     n_reg = 0
-    for k in range(1, keys.max() + 2):
+    for k in range(1, int(key_map.max()) + 1):
         comp, n = ndimage.label(key_map == k)
         if n:
             regions[comp > 0] = comp[comp > 0] + n_reg
@@ -203,7 +219,13 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
     small = np.flatnonzero(sizes * h_nm**2 < min_area_nm2)
     regions[np.isin(regions, small[small > 0])] = 0
     regions = np.where(inside, expand_labels(regions, distance=fill_distance(lab.shape)), 0)
-    merged = np.where(inside, regions - 1, -1)
+    return np.where(inside, regions - 1, -1)
+
+
+def _region_values(truth: dict, lab: np.ndarray, merged: np.ndarray, min_interior_cells: float) -> list[dict]:
+    """Per region: model domains, area, projected shifted and Br fraction, lattice constants."""
+    h_nm = truth["pixel_size_pm"] * 1e-3
+    doms = truth["nc"]["domains"]
     cols = truth["columns"]
     x = np.asarray(cols["x_nm"], float)
     y = np.asarray(cols["y_nm"], float)
@@ -239,7 +261,7 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
                     "area_nm2": float(pix.sum() * h_nm**2), "shifted_fraction": s_mean,
                     "mixed_fraction": min(s_mean, 1 - s_mean), "br_fraction": b, "lattice_pm": a_ls,
                     "lattice_vegard_pm": a_veg})
-    return merge_indistinct(merged, out, truth["pixel_size_pm"])
+    return out
 
 
 def _touching(merged: np.ndarray, min_edges: int) -> set[tuple[int, int]]:
