@@ -94,10 +94,8 @@ References
 
 from __future__ import annotations
 
-import base64
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -107,9 +105,17 @@ import scipy.fft as sfft
 import xarray as xr
 from scipy import constants, ndimage
 
-from nanodomains.errors import FileFormatError, InputError, require_finite, require_positive
-from nanodomains.files import read_json, write_json_atomic
+from nanodomains.errors import InputError, require_finite, require_positive
 from nanodomains.records import StemBoundary, StemComposition, StemDomain, StemDomains, StemLattice, measured
+from nanodomains.stem.truth import (
+    TRUTH_SCHEMA,
+    decode_array,
+    encode_array,
+    load_truth,
+    truth_record,
+    truth_sidecar_path,
+    write_truth,
+)
 from nanodomains.stem.io import load_netcdf, save_netcdf
 from nanodomains.stem.probe import (
     _WORKERS,
@@ -449,24 +455,6 @@ def _to_image(transform: dict, x, y):
     return c * x - s * y + fx, s * x + c * y + fy
 
 
-def encode_array(a: np.ndarray) -> dict:
-    """Compact JSON form of an integer array: zlib-compressed, base64 text with dtype and shape."""
-    a = np.ascontiguousarray(a)
-    return {"encoding": "zlib+base64", "dtype": a.dtype.str, "shape": list(a.shape),
-            "data": base64.b64encode(zlib.compress(a.tobytes(), 6)).decode("ascii")}
-
-
-def decode_array(d: dict) -> np.ndarray:
-    """Inverse of :func:`encode_array`."""
-    try:
-        if d.get("encoding") != "zlib+base64":
-            raise ValueError(f"unknown encoding {d.get('encoding')!r}")
-        raw = zlib.decompress(base64.b64decode(d["data"]))
-        return np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
-    except (KeyError, ValueError, TypeError, zlib.error) as exc:
-        raise FileFormatError(f"truth sidecar: cannot decode array ({exc})") from exc
-
-
 def _label_map(x_nm, y_nm, labels, shape, pixel_size_pm, lattice_pm) -> np.ndarray:
     """Majority-domain label of each pixel: the label of the nearest column, -1 outside the NC.
 
@@ -633,10 +621,6 @@ def _column_truth(cols, x_img, y_img, sigma, inside) -> dict:
         "cross_section_a2": [float(v) if np.isfinite(v) else None for v in np.round(sigma, 8)],
         "in_field": inside.tolist(),
     }
-
-
-#: schema of the STEM / EDS truth sidecar (the record plus the truth-only geometry)
-TRUTH_SCHEMA = "nanodomains.stem.truth/2"
 
 
 def build_truth(nc, cols, x_img, y_img, weights, shape, pixel_size_pm, transform, *, kind: str,
@@ -858,61 +842,6 @@ def _jsonable(d: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------- files
-
-
-def truth_sidecar_path(path: str | Path) -> Path:
-    """``img.tif`` -> ``img.truth.json`` (same folder, extension replaced)."""
-    p = Path(path)
-    return p.with_name(p.stem + ".truth.json") if p.suffix else p.with_name(p.name + ".truth.json")
-
-
-def write_truth(truth: dict, path: str | Path) -> Path:
-    """Write a truth sidecar atomically (JSON, :func:`nanodomains.files.write_json_atomic`).
-
-    Schema ``nanodomains.stem.truth/2``:
-
-    - ``record``: the projected truth as a :class:`~nanodomains.records.StemDomains`
-      (schema ``nanodomains.stem.domains/2``, ``origin`` "truth", standard errors 0):
-      one domain per model domain (``id`` the model id, the value in ``label_map``;
-      ``area_nm2``, ``centroid_nm``, ``lattice_pm``, ``br_fraction``,
-      ``shifted_fraction`` (model frame), ``mixed_fraction``,
-      ``projected_br_fraction``, ``n_columns``, ``visible``) and the edge-on
-      boundaries between image domains (``domains`` the labels either side,
-      ``type``, ``length_nm``, ``segment_nm``, ``model_domains``);
-    - the truth-only geometry beside it: ``pixel_size_pm``, ``shape``, ``frame``
-      (text), ``direction``, ``transform``, ``nc`` (the model), ``model_boundaries``
-      (every model boundary, edge-on or not), ``columns`` (column-wise lists),
-      ``label_map`` (:func:`encode_array`; -1 = outside the NC) and the simulation
-      parameters.
-    """
-    return write_json_atomic(truth, path)
-
-
-def load_truth(path: str | Path, decode: bool = True) -> dict:
-    """Read a truth sidecar (:func:`write_truth`).
-
-    ``record`` becomes a :class:`~nanodomains.records.StemDomains`; with ``decode``
-    the label map becomes an int16 array.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileFormatError(f"{p}: truth sidecar not found")
-    truth = read_json(p)
-    if not isinstance(truth, dict) or truth.get("schema") != TRUTH_SCHEMA:
-        found = truth.get("schema") if isinstance(truth, dict) else None
-        raise FileFormatError(f"{p}: not a nanodomains STEM truth sidecar (schema {TRUTH_SCHEMA}, found {found!r})")
-    truth["record"] = StemDomains.from_dict(truth.get("record"), source=f"{p} (record)")
-    if decode and "label_map" in truth:
-        truth["label_map"] = decode_array(truth["label_map"])
-    return truth
-
-
-def truth_record(truth: dict | str | Path) -> StemDomains:
-    """The :class:`~nanodomains.records.StemDomains` truth of a sidecar (dict or file)."""
-    if not isinstance(truth, dict):
-        truth = load_truth(truth, decode=False)
-    rec = truth["record"]
-    return rec if isinstance(rec, StemDomains) else StemDomains.from_dict(rec, source="truth sidecar record")
 
 
 def write_simulation(result: SimulatedImage, path: str | Path) -> tuple[Path, Path]:

@@ -1,6 +1,6 @@
 """Validation of a STEM analysis against the truth sidecar of a simulated image.
 
-The simulator's truth sidecar (:func:`nanodomains.stem.simulate.load_truth`) holds
+The simulator's truth sidecar (:func:`nanodomains.stem.truth.load_truth`) holds
 the projected truth as a :class:`~nanodomains.records.StemDomains`, the record type
 :func:`nanodomains.stem.analyze.analyze_image` returns, so the comparison itself is
 :func:`nanodomains.records.compare`, field by field, with the acceptance tolerances
@@ -53,7 +53,7 @@ from nanodomains.records import (
     measured,
 )
 from nanodomains.stem.domains import fill_distance
-from nanodomains.stem.simulate import decode_array, truth_record
+from nanodomains.stem.truth import decode_array, truth_record
 from nanodomains.structure import parse_direction
 
 __all__ = [
@@ -595,7 +595,7 @@ def compare_files(analysis_dir: str | Path, truth_path: str | Path,
     """:func:`compare_to_truth` on a ``stem analyze`` output folder and a truth sidecar."""
     import xarray as xr
 
-    from nanodomains.stem.simulate import load_truth
+    from nanodomains.stem.truth import load_truth
 
     d = Path(analysis_dir)
     for name in ("domains.json", "gpa.nc"):
