@@ -113,7 +113,7 @@ class StemDomain(Item):
     lattice_a1_pm: Measured | None = None
     lattice_a2_pm: Measured | None = None
     lattice_n_columns: int | None = _skip()
-    lattice_residual_pm: float | None = None
+    lattice_residual_pm: float | None = _skip()
     lattice_source: str | None = _skip()
     br_fraction: Measured = Measured(value=None)
     shifted_fraction: Measured = Measured(value=None)
@@ -121,8 +121,8 @@ class StemDomain(Item):
     projected_br_fraction: Measured | None = _skip()
     formula: str | None = _skip()
     registry: int = _skip(0)
-    registry_signal: float | None = None
-    contrast: float | None = None
+    registry_signal: float | None = _skip()
+    contrast: float | None = _skip()
     n_columns: int | None = _skip()
     n_interior_columns: int | None = _skip()
     visible: bool = True
