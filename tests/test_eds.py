@@ -69,7 +69,7 @@ def load_truth_labels(truth):
 def test_line_scan_across_rp_boundary_recovers_compositions(fig1, fig1_maps):
     """Across the R1 | R2 boundary (vertical line at x ~ 8.1 nm): Br fraction steps from ~0.27 to ~0.49."""
     truth = fig1_maps.truth
-    seg = next(b for b in truth["boundaries"] if b["model_domains"] == [0, 1])
+    seg = next(b for b in truth["model_boundaries"] if b["model_domains"] == [0, 1])
     (x0, y0), (x1, y1) = seg["segment_nm"]
     xb, ym = (x0 + x1) / 2, (y0 + y1) / 2
     prof = L.line_scan(fig1_maps.maps, (xb - 4.0, ym), (xb + 4.0, ym), width_nm=4.0, bin_nm=1.0)
@@ -78,12 +78,12 @@ def test_line_scan_across_rp_boundary_recovers_compositions(fig1, fig1_maps):
     err = prof["br_fraction_err"].values
     left = np.average(b[:3], weights=1 / err[:3] ** 2)
     right = np.average(b[-3:], weights=1 / err[-3:] ** 2)
-    d = {x["id"]: x for x in truth["domains"]}
+    d = {x.id: x.projected_br_fraction.value for x in truth["record"].domains}
     e_left = 1 / np.sqrt(np.sum(1 / err[:3] ** 2))
     e_right = 1 / np.sqrt(np.sum(1 / err[-3:] ** 2))
     # the a/2 X-column signal is diluted by cross-talk only between domains; inside: the projected truth
-    assert abs(left - d[0]["projected_br_fraction"]) < 4 * e_left + 0.01
-    assert abs(right - d[1]["projected_br_fraction"]) < 4 * e_right + 0.01
+    assert abs(left - d[0]) < 4 * e_left + 0.01
+    assert abs(right - d[1]) < 4 * e_right + 0.01
     assert right - left > 0.15
     # counts in the band are exact pixel sums
     h = fig1_maps.maps.attrs["pixel_size_pm"] * 1e-3

@@ -14,26 +14,40 @@ from nanodomains.testing.stem import perovskite_image
 
 from nanodomains.cli import main
 from nanodomains.errors import FitError
+from nanodomains.records import StemDomains, StemValidation
 from nanodomains.stem.analyze import ABO3_NAMES, CSPBX3_NAMES, _eds_steps, analyze_for_batch, analyze_image, lattice_check
 from nanodomains.stem.io import save_image
 
 REAL = REALDATA / "stem" / "pto_sro_haadf.hspy"
-DOMAIN_KEYS = {"id", "area_nm2", "centroid_nm", "lattice_pm", "lattice_pm_err", "br_fraction", "br_fraction_err",
-               "shifted_fraction", "shifted_fraction_err", "formula"}
+DOMAIN_KEYS = {"id", "area_nm2", "centroid_nm", "lattice_pm", "br_fraction", "shifted_fraction", "mixed_fraction",
+               "formula", "composition"}
 
 
 def test_outputs_of_paper_fig1(tmp_path):
     sim, res = analysed("fig1", 1)
     paths = res.write(tmp_path)
     d = json.loads(paths["domains"].read_text())
+    assert d["schema"] == "nanodomains.stem.domains/2" and d["origin"] == "analysis"
     assert d["pixel_size_pm"] == 20.0 and len(d["domains"]) == 4
     for row in d["domains"]:
         assert DOMAIN_KEYS <= set(row)
-        assert row["formula"].startswith("CsPbBr") and 0 < row["br_fraction"] < 1
+        assert row["formula"].startswith("CsPbBr") and 0 < row["br_fraction"]["value"] < 1
+        assert row["lattice_pm"]["stderr"] > 0 and row["composition"]["table"] == "power_law"
     for b in d["boundaries"]:
-        assert set(b) >= {"domains", "type", "length_nm"} and b["type"] in ("RP", "other")
-    assert "power_law" in d["table"]["method"] and "shifted_fraction_definition" in d
-    cols = pd.read_csv(paths["columns"], comment="#")
+        assert set(b) >= {"domains", "type", "length_nm", "segment_nm"} and b["type"] in ("RP", "other")
+    assert "power_law" in d["table"]["method"] and d["shifted_fraction_definition"]
+    # every setting of the analysis and of the segmentation is recorded
+    import inspect
+
+    from nanodomains.stem.domains import segment_domains
+    seg_args = {k for k, p in inspect.signature(segment_domains).parameters.items() if p.kind == p.KEYWORD_ONLY}
+    assert seg_args <= set(d["settings"]["segmentation"])
+    an_args = set(inspect.signature(analyze_image).parameters) - {"image"}
+    assert an_args <= set(d["settings"]["analysis"])
+    assert StemDomains.from_json(paths["domains"]) == res.record
+    # plain CSV: its metadata are in domains.json
+    cols = pd.read_csv(paths["columns"])
+    assert d["columns"]["n_columns"] == len(cols) and d["columns"]["classification"] == "local"
     for c in ("x_nm", "y_nm", "type", "domain", "amplitude", "sigma_nm", "integrated_intensity", "cross_section"):
         assert c in cols.columns
     assert len(cols) == len(res.columns) and set(cols["domain"]) <= {0, 1, 2, 3, 4}
@@ -50,9 +64,9 @@ def test_eds_steps_across_the_analysed_boundaries():
 
     sim, res = analysed("fig1", 1)
     em = simulate_eds(paper_fig1(), dose_e_per_a2=1e8, pixel_size_pm=50.0, seed=3)
-    bounds = [dict(b) for b in res.boundaries]
-    _eds_steps(em.maps, bounds, res.domains)
-    br = {d["id"]: d["br_fraction"] for d in res.domains}
+    bounds = [dict(b) for b in res.segmentation.boundaries]
+    _eds_steps(em.maps, bounds, res.segmentation.domains)
+    br = {d.id: d.br_fraction.value for d in res.domains}
     for b in bounds:
         step = b["eds_step"]
         assert "error" not in step, step
@@ -71,8 +85,9 @@ def test_cli_analyze_writes_the_outputs(tmp_path):
         assert (out / name).is_file()
     d = json.loads((out / "domains.json").read_text())
     assert len(d["domains"]) == 1 and d["boundaries"] == []
-    assert d["domains"][0]["br_fraction"] == pytest.approx(0.4, abs=0.05)
-    assert d["source_file"].endswith("nc.tif") and d["pixel_size_source"] == "file"
+    assert d["domains"][0]["br_fraction"]["value"] == pytest.approx(0.4, abs=0.05)
+    assert d["source"].endswith("nc.tif") and d["pixel_size_source"] == "file"
+    assert StemDomains.from_json(out / "domains.json").domains[0].br_fraction.value == d["domains"][0]["br_fraction"]["value"]
     assert "cross-talk for the probe 300 kV" in d["table"]["note"]
     # a bare array has no probe metadata (test_stem_composition: the table then says it is
     # uncorrected); --probe supplies it and the same composition results
@@ -80,7 +95,7 @@ def test_cli_analyze_writes_the_outputs(tmp_path):
     assert main(["stem", "analyze", arr, "--out", str(tmp_path / "o3"), "--pixel-size-pm", "20",
                  "--probe", "300,24,40"]) == 0
     d3 = json.loads((tmp_path / "o3" / "domains.json").read_text())
-    assert d3["domains"][0]["br_fraction"] == pytest.approx(d["domains"][0]["br_fraction"], abs=1e-6)
+    assert d3["domains"][0]["br_fraction"]["value"] == pytest.approx(d["domains"][0]["br_fraction"]["value"], abs=1e-6)
     assert d3["pixel_size_source"] == "argument"
 
 
@@ -163,6 +178,8 @@ def test_batch_handler_returns_scalars(tmp_path):
     assert all(isinstance(v, (int, float, str)) for v in vals.values())
     assert vals["lattice_pm_min"] == pytest.approx(612.3, rel=2e-3)
     assert (out / "domains.json").is_file() and (out / vals["figure"]).is_file()
+    rec = StemDomains.from_json(out / "domains.json")  # the same record type as the CLI's
+    assert rec.settings["analysis"]["n_boot"] == 50 and len(rec.domains) == 1
 
 
 @pytest.mark.realdata
@@ -176,12 +193,14 @@ def test_real_pto_sro_image(tmp_path):
     res = analyze_image(REAL, names=ABO3_NAMES, classification="global")
     counts = res.columns["type"].value_counts()
     assert counts.get("A", 0) > 350 and counts.get("B", 0) > 250 and counts.get("O", 0) == 0
-    assert res.info["composition"].startswith("not computed")
-    a = np.array(res.info["lattice"]["reference_lattice_pm"])
+    rec = res.record
+    assert "not CsPbX3" in rec.not_computed["composition"]
+    assert rec.domains[0].composition.reason == rec.not_computed["composition"]
+    a = np.array([rec.lattice.a1_pm.value, rec.lattice.a2_pm.value])
     assert np.all((a > 340) & (a < 380))
-    assert res.info["lattice_check"]["status"] == "outside"
-    assert any("pixel calibration" in w for w in res.info["warnings"])
-    assert len(res.domains) >= 1 and all(np.isfinite(d["lattice_pm"]) for d in res.domains)
+    assert rec.lattice_check["status"] == "outside"
+    assert any("pixel calibration" in w for w in rec.warnings)
+    assert len(res.domains) >= 1 and all(d.lattice_pm.value is not None for d in res.domains)
     paths = res.write(tmp_path)
     assert json.loads(paths["domains"].read_text())["domains"][0]["formula"] is None
 
@@ -198,14 +217,14 @@ def test_real_pto_sro_calibrated_on_the_in_plane_lattice(tmp_path):
     assert d["previous_pixel_size_pm"] == pytest.approx(14.9968, abs=1e-3) and d["previous_pixel_size_source"] == "file"
     assert d["pixel_size_pm"] == pytest.approx(394.4 / 24.4, rel=0.01)
     assert d["pixel_size_source"].startswith("reference lattice 394.4 pm (x, whole image")
-    a = np.array(d["lattice"]["reference_lattice_pm"])
-    a_err = np.array(d["lattice"]["reference_lattice_pm_err"])
+    a = np.array([d["lattice"]["a1_pm"]["value"], d["lattice"]["a2_pm"]["value"]])
+    a_err = np.array([d["lattice"]["a1_pm"]["stderr"], d["lattice"]["a2_pm"]["stderr"]])
     assert a[0] == pytest.approx(394.4, rel=1e-3)  # set by the calibration
     # out of plane: measured, not set (389.9 +- 1.1 pm here, just below 3.9 A; not asserted
     # against the range); the domain's mean cell edge over its columns is in range
     assert 0 < a_err[1] < 2 and abs(a[1] - a[0]) > 2 * a_err[1]
     assert d["lattice_check"]["status"] == "ok" and d["warnings"] == []
-    assert all(390 < dom["lattice_pm"] < 420 for dom in d["domains"])
+    assert all(390 < dom["lattice_pm"]["value"] < 420 for dom in d["domains"])
 
 
 def test_uncalibrated_file_is_calibrated_on_a_reference_lattice(tmp_path):
@@ -237,13 +256,17 @@ def test_cli_validate_compares_with_the_truth_region_by_region(tmp_path, capsys)
     res.write(tmp_path / "a", figure=False)
     tpath = write_truth(sim.truth, tmp_path / "fig1.truth.json")
     assert main(["stem", "validate", str(tmp_path / "a"), str(tpath), "--out", str(tmp_path / "cmp.json")]) == 0
-    cmp = json.loads((tmp_path / "cmp.json").read_text())
-    compared = [r for r in cmp["regions"] if r["compared"]]
+    val = StemValidation.from_json(tmp_path / "cmp.json")
+    compared = [r for r in val.regions if r.compared]
     # paper_fig1: four projected regions (R5 behind R2), four edge-on RP faults, all found
-    assert len(compared) == 4 and all(r["iou"] >= 0.85 for r in compared)
-    assert len(cmp["rp_truth"]) == 4 and cmp["rp_missed"] == []
+    assert len(compared) == 4 and all(r.iou >= 0.85 for r in compared)
+    assert len(val.rp_truth) == 4 and val.rp_missed == ()
+    # lattice within 0.2 %, Br and mixed fraction within 0.05 (compare with STEM_TOLERANCES)
+    assert val.comparison.ok and val.ok, val.comparison.failures
     for r in compared:
-        assert abs(r["lattice_pm_error"]) <= 2e-3 * r["lattice_pm"] and abs(r["br_fraction_error"]) <= 0.05
+        row = val.comparison.row(f"domains[{r.region}].lattice_pm")
+        assert row.tolerance == "0.2%" and row.ok and abs(row.difference) <= 2e-3 * row.truth
+        assert val.comparison.row(f"domains[{r.region}].br_fraction").ok
     assert "4 in the truth, 4 found" in capsys.readouterr().out
     # bad input: not an analysis folder; the truth of another image
     assert main(["stem", "validate", str(tmp_path), str(tpath)]) == 2

@@ -122,3 +122,24 @@ def test_multislice_cli_on_tiny_region(tmp_path):
 
     img = load_image(out)
     assert img.shape == (8, 8) and np.all(np.isfinite(img.values))
+
+
+def test_demo_stem_stage_writes_the_same_record_and_rows_from_compare(tmp_path):
+    """The demo's domains.json is the CLI's record type; its rows come from compare() (no renames)."""
+    from nanodomains.pipeline.demo import run_stem_stage
+    from nanodomains.records import StemDomains, StemValidation
+
+    sections = []
+    out = run_stem_stage(tmp_path, 0, sections)
+    for name in ("paper_fig1", "homogeneous"):
+        rec = StemDomains.from_json(tmp_path / f"stem_{name}" / "domains.json")
+        assert rec.SCHEMA == "nanodomains.stem.domains/2" and rec.domains
+        val = StemValidation.from_json(tmp_path / f"stem_{name}" / "validation.json")
+        assert val.n_domains_found == len(rec.domains) == out["images"][name]["domains_found"]
+        assert out["images"][name]["rp_found"] == out["images"][name]["rp_truth"]
+        assert out["images"][name]["fields_ok"], out["images"][name]["fields_failed"]
+    assert out["images"]["paper_fig1"]["rp_truth"] == 4 and out["images"]["homogeneous"]["rp_truth"] == 0
+    for row in out["domains"]:
+        for f in ("lattice_pm", "br_fraction"):
+            assert row[f] is not None and row[f + "_truth"] is not None and row[f + "_ok"]
+    assert any(c["quantity"].startswith("STEM R1") and c["paper"] == 0.27 for c in out["comparisons"])

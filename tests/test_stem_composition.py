@@ -65,21 +65,24 @@ def test_bootstrap_intervals_and_vegard_flag():
     cls = np.repeat(["bright", "dim", "X"], n)
     dom = np.ones(3 * n, int)
     rows = [{"id": 1, "registry": -1, "lattice_pm": 612.3, "lattice_pm_err": 0.05}]
-    out = C.domain_composition(inten, cls, dom, np.ones(3 * n, bool), rows, lambda d: model, n_boot=400, seed=1)[0]
-    assert out["br_fraction"] == pytest.approx(0.4, abs=3 * out["br_fraction_err"] + 0.005)
-    assert 0.002 < out["br_fraction_err"] < 0.05
-    lo, hi = out["br_fraction_ci95"]
-    assert lo < out["br_fraction"] < hi
-    assert out["mixed_fraction"] == pytest.approx(0.1, abs=0.03)
-    assert out["shifted_fraction"] == pytest.approx(1 - out["mixed_fraction"])  # registry -1
-    assert out["formula"] == "CsPbBr{:g}I{:g}".format(round(3 * out["br_fraction"], 2), round(3 - 3 * out["br_fraction"], 2))
-    assert out["vegard_agrees"] is True  # 612.3 pm is b = 0.40 by Vegard (cubic)
+    out = C.domain_composition(inten, cls, dom, np.ones(3 * n, bool), rows, lambda d: model, n_boot=400, seed=1,
+                               table_method="power_law")[0]
+    b, comp = out["br_fraction"], out["composition"]
+    assert b.value == pytest.approx(0.4, abs=3 * b.stderr + 0.005)
+    assert 0.002 < b.stderr < 0.05
+    lo, hi = comp.br_fraction_ci95
+    assert lo < b.value < hi
+    assert out["mixed_fraction"].value == pytest.approx(0.1, abs=0.03)
+    assert out["shifted_fraction"].value == pytest.approx(1 - out["mixed_fraction"].value)  # registry -1
+    assert out["formula"] == "CsPbBr{:g}I{:g}".format(round(3 * b.value, 2), round(3 - 3 * b.value, 2))
+    assert comp.vegard_agrees is True  # 612.3 pm is b = 0.40 by Vegard (cubic)
+    assert comp.model == C.COMPOSITION_MODEL and comp.table == "power_law" and comp.reason is None
     rows[0]["lattice_pm"] = 600.0  # b_V ~ 0.70: beyond the uncertainties
     out2 = C.domain_composition(inten, cls, dom, np.ones(3 * n, bool), rows, lambda d: model, n_boot=100)[0]
-    assert out2["vegard_agrees"] is False
-    # too few columns: NaN with a note, not a made-up number
+    assert out2["composition"].vegard_agrees is False
+    # too few columns: no value, the reason given, not a made-up number
     few = C.domain_composition(inten[:8], cls[:8], dom[:8], np.ones(8, bool), rows, lambda d: model)[0]
-    assert np.isnan(few["br_fraction"]) and "fewer than" in few["composition_note"]
+    assert few["br_fraction"].value is None and "fewer than" in few["composition"].reason
 
 
 def test_default_table_states_its_cross_talk():
@@ -111,11 +114,11 @@ def test_bad_input():
 def test_homogeneous_nc_composition():
     sim, res = analysed("homogeneous", 1, edge_nm=10.0)
     d = res.domains[0]
-    truth_b = sim.truth["domains"][0]["projected_br_fraction"]
-    assert d["br_fraction"] == pytest.approx(truth_b, abs=0.05)
-    assert abs(d["br_fraction"] - truth_b) < 3 * d["br_fraction_err"] + 0.02
-    assert d["mixed_fraction"] < 0.03 and d["vegard_agrees"]
-    assert res.info["table"]["method"] == "power_law" and "cross-talk" in res.info["table"]["note"]
+    truth_b = sim.truth["record"].domains[0].projected_br_fraction.value
+    assert d.br_fraction.value == pytest.approx(truth_b, abs=0.05)
+    assert abs(d.br_fraction.value - truth_b) < 3 * d.br_fraction.stderr + 0.02
+    assert d.mixed_fraction.value < 0.03 and d.composition.vegard_agrees
+    assert res.record.table.method == "power_law" and "cross-talk" in res.record.table.note
 
 
 def test_paper_fig1_compositions_and_shifted_fractions():
@@ -123,16 +126,17 @@ def test_paper_fig1_compositions_and_shifted_fractions():
     tm, regions = projected_regions(sim.truth)
     matches = match_regions(res.segmentation.labels, tm, regions)
     flips = []
+    by_id = {d.id: d for d in res.domains}
     for m in matches:
-        d = res.domains[m["match"] - 1]
-        assert d["br_fraction"] == pytest.approx(m["br_fraction"], abs=0.05), d["name"]
-        assert d["mixed_fraction"] == pytest.approx(m["mixed_fraction"], abs=0.05), d["name"]
-        flips.append(abs(d["shifted_fraction"] - m["shifted_fraction"]) > 0.5)
+        d = by_id[m["match"]]
+        assert d.br_fraction.value == pytest.approx(m["br_fraction"], abs=0.05), d.name
+        assert d.mixed_fraction.value == pytest.approx(m["mixed_fraction"], abs=0.05), d.name
+        flips.append(abs(d.shifted_fraction.value - m["shifted_fraction"]) > 0.5)
     # the reference registry is a convention: all domains agree with the model or all are flipped
     assert len(set(flips)) == 1
     for m in matches:
-        d = res.domains[m["match"] - 1]
-        s = 1 - d["shifted_fraction"] if flips[0] else d["shifted_fraction"]
+        d = by_id[m["match"]]
+        s = 1 - d.shifted_fraction.value if flips[0] else d.shifted_fraction.value
         assert s == pytest.approx(m["shifted_fraction"], abs=0.05)
 
 
@@ -195,15 +199,15 @@ def test_eds_boundary_scan_on_paper_fig1():
     from nanodomains.structure import paper_fig1
 
     em = simulate_eds(paper_fig1(), dose_e_per_a2=1e8, pixel_size_pm=50.0, seed=3)
-    seg = next(b for b in em.truth["boundaries"] if b["model_domains"] == [0, 1])
+    seg = next(b for b in em.truth["model_boundaries"] if b["model_domains"] == [0, 1])
     (x0, y0), (x1, y1) = seg["segment_nm"]
     bnd = {"midpoint_nm": [(x0 + x1) / 2, (y0 + y1) / 2], "normal": [1.0, 0.0], "length_nm": seg["length_nm"]}
     r = L.boundary_scan(em.maps, bnd, 612.3)
-    d = {x["id"]: x for x in em.truth["domains"]}
+    d = {x.id: x.projected_br_fraction.value for x in em.truth["record"].domains}
     assert r["significant"]
     assert abs(r["offset_nm"]) < max(3 * r["position_nm_err"], 0.35)
-    assert r["br_fraction_before"] == pytest.approx(d[0]["projected_br_fraction"], abs=3 * r["br_fraction_before_err"] + 0.02)
-    assert r["br_fraction_after"] == pytest.approx(d[1]["projected_br_fraction"], abs=3 * r["br_fraction_after_err"] + 0.02)
+    assert r["br_fraction_before"] == pytest.approx(d[0], abs=3 * r["br_fraction_before_err"] + 0.02)
+    assert r["br_fraction_after"] == pytest.approx(d[1], abs=3 * r["br_fraction_after_err"] + 0.02)
     assert r["lines"]["Br_K"]["change"] > 0 > r["lines"]["I_L"]["change"]
 
 
@@ -259,13 +263,13 @@ def test_multislice_table_inverts_a_multislice_image():
     img, a_pm = _periodic_multislice_image(b_true, n, 2, scan_points=6, tiles=12, dose=1e5)
     kw = dict(thickness_nm=n * a_pm / 1000, termination="none", background=0.0, n_boot=300)
     ms = analyze_image(img, table, **kw)
-    assert len(ms.domains) == 1 and ms.boundaries == []
+    assert len(ms.domains) == 1 and ms.boundaries == ()
     d = ms.domains[0]
-    assert ms.info["table"]["method"] == "multislice"
-    assert all(v > 0 for v in d["table_ratios_err"])  # the table's spread is propagated
-    lo, hi = d["br_fraction_ci95"]
+    assert ms.record.table.method == "multislice" and d.composition.table == "multislice"
+    assert all(v > 0 for v in d.composition.table_ratios_err)  # the table's spread is propagated
+    lo, hi = d.composition.br_fraction_ci95
     assert lo <= b_true <= hi
-    assert d["mixed_fraction"] == pytest.approx(s_true, abs=max(3 * d["mixed_fraction_err"], 0.03))
-    assert d["lattice_pm"] == pytest.approx(a_pm, rel=2e-3)
+    assert d.mixed_fraction.value == pytest.approx(s_true, abs=max(3 * d.mixed_fraction.stderr, 0.03))
+    assert d.lattice_pm.value == pytest.approx(a_pm, rel=2e-3)
     pl = analyze_image(img, None, **kw).domains[0]
-    assert abs(pl["mixed_fraction"] - s_true) > 0.05
+    assert abs(pl.mixed_fraction.value - s_true) > 0.05

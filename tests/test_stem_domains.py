@@ -20,30 +20,34 @@ from nanodomains.stem import domains as D
 from nanodomains.stem.columns import CLASSIFY_REFLECTIONS
 from nanodomains.stem.gpa import find_lattice, gpa
 from nanodomains.stem.io import image_from_array
-from nanodomains.stem.validation import compare_to_truth
+from nanodomains.stem.validation import compare_sidecar, compare_to_truth, region_table
 
 BIG_NM2 = 25.0
 MAX_LATTICE_ERR = 2e-3
 
 
 def check_acceptance(sim, res, label=""):
-    """Assert the issue's acceptance for one analysed image; returns the region rows."""
+    """Assert the issue's acceptance for one analysed image; returns the region rows.
+
+    The field-by-field part is :func:`nanodomains.records.compare` with the acceptance
+    tolerances (lattice 0.2 %, Br and mixed fraction 0.05; power-law table, projected
+    truth of the region).
+    """
     seg = res.segmentation
-    cmp = compare_to_truth(seg.labels, res.domains, res.boundaries, sim.truth, BIG_NM2)
-    big = [r for r in cmp["regions"] if r["compared"]]
-    assert big, f"{label}: no region of >= 25 nm^2"
-    for r in big:
-        assert r["iou"] >= 0.85, f"{label}: region {r['label']} ({r['area_nm2']:.1f} nm2) IoU {r['iou']:.3f}"
-        dom = res.domains[r["match"] - 1]
-        err = abs(dom["lattice_pm"] / r["lattice_pm"] - 1)
-        assert err <= MAX_LATTICE_ERR, f"{label}: lattice {dom['lattice_pm']:.2f} vs {r['lattice_pm']:.2f} pm"
-        assert r["lattice_pm_error"] == pytest.approx(dom["lattice_pm"] - r["lattice_pm"])
-        assert 0 < dom["lattice_pm_err"] < 0.5
-        # Z-contrast composition with the power-law table (projected truth of the region)
-        assert dom["br_fraction"] == pytest.approx(r["br_fraction"], abs=0.05), f"{label}: Br of {dom['name']}"
-        assert dom["mixed_fraction"] == pytest.approx(r["mixed_fraction"], abs=0.05), f"{label}: s of {dom['name']}"
-    assert not cmp["rp_missed"], f"{label}: RP boundaries {cmp['rp_missed']} not found"
-    return cmp["regions"]
+    val = compare_to_truth(seg.labels, res.record, sim.truth, BIG_NM2)
+    rows = region_table(val)
+    assert rows, f"{label}: no region of >= 25 nm^2"
+    by_id = {d.id: d for d in res.domains}
+    for r, reg in zip(rows, [g for g in val.regions if g.compared]):
+        assert reg.iou >= 0.85, f"{label}: region {reg.region} ({reg.area_nm2:.1f} nm2) IoU {reg.iou:.3f}"
+        dom = by_id[reg.match]
+        assert r["lattice_pm"] == dom.lattice_pm.value and r["lattice_pm_stderr"] == dom.lattice_pm.stderr
+        assert 0 < dom.lattice_pm.stderr < 0.5
+        for f in ("lattice_pm", "br_fraction", "mixed_fraction"):
+            assert r[f"{f}_ok"], f"{label}: {f} of {dom.name}: {r[f]} vs truth {r[f + '_truth']}"
+    assert val.comparison.ok, f"{label}: {[(f.path, f.value, f.truth) for f in val.comparison.failures]}"
+    assert not val.rp_missed, f"{label}: RP boundaries {val.rp_missed} not found"
+    return rows
 
 
 # --------------------------------------------------------------------------- analytic
@@ -104,18 +108,18 @@ def test_paper_fig1_domains_boundaries_lattices():
     sim, res = analysed("fig1", 1)
     matches = check_acceptance(sim, res, "paper_fig1")
     assert len(res.domains) == 4  # R5 lies behind R2 (face-on): four projected regions
-    assert sorted(b["type"] for b in res.boundaries) == ["RP"] * 4
+    assert sorted(b.type for b in res.boundaries) == ["RP"] * 4
     # R1 (I-rich, CsPbBr0.81I2.19) has the larger lattice constant than R2, ~1.7 %
-    d_r1 = next(res.domains[m["match"] - 1] for m in matches if m["model_domains"] == [0])
-    d_r3 = next(res.domains[m["match"] - 1] for m in matches if m["model_domains"] == [2])
-    assert d_r1["lattice_pm"] == pytest.approx(617.69, rel=MAX_LATTICE_ERR)
-    assert d_r3["lattice_pm"] == pytest.approx(611.47, rel=MAX_LATTICE_ERR)
+    d_r1 = next(m["lattice_pm"] for m in matches if m["model_domains"] == [0])
+    d_r3 = next(m["lattice_pm"] for m in matches if m["model_domains"] == [2])
+    assert d_r1 == pytest.approx(617.69, rel=MAX_LATTICE_ERR)
+    assert d_r3 == pytest.approx(611.47, rel=MAX_LATTICE_ERR)
     # Table S1 fields
     for d in res.domains:
-        assert d["name"] == f"R{d['id']}" and d["area_nm2"] > 25 and len(d["centroid_nm"]) == 2
-        assert d["lattice_source"] == "interior columns" and d["lattice_n_columns"] > 100
+        assert d.name == f"R{d.id}" and d.area_nm2 > 25 and len(d.centroid_nm) == 2
+        assert d.lattice_source == "interior columns" and d.lattice_n_columns > 100
     # domain ids follow decreasing area; label map and column labels agree
-    areas = [d["area_nm2"] for d in res.domains]
+    areas = [d.area_nm2 for d in res.domains]
     assert areas == sorted(areas, reverse=True)
     seg = res.segmentation
     assert set(np.unique(seg.labels)) == {0, 1, 2, 3, 4}
@@ -125,9 +129,9 @@ def test_paper_fig1_domains_boundaries_lattices():
 @pytest.mark.parametrize("seed", [1, 2])
 def test_homogeneous_nc_has_one_domain_and_no_boundary(seed):
     sim, res = analysed("homogeneous", seed, edge_nm=10.0)
-    assert len(res.domains) == 1 and res.boundaries == []
-    a = res.domains[0]["lattice_pm"]
-    assert a == pytest.approx(sim.truth["domains"][0]["lattice_pm"], rel=MAX_LATTICE_ERR)
+    assert len(res.domains) == 1 and res.boundaries == ()
+    a = res.domains[0].lattice_pm.value
+    assert a == pytest.approx(sim.truth["record"].domains[0].lattice_pm.value, rel=MAX_LATTICE_ERR)
 
 
 @pytest.mark.parametrize("seed,n_domains", [(4, 3), (8, 4)])
@@ -135,6 +139,26 @@ def test_random_domains_acceptance(seed, n_domains):
     """rd(4, 3): RP faults and a coherent (lattice-only) boundary; rd(8, 4): stacked domains, contrast steps."""
     sim, res = analysed("random", seed, n_domains)
     check_acceptance(sim, res, f"random_domains(seed={seed}, n={n_domains})")
+
+
+@pytest.mark.parametrize("case", [("homogeneous", 1, 3, 10.0), ("random", 4, 3, 15.0)])
+def test_truth_sidecar_record_compares_with_the_analysis(tmp_path, case):
+    """The simulator's truth and the analysis are one record type: compare() them through their files."""
+    from nanodomains.records import StemDomains
+    from nanodomains.stem.simulate import load_truth, write_truth
+
+    sim, res = analysed(*case)
+    assert type(sim.truth["record"]) is type(res.record) and sim.truth["record"].origin == "truth"
+    truth = load_truth(write_truth(sim.truth, tmp_path / "img.truth.json"))
+    found = StemDomains.from_json(res.write(tmp_path / "a", figure=False)["domains"])
+    cmp = compare_sidecar(res.segmentation.labels, found, truth)
+    assert cmp.ok, [(f.path, f.value, f.truth) for f in cmp.failures]
+    visible = [d for d in truth["record"].domains if d.visible]
+    for d in visible:  # acceptance tolerances: lattice 0.2 %, Br fraction 0.05
+        assert cmp.row(f"domains[{d.id}].lattice_pm").tolerance == "0.2%"
+        assert cmp.row(f"domains[{d.id}].br_fraction").ok
+    assert len([r for r in cmp.rows if r.path.startswith("boundaries[") and r.path.endswith(".type")]) == \
+        len(truth["record"].boundaries)
 
 
 @pytest.mark.slow
@@ -149,8 +173,9 @@ def test_random_domains_acceptance_ten_seeds(n_domains):
 def test_homogeneous_ten_seeds_no_boundary():
     for seed in range(10):
         sim, res = analysed("homogeneous", seed)
-        assert len(res.domains) == 1 and res.boundaries == [], f"seed {seed}"
-        assert res.domains[0]["lattice_pm"] == pytest.approx(sim.truth["domains"][0]["lattice_pm"], rel=2e-3)
+        assert len(res.domains) == 1 and res.boundaries == (), f"seed {seed}"
+        assert res.domains[0].lattice_pm.value == pytest.approx(sim.truth["record"].domains[0].lattice_pm.value,
+                                                                rel=2e-3)
 
 
 @pytest.mark.slow
@@ -205,5 +230,5 @@ def test_paper_fig1_at_10_pm_has_no_spurious_boundary():
 
     sim = simulate_image(paper_fig1(), pixel_size_pm=10.0, shape=2048, seed=2)
     res = analyze_image(sim.image, n_boot=50)
-    assert sorted(b["type"] for b in res.boundaries) == ["RP"] * 4
+    assert sorted(b.type for b in res.boundaries) == ["RP"] * 4
     check_acceptance(sim, res, "paper_fig1 at 10 pm")

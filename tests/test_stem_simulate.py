@@ -211,21 +211,25 @@ def test_truth_sidecar_domains_boundaries_and_roundtrip(tmp_path):
     truth = res.truth
     labels = S.decode_array(truth["label_map"])
     assert labels.shape == (900, 900)
-    visible = [d for d in truth["domains"] if d["visible"]]
-    assert {d["id"] for d in visible} == {0, 1, 2, 3}  # R5 lies behind R2
+    rec = truth["record"]
+    assert rec.origin == "truth" and rec.SCHEMA == "nanodomains.stem.domains/2"
+    visible = [d for d in rec.domains if d.visible]
+    assert {d.id for d in visible} == {0, 1, 2, 3}  # R5 lies behind R2
     # R1 (shifted through the whole thickness), R2 with R5 behind it (partly shifted)
-    d = {x["id"]: x for x in truth["domains"]}
-    assert d[0]["shifted_fraction"] == pytest.approx(1.0) and d[0]["mixed_fraction"] == 0.0
-    assert 0.2 < d[1]["shifted_fraction"] < 0.4
-    assert d[1]["projected_br_fraction"] == pytest.approx(0.52 * 0.7 + 0.40 * 0.3, abs=0.02)
-    assert d[0]["lattice_pm"] == pytest.approx(materials.lattice_constant_pm(0.27))
+    d = {x.id: x for x in rec.domains}
+    assert d[0].shifted_fraction.value == pytest.approx(1.0) and d[0].mixed_fraction.value == 0.0
+    assert d[0].lattice_pm.stderr == 0.0
+    assert 0.2 < d[1].shifted_fraction.value < 0.4
+    assert d[1].projected_br_fraction.value == pytest.approx(0.52 * 0.7 + 0.40 * 0.3, abs=0.02)
+    assert d[0].lattice_pm.value == pytest.approx(materials.lattice_constant_pm(0.27))
     # projected area of the NC ~ (15 nm)^2
-    total = sum(x["area_nm2"] for x in visible)
+    total = sum(x.area_nm2 for x in visible)
     assert 200 < total < 240
     # RP boundaries seen edge-on, separating the right image domains
-    rp = [b for b in truth["boundaries"] if b["type"] == "RP" and b["edge_on"]]
+    rp = [b for b in truth["model_boundaries"] if b["type"] == "RP" and b["edge_on"]]
     pairs = {tuple(b["domains"]) for b in rp}
     assert {(0, 1), (0, 2), (1, 3), (2, 3)} <= pairs
+    assert {b.domains for b in rec.boundaries if b.type == "RP"} == pairs
     assert all(6.5 < b["length_nm"] < 9 for b in rp)
     # a boundary segment separates its two labels: sample either side of the midpoint
     h = truth["pixel_size_pm"] * 1e-3
@@ -240,13 +244,7 @@ def test_truth_sidecar_domains_boundaries_and_roundtrip(tmp_path):
     assert p_truth.name == "img.truth.json"
     back = S.load_truth(p_truth)
     assert np.array_equal(back["label_map"], labels)
-    assert back["domains"] == json_roundtrip(truth["domains"])
-
-
-def json_roundtrip(obj):
-    import json
-
-    return json.loads(json.dumps(obj))
+    assert back["record"] == rec
 
 
 def test_rotation_moves_columns_and_truth_follows():

@@ -60,20 +60,24 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(HERE / "stem_domains_maps.png", dpi=90)
     rows = []
+    by_id = {d.id: d for d in res.domains}
     for m in matches:
-        d = res.domains[m["match"] - 1]
-        rows.append({"domain": d["name"], "model_domains": m["model_domains"], "iou": round(m["iou"], 3),
-                     "area_nm2": round(d["area_nm2"], 1),
-                     "lattice_pm": round(d["lattice_pm"], 2), "lattice_pm_err": round(d["lattice_pm_err"], 3),
+        d = by_id[m["match"]]
+        rows.append({"domain": d.name, "model_domains": m["model_domains"], "iou": round(m["iou"], 3),
+                     "area_nm2": round(d.area_nm2, 1),
+                     "lattice_pm": round(d.lattice_pm.value, 2), "lattice_pm_err": round(d.lattice_pm.stderr, 3),
                      "lattice_truth_pm": round(m["lattice_pm"], 2),
-                     "br_fraction": d["br_fraction"], "br_fraction_err": d["br_fraction_err"],
+                     "br_fraction": d.br_fraction.value, "br_fraction_err": d.br_fraction.stderr,
                      "br_fraction_truth": round(m["br_fraction"], 3),
-                     "shifted_fraction": d["shifted_fraction"], "shifted_fraction_err": d["shifted_fraction_err"],
-                     "shifted_fraction_truth": round(m["shifted_fraction"], 3), "formula": d["formula"],
-                     "vegard_br_fraction": round(d["vegard_br_fraction"], 3), "vegard_agrees": d["vegard_agrees"]})
-    out = {"image": "paper_fig1, incoherent, 1e5 e/A^2, 20 pm, seed 1", "elapsed_s": round(res.info["elapsed_s"], 1),
-           "table": res.info["table"]["note"], "thickness": res.info["thickness"], "domains": rows,
-           "boundaries": [{k: b[k] for k in ("domains", "type", "length_nm")} for b in res.boundaries]}
+                     "shifted_fraction": d.shifted_fraction.value, "shifted_fraction_err": d.shifted_fraction.stderr,
+                     "shifted_fraction_truth": round(m["shifted_fraction"], 3), "formula": d.formula,
+                     "vegard_br_fraction": round(d.composition.vegard_br_fraction.value, 3),
+                     "vegard_agrees": d.composition.vegard_agrees})
+    rec = res.record
+    out = {"image": "paper_fig1, incoherent, 1e5 e/A^2, 20 pm, seed 1", "elapsed_s": round(rec.elapsed_s, 1),
+           "table": rec.table.note, "thickness": rec.thickness, "domains": rows,
+           "boundaries": [{"domains": list(b.domains), "type": b.type, "length_nm": b.length_nm}
+                          for b in res.boundaries]}
     (HERE / "stem_domains_numbers.json").write_text(json.dumps(out, indent=1, default=float))
     print(json.dumps(out, indent=1, default=float))
 

@@ -35,7 +35,7 @@ def main() -> None:
     fig, ax = plt.subplots(2, 3, figsize=(15, 9.6))
     a = ax[0, 0]
     a.imshow(img, cmap="gray", extent=ext, vmax=np.percentile(img, 99.8))
-    for b in truth["boundaries"]:
+    for b in truth["model_boundaries"]:
         if b["edge_on"]:
             (x0, y0), (x1, y1) = b["segment_nm"]
             a.plot([x0, x1], [y0, y1], "-" if b["type"] == "RP" else ":", color="tab:red" if b["type"] == "RP"
@@ -45,7 +45,7 @@ def main() -> None:
     a.set_ylabel("y (nm)")
 
     a = ax[0, 1]
-    seg = next(b for b in truth["boundaries"] if b["model_domains"] == [0, 2])  # R1 | R3, RP
+    seg = next(b for b in truth["model_boundaries"] if b["model_domains"] == [0, 2])  # R1 | R3, RP
     (x0, y0), (x1, y1) = seg["segment_nm"]
     cx, cy = (x0 + x1) / 2 / h, (y0 + y1) / 2 / h
     w = int(1.2 / h)
@@ -70,9 +70,9 @@ def main() -> None:
     cmap = plt.get_cmap("tab10")
     lab = np.ma.masked_less(labels, 0)
     a.imshow(lab, cmap=cmap, vmin=0, vmax=9, extent=ext, interpolation="nearest")
-    for d in truth["domains"]:
-        if d["visible"]:
-            a.text(*d["centroid_nm"], f"R{d['id'] + 1}\nb={d['br_fraction']:.2f}\ns={d['shifted_fraction']:.2f}",
+    for d in truth["record"].domains:
+        if d.visible:
+            a.text(*d.centroid_nm, f"R{d.id + 1}\nb={d.br_fraction.value:.2f}\ns={d.shifted_fraction.value:.2f}",
                    ha="center", va="center", fontsize=9, color="white")
     a.set_title("truth label map (majority domain along the beam)")
     a.set_xlabel("x (nm)")
@@ -103,7 +103,7 @@ def main() -> None:
     eh = em.maps.attrs["pixel_size_pm"] * 1e-3
     im = a.imshow(frac, cmap="viridis", vmin=0.1, vmax=0.7, extent=[0, br.shape[1] * eh, br.shape[0] * eh, 0])
     fig.colorbar(im, ax=a, label="Br fraction (EDS, 0.3 nm box)")
-    seg = next(b for b in em.truth["boundaries"] if b["model_domains"] == [0, 1])
+    seg = next(b for b in em.truth["model_boundaries"] if b["model_domains"] == [0, 1])
     (x0, y0), (x1, y1) = seg["segment_nm"]
     xb, ym = (x0 + x1) / 2, (y0 + y1) / 2
     a.plot([xb - 5, xb + 5], [ym, ym], "w-", lw=1)
@@ -113,9 +113,9 @@ def main() -> None:
     a = ax[1, 2]
     prof = linescan.line_scan(em.maps, (xb - 5, ym), (xb + 5, ym), width_nm=3.0, bin_nm=0.6)
     a.errorbar(prof["distance_nm"] - 5, prof["br_fraction"], prof["br_fraction_err"], fmt="o", ms=4)
-    dd = {d["id"]: d for d in em.truth["domains"]}
-    a.hlines([dd[0]["projected_br_fraction"]], -5, 0, colors="tab:red", label="truth R1 (projected)")
-    a.hlines([dd[1]["projected_br_fraction"]], 0, 5, colors="tab:orange", label="truth R2 (+R5 behind)")
+    dd = {d.id: d.projected_br_fraction.value for d in em.truth["record"].domains}
+    a.hlines([dd[0]], -5, 0, colors="tab:red", label="truth R1 (projected)")
+    a.hlines([dd[1]], 0, 5, colors="tab:orange", label="truth R2 (+R5 behind)")
     a.axvline(0, color="gray", lw=0.8)
     a.set_xlabel("distance from the R1-R2 RP boundary (nm)")
     a.set_ylabel("Br fraction")

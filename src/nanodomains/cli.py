@@ -243,11 +243,11 @@ def _print_truth_domains(truth: dict) -> None:
     t = Table(title="truth: domains in the image")
     for col in ("id", "formula", "area nm2", "a pm", "Br", "shifted s"):
         t.add_column(col, justify="right")
-    for d in truth["domains"]:
-        if d["visible"]:
-            s = d["shifted_fraction"]
-            t.add_row(str(d["id"]), d["formula"], f"{d['area_nm2']:.1f}", f"{d['lattice_pm']:.1f}",
-                      f"{d['br_fraction']:.3f}", "-" if s is None else f"{s:.2f}")
+    for d in truth["record"].domains:
+        if d.visible:
+            s = d.shifted_fraction.value
+            t.add_row(str(d.id), d.formula, f"{d.area_nm2:.1f}", f"{d.lattice_pm.value:.1f}",
+                      f"{d.br_fraction.value:.3f}", "-" if s is None else f"{s:.2f}")
     console.print(t)
 
 
@@ -402,27 +402,32 @@ def stem_analyze(
                         probe=pr, calibrate_lattice_pm=calibrate_lattice_pm,
                         calibration_region=_region_slices(calibration_region), calibration_direction=calibration_direction)
     paths = res.write(out)
+    rec = res.record
     if calibrate_lattice_pm is not None:
-        prev = res.info["previous_pixel_size_pm"]
-        console.print(f"pixel size {res.info['pixel_size_pm']:.3f} pm from {res.info['pixel_size_source']}; replaces "
-                      + (f"{prev:.3f} pm ({res.info['previous_pixel_size_source']})" if prev is not None
+        prev = rec.previous_pixel_size_pm
+        console.print(f"pixel size {rec.pixel_size_pm:.3f} pm from {rec.pixel_size_source}; replaces "
+                      + (f"{prev:.3f} pm ({rec.previous_pixel_size_source})" if prev is not None
                          else "no calibration"))
-    for w in res.info.get("warnings", []):
+    for w in rec.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
-    t = Table(title=f"{len(res.domains)} domain(s), {int(len(res.columns))} columns; table: "
-                    f"{res.info.get('table', {}).get('method', 'none')}")
+    for stage, reason in rec.not_computed.items():
+        console.print(f"{stage}: not computed ({reason})")
+    t = Table(title=f"{len(rec.domains)} domain(s), {int(len(res.columns))} columns; table: "
+                    f"{rec.table.method if rec.table else 'none'}")
     for col in ("domain", "area nm2", "a (pm)", "Br", "s", "formula", "Vegard"):
         t.add_column(col, justify="right")
     fmt = lambda v, f: "-" if v is None or v != v else format(v, f)  # noqa: E731
-    for d in res.domains:
-        t.add_row(d["name"], f"{d['area_nm2']:.1f}", f"{d['lattice_pm']:.2f} ± {d['lattice_pm_err']:.2f}",
-                  f"{fmt(d.get('br_fraction'), '.3f')} ± {fmt(d.get('br_fraction_err'), '.3f')}",
-                  fmt(d.get("shifted_fraction"), ".2f"), d.get("formula") or "-",
-                  {True: "agrees", False: "DISAGREES", None: "-"}[d.get("vegard_agrees")])
+    for d in rec.domains:
+        vegard = d.composition.vegard_agrees if d.composition is not None else None
+        t.add_row(d.name, f"{d.area_nm2:.1f}", f"{d.lattice_pm.value:.2f} ± {fmt(d.lattice_pm.stderr, '.2f')}",
+                  f"{fmt(d.br_fraction.value, '.3f')} ± {fmt(d.br_fraction.stderr, '.3f')}",
+                  fmt(d.shifted_fraction.value, ".2f"), d.formula or "-",
+                  {True: "agrees", False: "DISAGREES", None: "-"}[vegard])
     console.print(t)
-    for b in res.boundaries:
-        console.print(f"boundary R{b['domains'][0]}-R{b['domains'][1]}: {b['type']}, {b['length_nm']:.1f} nm")
+    for b in rec.boundaries:
+        console.print(f"boundary R{b.domains[0]}-R{b.domains[1]}: {b.type}, {b.length_nm:.1f} nm")
     console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+
 
 @stem_app.command("validate")
 def stem_validate(
@@ -432,31 +437,28 @@ def stem_validate(
     min_area_nm2: float = typer.Option(25.0, "--min-area-nm2", help="Compare projected regions at least this large."),
 ) -> None:
     """Compare a STEM analysis with the truth of the simulated image, region by region."""
-    import json
-    from pathlib import Path
-
     from rich.table import Table
 
-    from nanodomains.stem.validation import compare_files
+    from nanodomains.stem.validation import compare_files, region_table
 
-    cmp = compare_files(analysis, truth, min_area_nm2=min_area_nm2)
-    t = Table(title=f"{cmp['n_domains_found']} domain(s) found, {cmp['n_regions_compared']} truth region(s) "
+    val = compare_files(analysis, truth, min_area_nm2=min_area_nm2)
+    t = Table(title=f"{val.n_domains_found} domain(s) found, {val.n_regions_compared} truth region(s) "
                     f">= {min_area_nm2:g} nm2")
     for col in ("region", "model domains", "area nm2", "found", "IoU", "a (pm)", "truth a", "Br", "truth Br"):
         t.add_column(col, justify="right")
     fmt = lambda v, f: "-" if v is None or v != v else format(v, f)  # noqa: E731
-    for r in cmp["regions"]:
-        if not r["compared"]:
-            continue
-        t.add_row(str(r["label"]), ",".join(str(k) for k in r["model_domains"]), f"{r['area_nm2']:.1f}",
-                  r["name"] or "-", f"{r['iou']:.3f}", fmt(r["found_lattice_pm"], ".2f"), fmt(r["lattice_pm"], ".2f"),
-                  fmt(r["found_br_fraction"], ".3f"), fmt(r["br_fraction"], ".3f"))
+    for r in region_table(val):
+        t.add_row(str(r["region"]), ",".join(str(k) for k in r["model_domains"]), f"{r['area_nm2']:.1f}",
+                  r["found_as"] or "-", f"{r['iou']:.3f}", fmt(r["lattice_pm"], ".2f"),
+                  fmt(r["lattice_pm_truth"], ".2f"), fmt(r["br_fraction"], ".3f"), fmt(r["br_fraction_truth"], ".3f"))
     console.print(t)
-    console.print(f"RP boundaries (edge-on, between compared regions): {len(cmp['rp_truth'])} in the truth, "
-                  f"{len(cmp['rp_truth']) - len(cmp['rp_missed'])} found" +
-                  (f"; missed {cmp['rp_missed']}" if cmp["rp_missed"] else ""))
+    console.print(f"RP boundaries (edge-on, between compared regions): {len(val.rp_truth)} in the truth, "
+                  f"{len(val.rp_truth) - len(val.rp_missed)} found" +
+                  (f"; missed {[list(p) for p in val.rp_missed]}" if val.rp_missed else ""))
+    failed = val.comparison.failures
+    console.print(f"fields within tolerance: {'all' if not failed else ', '.join(r.path for r in failed) + ' FAIL'}")
     if out:
-        Path(out).write_text(json.dumps(cmp, indent=1, allow_nan=False))
+        val.to_json(out)
         console.print(f"wrote {out}")
 
 # ---- pl ---------------------------------------------------------------------

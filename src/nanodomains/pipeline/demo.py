@@ -149,7 +149,7 @@ def run_stem_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
     from nanodomains.stem.analyze import analyze_image
     from nanodomains.stem.io import load_image
     from nanodomains.stem.simulate import simulate_image, write_simulation
-    from nanodomains.stem.validation import compare_to_truth
+    from nanodomains.stem.validation import compare_to_truth, region_table
 
     paper = {0: {"name": "R1", "br_fraction": 0.27}, 1: {"name": "R2", "br_fraction": 0.52}}
     rows, comps, figures, out = [], [], [], {}
@@ -159,33 +159,30 @@ def run_stem_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
         res = analyze_image(load_image(img_path))
         res.write(out_dir / f"stem_{name}")
         figures.append((out_dir / f"stem_{name}" / "overview.png", f"{name}: image, domain map, compositions"))
-        cmp = compare_to_truth(res.segmentation.labels, res.domains, res.boundaries, sim.truth)
-        regions = [r for r in cmp["regions"] if r["compared"]]
-        n_rp_truth, n_rp_found = len(cmp["rp_truth"]), len(cmp["rp_truth"]) - len(cmp["rp_missed"])
-        out[name] = {"domains_found": len(res.domains), "regions_truth": len(regions),
+        val = compare_to_truth(res.segmentation.labels, res.record, sim.truth)
+        val.to_json(out_dir / f"stem_{name}" / "validation.json")
+        n_rp_truth, n_rp_found = len(val.rp_truth), len(val.rp_truth) - len(val.rp_missed)
+        out[name] = {"domains_found": val.n_domains_found, "regions_truth": val.n_regions_compared,
                      "rp_found": n_rp_found, "rp_truth": n_rp_truth,
-                     "rp_reported": sum(b["type"] == "RP" for b in res.boundaries)}
-        comps.append(comparison(f"STEM {name}: domains (projected regions >= {cmp['min_area_nm2']:g} nm2)",
-                                len(res.domains), truth=len(regions)))
+                     "rp_reported": sum(b.type == "RP" for b in res.boundaries),
+                     "fields_ok": val.comparison.ok,
+                     "fields_failed": [r.path for r in val.comparison.failures]}
+        comps.append(comparison(f"STEM {name}: domains (projected regions >= {val.min_area_nm2:g} nm2)",
+                                val.n_domains_found, truth=val.n_regions_compared))
         comps.append(comparison(f"STEM {name}: RP boundaries (edge-on) found", n_rp_found, truth=n_rp_truth))
         names = DOMAIN_NAMES.get(name, [f"D{i}" for i in range(10)])
-        for r in regions:
+        formula = {d.id: d.formula for d in res.domains}
+        for r in region_table(val):
             label = "+".join(names[k] for k in r["model_domains"])
-            rows.append({"image": name, "domain": label, "found_as": r["name"], "iou": r["iou"],
-                         "area_nm2": r["area_nm2"], "lattice_pm": r["found_lattice_pm"],
-                         "lattice_pm_err": r.get("found_lattice_pm_err"), "truth_projected_lattice_pm": r["lattice_pm"],
-                         "br_fraction": r["found_br_fraction"], "br_fraction_err": r.get("found_br_fraction_err"),
-                         "truth_projected_br_fraction": r["br_fraction"],
-                         "shifted_fraction": r["found_shifted_fraction"],
-                         "truth_shifted_fraction": r["shifted_fraction"],
-                         "formula": res.domains[r["match"] - 1]["formula"] if r["match"] else None})
+            found = next((m.match for m in val.regions if m.region == r["region"]), None)
+            rows.append({"image": name, "domain": label, **{k: v for k, v in r.items() if k != "model_domains"},
+                         "formula": formula.get(found)})
             # the seed measured its regions in projection too: compare with the region R1 / R2 dominates
             pap = paper.get(r["majority_label"]) if name == "paper_fig1" else None
-            comps.append(comparison(f"STEM {label}: lattice (pm, projected)", r["found_lattice_pm"],
-                                    r.get("found_lattice_pm_err"), truth=r["lattice_pm"]))
-            comps.append(comparison(f"STEM {label}: Br fraction", r["found_br_fraction"],
-                                    r.get("found_br_fraction_err"), truth=r["br_fraction"],
-                                    paper=pap["br_fraction"] if pap else None))
+            comps.append(comparison(f"STEM {label}: lattice (pm, projected)", r["lattice_pm"],
+                                    r["lattice_pm_stderr"], truth=r["lattice_pm_truth"]))
+            comps.append(comparison(f"STEM {label}: Br fraction", r["br_fraction"], r["br_fraction_stderr"],
+                                    truth=r["br_fraction_truth"], paper=pap["br_fraction"] if pap else None))
     sections.append(Section(
         "ADF-STEM (Fig. 1): nanodomains, RP faults, lattice constants, compositions",
         "Incoherent Z-contrast images (300 kV probe, 1e5 e/A^2, 20 pm pixels, carbon support, Poisson "

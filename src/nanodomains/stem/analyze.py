@@ -14,32 +14,45 @@
 5. optionally :func:`nanodomains.stem.linescan.boundary_scan` across every boundary
    of registered EDS maps;
 
-and :meth:`AnalysisResult.write` writes ``domains.json``, ``columns.csv``, ``gpa.nc``
-and ``overview.png`` (image, labelled (100) amplitude map and composition plot in the
-manner of the seed's Fig. 1a, b, g; Liu et al., Nano Lett. 23, 10089 (2023)).
-The physics and its references are in the docstrings of those modules.
+and :meth:`AnalysisResult.write` writes ``domains.json`` (the
+:class:`~nanodomains.records.StemDomains` record, schema ``nanodomains.stem.domains/2``,
+the same type the simulators' truth sidecars hold), ``columns.csv`` (plain CSV: its
+metadata are in ``domains.json`` under ``columns``), ``gpa.nc`` and ``overview.png``
+(image, labelled (100) amplitude map and composition plot in the manner of the seed's
+Fig. 1a, b, g; Liu et al., Nano Lett. 23, 10089 (2023)). The physics and its
+references are in the docstrings of those modules.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from nanodomains import __version__
 from nanodomains.errors import FileFormatError, InputError, NanodomainsError
+from nanodomains.files import atomic_path
+from nanodomains.records import (
+    Measured,
+    StemBackground,
+    StemBoundary,
+    StemColumnSet,
+    StemComposition,
+    StemDomain,
+    StemDomains,
+    StemLattice,
+    StemTable,
+    measured,
+)
 
 __all__ = ["AnalysisResult", "analyze_image", "analyze_for_batch", "lattice_check", "CSPBX3_NAMES", "ABO3_NAMES"]
 
 CSPBX3_NAMES = ("Cs", "PbX", "X")
 ABO3_NAMES = ("B", "A", "O")
-SCHEMA = "nanodomains.stem.domains/1"
 #: a measured lattice this far (relative) outside the expected range is flagged:
 #: beyond strain in a coherent film (~1-2 %), i.e. a calibration problem
 LATTICE_CHECK_TOL = 0.02
@@ -74,32 +87,6 @@ def lattice_check(lattice_pm: float, names: tuple[str, ...], convention: str = "
     return out
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-ready copy: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    return obj
-
-
-def _atomic(path: Path, write: Any) -> Path:
-    """Write through a temporary file in the same folder (same suffix), then rename."""
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    write(tmp)
-    tmp.replace(path)
-    return path
-
-
 @dataclass
 class AnalysisResult:
     """Everything :func:`analyze_image` found.
@@ -113,11 +100,9 @@ class AnalysisResult:
         ``domain`` (id, 0 none), ``sublattice``, ``registry``, ``interior`` and
         ``cross_section`` (Voronoi sum minus the vacuum level, image units x nm^2).
     segmentation : DomainSegmentation
-    domains : list of dict
-        Rows of ``domains.json`` (segmentation + composition).
-    boundaries : list of dict
-    info : dict
-        Top-level fields of ``domains.json`` (table, thickness, background, ...).
+    record : StemDomains
+        The result as a record (``domains.json``): domains, boundaries, lattice,
+        compositions, settings, warnings.
     table : xarray.Dataset or None
         Column-intensity table used.
     """
@@ -126,36 +111,46 @@ class AnalysisResult:
     gpa: Any
     columns: Any
     segmentation: Any
-    domains: list[dict[str, Any]]
-    boundaries: list[dict[str, Any]]
-    info: dict[str, Any] = field(default_factory=dict)
+    record: StemDomains
     table: Any = None
 
+    @property
+    def domains(self) -> tuple[StemDomain, ...]:
+        """The domains (``record.domains``; id i is ``domains[i - 1]``)."""
+        return self.record.domains
+
+    @property
+    def boundaries(self) -> tuple[StemBoundary, ...]:
+        """The boundaries (``record.boundaries``)."""
+        return self.record.boundaries
+
     def to_dict(self) -> dict[str, Any]:
-        """The ``domains.json`` content (NaN as null)."""
-        return _clean({**self.info, "domains": self.domains, "boundaries": self.boundaries})
+        """The ``domains.json`` content (JSON types, NaN as null)."""
+        return self.record.to_dict()
 
     def write(self, out_dir: str | Path, figure: bool = True) -> dict[str, Path]:
         """Write ``domains.json``, ``columns.csv``, ``gpa.nc`` and ``overview.png`` into ``out_dir``.
 
-        Files are written to temporary names and renamed, so a crash leaves no
-        half-written file.
+        Every file is written atomically (:func:`nanodomains.files.atomic_path`).
+        ``columns.csv`` is plain CSV (``pandas.read_csv(path)``); its metadata are in
+        ``domains.json`` (``columns``).
         """
-        from nanodomains.stem.columns import write_columns_csv
-
         out = Path(out_dir)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise FileFormatError(f"{out}: cannot create the output folder ({exc})") from exc
-        paths = {
-            "domains": _atomic(out / "domains.json",
-                               lambda t: t.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))),
-            "columns": _atomic(out / "columns.csv", lambda t: write_columns_csv(self.columns, t)),
-            "gpa": _atomic(out / "gpa.nc", lambda t: self.maps_dataset().to_netcdf(t, engine="h5netcdf")),
-        }
+        paths = {"domains": out / "domains.json", "columns": out / "columns.csv", "gpa": out / "gpa.nc"}
+        self.record.to_json(paths["domains"])
+        with atomic_path(paths["columns"]) as tmp:
+            self.columns.to_csv(tmp, index=False, float_format="%.6g")
+        ds = self.maps_dataset()
+        with atomic_path(paths["gpa"]) as tmp:
+            ds.to_netcdf(tmp, engine="h5netcdf")
         if figure:
-            paths["overview"] = _atomic(out / "overview.png", self.plot_overview)
+            paths["overview"] = out / "overview.png"
+            with atomic_path(paths["overview"]) as tmp:
+                self.plot_overview(tmp)
         return paths
 
     def maps_dataset(self) -> xr.Dataset:
@@ -194,8 +189,7 @@ class AnalysisResult:
         h_nm = self.image.attrs["pixel_size_pm"] * 1e-3
         y0, x0 = seg.origin_nm
         ext = (x0 - h_nm / 2, x0 + (img.shape[1] - 0.5) * h_nm, y0 + (img.shape[0] - 0.5) * h_nm, y0 - h_nm / 2)
-        has_comp = any(d.get("br_fraction") is not None and np.isfinite(d.get("br_fraction", np.nan))
-                       for d in self.domains)
+        has_comp = any(d.br_fraction.value is not None for d in self.domains)
         fig, axes = plt.subplots(1, 3 if has_comp else 2, figsize=(15 if has_comp else 10, 5))
         ax = axes[0]
         lo, hi = np.percentile(img, [1, 99.5])
@@ -209,10 +203,9 @@ class AnalysisResult:
         ax = axes[1]
         ax.imshow(self.gpa.amplitude_100_norm, cmap="viridis", vmin=0, vmax=1, extent=ext)
         for b in self.boundaries:
-            c = "red" if b["type"] == "RP" else "white"
-            ax.plot(*b["midpoint_nm"], marker="o", ms=3, color=c)
+            ax.plot(*b.midpoint_nm, marker="o", ms=3, color="red" if b.type == "RP" else "white")
         for d in self.domains:
-            ax.text(*d["centroid_nm"], d["name"], color="white", ha="center", va="center", fontsize=11,
+            ax.text(*d.centroid_nm, d.name, color="white", ha="center", va="center", fontsize=11,
                     fontweight="bold")
         ax.set_title("(b) normalised (100) GPA amplitude, domains R1..Rn")
         ax.set_xlabel("x (nm)")
@@ -220,7 +213,7 @@ class AnalysisResult:
             self._plot_composition(axes[2])
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, format="png")
         plt.close(fig)
         return path
 
@@ -228,23 +221,23 @@ class AnalysisResult:
         from nanodomains.stem.composition import CompositionModel
 
         b = np.linspace(0, 1, 101)
-        n = next((d["thickness_cells"] for d in self.domains if d.get("thickness_cells")), 24.0)
-        model = CompositionModel(self.table, float(n), self.info.get("termination", "CsX"))
+        n = next((d.composition.thickness_cells for d in self.domains
+                  if d.composition is not None and d.composition.thickness_cells), 24.0)
+        model = CompositionModel(self.table, float(n), self.record.termination or "CsX")
         for m, ls in ((0.0, "-"), (0.25, "--"), (0.5, ":")):
             r = model.ratios(b, np.full_like(b, m))
             ax.plot(b, r[:, 1], ls, color="k", lw=1, label=f"X/bright, m = {m:g}")
         for d in self.domains:
-            bb = d.get("br_fraction")
-            if bb is None or not np.isfinite(bb):
+            if d.br_fraction.value is None:
                 continue
-            r2, e2 = d["ratios"][1], d["ratios_err"][1]
-            ax.errorbar(bb, r2, xerr=d.get("br_fraction_err"), yerr=e2, fmt="o", ms=6, capsize=2,
-                        label=f"{d['name']}: {d['formula']}, s = {d['shifted_fraction']:.2f}")
+            r2 = d.composition.ratio_x_bright
+            ax.errorbar(d.br_fraction.value, r2.value, xerr=d.br_fraction.stderr, yerr=r2.stderr, fmt="o", ms=6,
+                        capsize=2, label=f"{d.name}: {d.formula}, s = {d.shifted_fraction.value:.2f}")
         ax.set_xlabel("Br fraction b")
         ax.set_ylabel("column intensity ratio X / bright")
-        ax.set_title("(g) Z-contrast composition (" + self.info.get("table", {}).get("method", "?") + ")")
+        method = self.record.table.method if self.record.table is not None else "?"
+        ax.set_title(f"(g) Z-contrast composition ({method})")
         ax.legend(fontsize=7, loc="upper right")
-
 
 def _load_table(table: Any) -> xr.Dataset | None:
     from nanodomains.stem import tables
@@ -270,6 +263,184 @@ def _load_for_analysis(path: Any, pixel_size_pm: float | None, calibrating: bool
     image.attrs.pop("pixel_size_pm")
     image.attrs["pixel_size_source"] = "none (the file has no length calibration)"
     return image
+
+
+def _check_calibration_args(calibrate_lattice_pm: float | None, calibration_region: Any,
+                            calibration_direction: str) -> None:
+    if calibration_direction not in ("both", "x", "y"):
+        raise InputError(f"calibration_direction (--calibration-direction) must be both, x or y, "
+                         f"got {calibration_direction!r}")
+    if calibrate_lattice_pm is None and (calibration_region is not None or calibration_direction != "both"):
+        raise InputError("a calibration region or direction (--calibration-region / --calibration-direction) "
+                         "needs the reference lattice (calibrate_lattice_pm, --calibrate-lattice-pm)")
+    if calibrate_lattice_pm is not None and not (math.isfinite(calibrate_lattice_pm) and calibrate_lattice_pm > 0):
+        raise InputError(f"the reference lattice (calibrate_lattice_pm, --calibrate-lattice-pm) must be > 0 pm, "
+                         f"got {calibrate_lattice_pm!r}")
+
+
+def _prepare_image(image: Any, pixel_size_pm: float | None, names: tuple[str, ...],
+                   calibrate_lattice_pm: float | None, calibration_region: Any,
+                   calibration_direction: str) -> xr.DataArray:
+    """Step 1: load and check the image; set its pixel size from a reference lattice if asked."""
+    from nanodomains.stem.gpa import calibrate_on_lattice
+
+    _check_calibration_args(calibrate_lattice_pm, calibration_region, calibration_direction)
+    if not isinstance(image, xr.DataArray):
+        image = _load_for_analysis(image, pixel_size_pm, calibrate_lattice_pm is not None)
+    elif pixel_size_pm is not None:
+        raise InputError("pixel_size_pm applies to files; a DataArray carries its own calibration")
+    if image.ndim != 2:
+        raise InputError(f"analyze_image needs a 2-D image, got dims {image.dims} (average the stack first)")
+    if "pixel_size_pm" not in image.attrs and calibrate_lattice_pm is None:
+        raise InputError("the image has no pixel_size_pm attribute (use nanodomains.stem.io.load_image)")
+    if len(names) != 3:
+        raise InputError(f"names must be three type names (dim, bright, X), got {names!r}")
+    if calibrate_lattice_pm is not None:
+        image = calibrate_on_lattice(image, calibrate_lattice_pm, region=calibration_region,
+                                     direction=calibration_direction)
+    return image
+
+
+def _annotate_columns(cols: Any, seg: Any, names: tuple[str, ...]) -> Any:
+    """Step 4: the column table with its domain, sublattice, registry and interior flag."""
+    from nanodomains.stem.domains import column_registry
+
+    cols = cols.copy()
+    cols["domain"] = seg.column_domain
+    cols["sublattice"] = seg.column_sublattice
+    cols["registry"] = column_registry(seg.column_sublattice, cols["type"].to_numpy(), names)
+    cols["interior"] = seg.column_interior
+    return cols
+
+
+@dataclass
+class _CompositionStep:
+    """What the composition step adds to the record."""
+
+    per_domain: dict[int, dict[str, Any]]
+    background: StemBackground
+    table: StemTable
+    table_used: Any
+    thickness: str | None
+    warnings: list[str]
+
+
+def _background(img: np.ndarray, pos: np.ndarray, cell_px: float, background: float | None) -> StemBackground:
+    from nanodomains.stem import composition as comp
+
+    if background is not None:
+        return StemBackground(level_per_px=measured(float(background), None), source="argument")
+    bg, bg_err, n_vac = comp.background_level(img, pos, cell_px)
+    return StemBackground(level_per_px=measured(bg, bg_err), n_vacuum_px=n_vac,
+                          source="mean of pixels > 1.5 cells from every column")
+
+
+def _table_item(tab: xr.Dataset, note: str) -> StemTable:
+    keep = ("column_exponent", "column_saturation_a2", "crosstalk", "num_configs", "frozen_phonons", "energy_kev",
+            "detector_mrad")
+    return StemTable(method=tab.attrs.get("method"), note=note,
+                     parameters={k: v for k, v in tab.attrs.items() if k in keep})
+
+
+def _composition_step(image: xr.DataArray, cols: Any, seg: Any, tab: xr.Dataset | None, names: tuple[str, ...],
+                      cell_px: float, *, background: float | None, probe: dict | None, thickness_nm: Any,
+                      termination: str, n_boot: int, seed: int, lattice_convention: str,
+                      pixel_size_rel_err: float) -> _CompositionStep:
+    """Step 5: background, cross-sections (added to ``cols``), table and per-domain inversion."""
+    from nanodomains.stem import composition as comp
+    from nanodomains.stem.domains import column_positions_px
+
+    px = float(image.attrs["pixel_size_pm"])
+    pos = column_positions_px(cols, px, seg.origin_nm)
+    bg = _background(image.values, pos, cell_px, background)
+    inten, complete = comp.column_cross_sections(image.values, pos, cell_px, bg.level_per_px.value)
+    cols["cross_section"] = inten * (px * 1e-3) ** 2
+    warnings = []
+    if tab is None:
+        tab, note = comp.default_table({**image.attrs, **(probe or {})})
+    else:
+        note = f"{tab.attrs.get('method')} table given by the user"
+    if "no cross-talk correction" in note:
+        warnings.append(f"column-intensity table: {note} (Br fraction biased low by ~0.1; give --probe)")
+    area = float((seg.labels > 0).sum() * (px * 1e-3) ** 2)
+    lab = seg.labels
+    touches = bool(np.any(lab[0] > 0) or np.any(lab[-1] > 0) or np.any(lab[:, 0] > 0) or np.any(lab[:, -1] > 0))
+    models: dict[int, Any] = {}
+    thick_note: list[str] = []
+
+    def model_for(d):
+        n, src = comp.thickness_cells(thickness_nm, d["lattice_pm"], area, touches)
+        thick_note.append(src)
+        key = int(round(n * 10))
+        if key not in models:
+            models[key] = comp.CompositionModel(tab, n, termination)
+        return models[key]
+
+    cls = np.select([cols["type"] == names[1], cols["type"] == names[0], cols["type"] == names[2]],
+                    ["bright", "dim", "X"], "none")
+    use = seg.column_interior & complete & cols["fit_ok"].to_numpy(bool)
+    res = comp.domain_composition(inten, cls, seg.column_domain, use, seg.domains, model_for, n_boot=n_boot,
+                                  seed=seed, lattice_convention=lattice_convention,
+                                  pixel_size_rel_err=pixel_size_rel_err, table_method=tab.attrs.get("method"))
+    return _CompositionStep({d["id"]: r for d, r in zip(seg.domains, res)}, bg, _table_item(tab, note), tab,
+                            thick_note[0] if thick_note else None, warnings)
+
+
+def _m(value, err) -> Measured:
+    return measured(value, err)
+
+
+def _domain_item(row: dict[str, Any], comp: dict[str, Any] | None, reason: str | None) -> StemDomain:
+    """A segmentation row (and its composition) as a record item."""
+    lat = {}
+    if row.get("lattice_source") != "gpa map":
+        lat = {"lattice_a1_pm": _m(row["lattice_a1_pm"], row["lattice_a1_pm_err"]),
+               "lattice_a2_pm": _m(row["lattice_a2_pm"], row["lattice_a2_pm_err"])}
+    if comp is None:
+        none = Measured(value=None)
+        comp = {"br_fraction": none, "mixed_fraction": none, "shifted_fraction": none, "formula": None,
+                "composition": StemComposition(model="none", reason=reason)}
+    return StemDomain(
+        id=row["id"], name=row["name"], area_nm2=row["area_nm2"], centroid_nm=row["centroid_nm"],
+        lattice_pm=_m(row["lattice_pm"], row["lattice_pm_err"]), **lat,
+        lattice_n_columns=row["lattice_n_columns"], lattice_residual_pm=row["lattice_residual_pm"],
+        lattice_source=row["lattice_source"], registry=row["registry"], registry_signal=row["registry_signal"],
+        contrast=row["contrast"], n_columns=row["n_columns"], n_interior_columns=row["n_interior_columns"],
+        **comp)
+
+
+def _boundary_item(b: dict[str, Any]) -> StemBoundary:
+    return StemBoundary(domains=tuple(b["domains"]), type=b["type"], length_nm=b["length_nm"],
+                        segment_nm=b.get("segment_nm", []), midpoint_nm=b["midpoint_nm"], normal=b["normal"],
+                        n_edges=b.get("n_edges"), eds_step=b.get("eds_step"))
+
+
+def _lattice_item(lattice: Any) -> StemLattice:
+    a, e = lattice.lattice_pm, lattice.lattice_pm_err
+    basis = lattice.basis_px * lattice.pixel_size_pm if lattice.pixel_size_pm else np.zeros(0)
+    return StemLattice(a1_pm=_m(a[0], e[0]), a2_pm=_m(a[1], e[1]), angle_deg=float(lattice.angle_deg),
+                       basis_pm=basis,
+                       note="GPA reference lattice of the whole image; basis rows a1, a2 as (y, x) in pm; "
+                            "per-domain values in domains[]")
+
+
+def _column_set(cols: Any) -> StemColumnSet:
+    counts = cols["type"].astype(str).value_counts()
+    return StemColumnSet(n_columns=int(len(cols)), counts={str(k): int(v) for k, v in counts.items()},
+                         n_fit_failed=int((~cols["fit_ok"].to_numpy(bool)).sum()),
+                         fit_sweeps=cols.attrs.get("fit_sweeps"), classification=cols.attrs.get("classification"),
+                         file="columns.csv")
+
+
+def _settings(table: Any, kw: dict[str, Any], seg: Any) -> dict[str, Any]:
+    """Every argument of the analysis and of the segmentation, JSON-ready."""
+    region = kw.get("calibration_region")
+    if region is not None:
+        kw = {**kw, "calibration_region": [[s.start, s.stop] for s in region]}
+    if not isinstance(kw.get("eds_maps"), (str, Path, type(None))):
+        kw = {**kw, "eds_maps": f"given {type(kw['eds_maps']).__name__}"}
+    tab = table if isinstance(table, (str, Path, type(None))) else f"given {type(table).__name__}"
+    return {"analysis": {"table": tab, **kw}, "segmentation": seg.parameters}
 
 
 def analyze_image(
@@ -348,6 +519,8 @@ def analyze_image(
     Returns
     -------
     AnalysisResult
+        With ``record``, the :class:`~nanodomains.records.StemDomains` written as
+        ``domains.json`` (every argument above in ``record.settings``).
 
     Raises
     ------
@@ -357,137 +530,71 @@ def analyze_image(
     FitError
         "no lattice found" (noise, amorphous), or no columns / domains.
     """
-    from nanodomains.stem import composition as comp
     from nanodomains.stem import domains as dom
     from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, find_columns
-    from nanodomains.stem.gpa import calibrate_on_lattice, find_lattice, gpa
+    from nanodomains.stem.gpa import find_lattice, gpa
 
+    kw = dict(pixel_size_pm=pixel_size_pm, names=list(names), classification=classification,
+              composition=composition, thickness_nm=thickness_nm, termination=termination, background=background,
+              n_boot=n_boot, seed=seed, lattice_convention=lattice_convention,
+              pixel_size_rel_err=pixel_size_rel_err, eds_maps=eds_maps, probe=probe,
+              calibrate_lattice_pm=calibrate_lattice_pm, calibration_region=calibration_region,
+              calibration_direction=calibration_direction, segment_kwargs=segment_kwargs)
     t0 = time.perf_counter()
-    if calibration_direction not in ("both", "x", "y"):
-        raise InputError(f"calibration_direction (--calibration-direction) must be both, x or y, "
-                         f"got {calibration_direction!r}")
-    if calibrate_lattice_pm is None and (calibration_region is not None or calibration_direction != "both"):
-        raise InputError("a calibration region or direction (--calibration-region / --calibration-direction) "
-                         "needs the reference lattice (calibrate_lattice_pm, --calibrate-lattice-pm)")
-    if calibrate_lattice_pm is not None and not (math.isfinite(calibrate_lattice_pm) and calibrate_lattice_pm > 0):
-        raise InputError(f"the reference lattice (calibrate_lattice_pm, --calibrate-lattice-pm) must be > 0 pm, "
-                         f"got {calibrate_lattice_pm!r}")
-    if not isinstance(image, xr.DataArray):
-        image = _load_for_analysis(image, pixel_size_pm, calibrate_lattice_pm is not None)
-    elif pixel_size_pm is not None:
-        raise InputError("pixel_size_pm applies to files; a DataArray carries its own calibration")
-    if image.ndim != 2:
-        raise InputError(f"analyze_image needs a 2-D image, got dims {image.dims} (average the stack first)")
-    if "pixel_size_pm" not in image.attrs and calibrate_lattice_pm is None:
-        raise InputError("the image has no pixel_size_pm attribute (use nanodomains.stem.io.load_image)")
-    if len(names) != 3:
-        raise InputError(f"names must be three type names (dim, bright, X), got {names!r}")
-    if composition is None:
-        composition = tuple(names) == CSPBX3_NAMES
+    names = tuple(names)
+    image = _prepare_image(image, pixel_size_pm, names, calibrate_lattice_pm, calibration_region,
+                           calibration_direction)
     if calibrate_lattice_pm is not None:
-        image = calibrate_on_lattice(image, calibrate_lattice_pm, region=calibration_region,
-                                     direction=calibration_direction)
         pixel_size_rel_err = max(pixel_size_rel_err, float(image.attrs["pixel_size_rel_err"]))
+    if composition is None:
+        composition = names == CSPBX3_NAMES
     tab = _load_table(table)
+    # steps 2-3: lattice, GPA, columns, domains
     lat = find_lattice(image, refine=False)  # gpa() refines it
     res = gpa(image, lattice=lat, reflections=CLASSIFY_REFLECTIONS, unwrap=False)
     cols = find_columns(image, res, names=names, method=classification)
     seg = dom.segment_domains(image, res, cols, **(segment_kwargs or {}))
-    px = float(image.attrs["pixel_size_pm"])
-    cell_px = float(np.mean(res.lattice.cell_px))
-    pos = dom.column_positions_px(cols, px, seg.origin_nm)
-    sub = seg.column_sublattice
-    cols = cols.copy()
-    cols["domain"] = seg.column_domain
-    cols["sublattice"] = sub
-    cols["registry"] = dom.column_registry(sub, cols["type"].to_numpy(), names)
-    cols["interior"] = seg.column_interior
-    info: dict[str, Any] = {
-        "schema": SCHEMA,
-        "software": f"nanodomains {__version__}",
-        "source_file": image.attrs.get("source_file"),
-        "pixel_size_pm": px,
-        "pixel_size_source": image.attrs.get("pixel_size_source"),
-        # the calibration a reference lattice replaced (None: not calibrated on a lattice, or none in the file)
-        "previous_pixel_size_pm": image.attrs.get("previous_pixel_size_pm"),
-        "previous_pixel_size_source": image.attrs.get("previous_pixel_size_source"),
-        "shape_px": list(image.shape),
-        "lattice": {"reference_lattice_pm": [float(v) for v in res.lattice.lattice_pm],
-                    "reference_lattice_pm_err": [float(v) for v in res.lattice.lattice_pm_err],
-                    "angle_deg": res.lattice.angle_deg,
-                    "note": "GPA reference lattice of the whole image; per-domain values in domains[]"},
-        "column_names": list(names),
-        "n_columns": int(len(cols)),
-        "n_columns_fit_failed": int((~cols["fit_ok"]).sum()),
-        "segmentation": seg.parameters,
-        "registry_convention": "+1: the registry of the crystal's largest domain (reference), -1: half-cell shifted",
-        "lattice_check": lattice_check(float(np.mean(res.lattice.lattice_pm)), names, lattice_convention),
-        "warnings": [],
-    }
-    if info["lattice_check"]["status"] == "outside":
-        info["warnings"].append(info["lattice_check"]["note"])
-    rows = [dict(d) for d in seg.domains]
-    table_used = None
+    cols = _annotate_columns(cols, seg, names)
+    check = lattice_check(float(np.mean(res.lattice.lattice_pm)), names, lattice_convention)
+    warnings = [check["note"]] if check["status"] == "outside" else []
+    not_computed: dict[str, str] = {}
+    step = None
     if composition:
-        img = image.values
-        if background is None:
-            bg, bg_err, n_vac = comp.background_level(img, pos, cell_px)
-            info["background"] = {"level_per_px": bg, "level_err": bg_err, "n_vacuum_px": n_vac,
-                                  "source": "mean of pixels > 1.5 cells from every column"}
-        else:
-            bg = float(background)
-            info["background"] = {"level_per_px": bg, "source": "argument"}
-        inten, complete = comp.column_cross_sections(img, pos, cell_px, bg)
-        cols["cross_section"] = inten * (px * 1e-3) ** 2
-        if tab is None:
-            tab, note = comp.default_table({**image.attrs, **(probe or {})})
-        else:
-            note = f"{tab.attrs.get('method')} table given by the user"
-        table_used = tab
-        if "no cross-talk correction" in note:
-            info["warnings"].append(f"column-intensity table: {note} (Br fraction biased low by ~0.1; give --probe)")
-        info["table"] = {"method": tab.attrs.get("method"), "note": note,
-                         **{k: _clean(v) for k, v in tab.attrs.items() if k in (
-                             "column_exponent", "column_saturation_a2", "crosstalk", "num_configs",
-                             "frozen_phonons", "energy_kev", "detector_mrad")}}
-        info["termination"] = termination
-        info["shifted_fraction_definition"] = comp.SHIFTED_FRACTION_DEFINITION
-        area = float((seg.labels > 0).sum() * (px * 1e-3) ** 2)
-        lab = seg.labels
-        touches = bool(np.any(lab[0] > 0) or np.any(lab[-1] > 0) or np.any(lab[:, 0] > 0) or np.any(lab[:, -1] > 0))
-        models: dict[int, Any] = {}
-        thick_note = []
-
-        def model_for(d):
-            n, src = comp.thickness_cells(thickness_nm, d["lattice_pm"], area, touches)
-            thick_note.append(src)
-            key = int(round(n * 10))
-            if key not in models:
-                models[key] = comp.CompositionModel(tab, n, termination)
-            return models[key]
-
-        cls = np.select([cols["type"] == names[1], cols["type"] == names[0], cols["type"] == names[2]],
-                        ["bright", "dim", "X"], "none")
-        use = seg.column_interior & complete & cols["fit_ok"].to_numpy(bool)
-        res_c = comp.domain_composition(inten, cls, seg.column_domain, use, rows, model_for, n_boot=n_boot,
-                                        seed=seed, lattice_convention=lattice_convention,
-                                        pixel_size_rel_err=pixel_size_rel_err)
-        for r, c in zip(rows, res_c):
-            r.update(c)
-        info["thickness"] = thick_note[0] if thick_note else None
-        info["bootstrap"] = {"n_boot": n_boot, "seed": seed, "intervals": "*_err: half 16-84 %, *_ci95: 2.5-97.5 %"}
+        step = _composition_step(image, cols, seg, tab, names, float(np.mean(res.lattice.cell_px)),
+                                 background=background, probe=probe, thickness_nm=thickness_nm,
+                                 termination=termination, n_boot=n_boot, seed=seed,
+                                 lattice_convention=lattice_convention, pixel_size_rel_err=pixel_size_rel_err)
+        warnings += step.warnings
     else:
-        for r in rows:
-            r.update({k: None for k in ("br_fraction", "br_fraction_err", "shifted_fraction", "shifted_fraction_err",
-                                        "formula")})
-        info["composition"] = "not computed (column names are not CsPbX3, or composition=False)"
+        not_computed["composition"] = "column names are not CsPbX3, or composition=False"
     bounds = [dict(b) for b in seg.boundaries]
     if eds_maps is not None:
-        _eds_steps(eds_maps, bounds, rows)
-        info["eds"] = "line scan with an error-function step across each boundary (nanodomains.stem.linescan)"
-    info["elapsed_s"] = time.perf_counter() - t0
-    return AnalysisResult(image, res, cols, seg, rows, bounds, info, table_used)
+        _eds_steps(eds_maps, bounds, seg.domains)
+    reason = not_computed.get("composition")
+    record = StemDomains(
+        source=image.attrs.get("source_file"), settings=_settings(table, kw, seg), warnings=tuple(warnings),
+        not_computed=not_computed, pixel_size_pm=float(image.attrs["pixel_size_pm"]), shape_px=image.shape,
+        pixel_size_source=image.attrs.get("pixel_size_source"),
+        # the calibration a reference lattice replaced (None: not calibrated on a lattice, or none in the file)
+        previous_pixel_size_pm=image.attrs.get("previous_pixel_size_pm"),
+        previous_pixel_size_source=image.attrs.get("previous_pixel_size_source"),
+        column_names=names, lattice=_lattice_item(res.lattice), lattice_check=check,
+        columns=_column_set(cols),
+        background=step.background if step else None, table=step.table if step else None,
+        termination=termination if step else None, thickness=step.thickness if step else None,
+        shifted_fraction_definition=_shifted_definition() if step else None,
+        eds=("line scan with an error-function step across each boundary (nanodomains.stem.linescan)"
+             if eds_maps is not None else None),
+        domains=tuple(_domain_item(r, step.per_domain.get(r["id"]) if step else None, reason) for r in seg.domains),
+        boundaries=tuple(_boundary_item(b) for b in bounds),
+        elapsed_s=time.perf_counter() - t0)
+    return AnalysisResult(image, res, cols, seg, record, step.table_used if step else None)
 
+
+def _shifted_definition() -> str:
+    from nanodomains.stem.composition import SHIFTED_FRACTION_DEFINITION
+
+    return SHIFTED_FRACTION_DEFINITION
 
 def _eds_steps(eds_maps: Any, bounds: list[dict], rows: list[dict]) -> None:
     from nanodomains.stem import linescan
@@ -511,7 +618,9 @@ def analyze_for_batch(path: Path, out_dir: Path, options: dict) -> dict:
     """Batch handler ``stem_image``: analyse one image file into ``out_dir``.
 
     ``options`` are keyword arguments of :func:`analyze_image` (``pixel_size_pm``,
-    ``table``, ``thickness_nm``, ``names`` as "B,A,O", ``composition``, ...).
+    ``table``, ``thickness_nm``, ``names`` as "B,A,O", ``composition``, ...). The
+    files are those of ``nanodomains stem analyze`` (:meth:`AnalysisResult.write`):
+    ``domains.json`` is the same :class:`~nanodomains.records.StemDomains` record.
 
     Returns
     -------
@@ -525,12 +634,12 @@ def analyze_for_batch(path: Path, out_dir: Path, options: dict) -> dict:
         opts["names"] = tuple(v.strip() for v in opts["names"].split(","))
     res = analyze_image(Path(path), **opts)
     res.write(out_dir)
-    lat = [d["lattice_pm"] for d in res.domains if d.get("lattice_pm") is not None and np.isfinite(d["lattice_pm"])]
-    brs = [d["br_fraction"] for d in res.domains if d.get("br_fraction") is not None and np.isfinite(d["br_fraction"])]
+    lat = [d.lattice_pm.value for d in res.domains if d.lattice_pm.value is not None]
+    brs = [d.br_fraction.value for d in res.domains if d.br_fraction.value is not None]
     return {
         "n_domains": len(res.domains),
-        "n_rp_boundaries": sum(b["type"] == "RP" for b in res.boundaries),
-        "n_other_boundaries": sum(b["type"] != "RP" for b in res.boundaries),
+        "n_rp_boundaries": sum(b.type == "RP" for b in res.boundaries),
+        "n_other_boundaries": sum(b.type != "RP" for b in res.boundaries),
         "n_columns": int(len(res.columns)),
         "lattice_pm_min": float(min(lat)) if lat else float("nan"),
         "lattice_pm_max": float(max(lat)) if lat else float("nan"),

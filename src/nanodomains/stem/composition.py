@@ -99,6 +99,7 @@ __all__ = [
     "invert_ratios",
     "thickness_cells",
     "SHIFTED_FRACTION_DEFINITION",
+    "COMPOSITION_MODEL",
 ]
 
 #: a column length within this relative distance of a table's thickness uses that thickness
@@ -380,6 +381,7 @@ def domain_composition(
     lattice_convention: str = "cubic",
     pixel_size_rel_err: float = 0.0,
     vegard_sigma: float = 2.0,
+    table_method: str | None = None,
 ) -> list[dict[str, Any]]:
     """Br fraction, mixed and shifted fraction of every domain (module docstring).
 
@@ -395,107 +397,118 @@ def domain_composition(
         Columns usable for the means (interior, complete cell, good fit).
     domains : list of dict
         Domain rows with ``id``, ``registry`` (+1 reference, -1 other, 0 mixed),
-        ``lattice_pm`` and ``lattice_pm_err``.
+        ``lattice_pm`` and ``lattice_pm_err`` (floats).
     model_for : callable
         ``model_for(domain_row) -> CompositionModel`` (thickness per domain).
     n_boot, seed :
-        Bootstrap resamplings and their seed.
+        Bootstrap resamplings and their seed (:func:`nanodomains.seeds.rng`).
     min_columns : int
-        Fewest columns per class; below it the domain gets NaN values and a note.
+        Fewest columns per class; below it the domain gets no values and the reason.
     lattice_convention, pixel_size_rel_err, vegard_sigma :
         Vegard cross-check (module docstring).
+    table_method : str, optional
+        The table's method, named in each result's composition item.
 
     Returns
     -------
     list of dict
-        Per domain: ``br_fraction``, ``br_fraction_err``, ``br_fraction_ci95``,
-        ``mixed_fraction`` (+ err, ci95), ``shifted_fraction`` (+ err, ci95),
-        ``formula``, ``ratios`` (measured dim/bright, X/bright) and their errors,
-        ``chi2``, ``n_columns_used`` per class, ``vegard_br_fraction``,
-        ``vegard_br_fraction_err``, ``vegard_agrees``, ``composition_note``.
+        Per domain: ``br_fraction``, ``mixed_fraction``, ``shifted_fraction``
+        (:class:`~nanodomains.records.Measured`, stderr the half 16-84 % bootstrap
+        interval), ``formula`` and ``composition``
+        (:class:`~nanodomains.records.StemComposition`: model, table, thickness,
+        measured ratios, chi2, columns used, 95 % intervals, Vegard cross-check, note,
+        or the reason nothing was computed).
     """
-    rng = np.random.default_rng(seed)
+    from nanodomains.seeds import rng as make_rng
+
+    rng = make_rng(seed)
     cls = np.asarray(column_class).astype(str)
     out = []
     for d in domains:
-        did = d["id"]
-        groups = [np.flatnonzero(use & (column_domain == did) & (cls == c)) for c in ("bright", "dim", "X")]
-        note = ""
+        groups = [np.flatnonzero(use & (column_domain == d["id"]) & (cls == c)) for c in ("bright", "dim", "X")]
         if min(len(g) for g in groups) < min_columns:
-            out.append(_empty_row(f"fewer than {min_columns} interior columns per class "
-                                  f"({', '.join(str(len(g)) for g in groups)})"))
+            out.append(_not_computed(f"fewer than {min_columns} interior columns per class "
+                                     f"({', '.join(str(len(g)) for g in groups)})", table_method))
             continue
         means = _class_means(intensity, groups, rng, n_boot)
         if np.any(means[0] <= 0):
-            out.append(_empty_row("non-positive mean column intensity (background too high?)"))
+            out.append(_not_computed("non-positive mean column intensity (background too high?)", table_method))
             continue
-        ratios = np.stack([means[:, 1] / means[:, 0], means[:, 2] / means[:, 0]], axis=1)
-        sig = ratios[1:].std(axis=0, ddof=1) if n_boot > 1 else None
-        model = model_for(d)
-        b, m, chi2 = invert_ratios(model, ratios, sig)
-        t_err = model.ratio_err(float(b[0]), float(m[0]))
-        if n_boot > 1 and np.any(t_err > 0):
-            # the table's own uncertainty: each bootstrap sample meets a perturbed table
-            pert = ratios.copy()
-            pert[1:] += rng.normal(0.0, 1.0, (n_boot, 2)) * t_err
-            sig_t = np.hypot(sig, t_err)
-            b_t, m_t, _ = invert_ratios(model, pert[1:], sig_t)
-            b, m = np.concatenate([b[:1], b_t]), np.concatenate([m[:1], m_t])
-        reg = int(d.get("registry", 0))
-        s = np.where(reg >= 0, m, 1.0 - m)
-        row = {
-            "br_fraction": float(b[0]),
-            "mixed_fraction": float(m[0]),
-            "shifted_fraction": float(s[0]),
-            "ratios": [float(ratios[0, 0]), float(ratios[0, 1])],
-            "ratios_err": [float(v) for v in sig] if sig is not None else [float("nan")] * 2,
-            "chi2": float(chi2[0]),
-            "table_ratios_err": [float(v) for v in t_err],
-            "n_columns_used": {"bright": len(groups[0]), "dim": len(groups[1]), "X": len(groups[2])},
-            "thickness_cells": float(model.n_cells),
-        }
-        for name, v in (("br_fraction", b), ("mixed_fraction", m), ("shifted_fraction", s)):
-            if n_boot > 1:
-                p = np.percentile(v[1:], [2.5, 16, 84, 97.5])
-                row[f"{name}_err"] = float(0.5 * (p[2] - p[1]))
-                row[f"{name}_ci95"] = [float(p[0]), float(p[3])]
-            else:
-                row[f"{name}_err"] = float("nan")
-                row[f"{name}_ci95"] = [float("nan"), float("nan")]
-        row["formula"] = materials.format_formula(float(np.clip(b[0], 0, 1)))
-        row.update(_vegard(row, d, lattice_convention, pixel_size_rel_err, vegard_sigma))
-        if reg == 0:
-            note = "registry undetermined (mixed domain): shifted_fraction = mixed_fraction"
-        if chi2[0] > 9.0:
-            note = (note + "; " if note else "") + f"ratios not reproduced by the table (chi2 = {chi2[0]:.1f})"
-        row["composition_note"] = note
-        out.append(row)
+        out.append(_invert_domain(means, groups, d, model_for(d), rng, n_boot, lattice_convention,
+                                  pixel_size_rel_err, vegard_sigma, table_method))
     return out
 
 
-def _empty_row(note: str) -> dict[str, Any]:
-    nan = float("nan")
-    row: dict[str, Any] = {"formula": None, "ratios": [nan, nan], "ratios_err": [nan, nan], "chi2": nan,
-                           "n_columns_used": None, "thickness_cells": nan, "vegard_br_fraction": nan,
-                           "vegard_br_fraction_err": nan, "vegard_agrees": None, "composition_note": note}
-    for name in ("br_fraction", "mixed_fraction", "shifted_fraction"):
-        row[name] = nan
-        row[f"{name}_err"] = nan
-        row[f"{name}_ci95"] = [nan, nan]
-    return row
+def _invert_domain(means: np.ndarray, groups: list[np.ndarray], d: dict, model: CompositionModel,
+                   rng: np.random.Generator, n_boot: int, lattice_convention: str, pixel_size_rel_err: float,
+                   vegard_sigma: float, table_method: str | None) -> dict[str, Any]:
+    """One domain's inversion of its (bootstrapped) class means."""
+    from nanodomains.records import StemComposition, measured
+
+    ratios = np.stack([means[:, 1] / means[:, 0], means[:, 2] / means[:, 0]], axis=1)
+    sig = ratios[1:].std(axis=0, ddof=1) if n_boot > 1 else None
+    b, m, chi2 = invert_ratios(model, ratios, sig)
+    t_err = model.ratio_err(float(b[0]), float(m[0]))
+    if n_boot > 1 and np.any(t_err > 0):
+        # the table's own uncertainty: each bootstrap sample meets a perturbed table
+        pert = ratios.copy()
+        pert[1:] += rng.normal(0.0, 1.0, (n_boot, 2)) * t_err
+        b_t, m_t, _ = invert_ratios(model, pert[1:], np.hypot(sig, t_err))
+        b, m = np.concatenate([b[:1], b_t]), np.concatenate([m[:1], m_t])
+    reg = int(d.get("registry", 0))
+    s = np.where(reg >= 0, m, 1.0 - m)
+    values, ci95 = {}, {}
+    for name, v in (("br_fraction", b), ("mixed_fraction", m), ("shifted_fraction", s)):
+        if n_boot > 1:
+            p = np.percentile(v[1:], [2.5, 16, 84, 97.5])
+            values[name] = measured(float(v[0]), float(0.5 * (p[2] - p[1])))
+            ci95[name] = (float(p[0]), float(p[3]))
+        else:
+            values[name] = measured(float(v[0]), None)
+            ci95[name] = (None, None)
+    notes = []
+    if reg == 0:
+        notes.append("registry undetermined (mixed domain): shifted_fraction = mixed_fraction")
+    if chi2[0] > 9.0:
+        notes.append(f"ratios not reproduced by the table (chi2 = {chi2[0]:.1f})")
+    vegard = _vegard(values["br_fraction"], d, lattice_convention, pixel_size_rel_err, vegard_sigma)
+    comp = StemComposition(
+        model=COMPOSITION_MODEL, table=table_method, thickness_cells=float(model.n_cells),
+        ratio_dim_bright=measured(ratios[0, 0], None if sig is None else sig[0]),
+        ratio_x_bright=measured(ratios[0, 1], None if sig is None else sig[1]),
+        table_ratios_err=(float(t_err[0]), float(t_err[1])), chi2=float(chi2[0]),
+        n_columns_used={"bright": len(groups[0]), "dim": len(groups[1]), "X": len(groups[2])},
+        br_fraction_ci95=ci95["br_fraction"], mixed_fraction_ci95=ci95["mixed_fraction"],
+        shifted_fraction_ci95=ci95["shifted_fraction"], note="; ".join(notes) or None, **vegard)
+    return {**values, "formula": materials.format_formula(float(np.clip(b[0], 0, 1))), "composition": comp}
 
 
-def _vegard(row: dict, d: dict, convention: str, rel_err: float, k: float) -> dict[str, Any]:
+#: the method named in every composition result of :func:`domain_composition`
+COMPOSITION_MODEL = ("Z-contrast: dim/bright and X/bright column-intensity ratios inverted against a "
+                     "column-intensity table (nanodomains.stem.composition)")
+
+
+def _not_computed(reason: str, table_method: str | None) -> dict[str, Any]:
+    from nanodomains.records import Measured, StemComposition
+
+    none = Measured(value=None)
+    return {"br_fraction": none, "mixed_fraction": none, "shifted_fraction": none, "formula": None,
+            "composition": StemComposition(model=COMPOSITION_MODEL, table=table_method, reason=reason)}
+
+
+def _vegard(b, d: dict, convention: str, rel_err: float, k: float) -> dict[str, Any]:
+    """Vegard cross-check of a measured Br fraction ``b`` (Measured) against the domain's lattice."""
+    from nanodomains.records import measured
+
     a = float(d.get("lattice_pm", np.nan))
     a_err = float(d.get("lattice_pm_err", np.nan))
     if not np.isfinite(a):
-        return {"vegard_br_fraction": float("nan"), "vegard_br_fraction_err": float("nan"), "vegard_agrees": None}
+        return {"vegard_br_fraction": None, "vegard_agrees": None, "vegard_convention": convention}
     span = abs(materials.lattice_constant_pm(1.0, convention) - materials.lattice_constant_pm(0.0, convention))
     bv = float(materials.br_fraction_from_lattice(a, convention))
     ev = float(np.hypot(a_err if np.isfinite(a_err) else 0.0, rel_err * a) / span)
-    diff = abs(row["br_fraction"] - bv)
-    tol = k * float(np.hypot(row.get("br_fraction_err", 0.0) or 0.0, ev))
-    return {"vegard_br_fraction": bv, "vegard_br_fraction_err": ev, "vegard_agrees": bool(diff <= tol),
+    tol = k * float(np.hypot(b.stderr or 0.0, ev))
+    return {"vegard_br_fraction": measured(bv, ev), "vegard_agrees": bool(abs(b.value - bv) <= tol),
             "vegard_convention": convention}
 
 

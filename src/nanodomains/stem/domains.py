@@ -89,7 +89,7 @@ are not resolved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -110,12 +110,14 @@ __all__ = [
     "column_spacing_px",
     "contrast_map",
     "domain_lattices",
+    "fill_distance",
     "interior_columns",
     "lattice_map_pm",
     "nc_mask",
     "refine_column_labels",
     "registry_map",
     "segment_domains",
+    "SegmentationSettings",
 ]
 
 _MAD = 1.4826
@@ -288,8 +290,17 @@ def contrast_map(res: GPAResult) -> np.ndarray:
 # --------------------------------------------------------------------------- segmentation
 
 
-def _fill_distance(shape: tuple[int, ...]) -> int:
-    """A growth distance that reaches every pixel of an array (its diagonal)."""
+def fill_distance(shape: tuple[int, ...]) -> int:
+    """A growth distance that reaches every pixel of an array (its diagonal).
+
+    For :func:`skimage.segmentation.expand_labels`: labels grown this far fill every
+    pixel of an array of ``shape``.
+
+    Examples
+    --------
+    >>> fill_distance((3, 4))
+    6
+    """
     return int(np.ceil(np.hypot(*shape))) + 1
 
 
@@ -332,7 +343,7 @@ def _absorb_small(labels: np.ndarray, mask: np.ndarray, min_area_px: int) -> np.
     out = np.where(np.isin(labels, small), 0, labels)
     if not (out > 0).any():
         return labels
-    return np.where(mask, expand_labels(out, distance=_fill_distance(labels.shape)), 0)
+    return np.where(mask, expand_labels(out, distance=fill_distance(labels.shape)), 0)
 
 
 def _registry_components(rho: np.ndarray, kappa: np.ndarray, mask: np.ndarray, open_px: float,
@@ -373,7 +384,7 @@ def _registry_components(rho: np.ndarray, kappa: np.ndarray, mask: np.ndarray, o
             reg[n] = sign
     if n == 0:
         raise FitError("no registry region found in the crystal (no (100) lattice fringes)")
-    lab = np.where(mask, expand_labels(lab, distance=_fill_distance(rho.shape)), 0)
+    lab = np.where(mask, expand_labels(lab, distance=fill_distance(rho.shape)), 0)
     return lab, reg
 
 
@@ -430,7 +441,7 @@ def _two_sides(region: np.ndarray, hi: np.ndarray, min_area_px: int, reliable: n
     parts[lab_hi > 0] = lab_hi[lab_hi > 0]
     parts[lab_lo > 0] = lab_lo[lab_lo > 0] + n_hi
     parts = _absorb_small(parts, rel, min_area_px)
-    parts = np.where(region, expand_labels(parts, distance=_fill_distance(region.shape)), 0)
+    parts = np.where(region, expand_labels(parts, distance=fill_distance(region.shape)), 0)
     side_hi = np.isin(parts, np.arange(1, n_hi + 1)) & region
     side_lo = region & ~side_hi
     if side_hi.sum() < min_area_px or side_lo.sum() < min_area_px:
@@ -824,7 +835,8 @@ def _mst_length(points: np.ndarray, max_step: float = 1.5) -> float:
 
 
 def boundary_table(labels: np.ndarray, registry: dict[int, int], pixel_size_pm: float,
-                   min_length_nm: float = 0.0) -> list[dict[str, Any]]:
+                   min_length_nm: float = 0.0, origin_nm: tuple[float, float] = (0.0, 0.0)
+                   ) -> list[dict[str, Any]]:
     """Boundaries between labelled domains: pairs, type and length.
 
     Parameters
@@ -836,15 +848,18 @@ def boundary_table(labels: np.ndarray, registry: dict[int, int], pixel_size_pm: 
     pixel_size_pm : float
     min_length_nm : float
         Shorter contacts (corners where domains touch diagonally) are dropped.
+    origin_nm : (float, float)
+        (y, x) of the first pixel centre (image coordinates).
 
     Returns
     -------
     list of dict
         ``domains`` [i, j] (i < j), ``type`` ("RP" when the registries differ,
         else "other"), ``length_nm`` (minimum spanning tree of the pixel-edge
-        midpoints between the two labels), ``midpoint_nm`` [x, y] relative to the
-        first pixel, ``normal`` [x, y] (mean unit step from domain i to domain j),
-        ``n_edges``.
+        midpoints between the two labels), ``midpoint_nm`` [x, y],
+        ``segment_nm`` [[x0, y0], [x1, y1]] (the extent of those midpoints along
+        their principal direction), ``normal`` [x, y] (mean unit step from domain i
+        to domain j), ``n_edges``.
     """
     h_nm = pixel_size_pm * 1e-3
     pts: list[np.ndarray] = []
@@ -882,10 +897,21 @@ def boundary_table(labels: np.ndarray, registry: dict[int, int], pixel_size_pm: 
         kind = "RP" if ri * rj < 0 else "other"
         nrm = allstep[sel].mean(axis=0)
         nrm = nrm / max(np.hypot(*nrm), 1e-12)
+        xy = np.stack([p[:, 1] * h_nm + origin_nm[1], p[:, 0] * h_nm + origin_nm[0]], axis=1)
         out.append({"domains": [int(i), int(j)], "type": kind, "length_nm": float(length),
-                    "midpoint_nm": [float(p[:, 1].mean() * h_nm), float(p[:, 0].mean() * h_nm)],
+                    "midpoint_nm": [float(v) for v in xy.mean(axis=0)], "segment_nm": _segment(xy),
                     "normal": [float(nrm[0]), float(nrm[1])], "n_edges": int(len(p))})
     return out
+
+
+def _segment(xy: np.ndarray) -> list[list[float]]:
+    """End points of a point set along its principal direction ([[x0, y0], [x1, y1]])."""
+    c = xy.mean(axis=0)
+    if len(xy) < 2:
+        return [[float(c[0]), float(c[1])]] * 2
+    _, _, vt = np.linalg.svd(xy - c, full_matrices=False)
+    t = (xy - c) @ vt[0]
+    return [[float(v) for v in c + t.min() * vt[0]], [float(v) for v in c + t.max() * vt[0]]]
 
 
 def domain_lattices(positions_px: np.ndarray, column_domain: np.ndarray, interior: np.ndarray,
@@ -1027,6 +1053,211 @@ class DomainSegmentation:
         return pd.DataFrame(self.domains)
 
 
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """Every setting of :func:`segment_domains` (recorded in ``DomainSegmentation.parameters``).
+
+    Examples
+    --------
+    >>> SegmentationSettings(split_sigma=5.0).split_sigma
+    5.0
+    """
+
+    min_area_nm2: float = 4.0
+    split_sigma: float = 4.0
+    min_lattice_step: float = 1.5e-3
+    min_contrast_step: float = 0.2
+    open_cells: float = 0.5
+    min_registry_contrast: float = 0.15
+    mixed_contrast: float = 0.25
+    max_depth: int = 4
+    min_boundary_cells: float = 4.0
+    refine: bool = True
+    merge: bool = True
+    min_ratio_step: float = 0.03
+    intensity: str = "integrated_intensity"
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Pixel geometry of one segmentation: calibration, cell size, GPA resolution."""
+
+    px_pm: float
+    origin: tuple[float, float]
+    cell_px: float
+    min_area_px: int
+    exclusion_px: float  # GPA resolution 1/R (px)
+
+    @property
+    def h_nm(self) -> float:
+        return self.px_pm * 1e-3
+
+
+@dataclass(frozen=True)
+class _Maps:
+    """The GPA signal maps of :func:`segment_domains` (module docstring)."""
+
+    mask: np.ndarray
+    half: tuple[np.ndarray, np.ndarray]
+    rho: np.ndarray
+    lattice: np.ndarray
+    contrast: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Per-column inputs of the column steps."""
+
+    pos: np.ndarray
+    real: np.ndarray  # not an insignificant-amplitude fit
+    fit_ok: np.ndarray
+    complete: np.ndarray  # all four nearest neighbours (column_spacing_px both)
+    sublattice: np.ndarray
+    spacing: np.ndarray
+    intensity: np.ndarray
+
+
+def _frame(image: Any, res: GPAResult, st: SegmentationSettings) -> _Frame:
+    px_pm, origin = _image_geometry(image, res)
+    h_nm = px_pm * 1e-3
+    return _Frame(px_pm, origin, float(np.mean(res.lattice.cell_px)),
+                  max(int(round(st.min_area_nm2 / h_nm**2)), 1), 1.0 / res.mask_radius_per_px)
+
+
+def _signal_maps(res: GPAResult, fr: _Frame) -> _Maps:
+    """Step 1: crystal mask, unwrapped half phases, registry, lattice and contrast maps."""
+    mask = nc_mask(res, min_area_px=fr.min_area_px)
+    half = _half_phases(res, mask)
+    return _Maps(mask, half, registry_map(res, mask, half), lattice_map_pm(res), contrast_map(res))
+
+
+def _pixel_regions(res: GPAResult, maps: _Maps, fr: _Frame, st: SegmentationSettings
+                   ) -> tuple[np.ndarray, list[int]]:
+    """Steps 2-3: registry components, split by the lattice and contrast maps.
+
+    Returns the region map (1..n, 0 outside) and the GPA registry class of each region.
+    """
+    mask, kap = maps.mask, maps.contrast
+    k_ref = float(np.percentile(kap[mask], 90))
+    box = _bbox(mask, int(np.ceil(max(st.open_cells * fr.cell_px, fr.exclusion_px))) + 2)
+    comps = np.zeros(mask.shape, dtype=np.int64)
+    comps[box], comp_reg = _registry_components(maps.rho[box], kap[box], mask[box], st.open_cells * fr.cell_px,
+                                                fr.min_area_px, st.min_registry_contrast * k_ref, fr.exclusion_px,
+                                                st.mixed_contrast * k_ref)
+    a_ref = float(np.mean(res.lattice.lattice_pm))
+    reliable = _erode(mask, 0.5 * fr.exclusion_px)  # GPA maps are biased within ~1/2R of the crystal edge
+    pix = np.zeros(mask.shape, dtype=np.int64)
+    region_sign: list[int] = []
+    for c in range(1, int(comps.max()) + 1):
+        comp = comps == c
+        if not comp.any():
+            continue
+        k_med = float(np.median(kap[comp]))
+        box = _bbox(comp, 2)  # the splits only see the component (distance transforms are local to it)
+        feats = [(maps.lattice[box], st.min_lattice_step * a_ref), (kap[box], st.min_contrast_step * k_med)]
+        parts = _split_recursive(comp[box], feats, fr.exclusion_px, fr.min_area_px, st.split_sigma, st.max_depth,
+                                 reliable[box])
+        for part in parts:
+            region_sign.append(comp_reg[c])
+            pix[box][part] = len(region_sign)
+    return pix, region_sign
+
+
+def _column_inputs(columns: Any, res: GPAResult, maps: _Maps, fr: _Frame, st: SegmentationSettings) -> _Columns:
+    pos = column_positions_px(columns, fr.px_pm, fr.origin)
+    n = len(pos)
+    status = columns["fit_status"].astype(str).to_numpy() if "fit_status" in columns else np.full(n, "ok")
+    fit_ok = columns["fit_ok"].to_numpy(bool) if "fit_ok" in columns else np.ones(n, bool)
+    inten = columns[st.intensity].to_numpy(float) if st.intensity in columns else np.full(n, np.nan)
+    return _Columns(pos, status != "insignificant_amplitude", fit_ok,
+                    np.isfinite(column_spacing_px(pos, res.lattice, both=True)),
+                    column_sublattice(pos, res, maps.half), column_spacing_px(pos, res.lattice), inten)
+
+
+def _column_domains(pix: np.ndarray, cols: _Columns, fr: _Frame, st: SegmentationSettings) -> np.ndarray:
+    """Step 4: columns take the region under them, refined, small pieces absorbed, similar ones merged."""
+    col_lab = column_labels(cols.pos, pix, valid=cols.real, reach_px=0.5 * fr.exclusion_px)
+    if st.refine:
+        col_lab = refine_column_labels(cols.pos, col_lab, cols.sublattice, cols.intensity, cols.spacing,
+                                       fr.exclusion_px, fr.cell_px, cols.complete)
+    col_lab = _absorb_small_domains(cols.pos, col_lab, fr.cell_px, fr.min_area_px / (0.5 * fr.cell_px) ** 2)
+    if st.merge:
+        use = interior_columns(cols.pos, col_lab, fr.cell_px) & cols.fit_ok & cols.complete
+        col_lab = _merge_similar_domains(cols.pos, col_lab, use, cols.sublattice, cols.intensity, cols.spacing,
+                                         fr.cell_px, st.split_sigma, st.min_lattice_step, st.min_ratio_step)
+    return col_lab
+
+
+def _relabel_by_area(cols: _Columns, col_lab: np.ndarray, n_regions: int, region_sign: list[int],
+                     shape: tuple[int, int], res: GPAResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 6: label map rebuilt from the columns; ids 1..n by decreasing area.
+
+    Returns the label map, the column labels and the GPA registry class per new id.
+    """
+    radius = 1.05 * float(res.lattice.cell_px.max()) / (2 * np.sqrt(2))  # corner of the a/2 cell, no gaps
+    lab_map = label_map_from_columns(cols.pos, col_lab, shape, radius)
+    areas = np.bincount(lab_map.ravel(), minlength=n_regions + 1)[1:]
+    order = [k + 1 for k in np.argsort(-areas, kind="stable") if areas[k] > 0]
+    if not order:
+        raise FitError("segmentation found no domain with columns")
+    remap = np.zeros(n_regions + 1, dtype=np.int64)
+    remap[order] = np.arange(1, len(order) + 1)
+    sign_of = np.zeros(max(n_regions, len(order)) + 1, dtype=np.int64)
+    sign_of[remap[1:]] = region_sign
+    return remap[lab_map].astype(np.int32), remap[col_lab], sign_of
+
+
+def _domain_registries(lab_map: np.ndarray, col_lab: np.ndarray, interior: np.ndarray, cols: _Columns,
+                       sign_of: np.ndarray, n: int) -> dict[int, int]:
+    """Step 5: registry of each domain relative to the largest domain of its connected crystal.
+
+    The bright sublattice of its interior columns where significant, else the GPA class.
+    """
+    sign_of = sign_of.copy()
+    stats = _domain_column_stats(np.arange(1, n + 1), col_lab, interior & cols.fit_ok & cols.complete,
+                                 cols.sublattice, cols.intensity, cols.spacing)
+    for d in range(1, n + 1):
+        if stats[d]["registry"] != 0:
+            sign_of[d] = stats[d]["registry"]
+    crystal, _ = ndimage.label(lab_map > 0)
+    registry: dict[int, int] = {}
+    for cid in range(1, int(crystal.max()) + 1):
+        ds = [d for d in range(1, n + 1) if np.any(crystal[lab_map == d] == cid)]
+        signed = [d for d in ds if sign_of[d] != 0]
+        ref = sign_of[min(signed)] if signed else 1  # largest domain of definite registry
+        for d in ds:
+            registry[d] = int(sign_of[d] * ref)
+    return registry
+
+
+def _domain_rows(lab_map: np.ndarray, col_lab: np.ndarray, interior: np.ndarray, registry: dict[int, int],
+                 maps: _Maps, lat_rows: list[dict], fr: _Frame, n: int) -> list[dict[str, Any]]:
+    """One row per domain: area, centroid, registry, signals, columns, lattice."""
+    h_nm, origin = fr.h_nm, fr.origin
+    ii, jj = np.nonzero(lab_map > 0)
+    lab_flat = lab_map[ii, jj]
+    cnt = np.bincount(lab_flat, minlength=n + 1)
+    cy = np.bincount(lab_flat, weights=ii.astype(float), minlength=n + 1)
+    cx = np.bincount(lab_flat, weights=jj.astype(float), minlength=n + 1)
+    rows = []
+    for d in range(1, n + 1):
+        sel = (lab_map == d) & maps.mask
+        row = {
+            "id": d,
+            "name": f"R{d}",
+            "area_nm2": float(cnt[d] * h_nm**2),
+            "centroid_nm": [float(origin[1] + cx[d] / cnt[d] * h_nm), float(origin[0] + cy[d] / cnt[d] * h_nm)],
+            "registry": registry.get(d, 0),
+            "registry_signal": float(np.nanmedian(maps.rho[sel])) if sel.any() else 0.0,
+            "contrast": float(np.median(maps.contrast[sel])) if sel.any() else float("nan"),
+            "n_columns": int((col_lab == d).sum()),
+            "n_interior_columns": int(((col_lab == d) & interior).sum()),
+        }
+        row.update(lat_rows[d - 1])
+        rows.append(row)
+    return rows
+
+
 def segment_domains(
     image: Any,
     gpa_result: GPAResult,
@@ -1095,125 +1326,30 @@ def segment_domains(
     Returns
     -------
     DomainSegmentation
+        ``parameters`` holds every setting above (:class:`SegmentationSettings`) and
+        the GPA mask radius.
     """
-    px_pm, origin = _image_geometry(image, gpa_result)
-    lat = gpa_result.lattice
-    cell_px = float(np.mean(lat.cell_px))
-    h_nm = px_pm * 1e-3
-    min_area_px = max(int(round(min_area_nm2 / h_nm**2)), 1)
-    exclusion_px = 1.0 / gpa_result.mask_radius_per_px
-    mask = nc_mask(gpa_result, min_area_px=min_area_px)
-    half = _half_phases(gpa_result, mask)
-    rho = registry_map(gpa_result, mask, half)
-    amap = lattice_map_pm(gpa_result)
-    kap = contrast_map(gpa_result)
-    k_ref = float(np.percentile(kap[mask], 90))
-    box = _bbox(mask, int(np.ceil(max(open_cells * cell_px, exclusion_px))) + 2)
-    comps = np.zeros(mask.shape, dtype=np.int64)
-    comps[box], comp_reg = _registry_components(rho[box], kap[box], mask[box], open_cells * cell_px, min_area_px,
-                                                min_registry_contrast * k_ref, exclusion_px, mixed_contrast * k_ref)
-    a_ref = float(np.mean(lat.lattice_pm))
-    reliable = _erode(mask, 0.5 * exclusion_px)  # GPA maps are biased within ~1/2R of the crystal edge
-    regions: list[np.ndarray] = []
-    region_sign: list[int] = []
-    for c in range(1, int(comps.max()) + 1):
-        comp = comps == c
-        if not comp.any():
-            continue
-        k_med = float(np.median(kap[comp]))
-        box = _bbox(comp, 2)  # the splits only see the component (distance transforms are local to it)
-        feats = [(amap[box], min_lattice_step * a_ref), (kap[box], min_contrast_step * k_med)]
-        parts = _split_recursive(comp[box], feats, exclusion_px, min_area_px, split_sigma, max_depth, reliable[box])
-        for part in parts:
-            full = np.zeros(mask.shape, dtype=bool)
-            full[box] = part
-            regions.append(full)
-        region_sign += [comp_reg[c]] * len(parts)
-    pix = np.zeros(mask.shape, dtype=np.int64)
-    for k, r in enumerate(regions, start=1):
-        pix[r] = k
-    # columns take the label under them; the label map is rebuilt from the columns
-    pos = column_positions_px(columns, px_pm, origin)
-    status = columns["fit_status"].astype(str).to_numpy() if "fit_status" in columns else np.full(len(pos), "ok")
-    real = status != "insignificant_amplitude"
-    col_lab = column_labels(pos, pix, valid=real, reach_px=0.5 * exclusion_px)
-    sub = column_sublattice(pos, gpa_result, half)
-    spacing = column_spacing_px(pos, lat)
-    if refine:
-        complete = np.isfinite(column_spacing_px(pos, lat, both=True))
-        inten = columns[intensity].to_numpy(float) if intensity in columns else np.full(len(pos), np.nan)
-        col_lab = refine_column_labels(pos, col_lab, sub, inten, spacing, exclusion_px, cell_px, complete)
-    col_lab = _absorb_small_domains(pos, col_lab, cell_px, min_area_px / (0.5 * cell_px) ** 2)
-    if merge:
-        good = (columns["fit_ok"].to_numpy(bool) if "fit_ok" in columns else np.ones(len(pos), bool)) & \
-            np.isfinite(column_spacing_px(pos, lat, both=True))
-        use = interior_columns(pos, col_lab, cell_px) & good
-        inten_m = columns[intensity].to_numpy(float) if intensity in columns else np.full(len(pos), np.nan)
-        col_lab = _merge_similar_domains(pos, col_lab, use, sub, inten_m, spacing, cell_px, split_sigma,
-                                         min_lattice_step, min_ratio_step)
-    radius = 1.05 * float(lat.cell_px.max()) / (2 * np.sqrt(2))  # corner of the a/2 cell, no gaps
-    lab_map = label_map_from_columns(pos, col_lab, mask.shape, radius)
-    # ids by decreasing area
-    areas = np.bincount(lab_map.ravel(), minlength=len(regions) + 1)[1:]
-    order = [k + 1 for k in np.argsort(-areas, kind="stable") if areas[k] > 0]
-    remap = np.zeros(len(regions) + 1, dtype=np.int64)
-    remap[order] = np.arange(1, len(order) + 1)
-    lab_map = remap[lab_map].astype(np.int32)
-    col_lab = remap[col_lab]
-    n = len(order)
-    if n == 0:
-        raise FitError("segmentation found no domain with columns")
-    interior = interior_columns(pos, col_lab, cell_px)
-    # registry relative to the largest domain of the same connected crystal
-    # (the bright sublattice of the interior columns where significant, else the GPA registry class)
-    sign_of = np.zeros(max(len(regions), n) + 1, dtype=np.int64)
-    sign_of[remap[1:]] = region_sign
-    good = (columns["fit_ok"].to_numpy(bool) if "fit_ok" in columns else np.ones(len(pos), bool)) & \
-        np.isfinite(column_spacing_px(pos, lat, both=True))
-    inten_c = columns[intensity].to_numpy(float) if intensity in columns else np.full(len(pos), np.nan)
-    col_stats = _domain_column_stats(np.arange(1, n + 1), col_lab, interior & good, sub, inten_c, spacing)
-    for d in range(1, n + 1):
-        if col_stats[d]["registry"] != 0:
-            sign_of[d] = col_stats[d]["registry"]
-    crystal, _ = ndimage.label(lab_map > 0)
-    sig = {d: float(np.nanmedian(rho[(lab_map == d) & mask])) if ((lab_map == d) & mask).any() else 0.0
-           for d in range(1, n + 1)}
-    registry: dict[int, int] = {}
-    for cid in range(1, int(crystal.max()) + 1):
-        ds = [d for d in range(1, n + 1) if np.any(crystal[lab_map == d] == cid)]
-        signed = [d for d in ds if sign_of[d] != 0]
-        ref = sign_of[min(signed)] if signed else 1  # largest domain of definite registry
-        for d in ds:
-            registry[d] = int(sign_of[d] * ref)
-    fit_ok = columns["fit_ok"].to_numpy(bool) if "fit_ok" in columns else np.ones(len(pos), bool)
-    lat_rows = domain_lattices(pos, col_lab, interior, fit_ok, lat, list(range(1, n + 1)), amap, lab_map,
-                               mask_radius_per_px=gpa_result.mask_radius_per_px)
-    ii, jj = np.nonzero(lab_map > 0)
-    lab_flat = lab_map[ii, jj]
-    cnt = np.bincount(lab_flat, minlength=n + 1)
-    cy = np.bincount(lab_flat, weights=ii.astype(float), minlength=n + 1)
-    cx = np.bincount(lab_flat, weights=jj.astype(float), minlength=n + 1)
-    rows = []
-    for d in range(1, n + 1):
-        sel = (lab_map == d) & mask
-        row = {
-            "id": d,
-            "name": f"R{d}",
-            "area_nm2": float(cnt[d] * h_nm**2),
-            "centroid_nm": [float(origin[1] + cx[d] / cnt[d] * h_nm), float(origin[0] + cy[d] / cnt[d] * h_nm)],
-            "registry": registry.get(d, 0),
-            "registry_signal": sig[d],
-            "contrast": float(np.median(kap[sel])) if sel.any() else float("nan"),
-            "n_columns": int((col_lab == d).sum()),
-            "n_interior_columns": int(((col_lab == d) & interior).sum()),
-        }
-        row.update(lat_rows[d - 1])
-        rows.append(row)
-    bounds = boundary_table(lab_map, registry, px_pm, min_length_nm=min_boundary_cells * a_ref * 1e-3)
-    for b in bounds:
-        b["midpoint_nm"] = [b["midpoint_nm"][0] + origin[1], b["midpoint_nm"][1] + origin[0]]
-    params = {"min_area_nm2": min_area_nm2, "split_sigma": split_sigma, "min_lattice_step": min_lattice_step,
-              "min_contrast_step": min_contrast_step, "open_cells": open_cells, "max_depth": max_depth,
-              "min_boundary_cells": min_boundary_cells, "gpa_mask_radius_per_px": gpa_result.mask_radius_per_px}
-    return DomainSegmentation(lab_map, rows, bounds, col_lab, interior, rho, amap, kap, mask, px_pm, origin, params,
-                              sub)
+    st = SegmentationSettings(min_area_nm2=min_area_nm2, split_sigma=split_sigma, min_lattice_step=min_lattice_step,
+                              min_contrast_step=min_contrast_step, open_cells=open_cells,
+                              min_registry_contrast=min_registry_contrast, mixed_contrast=mixed_contrast,
+                              max_depth=max_depth, min_boundary_cells=min_boundary_cells, refine=refine, merge=merge,
+                              min_ratio_step=min_ratio_step, intensity=intensity)
+    fr = _frame(image, gpa_result, st)
+    maps = _signal_maps(gpa_result, fr)
+    pix, region_sign = _pixel_regions(gpa_result, maps, fr, st)
+    cols = _column_inputs(columns, gpa_result, maps, fr, st)
+    col_lab = _column_domains(pix, cols, fr, st)
+    lab_map, col_lab, sign_of = _relabel_by_area(cols, col_lab, len(region_sign), region_sign, maps.mask.shape,
+                                                 gpa_result)
+    n = int(lab_map.max())
+    interior = interior_columns(cols.pos, col_lab, fr.cell_px)
+    registry = _domain_registries(lab_map, col_lab, interior, cols, sign_of, n)
+    lat_rows = domain_lattices(cols.pos, col_lab, interior, cols.fit_ok, gpa_result.lattice, list(range(1, n + 1)),
+                               maps.lattice, lab_map, mask_radius_per_px=gpa_result.mask_radius_per_px)
+    rows = _domain_rows(lab_map, col_lab, interior, registry, maps, lat_rows, fr, n)
+    a_ref = float(np.mean(gpa_result.lattice.lattice_pm))
+    bounds = boundary_table(lab_map, registry, fr.px_pm, min_length_nm=st.min_boundary_cells * a_ref * 1e-3,
+                            origin_nm=fr.origin)
+    params = {**asdict(st), "gpa_mask_radius_per_px": gpa_result.mask_radius_per_px}
+    return DomainSegmentation(lab_map, rows, bounds, col_lab, interior, maps.rho, maps.lattice, maps.contrast,
+                              maps.mask, fr.px_pm, fr.origin, params, cols.sublattice)

@@ -106,9 +106,17 @@ import xarray as xr
 from scipy import constants, ndimage
 
 from nanodomains import seeds
-from nanodomains.errors import FileFormatError, InputError, require_finite, require_positive
-from nanodomains.files import to_jsonable, write_json_atomic
+from nanodomains.errors import InputError, require_finite, require_positive
+from nanodomains.files import to_jsonable
+from nanodomains.records import StemBoundary, StemComposition, StemDomain, StemDomains, StemLattice, measured
 from nanodomains.stem.io import decode_array, encode_array, load_netcdf, save_netcdf
+from nanodomains.stem.truth import (
+    TRUTH_SCHEMA,
+    load_truth,
+    truth_record,
+    truth_sidecar_path,
+    write_truth,
+)
 from nanodomains.stem.probe import (
     ADF_DETECTOR_MRAD,
     ATOMIC_NUMBER,
@@ -145,6 +153,8 @@ __all__ = [
     "write_simulation",
     "write_truth",
     "load_truth",
+    "truth_record",
+    "TRUTH_SCHEMA",
     "encode_array",
     "decode_array",
     "save_netcdf",
@@ -482,100 +492,133 @@ def _label_map(x_nm, y_nm, labels, shape, pixel_size_pm, lattice_pm) -> np.ndarr
 
 def _boundary_segments(nc, beam_axis: int, image_axes: tuple[int, int], transform: dict, label_map,
                        pixel_size_pm: float) -> list[dict]:
-    """Edge-on boundaries as image-frame line segments, with the image-domain labels either side."""
-    a_ref = nc.reference_lattice_pm
-    edges = np.array(nc.edges_nm)
-    scale = np.array([nc.domain_lattice_pm(d.id) for d in nc.domains]) / a_ref
-    centre = np.array([np.clip(d.region.center_nm, 0, edges) for d in nc.domains])
+    """Every model boundary, with its image-frame line segment when edge-on.
+
+    Entries: ``model_domains``, ``type``, ``normal`` (axis), ``plane_nm``, ``edge_on``;
+    edge-on ones also ``domains`` (image labels either side), ``length_nm`` and
+    ``segment_nm`` [[x0, y0], [x1, y1]].
+    """
     out = []
-    h_nm = pixel_size_pm * 1e-3
     for b in nc.boundaries:
         axis = int(np.argmax(np.abs(b.normal)))
-        i, j = b.domains
-        entry = {"model_domains": [int(i), int(j)], "type": b.type, "normal": "xyz"[axis],
+        entry = {"model_domains": [int(v) for v in b.domains], "type": b.type, "normal": "xyz"[axis],
                  "plane_nm": float(b.plane_nm), "edge_on": axis != beam_axis}
-        if axis == beam_axis:
-            out.append(entry)
-            continue
-        other = image_axes[1] if axis == image_axes[0] else image_axes[0]
-        ri, rj = nc.domains[i].region, nc.domains[j].region
-        lo = max(ri.lo_nm[other], rj.lo_nm[other], 0.0)
-        hi = min(ri.hi_nm[other], rj.hi_nm[other], edges[other])
-
-        def expand(coord, ax, doms=(i, j)):  # Vegard expansion about each domain's centre
-            return np.mean([centre[d, ax] + (coord - centre[d, ax]) * scale[d] for d in doms], axis=0)
-
-        # terminating layers: at the cell boundary K, except that across an RP fault the
-        # shifted side's last CsX layer lies half a cell into its own side (see
-        # nanodomains.structure.atoms); the line is midway between the two layers
-        low, high = (i, j) if ri.center_nm[axis] < rj.center_nm[axis] else (j, i)
-        k_ref = b.plane_nm
-        half = a_ref * 1e-3 / 2
-        k_low = k_ref - (half if (b.type == "RP" and nc.domains[low].is_shifted) else 0.0)
-        k_high = k_ref + (half if (b.type == "RP" and nc.domains[high].is_shifted) else 0.0)
-        p_norm = 0.5 * (expand(k_low, axis, (low,)) + expand(k_high, axis, (high,)))
-        ends = expand(np.array([lo, hi]), other)
-        pts = np.zeros((2, 2))  # projected (u, v) of both ends
-        for k in range(2):
-            uv = {axis: p_norm, other: ends[k]}
-            pts[k] = [uv[image_axes[0]], uv[image_axes[1]]]
-        xs, ys = _to_image(transform, pts[:, 0], pts[:, 1])
-        # image-domain labels either side, sampled at the midpoint +- a/4 along the normal
-        mid = np.array([xs.mean(), ys.mean()])
-        tangent = np.array([xs[1] - xs[0], ys[1] - ys[0]])
-        length = float(np.hypot(*tangent))
-        nrm = np.array([-tangent[1], tangent[0]]) / max(length, 1e-12)
-        side = []
-        for sgn in (-1, 1):
-            px_ = mid + sgn * (a_ref * 1e-3 / 4) * nrm
-            r_, c_ = int(round(px_[1] / h_nm)), int(round(px_[0] / h_nm))
-            ok = 0 <= r_ < label_map.shape[0] and 0 <= c_ < label_map.shape[1]
-            side.append(int(label_map[r_, c_]) if ok else -1)
-        entry.update({"domains": sorted(side), "length_nm": length,
-                      "segment_nm": [[float(xs[0]), float(ys[0])], [float(xs[1]), float(ys[1])]]})
+        if axis != beam_axis:
+            entry.update(_edge_on_segment(nc, b, axis, image_axes, transform, label_map, pixel_size_pm))
         out.append(entry)
     return out
 
 
-def _domain_truth(nc, cols, label_map, pixel_size_pm: float, x_img, y_img) -> list[dict]:
-    """Per-domain truth in the schema of the analysis' domains.json (errors zero)."""
+def _edge_on_segment(nc, b, axis: int, image_axes: tuple[int, int], transform: dict, label_map,
+                     pixel_size_pm: float) -> dict:
+    """Image-frame segment of an edge-on boundary and the image labels either side."""
+    a_ref = nc.reference_lattice_pm
+    edges = np.array(nc.edges_nm)
+    scale = np.array([nc.domain_lattice_pm(d.id) for d in nc.domains]) / a_ref
+    centre = np.array([np.clip(d.region.center_nm, 0, edges) for d in nc.domains])
+    h_nm = pixel_size_pm * 1e-3
+    i, j = b.domains
+    other = image_axes[1] if axis == image_axes[0] else image_axes[0]
+    ri, rj = nc.domains[i].region, nc.domains[j].region
+    lo = max(ri.lo_nm[other], rj.lo_nm[other], 0.0)
+    hi = min(ri.hi_nm[other], rj.hi_nm[other], edges[other])
+
+    def expand(coord, ax, doms=(i, j)):  # Vegard expansion about each domain's centre
+        return np.mean([centre[d, ax] + (coord - centre[d, ax]) * scale[d] for d in doms], axis=0)
+
+    # terminating layers: at the cell boundary K, except that across an RP fault the
+    # shifted side's last CsX layer lies half a cell into its own side (see
+    # nanodomains.structure.atoms); the line is midway between the two layers
+    low, high = (i, j) if ri.center_nm[axis] < rj.center_nm[axis] else (j, i)
+    k_ref = b.plane_nm
+    half = a_ref * 1e-3 / 2
+    k_low = k_ref - (half if (b.type == "RP" and nc.domains[low].is_shifted) else 0.0)
+    k_high = k_ref + (half if (b.type == "RP" and nc.domains[high].is_shifted) else 0.0)
+    p_norm = 0.5 * (expand(k_low, axis, (low,)) + expand(k_high, axis, (high,)))
+    ends = expand(np.array([lo, hi]), other)
+    pts = np.zeros((2, 2))  # projected (u, v) of both ends
+    for k in range(2):
+        uv = {axis: p_norm, other: ends[k]}
+        pts[k] = [uv[image_axes[0]], uv[image_axes[1]]]
+    xs, ys = _to_image(transform, pts[:, 0], pts[:, 1])
+    # image-domain labels either side, sampled at the midpoint +- a/4 along the normal
+    mid = np.array([xs.mean(), ys.mean()])
+    tangent = np.array([xs[1] - xs[0], ys[1] - ys[0]])
+    length = float(np.hypot(*tangent))
+    nrm = np.array([-tangent[1], tangent[0]]) / max(length, 1e-12)
+    side = []
+    for sgn in (-1, 1):
+        px_ = mid + sgn * (a_ref * 1e-3 / 4) * nrm
+        r_, c_ = int(round(px_[1] / h_nm)), int(round(px_[0] / h_nm))
+        ok = 0 <= r_ < label_map.shape[0] and 0 <= c_ < label_map.shape[1]
+        side.append(int(label_map[r_, c_]) if ok else -1)
+    return {"domains": sorted(side), "length_nm": length,
+            "segment_nm": [[float(xs[0]), float(ys[0])], [float(xs[1]), float(ys[1])]],
+            "midpoint_nm": [float(mid[0]), float(mid[1])],
+            "normal_xy": [float(v) for v in (nrm if side[0] <= side[1] else -nrm)]}
+
+
+def _boundary_truth(model_boundaries: list[dict]) -> tuple[StemBoundary, ...]:
+    """Edge-on boundaries between two image domains, as record items (model type "coherent" -> "other")."""
+    out = []
+    for b in model_boundaries:
+        if not b["edge_on"] or min(b["domains"]) < 0 or b["domains"][0] == b["domains"][1]:
+            continue
+        # the record's types are those an image can tell: "RP" (half-cell shift) or "other"
+        out.append(StemBoundary(domains=tuple(b["domains"]), type="RP" if b["type"] == "RP" else "other",
+                                length_nm=b["length_nm"],
+                                segment_nm=b["segment_nm"], midpoint_nm=b["midpoint_nm"], normal=b["normal_xy"],
+                                model_domains=tuple(b["model_domains"])))
+    return tuple(out)
+
+
+#: the composition model named in the truth's domains
+TRUTH_COMPOSITION = "simulation truth: the model domain's Br fraction; projected_br_fraction counts its X columns"
+
+
+def _domain_truth(nc, cols, label_map, pixel_size_pm: float) -> tuple[StemDomain, ...]:
+    """Per-domain projected truth as record items (standard errors 0).
+
+    ``area_nm2`` and ``centroid_nm`` from the label map (the domain's visible part),
+    ``shifted_fraction`` the mean over its cation columns (cell-weighted) of the
+    fraction of cells in the 1/2<111> registry (model frame: ``registry`` +1 for the
+    unshifted lattice, -1 for the shifted one), ``projected_br_fraction`` Br / (Br +
+    I) of its X columns.
+    """
     from nanodomains import materials
 
     h_nm = pixel_size_pm * 1e-3
-    counts = np.bincount(label_map[label_map >= 0].ravel().astype(np.int64), minlength=len(nc.domains))
+    n_dom = max(d.id for d in nc.domains) + 1
+    counts = np.bincount(label_map[label_map >= 0].ravel().astype(np.int64), minlength=n_dom)
     ii, jj = np.nonzero(label_map >= 0)
     lab = label_map[ii, jj].astype(np.int64)
-    cy = np.bincount(lab, weights=ii * h_nm, minlength=len(nc.domains))
-    cx = np.bincount(lab, weights=jj * h_nm, minlength=len(nc.domains))
+    cy = np.bincount(lab, weights=ii * h_nm, minlength=n_dom)
+    cx = np.bincount(lab, weights=jj * h_nm, minlength=n_dom)
     dom = cols["domain"].to_numpy()
     cation = cols["site"].to_numpy() != "X"
-    xcol = ~cation
     n_br = cols["n_br"].to_numpy(float)
     n_x = n_br + cols["n_i"].to_numpy(float)
     s = cols["shifted_fraction"].to_numpy(float)
     ncell = cols["n_cells"].to_numpy(float)
+    exact = lambda v: measured(v, 0.0)  # noqa: E731
     out = []
     for d in nc.domains:
         sel_c = cation & (dom == d.id)
-        sel_x = xcol & (dom == d.id)
+        sel_x = ~cation & (dom == d.id)
         nx_sum = n_x[sel_x].sum()
         s_mean = float(np.average(s[sel_c], weights=ncell[sel_c])) if sel_c.any() else None
-        out.append({
-            "id": d.id,
-            "formula": materials.format_formula(d.br_fraction),
-            "area_nm2": float(counts[d.id] * h_nm**2),
-            "centroid_nm": ([float(cx[d.id] / counts[d.id]), float(cy[d.id] / counts[d.id])]
-                            if counts[d.id] else None),
-            "lattice_pm": nc.domain_lattice_pm(d.id), "lattice_pm_err": 0.0,
-            "br_fraction": d.br_fraction, "br_fraction_err": 0.0,
-            "shifted_fraction": s_mean, "shifted_fraction_err": 0.0,
-            "mixed_fraction": (min(s_mean, 1 - s_mean) if s_mean is not None else None),
-            "projected_br_fraction": float(n_br[sel_x].sum() / nx_sum) if nx_sum > 0 else None,
-            "registry": "1/2<111>" if d.is_shifted else "0",
-            "n_columns": int((dom == d.id).sum()),
-            "visible": bool(counts[d.id] > 0),
-        })
-    return out
+        a = nc.domain_lattice_pm(d.id)
+        out.append(StemDomain(
+            id=d.id, name=f"D{d.id}", formula=materials.format_formula(d.br_fraction),
+            area_nm2=float(counts[d.id] * h_nm**2),
+            centroid_nm=[cx[d.id] / counts[d.id], cy[d.id] / counts[d.id]] if counts[d.id] else [],
+            lattice_pm=exact(a), lattice_a1_pm=exact(a), lattice_a2_pm=exact(a),
+            br_fraction=exact(d.br_fraction), shifted_fraction=exact(s_mean),
+            mixed_fraction=exact(None if s_mean is None else min(s_mean, 1 - s_mean)),
+            projected_br_fraction=exact(n_br[sel_x].sum() / nx_sum if nx_sum > 0 else None),
+            registry=-1 if d.is_shifted else 1, n_columns=int((dom == d.id).sum()), visible=bool(counts[d.id] > 0),
+            model_domains=(d.id,), composition=StemComposition(model=TRUTH_COMPOSITION)))
+    return tuple(out)
 
 
 def _column_truth(cols, x_img, y_img, sigma, inside) -> dict:
@@ -593,7 +636,13 @@ def _column_truth(cols, x_img, y_img, sigma, inside) -> dict:
 
 def build_truth(nc, cols, x_img, y_img, weights, shape, pixel_size_pm, transform, *, kind: str,
                 extra: dict | None = None) -> tuple[dict, np.ndarray]:
-    """Truth sidecar dict shared by the STEM and EDS simulators; returns (truth, label map)."""
+    """Truth sidecar dict shared by the STEM and EDS simulators; returns (truth, label map).
+
+    ``truth["record"]`` is the projected truth as a
+    :class:`~nanodomains.records.StemDomains` (``origin="truth"``, standard errors 0),
+    the type :func:`nanodomains.stem.analyze.analyze_image` returns; beside it the
+    truth-only geometry (see :func:`write_truth`).
+    """
     from nanodomains.structure import parse_direction
 
     direction = cols.attrs.get("direction", "100")
@@ -602,9 +651,22 @@ def build_truth(nc, cols, x_img, y_img, weights, shape, pixel_size_pm, transform
     lattice_min = min(nc.domain_lattice_pm(d.id) for d in nc.domains)
     labels = _label_map(x_img, y_img, cols["domain"].to_numpy(), shape, pixel_size_pm, lattice_min)
     inside = (x_img >= 0) & (x_img <= (shape[1] - 1) * h_nm) & (y_img >= 0) & (y_img <= (shape[0] - 1) * h_nm)
+    model_boundaries = _boundary_segments(nc, beam, axes, transform, labels, pixel_size_pm)
+    a_ref = measured(nc.reference_lattice_pm, 0.0)
+    r = math.radians(transform["rotation_deg"])
+    record = StemDomains(
+        origin="truth", source=f"nanodomains {kind} simulation", settings={"kind": kind},
+        pixel_size_pm=float(pixel_size_pm), shape_px=(int(shape[0]), int(shape[1])),
+        pixel_size_source="simulation",
+        lattice=StemLattice(a1_pm=a_ref, a2_pm=a_ref, angle_deg=90.0,
+                            basis_pm=nc.reference_lattice_pm * np.array([[math.sin(r), math.cos(r)],
+                                                                         [math.cos(r), -math.sin(r)]]),
+                            note="the model's reference lattice (Vegard value of the nominal formula)"),
+        domains=_domain_truth(nc, cols, labels, pixel_size_pm), boundaries=_boundary_truth(model_boundaries))
     truth = {
-        "schema": "nanodomains.truth/1",
+        "schema": TRUTH_SCHEMA,
         "kind": kind,
+        "record": record,
         "pixel_size_pm": float(pixel_size_pm),
         "shape": [int(shape[0]), int(shape[1])],
         "origin_nm": [0.0, 0.0],
@@ -614,8 +676,7 @@ def build_truth(nc, cols, x_img, y_img, weights, shape, pixel_size_pm, transform
         "direction": str(direction),
         "transform": transform,
         "nc": json.loads(nc.to_json()),
-        "domains": _domain_truth(nc, cols, labels, pixel_size_pm, x_img, y_img),
-        "boundaries": _boundary_segments(nc, beam, axes, transform, labels, pixel_size_pm),
+        "model_boundaries": model_boundaries,
         "columns": _column_truth(cols, x_img, y_img, weights, inside),
         "label_map": encode_array(labels),
     }
@@ -769,44 +830,6 @@ def image_attrs(probe: ProbeParameters, dose, gain, offset, read_noise, rotation
 
 
 # ---------------------------------------------------------------------------- files
-
-
-def truth_sidecar_path(path: str | Path) -> Path:
-    """``img.tif`` -> ``img.truth.json`` (same folder, extension replaced)."""
-    p = Path(path)
-    return p.with_name(p.stem + ".truth.json") if p.suffix else p.with_name(p.name + ".truth.json")
-
-
-def write_truth(truth: dict, path: str | Path) -> Path:
-    """Write a truth sidecar atomically (JSON).
-
-    Schema ``nanodomains.truth/1``: ``pixel_size_pm``, ``shape``, ``frame`` (text),
-    ``transform``, ``nc`` (the model), ``domains`` (``id``, ``formula``, ``area_nm2``,
-    ``centroid_nm`` [x, y], ``lattice_pm``, ``br_fraction``, ``shifted_fraction``
-    (thickness fraction in the 1/2<111> registry, mean over the domain's cation
-    columns), ``mixed_fraction`` (min(s, 1 - s), registry independent),
-    ``projected_br_fraction``, ... with ``*_err`` = 0), ``boundaries`` (``domains``
-    [image labels either side], ``model_domains``, ``type``, ``edge_on``,
-    ``length_nm``, ``segment_nm``), ``columns`` (column-wise lists), ``label_map``
-    (:func:`encode_array`; -1 = outside the NC) and the simulation parameters.
-    """
-    return write_json_atomic(truth, path)
-
-
-def load_truth(path: str | Path, decode: bool = True) -> dict:
-    """Read a truth sidecar; with ``decode`` the label map becomes an int16 array."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileFormatError(f"{p}: truth sidecar not found")
-    try:
-        truth = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(truth, dict) or truth.get("schema") != "nanodomains.truth/1":
-        raise FileFormatError(f"{p}: not a nanodomains truth sidecar (schema nanodomains.truth/1)")
-    if decode and "label_map" in truth:
-        truth["label_map"] = decode_array(truth["label_map"])
-    return truth
 
 
 def write_simulation(result: SimulatedImage, path: str | Path) -> tuple[Path, Path]:

@@ -1,10 +1,14 @@
 """Validation of a STEM analysis against the truth sidecar of a simulated image.
 
-Joins the simulator's truth (:func:`nanodomains.stem.simulate.load_truth`) and an
-analysis (:func:`nanodomains.stem.analyze.analyze_image`, or its output folder): the
-tests, the demo and users who simulate, analyse and compare all use
-:func:`compare_to_truth` / :func:`compare_files`, so the "truth" of a STEM image is
-computed in one place. No analysis module imports this one.
+The simulator's truth sidecar (:func:`nanodomains.stem.truth.load_truth`) holds
+the projected truth as a :class:`~nanodomains.records.StemDomains`, the record type
+:func:`nanodomains.stem.analyze.analyze_image` returns, so the comparison itself is
+:func:`nanodomains.records.compare`, field by field, with the acceptance tolerances
+:data:`STEM_TOLERANCES`. This module holds only the geometry that pairing needs: which
+analysed domain is which truth region (overlap of the label maps), which truth
+regions an image can resolve, and which RP faults are seen edge-on. The tests, the
+demo and ``nanodomains stem validate`` all use :func:`compare_to_truth` /
+:func:`compare_files`. No analysis module imports this one.
 
 The simulator's truth label map gives each pixel the *majority* model domain along
 the beam. Where domains are stacked along the beam (a face-on boundary) the image
@@ -21,11 +25,14 @@ Comparisons therefore use *projected regions*:
   columns, model registry), the projected Br fraction (Br / (Br + I) of its X columns),
   and the projected lattice constant: a least-squares lattice through the truth column
   positions of its interior columns (exactly the Vegard value for a single domain).
+
+:func:`projected_truth` turns the regions into the truth record that is compared
+(``br_fraction`` the projected one; ``shifted_fraction`` in the model's registry
+frame, a convention, so it is reported and not judged: ``mixed_fraction`` is).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +41,48 @@ from scipy.spatial import cKDTree
 
 from nanodomains import materials
 from nanodomains.errors import FileFormatError, InputError
-from nanodomains.stem.domains import _fill_distance
-from nanodomains.stem.simulate import decode_array
+from nanodomains.records import (
+    Comparison,
+    StemBoundary,
+    StemComposition,
+    StemDomain,
+    StemDomains,
+    StemRegionMatch,
+    StemValidation,
+    compare,
+    measured,
+)
+from nanodomains.stem.domains import fill_distance
+from nanodomains.stem.truth import decode_array, truth_record
 from nanodomains.structure import parse_direction
 
 __all__ = [
+    "STEM_TOLERANCES",
+    "MIN_REGION_NM2",
     "compare_files",
+    "compare_sidecar",
     "compare_to_truth",
     "found_rp",
     "match_regions",
     "merge_indistinct",
+    "overlap_pairs",
     "projected_regions",
+    "projected_truth",
+    "region_table",
     "rp_boundaries",
 ]
 
 #: regions compared by default: at least this large (issue 4's acceptance criterion)
 MIN_REGION_NM2 = 25.0
+
+#: acceptance of the STEM analysis (issue 4): lattice within 0.2 %, Br and mixed fraction within 0.05
+STEM_TOLERANCES: dict[str, float | str] = {"domains.lattice_pm": "0.2%", "domains.br_fraction": 0.05,
+                                           "domains.mixed_fraction": 0.05}
+
+
+def _label_map(truth: dict) -> np.ndarray:
+    lab = truth["label_map"]
+    return decode_array(lab) if isinstance(lab, dict) else np.asarray(lab)
 
 
 def _footprints(truth: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -118,14 +151,19 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
     least squares through the truth column positions of its interior columns; NaN
     below six such columns) and ``lattice_vegard_pm`` (thickness-weighted Vegard).
     """
+    lab = _label_map(truth)
+    merged = _region_map(truth, lab, min_area_nm2)
+    out = _region_values(truth, lab, merged, min_interior_cells)
+    return merge_indistinct(merged, out, truth["pixel_size_pm"])
+
+
+def _region_keys(truth: dict, lab: np.ndarray) -> np.ndarray:
+    """Key map (0 outside): one key per (effective truth label, stack signature)."""
     from scipy import ndimage
     from skimage.segmentation import expand_labels
 
-    lab = decode_array(truth["label_map"]) if isinstance(truth["label_map"], dict) else np.asarray(truth["label_map"])
     h_nm = truth["pixel_size_pm"] * 1e-3
-    doms = truth["nc"]["domains"]
-    inside = lab >= 0
-    ii, jj = np.nonzero(inside)
+    ii, jj = np.nonzero(lab >= 0)
     psig = _signatures(truth, jj * h_nm, ii * h_nm)
     plab = lab[ii, jj].astype(np.int64)
     eff = plab.copy()
@@ -136,7 +174,7 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
             eff[(psig == sg) & np.isin(plab, big)] = int(big[0])
     # thin pieces of a label with another signature (footprint edges a column off the
     # column-based label edge) take the signature of the nearest thick piece of that label
-    a_px = min(d["lattice_pm"] for d in truth["domains"]) / truth["pixel_size_pm"]
+    a_px = min(d.lattice_pm.value for d in truth_record(truth).domains) / truth["pixel_size_pm"]
     eff_map = np.full(lab.shape, -1, dtype=np.int64)
     eff_map[ii, jj] = eff
     sig_map = np.zeros(lab.shape, dtype=np.int64)
@@ -154,14 +192,25 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
                 else:
                     thin_any = True
         if thin_any and keep.any():  # thin pieces take the signature of the nearest thick piece
-            grown = expand_labels(keep, distance=_fill_distance(lab.shape))
+            grown = expand_labels(keep, distance=fill_distance(lab.shape))
             sig_map[in_lab] = grown[in_lab] - 1
     key_map = np.zeros(lab.shape, dtype=np.int64)
     keys = np.unique(np.stack([eff, sig_map[ii, jj]], axis=1), axis=0, return_inverse=True)[1].ravel()
     key_map[ii, jj] = keys + 1
+    return key_map
+
+
+def _region_map(truth: dict, lab: np.ndarray, min_area_nm2: float) -> np.ndarray:
+    """Connected regions of equal key (0..n-1, -1 outside); small pieces join their nearest region."""
+    from scipy import ndimage
+    from skimage.segmentation import expand_labels
+
+    h_nm = truth["pixel_size_pm"] * 1e-3
+    inside = lab >= 0
+    key_map = _region_keys(truth, lab)
     regions = np.zeros(lab.shape, dtype=np.int64)
     n_reg = 0
-    for k in range(1, keys.max() + 2):
+    for k in range(1, int(key_map.max()) + 1):
         comp, n = ndimage.label(key_map == k)
         if n:
             regions[comp > 0] = comp[comp > 0] + n_reg
@@ -169,8 +218,14 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
     sizes = np.bincount(regions.ravel(), minlength=n_reg + 1)
     small = np.flatnonzero(sizes * h_nm**2 < min_area_nm2)
     regions[np.isin(regions, small[small > 0])] = 0
-    regions = np.where(inside, expand_labels(regions, distance=_fill_distance(lab.shape)), 0)
-    merged = np.where(inside, regions - 1, -1)
+    regions = np.where(inside, expand_labels(regions, distance=fill_distance(lab.shape)), 0)
+    return np.where(inside, regions - 1, -1)
+
+
+def _region_values(truth: dict, lab: np.ndarray, merged: np.ndarray, min_interior_cells: float) -> list[dict]:
+    """Per region: model domains, area, projected shifted and Br fraction, lattice constants."""
+    h_nm = truth["pixel_size_pm"] * 1e-3
+    doms = truth["nc"]["domains"]
     cols = truth["columns"]
     x = np.asarray(cols["x_nm"], float)
     y = np.asarray(cols["y_nm"], float)
@@ -206,7 +261,7 @@ def projected_regions(truth: dict, min_interior_cells: float = 1.0, min_area_nm2
                     "area_nm2": float(pix.sum() * h_nm**2), "shifted_fraction": s_mean,
                     "mixed_fraction": min(s_mean, 1 - s_mean), "br_fraction": b, "lattice_pm": a_ls,
                     "lattice_vegard_pm": a_veg})
-    return merge_indistinct(merged, out, truth["pixel_size_pm"])
+    return out
 
 
 def _touching(merged: np.ndarray, min_edges: int) -> set[tuple[int, int]]:
@@ -326,48 +381,128 @@ def rp_boundaries(truth: dict, merged: np.ndarray, regions: list[dict]) -> set[t
     return out
 
 
-def found_rp(labels: np.ndarray, truth_map: np.ndarray, boundaries: list[dict]) -> set[tuple[int, int]]:
-    """RP boundaries of an analysis as pairs of truth-region labels (each domain -> most-overlapping region)."""
+def _best_region(labels: np.ndarray, truth_map: np.ndarray) -> dict[int, int]:
+    """Analysed domain id -> the truth region (or label) it overlaps most."""
     best = {}
     for d in np.unique(labels[labels > 0]):
         vals, counts = np.unique(truth_map[(labels == d) & (truth_map >= 0)], return_counts=True)
         if len(vals):
             best[int(d)] = int(vals[np.argmax(counts)])
+    return best
+
+
+def found_rp(labels: np.ndarray, truth_map: np.ndarray, boundaries) -> set[tuple[int, int]]:
+    """RP boundaries of an analysis as pairs of truth-region labels (each domain -> most-overlapping region).
+
+    ``boundaries``: :class:`~nanodomains.records.StemBoundary` items (or dicts with
+    ``domains`` and ``type``).
+    """
+    best = _best_region(labels, truth_map)
     out = set()
     for b in boundaries:
-        i, j = (best.get(int(v)) for v in b["domains"])
-        if b["type"] == "RP" and i is not None and j is not None and i != j:
+        kind, pair = (b["type"], b["domains"]) if isinstance(b, dict) else (b.type, b.domains)
+        i, j = (best.get(int(v)) for v in pair)
+        if kind == "RP" and i is not None and j is not None and i != j:
             out.add(tuple(sorted((i, j))))
     return out
 
 
-def compare_to_truth(labels: np.ndarray, domains: list[dict], boundaries: list[dict], truth: dict,
-                     min_area_nm2: float = MIN_REGION_NM2) -> dict[str, Any]:
-    """Analysed domains beside the projected truth, region by region.
+def overlap_pairs(labels: np.ndarray, truth_map: np.ndarray, truth: StemDomains, result: StemDomains,
+                  matches: dict[int, int] | None = None) -> dict[str, list[tuple[int, int]]]:
+    """``pairs`` for :func:`~nanodomains.records.compare`: domains and boundaries by map overlap.
 
     Parameters
     ----------
-    labels : ndarray of int, shape (ny, nx)
-        Domain label map of the analysis (ids 1..n = ``domains[i - 1]``), on the
-        simulated image's pixel grid.
-    domains, boundaries : list of dict
-        ``domains`` and ``boundaries`` of the analysis (``domains.json``).
-    truth : dict
-        Truth sidecar of the simulated image (``load_truth``).
-    min_area_nm2 : float
-        Regions at least this large with a resolvable lattice (six interior
-        columns) are compared; smaller ones are listed with ``compared`` False.
+    labels : ndarray of int
+        The analysis' label map (domain ids, 0 none).
+    truth_map : ndarray of int
+        The truth's label map in the same pixels (truth domain ids, -1 outside).
+    truth, result : StemDomains
+    matches : dict, optional
+        Truth domain id -> analysed domain id decided elsewhere (default: the
+        analysed domain of highest IoU with each truth domain).
 
     Returns
     -------
     dict
-        ``regions``: one row per projected truth region (``label``,
-        ``model_domains`` (the stack along the beam), ``majority_label`` (the model
-        domain most pixels show), ``area_nm2``, truth ``br_fraction``, ``shifted_fraction``,
-        ``mixed_fraction``, ``lattice_pm``, the matched domain ``match`` / ``name`` and
-        ``iou``, the analysed ``found_*`` values and ``*_error``); ``rp_truth``,
-        ``rp_found``, ``rp_missed`` (pairs of region labels, edge-on RP faults between
-        compared regions); ``n_domains_found``, ``n_regions_compared``.
+        ``{"domains": [(truth index, result index)], "boundaries": [...]}``; a boundary
+        pairs with the analysed boundary whose two domains overlap most with its two.
+    """
+    if matches is None:
+        matches = {}
+        for d in truth.domains:
+            t = truth_map == d.id
+            best, iou = None, 0.0
+            for f in np.unique(labels[t & (labels > 0)]):
+                m = labels == f
+                v = (t & m).sum() / (t | m).sum()
+                if v > iou:
+                    best, iou = int(f), float(v)
+            if best is not None:
+                matches[d.id] = best
+    t_index = {d.id: i for i, d in enumerate(truth.domains)}
+    r_index = {d.id: j for j, d in enumerate(result.domains)}
+    dom_pairs = sorted((t_index[t], r_index[f]) for t, f in matches.items() if t in t_index and f in r_index)
+    best = _best_region(labels, truth_map)
+    found = {}
+    for j, b in enumerate(result.boundaries):
+        key = tuple(sorted(best.get(int(v), -1) for v in b.domains))
+        found.setdefault(key, j)
+    b_pairs = [(i, found[tuple(sorted(b.domains))]) for i, b in enumerate(truth.boundaries)
+               if tuple(sorted(b.domains)) in found]
+    return {"domains": dom_pairs, "boundaries": b_pairs}
+
+
+def projected_truth(truth: dict, regions: list[dict], rp_pairs=()) -> StemDomains:
+    """The projected truth regions as the record an analysis is compared with.
+
+    One :class:`~nanodomains.records.StemDomain` per region (``id`` its label,
+    ``br_fraction`` and ``projected_br_fraction`` its projected Br fraction,
+    ``lattice_pm`` its least-squares lattice, ``shifted_fraction`` model frame,
+    standard errors 0) and one RP boundary per pair in ``rp_pairs``; the lattice and
+    frame of the sidecar's record.
+    """
+    rec = truth_record(truth)
+    exact = lambda v: measured(v, 0.0)  # noqa: E731
+    comp = StemComposition(model="projected truth region: Br / (Br + I) of its X columns")
+    doms = tuple(StemDomain(
+        id=r["label"], name=f"T{r['label']}", area_nm2=r["area_nm2"], lattice_pm=exact(r["lattice_pm"]),
+        br_fraction=exact(r["br_fraction"]), projected_br_fraction=exact(r["br_fraction"]),
+        shifted_fraction=exact(r["shifted_fraction"]), mixed_fraction=exact(r["mixed_fraction"]),
+        registry=1 if r["shifted_fraction"] < 0.5 else -1, model_domains=tuple(r["model_domains"]),
+        composition=comp) for r in regions)
+    bounds = tuple(StemBoundary(domains=tuple(p), type="RP") for p in sorted(rp_pairs))
+    return rec.replace(domains=doms, boundaries=bounds, source=rec.source,
+                       settings={**rec.settings, "projected_regions": "nanodomains.stem.validation"})
+
+
+def compare_to_truth(labels: np.ndarray, result: StemDomains, truth: dict, min_area_nm2: float = MIN_REGION_NM2,
+                     tolerances: dict[str, Any] | None = None) -> StemValidation:
+    """An analysis beside the projected truth of its simulated image, region by region.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (ny, nx)
+        Domain label map of the analysis (domain ids), on the simulated image's pixel
+        grid.
+    result : StemDomains
+        The analysis (``AnalysisResult.record``, or ``domains.json``).
+    truth : dict
+        Truth sidecar of the simulated image (``load_truth``, or ``SimulatedImage.truth``).
+    min_area_nm2 : float
+        Regions at least this large with a resolvable lattice (six interior
+        columns) are compared; smaller ones are listed with ``compared`` False.
+    tolerances : dict, optional
+        Added to / overriding :data:`STEM_TOLERANCES`.
+
+    Returns
+    -------
+    StemValidation
+        ``comparison``: :func:`~nanodomains.records.compare` of
+        :func:`projected_truth` (compared regions, the edge-on RP faults between them)
+        and ``result``, domains paired by IoU (:func:`match_regions`); ``regions``
+        (IoU per region), ``rp_truth``, ``rp_found``, ``rp_missed`` (pairs of region
+        labels), ``n_domains_found``, ``n_regions_compared``.
     """
     lab = np.asarray(labels)
     tm, regions = projected_regions(truth)
@@ -375,56 +510,101 @@ def compare_to_truth(labels: np.ndarray, domains: list[dict], boundaries: list[d
         raise InputError(f"label map {lab.shape} and truth label map {tm.shape} differ: "
                          "not the analysis of this simulated image")
     matches = match_regions(lab, tm, regions)
-    rows = []
+    ids = {d.id for d in result.domains}
+    rows, compared = [], []
     for m in matches:
-        row = {k: m[k] for k in ("label", "majority_label", "model_domains", "area_nm2", "br_fraction",
-                                 "shifted_fraction", "mixed_fraction", "lattice_pm", "match", "iou")}
-        row["compared"] = bool(m["area_nm2"] >= min_area_nm2 and np.isfinite(m["lattice_pm"]))
-        dom = domains[m["match"] - 1] if m["match"] is not None and m["match"] <= len(domains) else None
-        row["name"] = dom["name"] if dom else None
-        for key in ("lattice_pm", "br_fraction", "mixed_fraction", "shifted_fraction"):
-            found = dom.get(key) if dom else None
-            row[f"found_{key}"] = found
-            ok = found is not None and np.isfinite(found) and np.isfinite(m[key])
-            row[f"{key}_error"] = float(found - m[key]) if ok else None
-        if dom and dom.get("lattice_pm_err") is not None:
-            row["found_lattice_pm_err"] = dom["lattice_pm_err"]
-            row["found_br_fraction_err"] = dom.get("br_fraction_err")
-        # JSON-ready: NaN (unresolvable region, no composition) as None
-        rows.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()})
-    compared = {r["label"] for r in rows if r["compared"]}
+        ok = bool(m["area_nm2"] >= min_area_nm2 and np.isfinite(m["lattice_pm"]))
+        match = m["match"] if m["match"] in ids else None
+        rows.append(StemRegionMatch(region=m["label"], model_domains=tuple(m["model_domains"]),
+                                    majority_label=m["majority_label"], area_nm2=m["area_nm2"], match=match,
+                                    name=next((d.name for d in result.domains if d.id == match), None),
+                                    iou=m["iou"], compared=ok, merged_indistinct=m.get("merged_indistinct", False)))
+        if ok:
+            compared.append(m)
+    labels_c = {m["label"] for m in compared}
     resolved = [r for r in regions if np.isfinite(r["lattice_pm"])]
-    rp_truth = {p for p in rp_boundaries(truth, tm, resolved) if set(p) <= compared}
-    rp_found = found_rp(lab, tm, boundaries)
-    return {
-        "regions": rows,
-        "rp_truth": sorted(rp_truth),
-        "rp_found": sorted(p for p in rp_found if set(p) <= compared),
-        "rp_missed": sorted(rp_truth - rp_found),
-        "n_domains_found": len(domains),
-        "n_regions_compared": len(compared),
-        "min_area_nm2": min_area_nm2,
-    }
+    rp_truth = {p for p in rp_boundaries(truth, tm, resolved) if set(p) <= labels_c}
+    rp_found = found_rp(lab, tm, result.boundaries)
+    truth_rec = projected_truth(truth, compared, rp_truth)
+    pairs = overlap_pairs(lab, tm, truth_rec, result,
+                          matches={m["label"]: m["match"] for m in compared if m["match"] is not None})
+    cmp = compare(truth_rec, result, tolerances={**STEM_TOLERANCES, **(tolerances or {})}, pairs=pairs)
+    return StemValidation(comparison=cmp, regions=tuple(rows), rp_truth=tuple(sorted(rp_truth)),
+                          rp_found=tuple(sorted(p for p in rp_found if set(p) <= labels_c)),
+                          rp_missed=tuple(sorted(rp_truth - rp_found)), n_domains_found=len(result.domains),
+                          n_regions_compared=len(compared), min_area_nm2=min_area_nm2, source=result.source,
+                          settings={"tolerances": {k: str(v) for k, v in {**STEM_TOLERANCES,
+                                                                          **(tolerances or {})}.items()}})
+
+
+def compare_sidecar(labels: np.ndarray, result: StemDomains, truth: dict,
+                    tolerances: dict[str, Any] | None = None) -> Comparison:
+    """The sidecar's own truth record against an analysis, model domain by model domain.
+
+    :func:`~nanodomains.records.compare` of ``truth["record"]`` (its visible domains)
+    and ``result``, paired by the overlap of the label maps (:func:`overlap_pairs`),
+    with :data:`STEM_TOLERANCES`. Exact where no domains are stacked along the beam;
+    otherwise use :func:`compare_to_truth` (projected regions).
+
+    Examples
+    --------
+    A record compared with itself (labels equal to the truth map) passes:
+
+    >>> import numpy as np
+    >>> from nanodomains.records import StemDomain, StemDomains, measured
+    >>> rec = StemDomains(pixel_size_pm=20.0, shape_px=(4, 4), origin="truth", domains=(
+    ...     StemDomain(id=0, lattice_pm=measured(612.3, 0), br_fraction=measured(0.4, 0)),))
+    >>> lab = np.zeros((4, 4), int)
+    >>> found = rec.replace(origin="analysis", domains=(rec.domains[0].model_copy(update={"id": 1}),))
+    >>> compare_sidecar(lab + 1, found, {"record": rec, "label_map": lab}).ok
+    True
+    """
+    rec = truth_record(truth)
+    rec = rec.replace(domains=tuple(d for d in rec.domains if d.visible))
+    pairs = overlap_pairs(np.asarray(labels), _label_map(truth), rec, result)
+    return compare(rec, result, tolerances={**STEM_TOLERANCES, **(tolerances or {})}, pairs=pairs)
+
+
+def region_table(validation: StemValidation, fields=("lattice_pm", "br_fraction", "mixed_fraction",
+                                                     "shifted_fraction")) -> list[dict[str, Any]]:
+    """One row per compared region from the comparison rows (no renames).
+
+    Each ``field`` gives ``field`` (found value), ``field_stderr``, ``field_truth``
+    and ``field_ok`` from the row ``domains[<region>].<field>``; plus the region's
+    ``region``, ``model_domains``, ``majority_label``, ``found_as``, ``iou``,
+    ``area_nm2``.
+    """
+    by_path = {r.path: r for r in validation.comparison.rows}
+    out = []
+    for reg in validation.regions:
+        if not reg.compared:
+            continue
+        row: dict[str, Any] = {"region": reg.region, "model_domains": list(reg.model_domains),
+                               "majority_label": reg.majority_label, "found_as": reg.name, "iou": reg.iou,
+                               "area_nm2": reg.area_nm2}
+        for f in fields:
+            r = by_path.get(f"domains[{reg.region}].{f}")
+            row.update({f: r.value if r else None, f"{f}_stderr": r.stderr if r else None,
+                        f"{f}_truth": r.truth if r else None, f"{f}_ok": r.ok if r else None})
+        out.append(row)
+    return out
 
 
 def compare_files(analysis_dir: str | Path, truth_path: str | Path,
-                  min_area_nm2: float = MIN_REGION_NM2) -> dict[str, Any]:
+                  min_area_nm2: float = MIN_REGION_NM2) -> StemValidation:
     """:func:`compare_to_truth` on a ``stem analyze`` output folder and a truth sidecar."""
     import xarray as xr
 
-    from nanodomains.stem.simulate import load_truth
+    from nanodomains.stem.truth import load_truth
 
     d = Path(analysis_dir)
     for name in ("domains.json", "gpa.nc"):
         if not (d / name).is_file():
             raise FileFormatError(f"{d / name}: not found (expected a `nanodomains stem analyze` output folder)")
-    try:
-        res = json.loads((d / "domains.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{d / 'domains.json'}: not valid JSON ({exc.msg})") from exc
+    res = StemDomains.from_json(d / "domains.json")
     try:
         with xr.open_dataset(d / "gpa.nc", engine="h5netcdf") as ds:
             labels = ds["domain"].values.astype(np.int64)
     except (OSError, KeyError, ValueError) as exc:
         raise FileFormatError(f"{d / 'gpa.nc'}: no readable 'domain' label map ({exc})") from exc
-    return compare_to_truth(labels, res["domains"], res["boundaries"], load_truth(truth_path), min_area_nm2)
+    return compare_to_truth(labels, res, load_truth(truth_path), min_area_nm2)
