@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from nanodomains.spectroscopy.g2 import compute_g2, cross_correlation_counts
-from nanodomains.spectroscopy.photons_io import PhotonStream
+from nanodomains.timetags import PhotonStream
 
 BIN_PS = 100
 WINDOW_PS = 500_000.0

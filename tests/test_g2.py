@@ -6,11 +6,12 @@ import json
 from conftest import REALDATA
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nanodomains.errors import FitError, InputError
+from nanodomains.records import G2Record
 from nanodomains.spectroscopy.g2 import (
-    G2Result,
     compute_g2,
     compute_g2_file,
     cross_correlation_counts,
@@ -18,8 +19,9 @@ from nanodomains.spectroscopy.g2 import (
     g2_histogram,
     g2_histogram_chunks,
     read_g2_text,
+    write_g2_csv,
 )
-from nanodomains.spectroscopy.photons_io import PhotonStream, read_ptu, write_photons_npz
+from nanodomains.timetags import PhotonStream, read_ptu, write_photons_npz
 
 REAL = REALDATA
 PH_T2 = REAL / "photons" / "picoharp_v30_t2.ptu"
@@ -147,7 +149,7 @@ def test_file_g2_in_chunks_matches_in_memory():
     whole = compute_g2(read_ptu(PH_T2), mode="cw", bin_ns=1.0, window_ns=200)
     chunked = compute_g2_file(PH_T2, mode="cw", bin_ns=1.0, window_ns=200, chunk_records=50_000)
     assert np.array_equal(whole.counts, chunked.counts)
-    assert chunked.g2_0 == pytest.approx(whole.g2_0)
+    assert chunked.g2_0.value == pytest.approx(whole.g2_0.value)
     assert whole.n_photons == 920177
 
 
@@ -157,7 +159,7 @@ def test_npz_file_path(tmp_path):
     p = write_photons_npz(s, tmp_path / "s.npz")
     r1 = compute_g2(s, window_ns=60, bin_ns=0.1)
     r2 = compute_g2_file(p, window_ns=60, bin_ns=0.1)
-    assert np.array_equal(r1.counts, r2.counts) and r1.g2_0 == r2.g2_0
+    assert np.array_equal(r1.counts, r2.counts) and r1.g2_0.value == r2.g2_0.value
 
 
 # ---------------------------------------------------------------------------------
@@ -174,7 +176,7 @@ def test_cw_poisson_is_flat_one():
     chi2 = np.sum((r.counts - expected) ** 2 / expected) / r.counts.size
     assert 0.85 < chi2 < 1.15  # Poisson scatter about the uncorrelated expectation
     assert abs(r.g2.mean() - 1) < 4 / np.sqrt(r.counts.sum())
-    assert abs(r.g2_0 - 1) < 4 * r.g2_0_err
+    assert abs(r.g2_0.value - 1) < 4 * r.g2_0.stderr
 
 
 def test_cw_antibunching_matches_two_level_theory():
@@ -190,8 +192,8 @@ def test_cw_antibunching_matches_two_level_theory():
     expected = theory * n_a * n_b * 0.5 * (T_ns - np.abs(r.tau_ns)) / T_ns**2
     chi2 = np.sum((r.counts - expected) ** 2 / expected) / r.counts.size
     assert 0.6 < chi2 < 1.5
-    assert abs(r.g2_0 - theory[r.tau_ns.size // 2]) < 4 * r.g2_0_err
-    assert r.g2_0 < 0.3
+    assert abs(r.g2_0.value - theory[r.tau_ns.size // 2]) < 4 * r.g2_0.stderr
+    assert r.g2_0.value < 0.3
 
 
 # ---------------------------------------------------------------------------------
@@ -206,12 +208,12 @@ def test_pulsed_g2_recovers_multiphoton_probability(p_n):
     r = compute_g2(s, mode="pulsed", bin_ns=0.1, window_ns=50)
     assert r.period_source == "sync" and r.period_ns == pytest.approx(12.5)
     assert len(r.side_peak_areas) == 6  # m = -3..3 fit in +-50 ns
-    assert abs(r.g2_0 - truth) < max(4 * r.g2_0_err, 1e-9)
-    assert abs(r.g2_0 - truth) < 0.03
+    assert abs(r.g2_0.value - truth) < max(4 * r.g2_0.stderr, 1e-9)
+    assert abs(r.g2_0.value - truth) < 0.03
     # reported error matches Poisson statistics of the zero peak
     mean_side = np.mean(r.side_peak_areas)
-    assert r.g2_0_err == pytest.approx(
-        np.sqrt(max(r.zero_peak_area, 1) + r.g2_0**2 * mean_side / 6) / mean_side
+    assert r.g2_0.stderr == pytest.approx(
+        np.sqrt(max(r.zero_peak_area, 1) + r.g2_0.value**2 * mean_side / 6) / mean_side
     )
     assert r.offset_ns == pytest.approx(0.0, abs=0.1)
 
@@ -226,10 +228,10 @@ def test_pulsed_t2_estimates_period_and_delay_offset():
     assert r.period_source == "estimated"
     assert r.period_ns == pytest.approx(12.5, rel=2e-3)
     assert r.offset_ns == pytest.approx(2.3, abs=0.1)
-    assert abs(r.g2_0 - expected_pulsed_g2(np.array([0.3, 0.6, 0.1]))) < 0.03
+    assert abs(r.g2_0.value - expected_pulsed_g2(np.array([0.3, 0.6, 0.1]))) < 0.03
     given = compute_g2(s, mode="pulsed", bin_ns=0.1, window_ns=60, period_ns=12.5, offset_ns=2.3)
     assert given.period_source == "given" and given.offset_source == "given"
-    assert given.g2_0 == pytest.approx(r.g2_0, abs=0.01)
+    assert given.g2_0.value == pytest.approx(r.g2_0.value, abs=0.01)
 
 
 def test_microtime_gating():
@@ -255,12 +257,13 @@ def test_real_processed_g2_from_peak_areas():
     tau, counts, meta = read_g2_text(AMOLF)
     assert tau[1] - tau[0] == pytest.approx(0.16461, rel=1e-4)
     r = g2_from_peak_areas(tau, counts, source=str(AMOLF))
-    assert r.g2_0 == pytest.approx(0.28, abs=0.02)
-    assert 0 < r.g2_0_err < 0.02
+    assert r.g2_0.value == pytest.approx(0.28, abs=0.02)
+    assert 0 < r.g2_0.stderr < 0.02
     assert 99.0 < r.period_ns < 101.5  # 10 MHz excitation
     assert len(r.side_peak_areas) == 2
-    back = G2Result.from_json(r.to_json())
-    assert back.g2_0 == r.g2_0 and np.isnan(back.duration_s)  # a processed curve has no duration
+    back = G2Record.from_json(r.to_json())
+    assert back == r
+    assert back.duration_s is None and "duration_s" in back.not_computed  # a processed curve has no duration
 
 
 @pytest.mark.realdata
@@ -307,14 +310,32 @@ def test_result_json_and_csv_round_trip(tmp_path):
     r = compute_g2(s, window_ns=40)
     r.to_json(tmp_path / "g2.json")
     d = json.loads((tmp_path / "g2.json").read_text())
-    for key in ("g2_0", "g2_0_err", "mode", "n_photons", "duration_s"):
+    assert d["schema"] == "nanodomains.g2/2"
+    assert d["g2_0"] == {"value": r.g2_0.value, "stderr": r.g2_0.stderr}
+    for key in ("mode", "n_photons", "duration_s", "tau_ns", "counts", "g2"):
         assert key in d
-    back = G2Result.from_json(tmp_path / "g2.json")
-    assert back.g2_0 == r.g2_0 and np.array_equal(back.counts, r.counts)
-    r.write_csv(tmp_path / "g2.csv")
-    data = np.genfromtxt(tmp_path / "g2.csv", delimiter=",", names=True)
-    assert data.dtype.names == ("tau_ns", "counts", "g2")
-    assert np.array_equal(data["counts"].astype(int), r.counts)
+    back = G2Record.from_json(tmp_path / "g2.json")
+    assert back == r and np.array_equal(back.counts, r.counts)
+    write_g2_csv(r, tmp_path / "g2.csv")
+    data = pd.read_csv(tmp_path / "g2.csv")
+    assert list(data.columns) == ["tau_ns", "counts", "g2"]
+    assert np.array_equal(data["counts"].to_numpy(), r.counts)
+
+
+def test_batch_g2_json_round_trips_with_histogram(tmp_path):
+    from nanodomains.pipeline.batch import HANDLERS
+
+    rng = np.random.default_rng(1)
+    s = pulsed_stream(rng, n_pulses=100_000, period_ps=12_500, p_n=[0.05, 0.9, 0.05], eta=0.2, tau_ps=800, t3=True)
+    p = write_photons_npz(s, tmp_path / "s.npz")
+    out = tmp_path / "item"
+    out.mkdir()
+    values = HANDLERS["photons_g2"](p, out, {"window_ns": 40})
+    back = G2Record.from_json(out / "g2.json")
+    direct = compute_g2_file(p, window_ns=40)
+    assert back == direct.replace(software=back.software)
+    assert back.tau_ns.size == direct.tau_ns.size > 0
+    assert values["g2_0"] == direct.g2_0.value and values["g2_0_err"] == direct.g2_0.stderr
 
 
 @pytest.mark.realdata
@@ -326,11 +347,13 @@ def test_cli_g2(tmp_path, capsys):
     assert rc == 0
     d = json.loads((out / "g2.json").read_text())
     assert d["mode"] == "cw" and d["n_photons"] == 920177
+    back = G2Record.from_json(out / "g2.json")
+    assert back == compute_g2_file(PH_T2, mode="cw", bin_ns=1.0, window_ns=100).replace(software=back.software)
     head = (out / "g2.csv").read_text().splitlines()[0]
     assert head == "tau_ns,counts,g2"
     rc = main(["photons", "g2", str(AMOLF), "--out", str(tmp_path / "amolf")])
     assert rc == 0
-    assert json.loads((tmp_path / "amolf" / "g2.json").read_text())["g2_0"] == pytest.approx(0.28, abs=0.02)
+    assert json.loads((tmp_path / "amolf" / "g2.json").read_text())["g2_0"]["value"] == pytest.approx(0.28, abs=0.02)
     capsys.readouterr()
     assert main(["photons", "g2", str(HH_T2), "--out", str(tmp_path / "one")]) == 2
     assert "two channels" in capsys.readouterr().err

@@ -8,7 +8,8 @@ import pytest
 
 from nanodomains.cli import main
 from nanodomains.spectroscopy.io import load_movie
-from nanodomains.spectroscopy.photons_io import read_photons
+from nanodomains.records import PhotonTruth
+from nanodomains.timetags import read_photons
 from nanodomains.structure import paper_fig1
 
 
@@ -44,8 +45,10 @@ def test_photons_simulate_ptu_and_npz(tmp_path):
     with ptufile.PtuFile(ptu) as f:
         assert f.is_t3
     s = read_photons(ptu)
-    truth = json.loads((tmp_path / "tags.truth.json").read_text())
-    assert s.n_photons > 1000 and 0 < truth["expected_g2_zero"] < 1
+    truth = PhotonTruth.from_json(tmp_path / "tags.truth.json")
+    assert s.n_photons > 1000 and 0 < truth.g2.g2_0.value < 1 and truth.g2.origin == "truth"
+    assert truth.source == "fig5d" and truth.dynamics is not None
+    assert truth.emitter("D0-X").lifetime.tau_ns[0].stderr == 0
     npz = tmp_path / "cw.npz"
     assert main(["photons", "simulate", "--preset", "fig4_doublet", "--mode", "cw", "--out", str(npz),
                  "--duration-s", "1", "--emitter", "D0-X"]) == 0

@@ -8,7 +8,7 @@ from nanodomains.errors import InputError
 from nanodomains.optics import emitters as em
 from nanodomains.optics import photons as ph
 from nanodomains.optics import presets as pr
-from nanodomains.spectroscopy.photons_io import read_photons
+from nanodomains.timetags import PhotonStream, encode_hydraharp_t2, read_photons, write_photons_npz, write_ptu
 from nanodomains.structure import homogeneous
 
 STEADY = em.DynamicsParameters(blinking="none", charge_rate_per_s=0.0, bleach_mean_s=1e12, power_w_cm2=50.0)
@@ -28,7 +28,7 @@ def _peak_areas(sim, max_lag=20):
     """Brute-force pulsed coincidences: every pair (A in pulse k, B in pulse k + m), |m| <= max_lag,
     counted by its pulse lag (full-period peak windows)."""
     period = int(sim.sync_period_ps)
-    delay = int(sim.truth["irf_center_ps"][0])
+    delay = int(sim.truth.irf_center_ps[0])
     k = (sim.times_ps - delay + period // 2) // period
     a, b = k[sim.channels == 0], k[sim.channels == 1]
     i, j = _pairs_within(a, b, -max_lag, max_lag)
@@ -44,9 +44,9 @@ def test_pulsed_g2_matches_model_single_domain_biexciton():
                               params=ph.PhotonParameters(biexciton_qy_ratio=0.3))
     g2, pairs, _ = _peak_areas(sim)
     assert pairs >= 1e6
-    assert 0.1 < sim.expected_g2_zero < 0.6
-    assert g2 == pytest.approx(sim.expected_g2_zero, abs=0.02)
-    assert sim.truth["n_biexciton"] > 0
+    assert 0.1 < sim.truth.g2.g2_0.value < 0.6
+    assert g2 == pytest.approx(sim.truth.g2.g2_0.value, abs=0.02)
+    assert sim.truth.n_biexciton > 0
 
 
 def test_pulsed_g2_matches_model_multi_domain_with_states():
@@ -56,9 +56,9 @@ def test_pulsed_g2_matches_model_multi_domain_with_states():
     sim = ph.simulate_photons(dyn, duration_s=25.0, seed=3, detectors=det)
     g2, pairs, _ = _peak_areas(sim)
     assert pairs >= 1e6
-    assert g2 == pytest.approx(sim.expected_g2_zero, abs=0.02)
+    assert g2 == pytest.approx(sim.truth.g2.g2_0.value, abs=0.02)
     # two independent emitters on at once push g2(0) towards 1/2
-    assert sim.expected_g2_zero > 0.3
+    assert sim.truth.g2.g2_0.value > 0.3
 
 
 def test_spectral_filter_removes_other_sets_and_biexciton():
@@ -66,12 +66,12 @@ def test_spectral_filter_removes_other_sets_and_biexciton():
     band = ph.line_filter(dyn, "D0-X*")
     sim = ph.simulate_photons(dyn, duration_s=20.0, seed=4, detectors=ph.Detectors(efficiency=0.2),
                               band_nm=band)
-    assert sim.truth["n_biexciton"] < 1e-3 * sim.n_photons  # only the far Lorentzian wings pass
-    by_id = {e["id"]: e["n_photons"] for e in sim.truth["emitters"]}
+    assert sim.truth.n_biexciton < 1e-3 * sim.n_photons  # only the far Lorentzian wings pass
+    by_id = {e.id: e.n_photons for e in sim.truth.emitters}
     assert by_id["D0-X"] + by_id["D1-X"] < 0.02 * by_id["D0-X*"]
-    assert sim.expected_g2_zero < 0.05
+    assert sim.truth.g2.g2_0.value < 0.05
     g2, pairs, _ = _peak_areas(sim)
-    assert g2 == pytest.approx(sim.expected_g2_zero, abs=0.02)
+    assert g2 == pytest.approx(sim.truth.g2.g2_0.value, abs=0.02)
     with pytest.raises(InputError):
         ph.line_filter(dyn, "D7-X")
 
@@ -82,7 +82,7 @@ def test_cw_antibunching_follows_two_level_renewal():
     det = ph.Detectors(efficiency=0.01, jitter_sigma_ps=(0.0, 0.0), dark_rate_hz=(0.0, 0.0))
     sim = ph.simulate_photons(dyn, duration_s=0.4, seed=6, params=ph.PhotonParameters(mode="cw"), detectors=det)
     assert sim.microtimes_ps is None and sim.sync_period_ps is None
-    assert sim.expected_g2_zero == pytest.approx(0.0, abs=1e-12)
+    assert sim.truth.g2.g2_0.value == pytest.approx(0.0, abs=1e-12)
     a = sim.times_ps[sim.channels == 0]
     b = sim.times_ps[sim.channels == 1]
     w, width = 2000, 100
@@ -109,7 +109,7 @@ def test_t3_microtimes_give_the_lifetime():
     sim = ph.simulate_photons(dyn, duration_s=3.0, seed=8, detectors=ph.Detectors(efficiency=0.3))
     tau_true = dyn.emitters[0].lifetime_ns * 1e3
     m = sim.microtimes_ps[sim.origin >= 0].astype(float)
-    t0 = sim.truth["irf_center_ps"][0] + 6 * sim.truth["irf_sigma_ps"][0]
+    t0 = sim.truth.irf_center_ps[0] + 6 * sim.truth.irf_sigma_ps[0]
     tail = m[(m > t0) & (m < 0.8 * sim.sync_period_ps)] - t0
     # memoryless tail: the mean delay beyond t0 is the lifetime (quantised to resolution r: + r/2 bias)
     tau_hat = tail.mean() - sim.resolution_ps / 2
@@ -122,8 +122,8 @@ def test_t3_microtimes_give_the_lifetime():
 def test_ptu_t2_t3_read_back_bit_exactly(tmp_path):
     dyn = pr.preset("fig5d").dynamics
     sim = ph.simulate_photons(dyn, duration_s=2.0, seed=9)
-    p3 = ph.write_ptu(sim, tmp_path / "t3.ptu")
-    p2 = ph.write_ptu(sim, tmp_path / "t2.ptu", mode="T2")
+    p3 = write_ptu(sim, tmp_path / "t3.ptu")
+    p2 = write_ptu(sim, tmp_path / "t2.ptu", mode="T2")
     with ptufile.PtuFile(p3) as f:
         assert f.record_type == ptufile.PtuRecordType.HydraHarp2T3 and f.is_t3
         rec = f.decode_records()
@@ -154,15 +154,13 @@ def test_multi_wrap_overflow_records(tmp_path):
                   100_000 * wrap + 3], np.int64)
     t.sort()
     c = np.array([0, 1, 0, 1, 0, 1, 0], np.uint8)
-    sim = ph.PhotonSimulation(times_ps=t, channels=c, microtimes_ps=None, origin=np.zeros(7, np.int32),
-                              resolution_ps=1.0, sync_period_ps=None, duration_s=t[-1] * 1e-12 + 1e-6,
-                              expected_g2_zero=float("nan"))
-    rec = ph.encode_hydraharp_t2(t, c)
+    stream = PhotonStream(times_ps=t, channels=c, resolution_ps=1.0, duration_s=t[-1] * 1e-12 + 1e-6)
+    rec = encode_hydraharp_t2(t, c)
     ovf = rec[(rec >> 25) == 0x7F]
     counts = ovf & (wrap - 1)
     assert np.all(counts > 0) and np.all(counts <= 127)
     assert counts.sum() == t[-1] >> 25
-    path = ph.write_ptu(sim, tmp_path / "wraps.ptu")
+    path = write_ptu(stream, tmp_path / "wraps.ptu")
     with ptufile.PtuFile(path) as f:
         r = f.decode_records()
         assert np.array_equal(r["time"][r["channel"] >= 0].astype(np.int64), t)
@@ -171,10 +169,9 @@ def test_multi_wrap_overflow_records(tmp_path):
     nsync = np.array([0, 3, 1024 * 1023 + 5, 1024 * 5000 + 17, 1024 * 5000 + 17], np.int64)
     micro = np.array([4, 8, 400, 12000, 12496], np.int64)
     t3 = nsync * period + micro
-    sim3 = ph.PhotonSimulation(times_ps=t3, channels=np.array([0, 1, 1, 0, 1], np.uint8), microtimes_ps=micro,
-                               origin=np.zeros(5, np.int32), resolution_ps=float(res), sync_period_ps=float(period),
-                               duration_s=float(t3[-1]) * 1e-12, expected_g2_zero=float("nan"))
-    path3 = ph.write_ptu(sim3, tmp_path / "wraps3.ptu")
+    stream3 = PhotonStream(times_ps=t3, channels=np.array([0, 1, 1, 0, 1], np.uint8), microtimes_ps=micro,
+                           resolution_ps=float(res), sync_period_ps=float(period), duration_s=float(t3[-1]) * 1e-12)
+    path3 = write_ptu(stream3, tmp_path / "wraps3.ptu")
     with ptufile.PtuFile(path3) as f:
         r = f.decode_records()
         p = r[r["channel"] >= 0]
@@ -185,7 +182,7 @@ def test_multi_wrap_overflow_records(tmp_path):
 def test_npz_fields_and_reader(tmp_path):
     dyn = pr.preset("fig4_doublet").dynamics
     sim = ph.simulate_photons(dyn, duration_s=1.0, seed=10)
-    path = ph.write_photons_npz(sim, tmp_path / "tags.npz")
+    path = write_photons_npz(sim, tmp_path / "tags.npz")
     with np.load(path) as z:
         assert z["times_ps"].dtype == np.int64 and z["channels"].dtype == np.uint8
         assert z["microtimes_ps"].dtype == np.int64
@@ -196,7 +193,7 @@ def test_npz_fields_and_reader(tmp_path):
     cw = em.simulate_dynamics(homogeneous(12.0), duration_s=1.0, seed=1,
                               params=em.DynamicsParameters(excitation="cw", power_w_cm2=1.0))
     sim_cw = ph.simulate_photons(cw, duration_s=0.2, seed=1, params=ph.PhotonParameters(mode="cw"))
-    path = ph.write_photons_npz(sim_cw, tmp_path / "cw.npz")
+    path = write_photons_npz(sim_cw, tmp_path / "cw.npz")
     with np.load(path) as z:
         assert "microtimes_ps" not in z.files and "sync_period_ps" not in z.files
 
@@ -205,7 +202,7 @@ def test_afterpulsing_and_dead_time():
     dyn = em.simulate_dynamics(homogeneous(12.0), duration_s=1.0, seed=1, params=STEADY)
     det = ph.Detectors(efficiency=0.05, afterpulse_probability=0.05, dead_time_ps=20_000.0)
     sim = ph.simulate_photons(dyn, duration_s=0.5, seed=2, detectors=det)
-    assert sim.truth["n_afterpulse"] > 0
+    assert sim.truth.n_afterpulse > 0
     for c in (0, 1):
         t = sim.times_ps[sim.channels == c]
         assert np.diff(t).min() >= 20_000
@@ -214,11 +211,13 @@ def test_afterpulsing_and_dead_time():
 def test_bad_input():
     dyn = em.simulate_dynamics(homogeneous(12.0), duration_s=1.0, seed=1, params=STEADY)
     with pytest.raises(InputError):
-        ph.simulate_photons(dyn, params=ph.PhotonParameters(mode="cw"))  # dynamics are pulsed
+        ph.simulate_photons(dyn, params=ph.PhotonParameters(mode="cw"), seed=1)  # dynamics are pulsed
     with pytest.raises(InputError):
-        ph.simulate_photons(dyn, duration_s=5.0)
+        ph.simulate_photons(dyn, duration_s=5.0, seed=1)
     with pytest.raises(InputError):
-        ph.simulate_photons(dyn, band_nm=(660.0, 650.0))
+        ph.simulate_photons(dyn, band_nm=(660.0, 650.0), seed=1)
+    with pytest.raises(InputError, match="seed"):
+        ph.simulate_photons(dyn, duration_s=0.1, seed=-1)
     with pytest.raises(InputError):
         ph.PhotonParameters(rep_rate_hz=3e7)  # 33333.3 ps period
     with pytest.raises(InputError):
@@ -228,9 +227,9 @@ def test_bad_input():
     with pytest.raises(InputError):
         ph.Detectors(dark_rate_hz=(float("nan"), 1.0))
     with pytest.raises(InputError):
-        ph.encode_hydraharp_t2(np.array([5, 3]), np.array([0, 1]))
+        encode_hydraharp_t2(np.array([5, 3]), np.array([0, 1]))
     sim = ph.simulate_photons(dyn, duration_s=0.1, seed=1)
     with pytest.raises(InputError):
-        ph.write_ptu(sim, "x.txt")
+        write_ptu(sim, "x.txt")
     with pytest.raises(InputError):
-        ph.write_photons_npz(sim, "x.ptu")
+        write_photons_npz(sim, "x.ptu")

@@ -1,4 +1,4 @@
-"""Photon stream and decay histogram readers: real PTU files, npz round trip, bad input."""
+"""Photon streams (nanodomains.timetags) and decay histogram readers: real PTU files, npz round trip, bad input."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ import ptufile
 import pytest
 
 from nanodomains.errors import FileFormatError, InputError
-from nanodomains.spectroscopy.photons_io import (
+from nanodomains.spectroscopy.photons_io import read_decay, read_two_column_text
+from nanodomains.timetags import (
     PhotonStream,
     iter_ptu_chunks,
     photon_file_summary,
-    read_decay,
     read_photons,
     read_photons_npz,
     read_ptu,
-    read_two_column_text,
     write_photons_npz,
 )
 

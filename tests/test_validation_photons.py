@@ -9,17 +9,10 @@ import pytest
 
 from nanodomains.optics import photons as ph
 from nanodomains.optics import presets
+from nanodomains.records import G2Record, LifetimeRecord, PhotonTruth, compare, load_record
 from nanodomains.spectroscopy.g2 import compute_g2, compute_g2_file
-from nanodomains.spectroscopy.lifetime import fit_tail, tcspc_histogram
-from nanodomains.spectroscopy.photons_io import read_photons
-
-
-def _stream(sim):
-    from nanodomains.spectroscopy.photons_io import PhotonStream
-
-    return PhotonStream(times_ps=sim.times_ps, channels=sim.channels, microtimes_ps=sim.microtimes_ps,
-                        resolution_ps=sim.resolution_ps, sync_period_ps=sim.sync_period_ps,
-                        duration_s=sim.duration_s, source="simulated")
+from nanodomains.spectroscopy.lifetime import fit_lifetime, tcspc_histogram
+from nanodomains.timetags import read_photons, write_ptu
 
 
 @pytest.mark.parametrize("name, seed", [("fig4_doublet", 4), ("fig5d", 5)])
@@ -28,28 +21,49 @@ def test_pulsed_g2_zero_matches_truth_at_1e6_pairs(name, seed):
     efficiency = {"fig4_doublet": 0.22, "fig5d": 0.45}[name]
     sim = presets.photons_from(preset_name=name, mode="pulsed", seed=seed, duration_s=duration,
                                efficiency=efficiency, t3=True)
-    g2 = compute_g2(_stream(sim), mode="pulsed", window_ns=500.0)
+    g2 = compute_g2(sim, mode="pulsed", window_ns=500.0)  # a simulation is a PhotonStream
     pairs = int(np.sum(g2.counts))
     assert pairs >= 1e6, pairs
-    assert abs(g2.g2_0 - sim.expected_g2_zero) <= 0.03
-    assert abs(g2.g2_0 - sim.expected_g2_zero) <= 4 * g2.g2_0_err + 0.005
+    cmp = compare(sim.truth.g2, g2, tolerances={"g2_0": 0.03})
+    assert cmp.ok, cmp.table()
+    assert abs(cmp.row("g2_0").difference) <= 4 * g2.g2_0.stderr + 0.005
 
 
 def test_ptu_round_trip_g2_and_lifetimes_within_3_percent(tmp_path):
     dyn, _ = presets.dynamics_from(None, "fig5d", seed=7, excitation="pulsed", duration_s=120.0)
-    truth_tau = {e.id: e.lifetime_ns for e in dyn.emitters}
     for emitter, line in (("D0-X", None), ("D1-X", 1)):
         band = ph.line_filter(dyn, emitter, line=line, width_nm=0.1)
         sim = ph.simulate_photons(dyn, duration_s=20.0, seed=8, band_nm=band, t3=True,
                                   params=ph.PhotonParameters(mode="pulsed"),
                                   detectors=ph.Detectors(efficiency=0.05))
         path = tmp_path / f"{emitter}.ptu"
-        ph.write_ptu(sim, path)
+        write_ptu(sim, path)
         stream = read_photons(path)
         assert stream.times_ps.size == sim.n_photons
         g2 = compute_g2_file(path, mode="pulsed")
-        assert g2.g2_0 < 0.5  # a single-photon emitter (S13)
+        assert g2.g2_0.value < 0.5  # a single-photon emitter (S13)
         decay = tcspc_histogram(stream, binning=8)
         peak = float(decay.time_ns[int(decay.counts.argmax())])
-        fit = fit_tail(decay, n_exp=1, start_ns=peak + 0.2, stop_ns=peak + 6.0)
-        assert fit.tau_ns[0] == pytest.approx(truth_tau[emitter], rel=0.03), emitter
+        fit = fit_lifetime(decay, n_exp=1, start_ns=peak + 0.2, stop_ns=peak + 6.0)
+        cmp = compare(sim.truth.emitter(emitter).lifetime, fit, tolerances={"*tau*": "3%"})
+        assert cmp.ok, (emitter, cmp.table())
+        assert cmp.row("components[0].tau_ns").ok
+
+
+def test_demo_photon_stage_writes_records_that_round_trip(tmp_path):
+    from nanodomains.pipeline.demo import run_photons_stage
+
+    out = run_photons_stage(tmp_path, 0, [])
+    for row in out["emitters"]:
+        e = row["emitter"]
+        assert row["g2_0_ok"] and row["tau_ns_ok"], row
+        g2 = G2Record.from_json(tmp_path / f"photons_{e}.g2.json")
+        assert g2.tau_ns.size > 0 and g2.g2_0.value == row["g2_0"]
+        assert G2Record.from_json(g2.to_json()) == g2
+        tau = LifetimeRecord.from_json(tmp_path / f"photons_{e}.lifetime.json")
+        assert tau.model.size == tau.counts.size > 0 and tau.tau_ns[0].value == row["tau_ns"]
+        assert LifetimeRecord.from_json(tau.to_json()) == tau
+        truth = load_record(tmp_path / f"photons_{e}.truth.json")
+        assert isinstance(truth, PhotonTruth) and truth.g2.g2_0.value == row["g2_0_truth"]
+        assert compare(truth.g2, g2).row("g2_0").truth == row["g2_0_truth"]
+    assert row["paper_tau_ns"] == 0.66 and row["tau_ns"] == pytest.approx(0.66, rel=0.03)

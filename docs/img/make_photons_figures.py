@@ -13,9 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nanodomains.spectroscopy.g2 import compute_g2, g2_from_peak_areas, read_g2_text  # noqa: E402
+from nanodomains.spectroscopy.g2 import compute_g2, g2_from_peak_areas, plot_g2, read_g2_text  # noqa: E402
 from nanodomains.spectroscopy.lifetime import fit_reconvolution  # noqa: E402
-from nanodomains.spectroscopy.photons_io import PhotonStream, read_decay  # noqa: E402
+from nanodomains.spectroscopy.photons_io import read_decay  # noqa: E402
+from nanodomains.timetags import PhotonStream  # noqa: E402
 
 here = Path(__file__).parent
 real = Path(__file__).resolve().parents[3] / "shared" / "realdata"
@@ -48,11 +49,11 @@ g_syn = compute_g2(stream, mode="pulsed", bin_ns=0.1, window_ns=50)
 fit = fit_reconvolution(read_decay(real / "decay" / "Decaytrace1"), read_decay(real / "decay" / "IRF_data.txt"), n_exp=2)
 
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-g_real.plot(ax=axes[0])
-axes[0].set_title(f"CsPbBr3 NC (AMOLF): g2(0) = {g_real.g2_0:.3f} ± {g_real.g2_0_err:.3f}", fontsize=9)
+plot_g2(g_real, ax=axes[0])
+axes[0].set_title(f"CsPbBr3 NC (AMOLF): g2(0) = {g_real.g2_0.value:.3f} ± {g_real.g2_0.stderr:.3f}", fontsize=9)
 axes[0].set_ylabel("g2 (side-peak level = 1)")
-g_syn.plot(ax=axes[1])
-axes[1].set_title(f"synthetic, truth 0.10: g2(0) = {g_syn.g2_0:.3f} ± {g_syn.g2_0_err:.3f}", fontsize=9)
+plot_g2(g_syn, ax=axes[1])
+axes[1].set_title(f"synthetic, truth 0.10: g2(0) = {g_syn.g2_0.value:.3f} ± {g_syn.g2_0.stderr:.3f}", fontsize=9)
 ax = axes[2]
 k = 10  # display only: sum 10 bins (40 ps); the fit used the 4 ps bins
 m = fit.counts.size // k * k
@@ -64,11 +65,12 @@ ax.semilogy(t_disp, np.maximum(n_disp, 0.5), ".", ms=2.5, color="0.5", label="de
 ax.semilogy(t_disp[ok], mod[ok].sum(1), color="C3", lw=1, label="2-exp reconvolution")
 ax.set_ylim(0.5, n_disp.max() * 2)
 ax.set(xlabel="time (ns)", ylabel="counts per 40 ps")
-taus = ", ".join(f"{v:.2f}±{e:.2f}" for v, e in zip(fit.tau_ns, fit.tau_ns_err))
+taus = ", ".join(f"{t.value:.2f}±{t.stderr:.2f}" for t in fit.tau_ns)
 ax.set_title(f"tau = {taus} ns, reduced deviance {fit.reduced_deviance:.2f}", fontsize=9)
 ax.legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(here / "photons_g2_lifetime.png", dpi=110)
-print(f"real g2(0) {g_real.g2_0:.3f} +- {g_real.g2_0_err:.3f}, period {g_real.period_ns:.2f} ns")
-print(f"synthetic g2(0) {g_syn.g2_0:.3f} +- {g_syn.g2_0_err:.3f} (truth 0.100)")
-print(f"decay: tau {fit.tau_ns} +- {fit.tau_ns_err} ns, fractions {fit.fractions}, red. dev {fit.reduced_deviance:.3f}")
+print(f"real g2(0) {g_real.g2_0.value:.3f} +- {g_real.g2_0.stderr:.3f}, period {g_real.period_ns:.2f} ns")
+print(f"synthetic g2(0) {g_syn.g2_0.value:.3f} +- {g_syn.g2_0.stderr:.3f} (truth 0.100)")
+print(f"decay: tau {[str(t) for t in fit.tau_ns]} ns, fractions {[c.fraction for c in fit.components]}, "
+      f"red. dev {fit.reduced_deviance:.3f}")

@@ -599,7 +599,7 @@ def photons_simulate(
     counts = np.bincount(sim.channels, minlength=2) if sim.n_photons else [0, 0]
     _print_facts(f"{preset or nc_json} ({mode})", {
         "photons": sim.n_photons, "channel 0": int(counts[0]), "channel 1": int(counts[1]),
-        "duration_s": sim.duration_s, "expected g2(0)": sim.expected_g2_zero,
+        "duration_s": sim.duration_s, "expected g2(0)": float(sim.truth.g2.g2_0),
         "records": "T3" if sim.microtimes_ps is not None else "T2", "filtered to": emitter or "-",
     })
     console.print(f"wrote {path} and {tpath}")
@@ -627,7 +627,7 @@ def photons_info(
     file: str = typer.Argument(..., help="Photon file: PicoQuant .ptu (T2/T3) or project .npz."),
 ) -> None:
     """Print facts about a photon stream (mode, photons per channel, rates, duration)."""
-    from nanodomains.spectroscopy.photons_io import photon_file_summary
+    from nanodomains.timetags import photon_file_summary
 
     _print_facts(file, photon_file_summary(file))
 
@@ -669,12 +669,17 @@ def photons_g2(
         result = g2mod.g2_from_peak_areas(tau, counts, period_ns=period_ns, offset_ns=offset_ns, source=file)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result.write_csv(out_dir / "g2.csv")
+    g2mod.write_g2_csv(result, out_dir / "g2.csv")
     result.to_json(out_dir / "g2.json")
-    result.plot(out_dir / "g2.png")
-    facts = {k: v for k, v in result.to_dict(arrays=False).items() if v not in (None, [], "")}
+    g2mod.plot_g2(result, out_dir / "g2.png")
+    facts = _record_facts(result)
     facts.pop("side_peak_areas", None)
     _print_facts(f"g2 of {file}", facts)
+
+
+def _record_facts(record) -> dict:
+    """A record's scalar fields for :func:`_print_facts` (empty values left out)."""
+    return {k: v for k, v in record.flat().items() if v not in (None, [], (), "")}
 
 
 @photons_app.command("lifetime")
@@ -693,22 +698,16 @@ def photons_lifetime(
 
     from nanodomains.spectroscopy import lifetime as lt
 
+    if irf is None and period_ns is not None:
+        raise InputError("--period-ns applies to IRF reconvolution fits (give --irf)")
     decay = lt.load_decay(file, channel=channel)
-    if irf is not None:
-        rng = None if start_ns is None and stop_ns is None else (
-            start_ns if start_ns is not None else float(decay.time_ns[0]),
-            stop_ns if stop_ns is not None else float(decay.time_ns[-1]),
-        )
-        result = lt.fit_reconvolution(decay, lt.load_decay(irf), n_exp=n_exp, period_ns=period_ns, fit_range_ns=rng)
-    else:
-        if period_ns is not None:
-            raise InputError("--period-ns applies to IRF reconvolution fits (give --irf)")
-        result = lt.fit_tail(decay, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns)
+    result = lt.fit_lifetime(decay, irf, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns, period_ns=period_ns)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     result.to_json(out_dir / "lifetime.json")
-    result.plot(out_dir / "lifetime.png")
-    facts = {k: v for k, v in result.to_dict(arrays=False).items() if v not in (None, [], "")}
+    lt.plot_lifetime(result, out_dir / "lifetime.png")
+    facts = {f"tau_ns[{i}]": str(c.tau_ns) for i, c in enumerate(result.components)}
+    facts.update(_record_facts(result))
     _print_facts(f"lifetime of {file}", facts)
 
 

@@ -63,43 +63,37 @@ Pulses at ``k T_sync`` (T_sync an integer number of ps); a photon at ``t`` has
 PTU reader reconstructs it. The IRF is the Gaussian of the laser pulse and detector
 jitter (s.d. ``sqrt(sigma_pulse^2 + sigma_jitter^2)``) centred on the cable delay.
 
-File formats
-------------
-``write_ptu`` writes PicoQuant unified TTTR files (magic ``PQTTTR``, tag header of
-48-byte tag records: 32-byte ident, int32 index, uint32 type code, 8-byte value or
-length + payload; PicoQuant, "PTU file format demos",
-github.com/PicoQuant/PicoQuant-Time-Tagged-File-Format-Demos) with HydraHarp v2
-records (32 bit, little endian)::
-
-    T2: special(1) | channel(6) | time tag(25)            wrap 2^25 units of 1 ps
-    T3: special(1) | channel(6) | dtime(15) | nsync(10)   wrap 1024 syncs
-
-Overflow records (special = 1, channel = 63) carry the number of wraps they stand for
-(the format allows 1 .. 2^25-1 in T2 and 1 .. 1023 in T3; HydraHarp v2 firmware writes
-small counts). T2 records here carry at most 127 wraps, because ptufile 2026.2 decodes
-only the low 7 bits of a T2 overflow count (PicoQuant's demo reads all 25); longer gaps
-get several overflow records, which every reader sums correctly.
-``write_photons_npz`` writes the project npz (int64 ``times_ps``, uint8 ``channels``,
-optional int64 ``microtimes_ps``, scalars ``resolution_ps``, ``duration_s``,
-``sync_period_ps`` (pulsed only), ``source``) read by
-:mod:`nanodomains.spectroscopy.photons_io`.
+Files and truth
+---------------
+A :class:`PhotonSimulation` is a :class:`~nanodomains.timetags.PhotonStream`, written
+with :func:`nanodomains.timetags.write_ptu` (PicoQuant PTU, HydraHarp v2 T2/T3 records)
+or :func:`nanodomains.timetags.write_photons_npz` (both re-exported here). Its
+``truth`` is a :class:`~nanodomains.records.PhotonTruth`: the expected g2 as a
+:class:`~nanodomains.records.G2Record` and each emitter's lifetime as a
+:class:`~nanodomains.records.LifetimeRecord` (``origin="truth"``), the record types the
+analyses return, so they compare with :func:`nanodomains.records.compare`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import struct
-import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numba
 import numpy as np
 
-from nanodomains import __version__, materials
+from nanodomains.records import (
+    G2Record,
+    LifetimeComponent,
+    LifetimeRecord,
+    Measured,
+    PhotonEmitterTruth,
+    PhotonTruth,
+)
+from nanodomains.seeds import SeedLike, rng
+from nanodomains.timetags import PhotonStream, write_photons_npz, write_ptu
+from nanodomains import materials
 from nanodomains.errors import InputError, require_finite, require_positive
 from nanodomains.optics.emitters import STATE_CODES, NCDynamics, _merge
 from nanodomains.errors import require_in_range
@@ -110,22 +104,10 @@ __all__ = [
     "PhotonSimulation",
     "simulate_photons",
     "line_filter",
-    "expected_g2_zero",
     "write_ptu",
     "write_photons_npz",
-    "encode_hydraharp_t2",
-    "encode_hydraharp_t3",
 ]
 
-RECTYPE_HH2_T2 = 0x01010204
-RECTYPE_HH2_T3 = 0x01010304
-T2_WRAP = 1 << 25
-T3_WRAP = 1 << 10
-# Wraps per overflow record. The format allows 2^25 - 1 (T2) and 1023 (T3), but ptufile
-# (2026.2) decodes only the low 7 bits of a HydraHarp v2 T2 overflow count, so T2 records
-# carry at most 127 wraps; a longer gap gets several records (valid for every reader).
-T2_MAX_WRAPS_PER_RECORD = 127
-T3_MAX_WRAPS_PER_RECORD = 1023
 ORIGIN_DARK = -1
 ORIGIN_AFTERPULSE = -2
 
@@ -203,27 +185,25 @@ class Detectors:
         require_in_range("dead_time_ps", self.dead_time_ps)
 
 
+SIMULATION_SOURCE = "nanodomains.optics.photons simulation"
+
+
 @dataclass
-class PhotonSimulation:
-    """Simulated photon stream with its truth.
+class PhotonSimulation(PhotonStream):
+    """Simulated photon stream (a :class:`~nanodomains.timetags.PhotonStream`) with its truth.
 
     ``origin`` per photon: ``8 e + l`` for line l of emitter e (``l = 7``: biexciton
-    photon of emitter e's domain), -1 dark count, -2 afterpulse.
+    photon of emitter e's domain), -1 dark count, -2 afterpulse. ``truth`` is the
+    :class:`~nanodomains.records.PhotonTruth` written beside the stream's file.
     """
 
-    times_ps: np.ndarray
-    channels: np.ndarray
-    microtimes_ps: np.ndarray | None
-    origin: np.ndarray
-    resolution_ps: float
-    sync_period_ps: float | None
-    duration_s: float
-    expected_g2_zero: float
-    truth: dict = field(default_factory=dict)
+    origin: np.ndarray | None = None
+    truth: PhotonTruth | None = None
 
     @property
-    def n_photons(self) -> int:
-        return int(self.times_ps.size)
+    def expected_g2_zero(self) -> float:
+        """Shorthand for ``truth.g2.g2_0.value``, the model's expected g2(0)."""
+        return float(self.truth.g2.g2_0)
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -569,15 +549,10 @@ def _expected_cw(summaries: list, det: Detectors, duration_ps: float) -> tuple[f
                                                        "rate_ch1_hz": float(np.sum(dur * r1) / duration_ps * 1e12)}
 
 
-def expected_g2_zero(sim: PhotonSimulation) -> float:
-    """The model's expected g2(0) of a simulated stream (see the module docstring)."""
-    return sim.expected_g2_zero
-
-
 def simulate_photons(dyn: NCDynamics, *, duration_s: float | None = None,
                      params: PhotonParameters = PhotonParameters(), detectors: Detectors = Detectors(),
                      band_nm: tuple[float, float] | None = None, t3: bool | None = None,
-                     seed=None) -> PhotonSimulation:
+                     seed: SeedLike) -> PhotonSimulation:
     """Simulate the HBT photon stream of an NC.
 
     Parameters
@@ -594,15 +569,36 @@ def simulate_photons(dyn: NCDynamics, *, duration_s: float | None = None,
         Ideal band-pass filter (see :func:`line_filter` for one emitter or line).
     t3 : bool, optional
         Produce micro times (T3). Default: True for pulsed, False for CW (CW has no sync).
-    seed : int or Generator
+    seed : int, SeedSequence or Generator
+        Random stream (:func:`nanodomains.seeds.rng`); an int seed is recorded in the truth.
 
     Returns
     -------
     PhotonSimulation
         int64 ``times_ps`` (sorted), uint8 ``channels``, int64 ``microtimes_ps`` (T3),
-        the expected g2(0) and a truth dict.
+        and the truth record (expected g2, emitter lifetimes, photon bookkeeping).
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    dur, t3 = _check_request(dyn, duration_s, params, band_nm, t3)
+    gen = rng(seed)
+    pulsed = params.mode == "pulsed"
+    dur_ps = dur * 1e12
+    if pulsed:
+        t_all, ch, origin, summaries = _emit_pulsed(dyn, params, detectors, band_nm, dur_ps, gen)
+        g2, book = _expected_pulsed(summaries, detectors, params.sync_period_ps)
+    else:
+        t_all, ch, origin, summaries = _emit_cw(dyn, detectors, band_nm, dur_ps, gen)
+        g2, book = _expected_cw(summaries, detectors, dur_ps)
+    t_all, ch, origin = _detect(t_all, ch, origin, params, detectors, dur, gen)
+    t_int, micro, ch, origin, resolution = _time_tags(t_all, ch, origin, params, detectors, t3, dur_ps)
+    truth = _truth(dyn, origin, g2, book, params=params, detectors=detectors, band_nm=band_nm, t3=t3,
+                   duration_s=dur, resolution_ps=resolution, seed=seed)
+    return PhotonSimulation(times_ps=t_int, channels=ch, microtimes_ps=micro, resolution_ps=resolution,
+                            sync_period_ps=float(params.sync_period_ps) if pulsed else None, duration_s=dur,
+                            source=SIMULATION_SOURCE, origin=origin, truth=truth)
+
+
+def _check_request(dyn: NCDynamics, duration_s, params: PhotonParameters, band_nm, t3) -> tuple[float, bool]:
+    """Validate a simulation request; return the duration and the T3 flag."""
     dur = dyn.duration_s if duration_s is None else require_positive("duration_s", duration_s)
     if dur > dyn.duration_s * (1 + 1e-12):
         raise InputError(f"duration_s={dur} exceeds the simulated dynamics ({dyn.duration_s} s)")
@@ -620,107 +616,134 @@ def simulate_photons(dyn: NCDynamics, *, duration_s: float | None = None,
                          f"{dyn.params.excitation!r}; simulate the dynamics with the same excitation")
     if pulsed and abs(params.rep_rate_hz - dyn.params.rep_rate_hz) > 1e-6 * dyn.params.rep_rate_hz:
         raise InputError(f"rep_rate_hz {params.rep_rate_hz} differs from the dynamics' {dyn.params.rep_rate_hz}")
+    return dur, bool(t3)
+
+
+def _emit_pulsed(dyn: NCDynamics, params: PhotonParameters, detectors: Detectors, band_nm, dur_ps: float, gen):
+    """Detected emitter photons of a pulsed acquisition (before jitter and detector effects).
+
+    Returns float times (ps), channels, origins and the per-domain segment summaries
+    ``(start pulse, stop pulse, m, q)`` for the expected g2.
+    """
     period = params.sync_period_ps
-    dur_ps = dur * 1e12
-    summaries = []
-    if pulsed:
-        # pulses beyond the acquisition are not drawn
-        k_end = int(math.ceil(dur_ps / period))
-        rows = []
-        for dom in range(len(dyn.specs)):
-            r = [(x[0], min(x[1], k_end)) + x[2:]
-                 for x in _pulsed_segments(dyn, dom, params, detectors, band_nm, period) if x[0] < k_end]
-            summaries.append((dom, [(x[0], x[1], x[13], x[14]) for x in r]))
-            rows += r
-        tab = np.array([x[:13] for x in rows], dtype=np.float64).reshape(-1, 13)
-        expected = float(sum((x[1] - x[0]) * x[13] for x in rows))
-        args = (tab[:, 0].astype(np.int64), tab[:, 1].astype(np.int64), tab[:, 2].copy(),
-                np.ascontiguousarray(tab[:, 3:6]), tab[:, 6].copy(), tab[:, 7].copy(), tab[:, 8] > 0.5,
-                tab[:, 9].astype(np.int32), tab[:, 10].astype(np.int32),
-                np.ascontiguousarray(np.column_stack([tab[:, 11], tab[:, 12], np.ones(len(tab))])),
-                float(period))
-        _check_budget(expected)
-        t_all, ch, o_all = _run_pulsed(rng, args, float(detectors.split_ratio), expected)
-    else:
-        rows = []
-        for dom in range(len(dyn.specs)):
-            r = [(x[0], min(x[1], dur_ps)) + x[2:] for x in _cw_segments(dyn, dom, detectors, band_nm)
-                 if x[0] < dur_ps]
-            summaries.append((dom, [(x[0], x[1], x[8]) for x in r]))
-            rows += r
-        tab = np.array(rows, dtype=np.float64).reshape(-1, 9)
-        expected = float(np.sum((tab[:, 1] - tab[:, 0]) * tab[:, 8]))
-        args = (tab[:, 0].copy(), tab[:, 1].copy(), tab[:, 2].copy(), tab[:, 3].copy(), tab[:, 4].copy(),
-                tab[:, 5].astype(np.int32),
-                np.ascontiguousarray(np.column_stack([tab[:, 6], tab[:, 7], np.ones(len(tab))])),
-                float(detectors.split_ratio))
-        _check_budget(expected)
-        t_all, ch, o_all = _run_cw(rng, args, expected)
-    # laser pulse width and detector jitter: one Gaussian per photon (the IRF of its channel)
-    sig = np.hypot(params.pulse_sigma_ps if pulsed else 0.0, np.asarray(detectors.jitter_sigma_ps, float))
-    noise = rng.standard_normal(t_all.size, dtype=np.float32)
+    k_end = int(math.ceil(dur_ps / period))  # pulses beyond the acquisition are not drawn
+    rows, summaries = [], []
+    for dom in range(len(dyn.specs)):
+        r = [(x[0], min(x[1], k_end)) + x[2:]
+             for x in _pulsed_segments(dyn, dom, params, detectors, band_nm, period) if x[0] < k_end]
+        summaries.append((dom, [(x[0], x[1], x[13], x[14]) for x in r]))
+        rows += r
+    tab = np.array([x[:13] for x in rows], dtype=np.float64).reshape(-1, 13)
+    expected = float(sum((x[1] - x[0]) * x[13] for x in rows))
+    args = (tab[:, 0].astype(np.int64), tab[:, 1].astype(np.int64), tab[:, 2].copy(),
+            np.ascontiguousarray(tab[:, 3:6]), tab[:, 6].copy(), tab[:, 7].copy(), tab[:, 8] > 0.5,
+            tab[:, 9].astype(np.int32), tab[:, 10].astype(np.int32),
+            np.ascontiguousarray(np.column_stack([tab[:, 11], tab[:, 12], np.ones(len(tab))])),
+            float(period))
+    _check_budget(expected)
+    return (*_run_pulsed(gen, args, float(detectors.split_ratio), expected), summaries)
+
+
+def _emit_cw(dyn: NCDynamics, detectors: Detectors, band_nm, dur_ps: float, gen):
+    """Detected emitter photons under CW excitation; summaries ``(start ps, stop ps, rate)``."""
+    rows, summaries = [], []
+    for dom in range(len(dyn.specs)):
+        r = [(x[0], min(x[1], dur_ps)) + x[2:] for x in _cw_segments(dyn, dom, detectors, band_nm)
+             if x[0] < dur_ps]
+        summaries.append((dom, [(x[0], x[1], x[8]) for x in r]))
+        rows += r
+    tab = np.array(rows, dtype=np.float64).reshape(-1, 9)
+    expected = float(np.sum((tab[:, 1] - tab[:, 0]) * tab[:, 8]))
+    args = (tab[:, 0].copy(), tab[:, 1].copy(), tab[:, 2].copy(), tab[:, 3].copy(), tab[:, 4].copy(),
+            tab[:, 5].astype(np.int32),
+            np.ascontiguousarray(np.column_stack([tab[:, 6], tab[:, 7], np.ones(len(tab))])),
+            float(detectors.split_ratio))
+    _check_budget(expected)
+    return (*_run_cw(gen, args, expected), summaries)
+
+
+def _detect(t_all, ch, origin, params: PhotonParameters, detectors: Detectors, dur: float, gen):
+    """Laser pulse width and detector jitter, dark counts and afterpulses."""
+    # one Gaussian per photon (the IRF of its channel)
+    pulse_sigma = params.pulse_sigma_ps if params.mode == "pulsed" else 0.0
+    sig = np.hypot(pulse_sigma, np.asarray(detectors.jitter_sigma_ps, float))
+    noise = gen.standard_normal(t_all.size, dtype=np.float32)
     _add_jitter(t_all, ch, noise, np.asarray(detectors.delay_ps, float), sig)
     # dark counts (uniform in time) and afterpulses (same channel, exponential delay)
     extra_t, extra_c, extra_o = [], [], []
     for c in (0, 1):
-        k = rng.poisson(detectors.dark_rate_hz[c] * dur)
-        extra_t.append(rng.random(k) * dur_ps)
+        k = gen.poisson(detectors.dark_rate_hz[c] * dur)
+        extra_t.append(gen.random(k) * dur * 1e12)
         extra_c.append(np.full(k, c, np.uint8))
         extra_o.append(np.full(k, ORIGIN_DARK, np.int32))
     if detectors.afterpulse_probability > 0:
         src_t = np.concatenate([t_all] + extra_t)
         src_c = np.concatenate([ch] + extra_c)
-        ap = rng.random(src_t.size) < detectors.afterpulse_probability
-        extra_t.append(src_t[ap] + rng.exponential(detectors.afterpulse_mean_ps, int(ap.sum())))
+        ap = gen.random(src_t.size) < detectors.afterpulse_probability
+        extra_t.append(src_t[ap] + gen.exponential(detectors.afterpulse_mean_ps, int(ap.sum())))
         extra_c.append(src_c[ap])
         extra_o.append(np.full(int(ap.sum()), ORIGIN_AFTERPULSE, np.int32))
-    t_all = np.concatenate([t_all] + extra_t)
-    ch = np.concatenate([ch] + extra_c)
-    o_all = np.concatenate([o_all] + extra_o)
+    return np.concatenate([t_all] + extra_t), np.concatenate([ch] + extra_c), np.concatenate([origin] + extra_o)
+
+
+def _time_tags(t_all, ch, origin, params: PhotonParameters, detectors: Detectors, t3: bool, dur_ps: float):
+    """Integer time tags (T3 grid or 1 ps), sorted, cut to the acquisition, after dead time.
+
+    Returns ``(times_ps, microtimes_ps or None, channels, origin, resolution_ps)``.
+    """
     micro = None
     if t3:
         res = params.resolution_ps()
-        t_int, micro = _quantize_t3(t_all, np.int64(period), np.int64(res))
+        t_int, micro = _quantize_t3(t_all, np.int64(params.sync_period_ps), np.int64(res))
         resolution = float(res)
     else:
         t_int = np.rint(t_all).astype(np.int64)
         resolution = 1.0
-    del t_all
     order = np.argsort(t_int, kind="stable")
     t_int = t_int[order]
     lo, hi = np.searchsorted(t_int, [0, int(round(dur_ps))])
     order = order[lo:hi]
     t_int = t_int[lo:hi]
-    ch, o_all = ch[order], o_all[order]
+    ch, origin = ch[order], origin[order]
     if micro is not None:
         micro = micro[order]
     if detectors.dead_time_ps > 0:
         k = _dead_time_mask(t_int, ch, np.int64(round(detectors.dead_time_ps)))
-        t_int, ch, o_all = t_int[k], ch[k], o_all[k]
+        t_int, ch, origin = t_int[k], ch[k], origin[k]
         if micro is not None:
             micro = micro[k]
-    per_emitter, n_xx, n_dark, n_after = _origin_counts(o_all, len(dyn.emitters))
-    if pulsed:
-        g2, book = _expected_pulsed(summaries, detectors, period)
-    else:
-        g2, book = _expected_cw(summaries, detectors, dur_ps)
-    truth = {
-        "schema": "nanodomains.optics.photons.truth/1",
-        "mode": params.mode, "t3": bool(t3), "duration_s": dur,
-        "sync_period_ps": float(period) if pulsed else None, "resolution_ps": resolution,
-        "expected_g2_zero": g2, "g2_bookkeeping": book,
-        "band_nm": list(band_nm) if band_nm is not None else None,
-        "irf_sigma_ps": [math.hypot(params.pulse_sigma_ps if pulsed else 0.0, j) for j in detectors.jitter_sigma_ps],
-        "irf_center_ps": list(detectors.delay_ps),
-        "emitters": [{"id": em.id, "index": k, "lifetime_ns": em.lifetime_ns, "n_photons": int(c)}
-                     for k, (em, c) in enumerate(zip(dyn.emitters, per_emitter))],
-        "n_dark": n_dark, "n_afterpulse": n_after, "n_biexciton": n_xx,
-        "parameters": asdict(params), "detectors": asdict(detectors),
-        "seed": seed if isinstance(seed, (int, np.integer)) else None,
-    }
-    return PhotonSimulation(times_ps=t_int, channels=ch, microtimes_ps=micro, origin=o_all,
-                            resolution_ps=resolution, sync_period_ps=float(period) if pulsed else None,
-                            duration_s=dur, expected_g2_zero=g2, truth=truth)
+    return t_int, micro, ch, origin, resolution
+
+
+def _truth(dyn: NCDynamics, origin: np.ndarray, g2: float, book: dict, *, params: PhotonParameters,
+           detectors: Detectors, band_nm, t3: bool, duration_s: float, resolution_ps: float, seed) -> PhotonTruth:
+    """The truth record: expected g2, emitters' photons and lifetimes, photon bookkeeping."""
+    pulsed = params.mode == "pulsed"
+    per_emitter, n_xx, n_dark, n_after = _origin_counts(origin, len(dyn.emitters))
+    how = ("zero-delay over side-peak area of the model (pulsed)" if pulsed
+           else "coincidence rate over the product of the channel rates (CW)")
+    g2_truth = G2Record(origin="truth", g2_0=Measured(value=g2, stderr=0.0), mode=params.mode, channels=(0, 1),
+                        period_ns=params.sync_period_ps / 1000.0 if pulsed else None, duration_s=duration_s,
+                        settings={"expected_g2_zero": how, "bookkeeping": book})
+    emitters = tuple(PhotonEmitterTruth(id=em.id, index=k, n_photons=int(n), lifetime=_lifetime_truth(em))
+                     for k, (em, n) in enumerate(zip(dyn.emitters, per_emitter)))
+    pulse_sigma = params.pulse_sigma_ps if pulsed else 0.0
+    return PhotonTruth(
+        g2=g2_truth, emitters=emitters, mode=params.mode, t3=t3, duration_s=duration_s,
+        sync_period_ps=float(params.sync_period_ps) if pulsed else None, resolution_ps=resolution_ps,
+        band_nm=None if band_nm is None else tuple(float(x) for x in band_nm),
+        irf_sigma_ps=tuple(math.hypot(pulse_sigma, j) for j in detectors.jitter_sigma_ps),
+        irf_center_ps=tuple(float(d) for d in detectors.delay_ps),
+        n_dark=n_dark, n_afterpulse=n_after, n_biexciton=n_xx,
+        settings={"parameters": asdict(params), "detectors": asdict(detectors),
+                  "seed": int(seed) if isinstance(seed, (int, np.integer)) else None})
+
+
+def _lifetime_truth(em) -> LifetimeRecord:
+    """One emitter's lifetime (one exponential, standard error 0) as a lifetime record."""
+    tau = Measured(value=em.lifetime_ns, stderr=0.0)
+    return LifetimeRecord(origin="truth", n_exp=1, components=(LifetimeComponent(tau_ns=tau, fraction=1.0),),
+                          tau_mean_ns=tau, source=f"emitter {em.id}")
 
 
 MAX_PHOTONS = 300_000_000
@@ -759,204 +782,3 @@ def _quantize_t3(t, period, res):  # pragma: no cover - compiled
         micro[i] = m
         t_int[i] = ns * period + m
     return t_int, micro
-
-
-# ---- writers --------------------------------------------------------------------------------
-
-def _overflow_runs(wraps: np.ndarray, max_per_record: int):
-    """Per photon, the overflow records to insert before it: counts and their values."""
-    delta = np.diff(np.concatenate([[0], wraps]))
-    n_rec = -(-delta // max_per_record)  # ceil
-    return delta, n_rec
-
-
-def _encode(times_units: np.ndarray, channels: np.ndarray, payload_bits: int, make_photon,
-            end_wraps: int | None) -> np.ndarray:
-    """Interleave photon records with HydraHarp-v2 overflow records (counted wraps)."""
-    wraps = times_units >> payload_bits
-    max_per = T2_MAX_WRAPS_PER_RECORD if payload_bits == 25 else T3_MAX_WRAPS_PER_RECORD
-    delta, n_rec = _overflow_runs(wraps, max_per)
-    total_ovf = int(n_rec.sum())
-    n = times_units.size
-    out = np.empty(n + total_ovf, np.uint32)
-    # position of each photon in the output
-    pos = np.arange(n) + np.cumsum(n_rec)
-    out[pos] = make_photon(times_units, channels)
-    if total_ovf:
-        ovf_pos = np.ones(out.size, bool)
-        ovf_pos[pos] = False
-        # values: for each photon with n_rec > 0, (n_rec - 1) x max_per then the remainder
-        reps = np.repeat(np.arange(n), n_rec)
-        first = np.repeat(np.cumsum(n_rec) - n_rec, n_rec)
-        k_in_run = np.arange(total_ovf) - first
-        last = k_in_run == n_rec[reps] - 1
-        vals = np.where(last, delta[reps] - (n_rec[reps] - 1) * max_per, max_per).astype(np.uint32)
-        out[ovf_pos] = np.uint32(0xFE000000) | vals
-    tail = []
-    if end_wraps is not None:
-        extra = int(end_wraps) - int(wraps[-1] if n else 0)
-        while extra > 0:
-            v = min(extra, max_per)
-            tail.append(np.uint32(0xFE000000) | np.uint32(v))
-            extra -= v
-    if tail:
-        out = np.concatenate([out, np.array(tail, np.uint32)])
-    return out
-
-
-def encode_hydraharp_t2(times_ps: np.ndarray, channels: np.ndarray, *, end_ps: int | None = None) -> np.ndarray:
-    """HydraHarp v2 T2 records (1 ps units) for sorted times and channels 0..62."""
-    t = np.asarray(times_ps, np.int64)
-    c = np.asarray(channels, np.int64)
-    _check_stream(t, c)
-
-    def photon(tu, ch):
-        return ((ch.astype(np.uint32) << np.uint32(25)) | (tu & (T2_WRAP - 1)).astype(np.uint32)).astype(np.uint32)
-
-    return _encode(t, c, 25, photon, None if end_ps is None else int(end_ps) >> 25)
-
-
-def encode_hydraharp_t3(times_ps: np.ndarray, channels: np.ndarray, microtimes_ps: np.ndarray,
-                        sync_period_ps: int, resolution_ps: int, *, end_ps: int | None = None) -> np.ndarray:
-    """HydraHarp v2 T3 records; requires ``times = nsync T + micro`` with ``micro = dtime r``."""
-    t = np.asarray(times_ps, np.int64)
-    c = np.asarray(channels, np.int64)
-    m = np.asarray(microtimes_ps, np.int64)
-    _check_stream(t, c)
-    period, res = int(sync_period_ps), int(resolution_ps)
-    nsync = (t - m) // period
-    if np.any(m < 0) or np.any(m >= period) or np.any(m % res) or np.any(nsync * period + m != t):
-        raise InputError("T3 stream must satisfy times = nsync * sync_period + microtime with "
-                         "0 <= microtime < sync_period on the resolution grid")
-    dtime = m // res
-    if np.any(dtime >= (1 << 15)):
-        raise InputError(f"microtimes need more than 15 bits at {res} ps resolution")
-    if nsync.size > 1 and np.any(np.diff(nsync) < 0):
-        raise InputError("T3 records must be ordered by sync number")
-
-    def photon(ns, ch, dt=dtime):
-        return ((ch.astype(np.uint32) << np.uint32(25)) | (dt.astype(np.uint32) << np.uint32(10))
-                | (ns & (T3_WRAP - 1)).astype(np.uint32)).astype(np.uint32)
-
-    return _encode(nsync, c, 10, photon, None if end_ps is None else (int(end_ps) // period) >> 10)
-
-
-def _check_stream(t: np.ndarray, c: np.ndarray) -> None:
-    if t.shape != c.shape or t.ndim != 1:
-        raise InputError("times and channels must be 1-D arrays of equal length")
-    if t.size and (t.min() < 0 or np.any(np.diff(t) < 0)):
-        raise InputError("times must be non-negative and sorted")
-    if c.size and (c.min() < 0 or c.max() > 62):
-        raise InputError("HydraHarp channels must lie in 0..62")
-
-
-def _tag(ident: str, value, index: int = -1) -> bytes:
-    if value is None:
-        typ, payload = 0xFFFF0008, b"\0" * 8
-    elif isinstance(value, bool):
-        typ, payload = 0x00000008, struct.pack("<q", int(value))
-    elif isinstance(value, (int, np.integer)):
-        typ, payload = 0x10000008, struct.pack("<q", int(value))
-    elif isinstance(value, float):
-        typ, payload = 0x20000008, struct.pack("<d", value)
-    elif isinstance(value, datetime):
-        days = (value - datetime(1899, 12, 30)) / timedelta(days=1)
-        typ, payload = 0x21000008, struct.pack("<d", days)
-    elif isinstance(value, str):
-        raw = value.encode("windows-1252", errors="replace") + b"\0"
-        raw += b"\0" * (-len(raw) % 8)
-        typ, payload = 0x4001FFFF, struct.pack("<q", len(raw)) + raw
-    else:
-        raise InputError(f"PTU tag {ident}: unsupported value type {type(value).__name__}")
-    name = ident.encode("ascii")
-    if len(name) > 32:
-        raise InputError(f"PTU tag identifier {ident!r} longer than 32 characters")
-    return struct.pack("<32siI", name, index, typ) + payload
-
-
-def write_ptu(sim: PhotonSimulation, path, *, mode: Literal["T2", "T3"] | None = None,
-              comment: str = "nanodomains simulated photon stream") -> Path:
-    """Write a PicoQuant PTU file (HydraHarp v2 T2 or T3 records) atomically.
-
-    Parameters
-    ----------
-    sim : PhotonSimulation
-        Stream to write; T3 needs micro times (pulsed simulation with ``t3=True``).
-    path : path-like
-        Output ``.ptu`` file.
-    mode : {"T2", "T3"}, optional
-        Default: T3 when the stream has micro times, else T2.
-    """
-    p = Path(path)
-    if p.suffix.lower() != ".ptu":
-        raise InputError(f"{p}: PTU files must end in .ptu")
-    if mode is None:
-        mode = "T3" if sim.microtimes_ps is not None else "T2"
-    if mode not in ("T2", "T3"):
-        raise InputError(f"mode must be 'T2' or 'T3', got {mode!r}")
-    end_ps = int(round(sim.duration_s * 1e12))
-    if mode == "T3":
-        if sim.microtimes_ps is None or sim.sync_period_ps is None:
-            raise InputError("T3 PTU needs a pulsed stream with micro times")
-        period, res = int(sim.sync_period_ps), int(sim.resolution_ps)
-        records = encode_hydraharp_t3(sim.times_ps, sim.channels, sim.microtimes_ps, period, res, end_ps=end_ps)
-        rectype, glob_res, meas_res = RECTYPE_HH2_T3, period * 1e-12, res * 1e-12
-        sync_rate = int(round(1e12 / period))
-    else:
-        records = encode_hydraharp_t2(sim.times_ps, sim.channels, end_ps=end_ps)
-        rectype, glob_res, meas_res = RECTYPE_HH2_T2, 1e-12, 1e-12
-        sync_rate = int(round(1e12 / sim.sync_period_ps)) if sim.sync_period_ps else 0
-    tags = [
-        ("File_GUID", "{" + str(uuid.uuid4()).upper() + "}"),
-        ("File_CreatingTime", datetime.now().replace(microsecond=0)),
-        ("File_Comment", comment),
-        ("CreatorSW_Name", "nanodomains"),
-        ("CreatorSW_Version", __version__),
-        ("Measurement_Mode", 3 if mode == "T3" else 2),
-        ("Measurement_SubMode", 0),
-        ("TTResult_StopReason", 0),
-        ("TTResultFormat_TTTRRecType", rectype),
-        ("TTResultFormat_BitsPerRecord", 32),
-        ("MeasDesc_BinningFactor", int(round(meas_res * 1e12))),
-        ("MeasDesc_Offset", 0),
-        ("MeasDesc_AcquisitionTime", int(round(sim.duration_s * 1000))),
-        ("HW_Type", "HydraHarp"),
-        ("HW_Version", "2.0"),
-        ("HW_InpChannels", int(sim.channels.max()) + 2 if sim.channels.size else 3),
-        ("HW_BaseResolution", 1e-12),
-        ("MeasDesc_Resolution", meas_res),
-        ("MeasDesc_GlobalResolution", glob_res),
-        ("TTResult_SyncRate", sync_rate),
-        ("TTResult_NumberOfRecords", int(records.size)),
-    ]
-    header = b"PQTTTR\0\0" + b"1.0.00\0\0" + b"".join(_tag(k, v) for k, v in tags) + _tag("Header_End", None)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(header)
-        fh.write(records.astype("<u4").tobytes())
-    os.replace(tmp, p)
-    return p
-
-
-def write_photons_npz(sim: PhotonSimulation, path, *, compressed: bool = True) -> Path:
-    """Write the project npz (field names of :mod:`nanodomains.spectroscopy.photons_io`)."""
-    p = Path(path)
-    if p.suffix.lower() != ".npz":
-        raise InputError(f"{p}: photon streams are written as .npz")
-    arrays = {
-        "times_ps": np.asarray(sim.times_ps, np.int64),
-        "channels": np.asarray(sim.channels, np.uint8),
-        "resolution_ps": np.float64(sim.resolution_ps),
-        "duration_s": np.float64(sim.duration_s),
-        "source": np.str_("nanodomains.optics.photons simulation"),
-    }
-    if sim.microtimes_ps is not None:
-        arrays["microtimes_ps"] = np.asarray(sim.microtimes_ps, np.int64)
-    if sim.sync_period_ps is not None:
-        arrays["sync_period_ps"] = np.float64(sim.sync_period_ps)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp.npz")
-    (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
-    os.replace(tmp, p)
-    return p

@@ -419,16 +419,15 @@ def photons_from(nc_json=None, preset_name: str | None = None, *, mode: str = "p
     band = ph.line_filter(dyn, emitter) if emitter is not None else None
     sim = ph.simulate_photons(dyn, duration_s=dur, seed=seed + 2000, band_nm=band, t3=t3,
                               params=ph.PhotonParameters(mode=mode), detectors=ph.Detectors(efficiency=efficiency))
-    sim.truth["source"] = preset_name or str(nc_json)
-    sim.truth["filtered_emitter"] = emitter
-    sim.truth["dynamics"] = dyn.truth()
+    sim.truth = sim.truth.replace(source=preset_name or str(nc_json), filtered_emitter=emitter,
+                                  dynamics=dyn.truth())
     return sim
 
 
 def write_photon_file(sim, path, *, ptu_mode: str | None = None):
     """Write ``.ptu`` (T3 when the stream has micro times, else T2) or ``.npz`` plus ``*.truth.json``."""
     from nanodomains.optics import photons as ph
-    from nanodomains.optics.movies import truth_path, write_json_atomic
+    from nanodomains.optics.movies import truth_path
 
     p = Path(path)
     suffix = p.suffix.lower()
@@ -440,5 +439,6 @@ def write_photon_file(sim, path, *, ptu_mode: str | None = None):
         ph.write_photons_npz(sim, p)
     else:
         raise InputError(f"{p}: photon files are written as .ptu or .npz")
-    tp = write_json_atomic(sim.truth, truth_path(p))
+    tp = truth_path(p)
+    sim.truth.to_json(tp)
     return p, tp

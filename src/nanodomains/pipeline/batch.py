@@ -76,30 +76,30 @@ def _pl_movie(path: Path, out: Path, options: dict) -> dict:
 
 @register("photons_g2", (".ptu", ".npz"))
 def _photons_g2(path: Path, out: Path, options: dict) -> dict:
-    from nanodomains.spectroscopy.g2 import compute_g2_file
+    from nanodomains.spectroscopy.g2 import compute_g2_file, plot_g2, write_g2_csv
 
     res = compute_g2_file(path, **options)
-    (out / "g2.json").write_text(json.dumps(res.to_dict(arrays=False), indent=2, default=float))
-    res.write_csv(out / "g2.csv")
-    res.plot(out / "g2.png")
-    return {"g2_0": float(res.g2_0), "g2_0_err": float(res.g2_0_err), "n_photons": int(res.n_photons),
-            "duration_s": float(res.duration_s), "figure": "g2.png"}
+    res.to_json(out / "g2.json")
+    write_g2_csv(res, out / "g2.csv")
+    plot_g2(res, out / "g2.png")
+    return {"g2_0": res.g2_0.value, "g2_0_err": res.g2_0.stderr, "n_photons": res.n_photons,
+            "duration_s": res.duration_s, "figure": "g2.png"}
 
 
 @register("photons_lifetime", (".txt", ".dat"))
 def _photons_lifetime(path: Path, out: Path, options: dict) -> dict:
     from nanodomains.spectroscopy import lifetime as lt
 
-    decay = lt.load_decay(path)
+    options = dict(options)
     irf_path = options.pop("irf", None)
-    if irf_path:
-        res = lt.fit_reconvolution(decay, lt.load_decay(irf_path), **options)
-    else:
-        res = lt.fit_tail(decay, **options)
-    (out / "lifetime.json").write_text(json.dumps(res.to_dict(arrays=False), indent=2, default=float))
-    res.plot(out / "lifetime.png")
-    d = res.to_dict(arrays=False)
-    return {k: v for k, v in d.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    res = lt.fit_lifetime(lt.load_decay(path), irf_path or None, **options)
+    res.to_json(out / "lifetime.json")
+    lt.plot_lifetime(res, out / "lifetime.png")
+    values = {f"tau_ns_{i}": c.tau_ns.value for i, c in enumerate(res.components)}
+    values.update({f"tau_ns_{i}_stderr": c.tau_ns.stderr for i, c in enumerate(res.components)})
+    values.update({k: v for k, v in res.flat().items()
+                   if isinstance(v, (int, float, str)) and not isinstance(v, bool)})
+    return values
 
 
 @register("stem_image", (".dm3", ".dm4", ".emd", ".ser", ".tif", ".tiff", ".hspy"))

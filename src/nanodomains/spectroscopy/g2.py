@@ -45,6 +45,13 @@ with A_0 replaced by 1 when it is 0 (an empty peak does not prove zero variance)
 grid offset (detector/cable delay) is taken from the mirror symmetry of the curve unless given,
 and the period from the sync period of the stream, or estimated from the peak spacing
 of the histogram when the stream carries none (T2). Both are recorded in the result.
+
+Results
+-------
+:func:`compute_g2` and :func:`g2_from_peak_areas` return a
+:class:`~nanodomains.records.G2Record` (schema ``nanodomains.g2/2``): g2(0) as a
+:class:`~nanodomains.records.Measured`, the normalisation bookkeeping and the histogram.
+:func:`write_g2_csv` and :func:`plot_g2` write its table and figure.
 """
 
 from __future__ import annotations
@@ -53,24 +60,21 @@ import csv
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from nanodomains.errors import FileFormatError, FitError, InputError, require_positive
-from nanodomains.spectroscopy.photons_io import (
-    JsonResult,
-    PhotonStream,
-    iter_photon_chunks,
-    json_ready,
-    read_two_column_text,
-    uniform_step,
-)
+from nanodomains.files import atomic_path
+from nanodomains.records import G2Record, Measured
+from nanodomains.spectroscopy.photons_io import read_two_column_text, uniform_step
+from nanodomains.timetags import PhotonStream, iter_photon_chunks
 
 __all__ = [
-    "G2Result",
+    "G2Record",
+    "plot_g2",
+    "write_g2_csv",
     "cross_correlation_counts",
     "g2_histogram",
     "compute_g2",
@@ -190,115 +194,60 @@ def cross_correlation_counts(
 
 
 # ---------------------------------------------------------------------------------
-# result
+# result: a G2Record (nanodomains.records), its figure and its CSV
 
 
-@dataclass
-class G2Result(JsonResult):
-    """g2 histogram, its normalisation and g2(0) with uncertainty.
+def plot_g2(result: G2Record, path: str | os.PathLike | None = None, *, ax=None):
+    """Plot g2(tau) with the zero-peak window (pulsed); saved to ``path`` if given.
 
-    Attributes
-    ----------
-    g2_0, g2_0_err : float
-        g2(0) and its 1-sigma Poisson uncertainty.
-    mode : {'cw', 'pulsed'}
-    n_photons : int
-        Photons in the two correlated channels (after gating).
-    duration_s : float
-    tau_ns, counts, g2 : ndarray
-        Bin centres, raw coincidences, normalised g2 per bin.
-    channels : (int, int)
-        Start and stop channel (tau = t_stop - t_start).
+    Returns the matplotlib Axes.
     """
+    import matplotlib
 
-    g2_0: float
-    g2_0_err: float
-    mode: str
-    n_photons: int
-    duration_s: float
-    tau_ns: np.ndarray
-    counts: np.ndarray
-    g2: np.ndarray
-    channels: tuple[int, int] = (0, 1)
-    bin_ns: float = 0.0
-    window_ns: float = 0.0
-    n_pairs: int = 0
-    counts_per_channel: tuple[int, int] = (0, 0)
-    period_ns: float | None = None
-    period_source: str | None = None
-    offset_ns: float = 0.0
-    offset_source: str = "given"
-    peak_window_ns: float | None = None
-    zero_peak_area: float | None = None
-    side_peak_areas: list[float] = field(default_factory=list)
-    microtime_gate_ns: tuple[float, float] | None = None
-    source: str = ""
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
 
-    def to_dict(self, *, arrays: bool = True) -> dict:
-        """JSON-ready dict; histogram arrays included unless ``arrays=False``."""
-        d = asdict(self)
-        for key in ("tau_ns", "counts", "g2"):
-            d.pop(key)
-            if arrays:
-                d[key] = np.asarray(getattr(self, key)).tolist()
-        d["channels"] = list(self.channels)
-        d["counts_per_channel"] = list(self.counts_per_channel)
-        if self.microtime_gate_ns is not None:
-            d["microtime_gate_ns"] = list(self.microtime_gate_ns)
-        return json_ready(d)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.plot(result.tau_ns, result.g2, lw=0.6, color="0.2", drawstyle="steps-mid")
+    if result.mode == "pulsed" and result.period_ns:
+        half = (result.peak_window_ns or result.period_ns) / 2
+        off = result.offset_ns or 0.0
+        ax.axvspan(off - half, off + half, color="C3", alpha=0.12, label="zero peak")
+    ax.axhline(1.0, color="C0", lw=0.6, ls="--")
+    ax.set_xlabel("tau (ns)")
+    ax.set_ylabel("g2(tau)")
+    err = result.g2_0.stderr
+    ax.set_title(f"{result.mode}: g2(0) = {float(result.g2_0):.3f} ± {math.nan if err is None else err:.3f}",
+                 fontsize=9)
+    if fig is not None:
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+    return ax
 
-    @classmethod
-    def from_json(cls, text_or_path: str | os.PathLike) -> G2Result:
-        """Rebuild a result from :meth:`to_json` output (text or file)."""
-        d = cls._load_json(text_or_path)
-        for key in ("tau_ns", "g2"):
-            d[key] = np.asarray(d.get(key, []), dtype=float)
-        d["counts"] = np.asarray(d.get("counts", []), dtype=np.int64)
-        d["channels"] = tuple(d["channels"])
-        d["counts_per_channel"] = tuple(d["counts_per_channel"])
-        if d.get("microtime_gate_ns") is not None:
-            d["microtime_gate_ns"] = tuple(d["microtime_gate_ns"])
-        for key in ("g2_0", "g2_0_err", "duration_s"):
-            if d[key] is None:
-                d[key] = float("nan")
-        return cls(**d)
 
-    def plot(self, path: str | os.PathLike | None = None, *, ax=None):
-        """Plot g2(tau) with the peak windows (pulsed); saved to ``path`` if given."""
-        import matplotlib
+def write_g2_csv(result: G2Record, path: str | os.PathLike) -> Path:
+    """Write the histogram as columns ``tau_ns, counts, g2`` (plain CSV, atomically).
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        fig = None
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6.4, 3.4))
-        ax.plot(self.tau_ns, self.g2, lw=0.6, color="0.2", drawstyle="steps-mid")
-        if self.mode == "pulsed" and self.period_ns:
-            half = (self.peak_window_ns or self.period_ns) / 2
-            ax.axvspan(self.offset_ns - half, self.offset_ns + half, color="C3", alpha=0.12, label="zero peak")
-        ax.axhline(1.0, color="C0", lw=0.6, ls="--")
-        ax.set_xlabel("tau (ns)")
-        ax.set_ylabel("g2(tau)")
-        ax.set_title(f"{self.mode}: g2(0) = {self.g2_0:.3f} ± {self.g2_0_err:.3f}", fontsize=9)
-        if fig is not None:
-            fig.tight_layout()
-            if path is not None:
-                fig.savefig(path, dpi=120)
-                plt.close(fig)
-        return ax
-
-    def write_csv(self, path: str | os.PathLike) -> Path:
-        """Write columns ``tau_ns, counts, g2``."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["tau_ns", "counts", "g2"])
-            for t, c, g in zip(self.tau_ns, self.counts, self.g2):
-                w.writerow([f"{t:.6f}", int(c), f"{g:.6g}"])
-        os.replace(tmp, path)
-        return path
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> r = G2Record(g2_0=(0.1, 0.02), mode="cw", tau_ns=[-0.1, 0.0, 0.1], counts=[9, 1, 8],
+    ...              g2=[0.9, 0.1, 0.8])
+    >>> p = write_g2_csv(r, pathlib.Path(tempfile.mkdtemp()) / "g2.csv")
+    >>> list(pd.read_csv(p).columns)
+    ['tau_ns', 'counts', 'g2']
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["tau_ns", "counts", "g2"])
+        for t, c, g in zip(result.tau_ns, result.counts, result.g2):
+            w.writerow([f"{t:.6f}", int(c), f"{g:.6g}"])
+    return path
 
 
 # ---------------------------------------------------------------------------------
@@ -473,18 +422,17 @@ def pulsed_peak_areas(
 
 
 def _pulsed_fields(period, period_source, offset, offset_source, peak_window, zero, sides) -> dict:
-    """g2(0), its error and the peak bookkeeping of a pulsed result as G2Result fields."""
+    """g2(0) with its error and the peak bookkeeping of a pulsed result as G2Record fields."""
     g0, err = _pulsed_g2(zero, sides)
     return dict(
-        g2_0=g0,
-        g2_0_err=err,
+        g2_0=Measured(value=g0, stderr=err),
         period_ns=float(period),
         period_source=period_source,
         offset_ns=float(offset),
         offset_source=offset_source,
         peak_window_ns=float(period if peak_window is None else peak_window),
         zero_peak_area=zero,
-        side_peak_areas=[float(s) for s in sides],
+        side_peak_areas=tuple(float(s) for s in sides),
     )
 
 
@@ -602,6 +550,22 @@ def _centres_ns(edges_ps: np.ndarray) -> np.ndarray:
     return 0.5 * (edges_ps[:-1] + edges_ps[1:]) / 1000.0
 
 
+def _cw_fields(tau_ns, counts, n_ab, bin_ns, duration_s, offset_ns, zero_window_ns) -> dict:
+    """CW g2(0): coincidences of the bins within ``zero_window`` of zero delay over their
+    uncorrelated expectation, with the Poisson error of the counts."""
+    off = 0.0 if offset_ns is None else float(offset_ns)
+    half = bin_ns / 2 if zero_window_ns is None else require_positive("zero_window_ns", zero_window_ns) / 2
+    sel = np.abs(tau_ns - off) <= half + 1e-9
+    if not np.any(sel):
+        raise InputError(f"zero_window_ns={zero_window_ns} selects no bin around {off} ns")
+    c0 = float(counts[sel].sum())
+    expected = float(
+        expected_uncorrelated(tau_ns[sel], n_a=n_ab[0], n_b=n_ab[1], bin_ns=bin_ns, duration_s=duration_s).sum()
+    )
+    return dict(g2_0=Measured(value=c0 / expected, stderr=math.sqrt(max(c0, 1.0)) / expected),
+                offset_ns=off, offset_source="given", zero_window_ns=2 * half)
+
+
 def _finish(
     tau_ns,
     counts,
@@ -620,7 +584,8 @@ def _finish(
     zero_window_ns,
     microtime_gate_ns,
     source,
-) -> G2Result:
+    settings,
+) -> G2Record:
     if mode not in ("cw", "pulsed"):
         raise InputError(f"mode must be 'cw' or 'pulsed', got {mode!r}")
     if n_ab[0] == 0 or n_ab[1] == 0:
@@ -632,6 +597,7 @@ def _finish(
         duration_s=float(duration_s),
         tau_ns=tau_ns,
         counts=counts,
+        g2=g2,
         channels=tuple(channels),
         bin_ns=bin_ns,
         window_ns=window_ns,
@@ -639,22 +605,10 @@ def _finish(
         counts_per_channel=tuple(int(n) for n in n_ab),
         microtime_gate_ns=None if microtime_gate_ns is None else tuple(map(float, microtime_gate_ns)),
         source=source,
+        settings=settings,
     )
     if mode == "cw":
-        off = 0.0 if offset_ns is None else float(offset_ns)
-        half = bin_ns / 2 if zero_window_ns is None else require_positive("zero_window_ns", zero_window_ns) / 2
-        sel = np.abs(tau_ns - off) <= half + 1e-9
-        if not np.any(sel):
-            raise InputError(f"zero_window_ns={zero_window_ns} selects no bin around {off} ns")
-        c0 = float(counts[sel].sum())
-        expected = float(
-            expected_uncorrelated(
-                tau_ns[sel], n_a=n_ab[0], n_b=n_ab[1], bin_ns=bin_ns, duration_s=duration_s
-            ).sum()
-        )
-        g0 = c0 / expected
-        err = math.sqrt(max(c0, 1.0)) / expected
-        return G2Result(g2_0=g0, g2_0_err=err, g2=g2, offset_ns=off, offset_source="given", **common)
+        return G2Record(**_cw_fields(tau_ns, counts, n_ab, bin_ns, duration_s, offset_ns, zero_window_ns), **common)
     if period_ns is None:
         raise InputError(f"{source}: pulsed g2 needs the pulse period; pass period_ns")
     offset_source = "given"
@@ -665,7 +619,7 @@ def _finish(
         tau_ns, counts, period_ns=period_ns, offset_ns=offset_ns, peak_window_ns=peak_window_ns
     )
     pulsed = _pulsed_fields(period_ns, period_source, offset_ns, offset_source, peak_window_ns, zero, sides)
-    return G2Result(g2=g2, **pulsed, **common)
+    return G2Record(**pulsed, **common)
 
 
 def _period_for(mode: str, period_ns, sync_period_ps, tau_ns, counts) -> tuple[float | None, str | None]:
@@ -691,7 +645,7 @@ def compute_g2(
     peak_window_ns: float | None = None,
     zero_window_ns: float | None = None,
     microtime_gate_ns: tuple[float, float] | None = None,
-) -> G2Result:
+) -> G2Record:
     """g2(tau) and g2(0) of a photon stream.
 
     Parameters
@@ -718,7 +672,8 @@ def compute_g2(
 
     Returns
     -------
-    G2Result
+    G2Record
+        g2(0) with its Poisson error, the histogram and how it was normalised.
     """
     if mode not in ("cw", "pulsed"):
         raise InputError(f"mode must be 'cw' or 'pulsed', got {mode!r}")
@@ -727,6 +682,9 @@ def compute_g2(
         chunks, channels=channels, bin_ns=bin_ns, window_ns=window_ns, microtime_gate_ns=microtime_gate_ns
     )
     period, psrc = _period_for(mode, period_ns, last.sync_period_ps, tau, counts)
+    settings = dict(channels=list(channels), bin_ns=bin_ns, window_ns=window_ns, mode=mode, period_ns=period_ns,
+                    offset_ns=offset_ns, peak_window_ns=peak_window_ns, zero_window_ns=zero_window_ns,
+                    microtime_gate_ns=microtime_gate_ns)
     return _finish(
         tau,
         counts,
@@ -744,6 +702,7 @@ def compute_g2(
         zero_window_ns=zero_window_ns,
         microtime_gate_ns=microtime_gate_ns,
         source=last.source,
+        settings=settings,
     )
 
 
@@ -807,7 +766,7 @@ def g2_histogram_chunks(
     return _centres_ns(edges), counts, (n_a, n_b), pairs, last
 
 
-def compute_g2_file(path: str | os.PathLike, *, chunk_records: int = 1 << 22, **options) -> G2Result:
+def compute_g2_file(path: str | os.PathLike, *, chunk_records: int = 1 << 22, **options) -> G2Record:
     """:func:`compute_g2` of a PTU or npz file; PTU files are read in chunks of
     ``chunk_records`` records (bounded memory). ``options`` as for :func:`compute_g2`."""
     return compute_g2(iter_photon_chunks(path, chunk_records=chunk_records), **options)
@@ -836,7 +795,7 @@ def g2_from_peak_areas(
     offset_ns: float | None = None,
     peak_window_ns: float | None = None,
     source: str = "",
-) -> G2Result:
+) -> G2Record:
     """Pulsed g2(0) of a processed coincidence curve from its peak areas.
 
     Parameters
@@ -852,10 +811,10 @@ def g2_from_peak_areas(
 
     Returns
     -------
-    G2Result
+    G2Record
         ``g2`` is the curve over the mean side-peak level per bin (the uncorrelated
-        expectation for a stationary source); ``n_photons`` is 0 and ``duration_s``
-        NaN since a processed curve carries neither.
+        expectation for a stationary source); ``n_photons`` and ``duration_s`` are None
+        (listed in ``not_computed``) since a processed curve carries neither.
     """
     tau = np.asarray(tau_ns, float)
     c = np.asarray(counts, float)
@@ -875,10 +834,8 @@ def g2_from_peak_areas(
     # bin: for a stationary source this equals the uncorrelated (CW) expectation
     window = period if peak_window_ns is None else peak_window_ns
     level = float(np.mean(sides)) * step / window
-    return G2Result(
+    return G2Record(
         mode="pulsed",
-        n_photons=0,
-        duration_s=float("nan"),
         tau_ns=tau,
         counts=c,
         g2=c / level,
@@ -888,4 +845,7 @@ def g2_from_peak_areas(
         n_pairs=int(round(c.sum())),
         **_pulsed_fields(period, psrc, offset, osrc, peak_window_ns, zero, sides),
         source=source,
+        settings=dict(period_ns=period_ns, offset_ns=offset_ns, peak_window_ns=peak_window_ns),
+        not_computed={"n_photons": "a processed g2 curve carries no photon numbers",
+                      "duration_s": "a processed g2 curve carries no acquisition time"},
     )

@@ -33,30 +33,34 @@ minimisation. Uncertainties come from the inverse Fisher information of the Pois
 likelihood, I = J^T diag(1/mu) J with J = d mu / d theta at the optimum (Cramer-Rao).
 The fit quality is reported as reduced deviance D/(M - p) and Pearson chi2/(M - p);
 both are ~1 for an adequate model.
+
+Results
+-------
+Both fits return a :class:`~nanodomains.records.LifetimeRecord` (schema
+``nanodomains.lifetime/2``): components sorted by lifetime, each lifetime and amplitude
+a :class:`~nanodomains.records.Measured`, the goodness numbers, and the decay and model
+curves. :func:`fit_lifetime` is the one place that chooses between them (IRF given ->
+reconvolution, else tail fit); :func:`plot_lifetime` draws a result.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, optimize, signal
 
 from nanodomains.errors import FitError, InputError, require_positive
-from nanodomains.spectroscopy.photons_io import (
-    DecayHistogram,
-    JsonResult,
-    PhotonStream,
-    iter_photon_chunks,
-    json_ready,
-    read_decay,
-)
+from nanodomains.records import LifetimeComponent, LifetimeRecord, Measured
+from nanodomains.spectroscopy.photons_io import DecayHistogram, read_decay
+from nanodomains.timetags import PhotonStream, iter_photon_chunks
 
 __all__ = [
-    "LifetimeResult",
+    "LifetimeRecord",
+    "fit_lifetime",
+    "plot_lifetime",
     "tcspc_histogram",
     "tcspc_histogram_file",
     "load_decay",
@@ -210,96 +214,42 @@ def _shift(x: np.ndarray, shift_bins: float, periodic: bool) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------
-# result
+# result: a LifetimeRecord (nanodomains.records) and its figure
 
 
-@dataclass
-class LifetimeResult(JsonResult):
-    """Fitted lifetimes with 1-sigma uncertainties and fit quality.
+def plot_lifetime(result: LifetimeRecord, path: str | os.PathLike | None = None):
+    """Decay, model and weighted residuals (log scale); saved to ``path`` if given.
 
-    ``amplitudes`` are photons per component for a reconvolution fit and counts per
-    bin at ``fit_range_ns[0]`` for a tail fit. ``fractions`` are intensity (photon)
-    fractions. ``tau_mean_ns`` is the intensity-weighted mean lifetime
-    sum(f_i tau_i) (single exponential: tau itself).
+    Returns the matplotlib Figure.
     """
+    import matplotlib
 
-    method: str
-    n_exp: int
-    tau_ns: list[float]
-    tau_ns_err: list[float]
-    amplitudes: list[float]
-    amplitudes_err: list[float]
-    fractions: list[float]
-    tau_mean_ns: float
-    tau_mean_ns_err: float
-    background: float
-    background_err: float
-    shift_ns: float | None
-    shift_ns_err: float | None
-    deviance: float
-    reduced_deviance: float
-    reduced_chi2: float
-    dof: int
-    fit_range_ns: tuple[float, float]
-    period_ns: float | None = None
-    irf_background: float | None = None
-    converged: bool = True
-    message: str = ""
-    source: str = ""
-    irf_source: str | None = None
-    time_ns: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    counts: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    model: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
 
-    def to_dict(self, *, arrays: bool = True) -> dict:
-        """JSON-ready dict (the fit curves under ``time_ns``, ``counts``, ``model``)."""
-        d = asdict(self)
-        for key in ("time_ns", "counts", "model"):
-            d.pop(key)
-            if arrays:
-                d[key] = np.asarray(getattr(self, key)).tolist()
-        d["fit_range_ns"] = list(self.fit_range_ns)
-        return json_ready(d)
-
-    @classmethod
-    def from_json(cls, text_or_path: str | os.PathLike) -> LifetimeResult:
-        """Rebuild from :meth:`to_json` output (text or file)."""
-        d = cls._load_json(text_or_path)
-        for key in ("time_ns", "counts", "model"):
-            d[key] = np.asarray(d.get(key, []), float)
-        d["fit_range_ns"] = tuple(d["fit_range_ns"])
-        return cls(**d)
-
-    def plot(self, path: str | os.PathLike | None = None):
-        """Decay, model and weighted residuals (log scale); saved to ``path`` if given."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        fig, (ax, axr) = plt.subplots(
-            2, 1, figsize=(6.4, 4.8), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-        )
-        t, n, m = self.time_ns, self.counts, self.model
-        ax.semilogy(t, np.maximum(n, 0.5), ".", ms=2, color="0.4", label="data")
-        ax.semilogy(t, np.maximum(m, 1e-3), "-", color="C3", label="model")
-        lo, hi = self.fit_range_ns
-        ax.axvspan(lo, hi, color="C0", alpha=0.06, label="fit range")
-        taus = ", ".join(f"{v:.3g}±{e:.2g}" for v, e in zip(self.tau_ns, self.tau_ns_err))
-        ax.set_title(f"{self.method}: tau = {taus} ns, reduced deviance {self.reduced_deviance:.2f}", fontsize=9)
-        ax.set_ylabel("counts")
-        ax.set_ylim(0.5, max(float(np.max(n)) * 2, 1.0))
-        ax.legend(fontsize=8)
-        sel = (t >= lo) & (t <= hi)
-        axr.plot(t[sel], (n[sel] - m[sel]) / np.sqrt(np.maximum(m[sel], _TINY)), lw=0.5, color="0.2")
-        axr.axhline(0, color="C3", lw=0.8)
-        axr.set_ylabel("(n-mu)/sqrt(mu)")
-        axr.set_xlabel("time (ns)")
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-        return fig
+    fig, (ax, axr) = plt.subplots(
+        2, 1, figsize=(6.4, 4.8), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    t, n, m = result.time_ns, result.counts, result.model
+    ax.semilogy(t, np.maximum(n, 0.5), ".", ms=2, color="0.4", label="data")
+    ax.semilogy(t, np.maximum(m, 1e-3), "-", color="C3", label="model")
+    lo, hi = result.fit_range_ns if result.fit_range_ns is not None else (float(t[0]), float(t[-1]))
+    ax.axvspan(lo, hi, color="C0", alpha=0.06, label="fit range")
+    taus = ", ".join(f"{c.tau_ns.value:.3g}±{c.tau_ns.stderr:.2g}" for c in result.components)
+    ax.set_title(f"{result.method}: tau = {taus} ns, reduced deviance {result.reduced_deviance:.2f}", fontsize=9)
+    ax.set_ylabel("counts")
+    ax.set_ylim(0.5, max(float(np.max(n)) * 2, 1.0))
+    ax.legend(fontsize=8)
+    sel = (t >= lo) & (t <= hi)
+    axr.plot(t[sel], result.residuals[sel], lw=0.5, color="0.2")
+    axr.axhline(0, color="C3", lw=0.8)
+    axr.set_ylabel("(n-mu)/sqrt(mu)")
+    axr.set_xlabel("time (ns)")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
 
 
 # ---------------------------------------------------------------------------------
@@ -448,7 +398,7 @@ def fit_reconvolution(
     fit_range_ns: tuple[float, float] | None = None,
     irf_background: float | str | None = "auto",
     tau_init_ns: list[float] | None = None,
-) -> LifetimeResult:
+) -> LifetimeRecord:
     """Fit 1-3 exponentials convolved with a measured IRF by Poisson maximum likelihood.
 
     Parameters
@@ -473,7 +423,8 @@ def fit_reconvolution(
 
     Returns
     -------
-    LifetimeResult
+    LifetimeRecord
+        ``method="reconvolution"``; amplitudes are photons per component.
     """
     name = decay.source or "decay"
     if n_exp not in (1, 2, 3):
@@ -481,12 +432,40 @@ def fit_reconvolution(
     dt = decay.bin_ns
     if abs(irf.bin_ns - dt) > 1e-3 * dt:
         raise InputError(f"IRF bin width {irf.bin_ns} ns differs from the decay's {dt} ns")
-    n_all = decay.counts
-    M = n_all.size
+    M = decay.counts.size
     if period_ns is None and decay.period_ns is not None and abs(decay.period_ns - M * dt) <= dt:
         period_ns = decay.period_ns
     periodic = period_ns is not None
-    # IRF on the decay grid (aligned by whole bins of time origin)
+    g, irf_bg = _irf_on_decay_grid(decay, irf, irf_background)
+    grid = _model_grid(g, period_ns, M, dt) if periodic else g
+    i0, i1 = _trim_range(decay.counts, fit_range_ns, decay.time_ns, name)
+    n = decay.counts[i0:i1]
+    if n.sum() <= 0:
+        raise InputError(f"{name}: no counts in the fit range")
+    model, jacobian = _reconvolution_model(grid, n_exp, dt, periodic, i0, i1)
+    theta0, bounds, scale = _reconvolution_start(decay, g, model, n_exp, (i0, i1), tau_init_ns)
+    fit = _poisson_ml(model, jacobian, n, theta0, bounds, scale)
+    theta, cov = fit[0], fit[1]
+    return _build_result(
+        "reconvolution",
+        decay,
+        (i0, i1),
+        fit,
+        n_exp,
+        tail_amplitudes=False,
+        shift_ns=Measured(value=float(theta[2 * n_exp]), stderr=float(np.sqrt(cov[2 * n_exp, 2 * n_exp]))),
+        period_ns=float(period_ns) if periodic else None,
+        irf_background=irf_bg,
+        irf_source=irf.source,
+        settings=dict(n_exp=n_exp, period_ns=period_ns, fit_range_ns=fit_range_ns,
+                      irf_background=irf_background, tau_init_ns=tau_init_ns),
+    )
+
+
+def _irf_on_decay_grid(decay: DecayHistogram, irf: DecayHistogram, irf_background) -> tuple[np.ndarray, float]:
+    """The IRF on the decay's bins (aligned by whole bins of time origin), background
+    subtracted and normalised to unit sum; returns it and the subtracted background."""
+    M, dt = decay.counts.size, decay.bin_ns
     lag = int(round((irf.time_ns[0] - decay.time_ns[0]) / dt))
     g = np.zeros(M)
     src = irf.counts
@@ -509,24 +488,24 @@ def fit_reconvolution(
     g[: nz[-1] + 1] = np.maximum(g[: nz[-1] + 1] - irf_bg, 0.0)
     if g.sum() <= 0:
         raise InputError(f"IRF {irf.source}: nothing left after subtracting background {irf_bg}")
-    g /= g.sum()
-    # model grid: one period when periodic
-    if periodic:
-        N = int(round(require_positive("period_ns", period_ns) / dt))
-        if N < M:
-            raise InputError(f"period {period_ns} ns is shorter than the histogram ({M * dt:.4g} ns)")
-        grid = np.zeros(N)
-        grid[:M] = g
-    else:
-        grid = g
-    i0, i1 = _trim_range(n_all, fit_range_ns, decay.time_ns, name)
-    n = n_all[i0:i1]
-    if n.sum() <= 0:
-        raise InputError(f"{name}: no counts in the fit range")
+    return g / g.sum(), irf_bg
+
+
+def _model_grid(g: np.ndarray, period_ns: float, M: int, dt: float) -> np.ndarray:
+    """The IRF on one excitation period (zero beyond the histogram) for the periodic model."""
+    N = int(round(require_positive("period_ns", period_ns) / dt))
+    if N < M:
+        raise InputError(f"period {period_ns} ns is shorter than the histogram ({M * dt:.4g} ns)")
+    grid = np.zeros(N)
+    grid[:M] = g
+    return grid
+
+
+def _reconvolution_model(grid: np.ndarray, n_exp: int, dt: float, periodic: bool, i0: int, i1: int):
+    """Model mu(theta) on bins [i0, i1) and its Jacobian; theta = [amplitudes, taus, shift, background]."""
 
     def components(theta):
-        shift_b = theta[2 * n_exp] / dt
-        xs = _shift(grid, shift_b, periodic)
+        xs = _shift(grid, theta[2 * n_exp] / dt, periodic)
         return [exp_convolve(xs, theta[n_exp + i] / dt, periodic=periodic)[i0:i1] for i in range(n_exp)]
 
     def model(theta):
@@ -535,7 +514,7 @@ def fit_reconvolution(
 
     def jacobian(theta, mu):
         comps = components(theta)
-        J = np.empty((n.size, theta.size))
+        J = np.empty((i1 - i0, theta.size))
         for i in range(n_exp):
             J[:, i] = comps[i]
         for i in range(n_exp):
@@ -545,8 +524,14 @@ def fit_reconvolution(
         J[:, -1] = 1.0
         return J
 
-    # starting values
-    t = decay.time_ns
+    return model, jacobian
+
+
+def _reconvolution_start(decay: DecayHistogram, g: np.ndarray, model, n_exp: int, fit_range, tau_init_ns):
+    """Starting values (with a coarse search of the IRF shift), bounds and scales."""
+    i0, i1 = fit_range
+    t, n_all, dt = decay.time_ns, decay.counts, decay.bin_ns
+    n = n_all[i0:i1]
     peak = int(np.argmax(n_all))
     irf_peak = int(np.argmax(g))
     pre = n_all[i0 : max(i0 + 1, min(irf_peak, peak) - int(round(0.5 / dt)))]
@@ -573,7 +558,6 @@ def fit_reconvolution(
         dev = poisson_deviance(n, model(th))
         if best is None or dev < best[0]:
             best = (dev, th)
-    theta0 = best[1]
     span = (i1 - i0) * dt
     bounds = (
         [(0.0, None)] * n_exp
@@ -582,24 +566,10 @@ def fit_reconvolution(
         + [(0.0, None)]
     )
     scale = np.concatenate([np.full(n_exp, total), np.array(taus), [max(10 * dt, 1e-3)], [max(b0, 1.0)]])
-    fit = _poisson_ml(model, jacobian, n, theta0, bounds, scale)
-    theta, cov = fit[0], fit[1]
-    return _build_result(
-        "reconvolution",
-        decay,
-        (i0, i1),
-        fit,
-        n_exp,
-        tail_amplitudes=False,
-        shift_ns=float(theta[2 * n_exp]),
-        shift_ns_err=float(np.sqrt(cov[2 * n_exp, 2 * n_exp])),
-        period_ns=float(period_ns) if periodic else None,
-        irf_background=irf_bg,
-        irf_source=irf.source,
-    )
+    return best[1], bounds, scale
 
 
-def _build_result(method, decay, fit_range, fit, n_exp, *, tail_amplitudes, **extra) -> LifetimeResult:
+def _build_result(method, decay, fit_range, fit, n_exp, *, tail_amplitudes, **extra) -> LifetimeRecord:
     """Sort components by lifetime, derive fractions and the mean lifetime with errors.
 
     Parameters are ``[amplitudes..., taus..., (shift,) background]``. Reconvolution
@@ -628,20 +598,19 @@ def _build_result(method, decay, fit_range, fit, n_exp, *, tail_amplitudes, **ex
     full_model = np.full(decay.counts.size, np.nan)
     full_model[i0:i1] = mu
     total = float(photons.sum())
-    return LifetimeResult(
+    fractions = photons / total if total > 0 else np.full(n_exp, np.nan)
+    components = tuple(
+        LifetimeComponent(tau_ns=Measured(value=tau[i], stderr=err[idx_tau][i]),
+                          amplitude=Measured(value=amp[i], stderr=err[idx_amp][i]),
+                          fraction=float(fractions[i]) if np.isfinite(fractions[i]) else None)
+        for i in range(n_exp)
+    )
+    return LifetimeRecord(
         method=method,
         n_exp=n_exp,
-        tau_ns=tau.tolist(),
-        tau_ns_err=err[idx_tau].tolist(),
-        amplitudes=amp.tolist(),
-        amplitudes_err=err[idx_amp].tolist(),
-        fractions=(photons / total).tolist() if total > 0 else [float("nan")] * n_exp,
-        tau_mean_ns=mean,
-        tau_mean_ns_err=mean_err,
-        background=float(theta[-1]),
-        background_err=float(err[-1]),
-        shift_ns=extra.pop("shift_ns", None),
-        shift_ns_err=extra.pop("shift_ns_err", None),
+        components=components,
+        tau_mean_ns=Measured(value=mean, stderr=mean_err),
+        background=Measured(value=float(theta[-1]), stderr=float(err[-1])),
         deviance=dev,
         reduced_deviance=rdev,
         reduced_chi2=rchi2,
@@ -667,7 +636,7 @@ def fit_tail(
     n_exp: int = 1,
     start_ns: float | None = None,
     stop_ns: float | None = None,
-) -> LifetimeResult:
+) -> LifetimeRecord:
     """Fit exponentials plus background to the decay tail (no IRF) by Poisson ML.
 
     Parameters
@@ -680,6 +649,11 @@ def fit_tail(
         an IRF narrower than the decay.
     stop_ns : float, optional
         Last time fitted; default the last bin with counts.
+
+    Returns
+    -------
+    LifetimeRecord
+        ``method="tail"``; amplitudes are counts per bin at the start of the fit.
     """
     name = decay.source or "decay"
     if n_exp not in (1, 2, 3):
@@ -729,4 +703,70 @@ def fit_tail(
     bounds = [(0.0, None)] * n_exp + [(0.2 * dt, 100 * span)] * n_exp + [(0.0, None)]
     scale = np.array([max(a0, 1.0)] * n_exp + taus + [max(b0, 1.0)])
     fit = _poisson_ml(model, jacobian, n, theta0, bounds, scale)
-    return _build_result("tail", decay, (i0, i1), fit, n_exp, tail_amplitudes=True)
+    return _build_result("tail", decay, (i0, i1), fit, n_exp, tail_amplitudes=True,
+                         settings=dict(n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns))
+
+
+# ---------------------------------------------------------------------------------
+# the one choice between the two fits
+
+
+def fit_lifetime(
+    decay: DecayHistogram,
+    irf: DecayHistogram | str | os.PathLike | None = None,
+    *,
+    n_exp: int = 1,
+    start_ns: float | None = None,
+    stop_ns: float | None = None,
+    period_ns: float | None = None,
+    **options,
+) -> LifetimeRecord:
+    """Fit lifetimes: IRF reconvolution when an IRF is given, else a tail fit.
+
+    Parameters
+    ----------
+    decay : DecayHistogram
+        The decay to fit.
+    irf : DecayHistogram or path, optional
+        Measured instrument response (a histogram, or a file read by :func:`load_decay`).
+        Given: :func:`fit_reconvolution` over ``[start_ns, stop_ns]`` (each end defaults
+        to the histogram's). Not given: :func:`fit_tail` from ``start_ns`` to ``stop_ns``.
+    n_exp : {1, 2, 3}
+        Number of exponentials.
+    start_ns, stop_ns : float, optional
+        The fitted time range.
+    period_ns : float, optional
+        Excitation period for the pile-up term (reconvolution only).
+    **options
+        Further keywords of :func:`fit_reconvolution` (``irf_background``,
+        ``tau_init_ns``, or ``fit_range_ns`` instead of start/stop); a tail fit takes none.
+
+    Returns
+    -------
+    LifetimeRecord
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(400) * 0.05
+    >>> counts = np.random.default_rng(0).poisson(2000 * np.exp(-t / 1.5) + 2)
+    >>> fit = fit_lifetime(DecayHistogram(t, counts, 0.05))
+    >>> fit.method, round(fit.components[0].tau_ns.value, 1)
+    ('tail', 1.5)
+    """
+    if irf is None:
+        if period_ns is not None:
+            raise InputError("period_ns applies to IRF reconvolution fits (give an IRF)")
+        if options:
+            raise InputError(f"options {sorted(options)} apply to IRF reconvolution fits (give an IRF)")
+        return fit_tail(decay, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns)
+    if not isinstance(irf, DecayHistogram):
+        irf = load_decay(irf)
+    if start_ns is not None or stop_ns is not None:
+        if options.get("fit_range_ns") is not None:
+            raise InputError("give start_ns/stop_ns or fit_range_ns, not both")
+        options["fit_range_ns"] = (
+            float(decay.time_ns[0]) if start_ns is None else float(start_ns),
+            float(decay.time_ns[-1]) if stop_ns is None else float(stop_ns),
+        )
+    return fit_reconvolution(decay, irf, n_exp=n_exp, period_ns=period_ns, **options)

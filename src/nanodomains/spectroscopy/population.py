@@ -149,13 +149,10 @@ def _analyse_nc(entry: dict, movie_options: dict, g2_options: dict) -> tuple[dic
            "kinds": " ".join(e["kind"] for e in neutral)}
     if entry.get("photons"):
         g2 = compute_g2_file(entry["photons"], **g2_options)
-        row.update(g2_0=float(g2.g2_0), g2_0_err=float(g2.g2_0_err))
+        row.update(g2_0=g2.g2_0.value, g2_0_err=g2.g2_0.stderr)
     if entry.get("decay"):
-        decay = lt.load_decay(entry["decay"])
-        fit = (lt.fit_reconvolution(decay, lt.load_decay(entry["irf"])) if entry.get("irf")
-               else lt.fit_tail(decay))
-        d = fit.to_dict(arrays=False)
-        row.update(lifetime_ns=d["tau_ns"][0], lifetime_ns_err=d["tau_ns_err"][0])
+        tau = lt.fit_lifetime(lt.load_decay(entry["decay"]), entry.get("irf")).components[0].tau_ns
+        row.update(lifetime_ns=tau.value, lifetime_ns_err=tau.stderr)
     table = [{"nc": entry["nc"], **{k: e.get(k) for k in ("id", "kind", "center_nm", "fss_uev", "fss_uev_err",
                                                           "linewidth_uev", "mean_counts")},
               "lines_nm": " ".join(f"{x:.3f}" for x in e.get("lines_nm", []))} for e in emitters]

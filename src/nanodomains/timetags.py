@@ -1,0 +1,777 @@
+r"""Photon time tags: the :class:`PhotonStream` type and its files (PicoQuant PTU, project npz).
+
+This is the one home of photon-stream I/O: the photon simulator
+(:mod:`nanodomains.optics.photons`) writes its streams with :func:`write_ptu` and
+:func:`write_photons_npz`, and the analyses (:mod:`nanodomains.spectroscopy.g2`,
+:mod:`nanodomains.spectroscopy.lifetime`) read them with :func:`read_photons` and
+:func:`iter_photon_chunks`. It imports only :mod:`nanodomains.errors` and
+:mod:`nanodomains.files` (ground floor).
+
+Photon streams
+--------------
+A photon stream is what a time-tagging (TTTR) module records behind a Hanbury Brown
+and Twiss (HBT) setup: for every detected photon a macro time ``t`` (int64, ps, from
+the start of the acquisition), the detector channel ``c`` (uint8) and, in T3 mode,
+the micro time ``m`` (int64, ps) since the last excitation (sync) pulse. In T3 mode
+the macro time is reconstructed as
+
+    t = n_sync * T_sync + m,
+
+with ``n_sync`` the sync counter and ``T_sync`` the sync period; in T2 mode ``t`` is
+the time tag itself (``resolution_ps`` per unit).
+
+Reading PTU
+-----------
+The records of PicoQuant devices carry only a few bits of time; the counter wraps and
+the file holds *overflow* records. HydraHarp v2, TimeHarp 260 and MultiHarp overflow
+records carry the number of wraps they stand for (one record may stand for up to
+2**25 - 1 wraps), whereas PicoHarp records stand for one wrap each (PicoQuant, "PTU
+file format demos", github.com/PicoQuant/PicoQuant-Time-Tagged-File-Format-Demos). A
+reader that counts each HydraHarp overflow record as one wrap loses time: the real
+file ``hydraharp_v20_t2.ptu`` holds 5.00 s, not 4.35 s. Decoding is delegated to
+ptufile (C. Gohlke, doi 10.5281/zenodo.10120021), which handles both conventions.
+
+:func:`iter_ptu_chunks` reads the raw 32-bit records block by block from disk (memory
+bounded by ``chunk_records``) and decodes each block with ptufile. A block decoded on
+its own starts from time zero; the time base carried across blocks is the one the
+block's last overflow record establishes. It is derived from ptufile's own decoding
+of that record (decoding the record once and twice gives its increment and its
+payload), so no per-device wrap constant is hard-coded here. In T3 mode photons of
+the last sync period of a block are held back and merged into the next block, so the
+concatenated chunks are globally time ordered.
+
+Writing PTU
+-----------
+:func:`write_ptu` writes PicoQuant unified TTTR files (magic ``PQTTTR``, tag header of
+48-byte tag records: 32-byte ident, int32 index, uint32 type code, 8-byte value or
+length + payload) with HydraHarp v2 records (32 bit, little endian)::
+
+    T2: special(1) | channel(6) | time tag(25)            wrap 2^25 units of 1 ps
+    T3: special(1) | channel(6) | dtime(15) | nsync(10)   wrap 1024 syncs
+
+Overflow records (special = 1, channel = 63) carry the number of wraps they stand for
+(the format allows 1 .. 2^25-1 in T2 and 1 .. 1023 in T3; HydraHarp v2 firmware writes
+small counts). T2 records here carry at most 127 wraps, because ptufile 2026.2 decodes
+only the low 7 bits of a T2 overflow count (PicoQuant's demo reads all 25); longer gaps
+get several overflow records, which every reader sums correctly.
+
+Project npz
+-----------
+``times_ps`` (int64), ``channels`` (uint8), optional ``microtimes_ps`` (int64), and the
+scalar attributes ``resolution_ps``, ``duration_s``, optional ``sync_period_ps`` (absent
+for T2/CW streams) and ``source``; see :func:`write_photons_npz`.
+
+Examples
+--------
+>>> import numpy as np, tempfile, pathlib
+>>> s = PhotonStream(np.array([5, 900, 1200]), np.array([0, 1, 0]), duration_s=1e-9)
+>>> s.channel_counts()
+{0: 2, 1: 1}
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "tags.ptu"
+>>> back = read_photons(write_ptu(s, path))
+>>> back.times_ps.tolist(), back.channels.tolist()
+([5, 900, 1200], [0, 1, 0])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from nanodomains import __version__
+from nanodomains.errors import FileFormatError, InputError
+from nanodomains.files import atomic_path
+
+__all__ = [
+    "PhotonStream",
+    "read_photons",
+    "iter_photon_chunks",
+    "read_ptu",
+    "iter_ptu_chunks",
+    "write_ptu",
+    "encode_hydraharp_t2",
+    "encode_hydraharp_t3",
+    "read_photons_npz",
+    "write_photons_npz",
+    "photon_file_summary",
+]
+
+RECTYPE_HH2_T2 = 0x01010204
+RECTYPE_HH2_T3 = 0x01010304
+T2_WRAP = 1 << 25
+T3_WRAP = 1 << 10
+# Wraps per overflow record. The format allows 2^25 - 1 (T2) and 1023 (T3), but ptufile
+# (2026.2) decodes only the low 7 bits of a HydraHarp v2 T2 overflow count, so T2 records
+# carry at most 127 wraps; a longer gap gets several records (valid for every reader).
+T2_MAX_WRAPS_PER_RECORD = 127
+T3_MAX_WRAPS_PER_RECORD = 1023
+
+
+@dataclass
+class PhotonStream:
+    """Time-tagged photons of one acquisition (or one chunk of it).
+
+    Parameters
+    ----------
+    times_ps : ndarray of int64, shape (N,)
+        Macro times in ps from the start of the acquisition, non-decreasing.
+    channels : ndarray of uint8, shape (N,)
+        Detector channel of each photon.
+    microtimes_ps : ndarray of int64, shape (N,), optional
+        Delay after the last sync (excitation) pulse, T3 data only.
+    resolution_ps : float
+        Time-tag unit (T2) or micro-time bin width (T3) in ps.
+    sync_period_ps : float or None
+        Excitation (sync) period in ps; None for T2/CW data.
+    duration_s : float
+        Acquisition time in s. For a chunk from :func:`iter_ptu_chunks`, the time
+        covered up to the end of that chunk (the last chunk carries the file's).
+    source : str
+        File the photons came from (or a free description).
+    """
+
+    times_ps: np.ndarray
+    channels: np.ndarray
+    microtimes_ps: np.ndarray | None = None
+    resolution_ps: float = 1.0
+    sync_period_ps: float | None = None
+    duration_s: float = 0.0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        times = np.asarray(self.times_ps)
+        chans = np.asarray(self.channels)
+        if times.ndim != 1 or chans.shape != times.shape:
+            raise InputError(
+                f"{self.source or 'photon stream'}: times_ps and channels must be 1-D of equal "
+                f"length, got shapes {times.shape} and {chans.shape}"
+            )
+        if times.size and not np.issubdtype(times.dtype, np.integer):
+            raise InputError(f"{self.source or 'photon stream'}: times_ps must be integer ps, got {times.dtype}")
+        self.times_ps = times.astype(np.int64, copy=False)
+        if chans.size and (chans.min() < 0 or chans.max() > 255):
+            raise InputError(f"{self.source or 'photon stream'}: channels must fit uint8 (0-255)")
+        self.channels = chans.astype(np.uint8, copy=False)
+        if self.microtimes_ps is not None:
+            micro = np.asarray(self.microtimes_ps)
+            if micro.shape != times.shape:
+                raise InputError(
+                    f"{self.source or 'photon stream'}: microtimes_ps shape {micro.shape} != times_ps {times.shape}"
+                )
+            self.microtimes_ps = micro.astype(np.int64, copy=False)
+        if not (math.isfinite(self.resolution_ps) and self.resolution_ps > 0):
+            raise InputError(f"{self.source or 'photon stream'}: resolution_ps must be > 0, got {self.resolution_ps!r}")
+        if self.sync_period_ps is not None and not (
+            math.isfinite(self.sync_period_ps) and self.sync_period_ps > 0
+        ):
+            raise InputError(
+                f"{self.source or 'photon stream'}: sync_period_ps must be > 0 or None, got {self.sync_period_ps!r}"
+            )
+        if not (math.isfinite(self.duration_s) and self.duration_s >= 0):
+            raise InputError(f"{self.source or 'photon stream'}: duration_s must be >= 0, got {self.duration_s!r}")
+
+    @property
+    def n_photons(self) -> int:
+        """Number of photons."""
+        return int(self.times_ps.size)
+
+    @property
+    def is_t3(self) -> bool:
+        """True when micro times are present."""
+        return self.microtimes_ps is not None
+
+    def channel_counts(self) -> dict[int, int]:
+        """Photons per channel, ``{channel: count}`` for channels with photons."""
+        counts = np.bincount(self.channels, minlength=1) if self.channels.size else np.zeros(0, int)
+        return {int(c): int(n) for c, n in enumerate(counts) if n > 0}
+
+    def select(self, channel: int, microtime_gate_ps: tuple[float, float] | None = None) -> np.ndarray:
+        """Sorted macro times (ps) of one channel, optionally micro-time gated.
+
+        Parameters
+        ----------
+        channel : int
+            Detector channel.
+        microtime_gate_ps : (float, float), optional
+            Keep photons with ``lo <= microtime < hi`` (T3 only).
+        """
+        if microtime_gate_ps is None:
+            return self.times_ps[self.channels == channel]
+        mask = self.channels == channel
+        if microtime_gate_ps is not None:
+            if self.microtimes_ps is None:
+                raise InputError(
+                    f"{self.source or 'photon stream'}: micro-time gating needs T3 data (microtimes_ps), "
+                    "this stream has none"
+                )
+            lo, hi = microtime_gate_ps
+            if not hi > lo:
+                raise InputError(f"micro-time gate must have hi > lo, got ({lo}, {hi}) ps")
+            mask &= (self.microtimes_ps >= lo) & (self.microtimes_ps < hi)
+        return self.times_ps[mask]
+
+    def summary(self) -> dict:
+        """Facts about the stream as a JSON-ready dict."""
+        counts = self.channel_counts()
+        dur = self.duration_s
+        return {
+            "source": self.source,
+            "mode": "T3" if self.is_t3 else "T2",
+            "n_photons": self.n_photons,
+            "duration_s": dur,
+            "channels": counts,
+            "rates_hz": {c: (n / dur if dur > 0 else float("nan")) for c, n in counts.items()},
+            "resolution_ps": self.resolution_ps,
+            "sync_period_ps": self.sync_period_ps,
+            "sync_rate_hz": (1e12 / self.sync_period_ps) if self.sync_period_ps else None,
+        }
+
+
+# ---------------------------------------------------------------------------------
+# PTU
+
+
+def _open_ptu(path: Path):
+    import ptufile
+
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such file")
+    try:
+        ptu = ptufile.PtuFile(path)
+    except FileFormatError:
+        raise
+    except Exception as exc:  # PqFileError (ValueError), struct errors on truncation
+        raise FileFormatError(f"{path}: not a readable PicoQuant PTU file ({exc})") from exc
+    try:
+        bits = int(ptu.tags.get("TTResultFormat_BitsPerRecord", 32))
+        if bits not in (0, 32):
+            raise FileFormatError(f"{path}: TTResultFormat_BitsPerRecord = {bits}, expected 32")
+        n_declared = int(ptu.tags.get("TTResult_NumberOfRecords", 0))
+        size = path.stat().st_size
+        n_present = (size - ptu.record_offset) // 4
+        if n_declared <= 0:
+            n_declared = n_present
+        if n_present < n_declared:
+            raise FileFormatError(
+                f"{path}: truncated: header declares {n_declared} TTTR records, the file holds "
+                f"{max(n_present, 0)}"
+            )
+        mode = int(ptu.tags["Measurement_Mode"])
+        if mode not in (2, 3):
+            raise FileFormatError(f"{path}: Measurement_Mode = {mode}, expected 2 (T2) or 3 (T3)")
+        ptu.tags["MeasDesc_GlobalResolution"]
+    except FileFormatError:
+        ptu.close()
+        raise
+    except KeyError as exc:
+        ptu.close()
+        raise FileFormatError(f"{path}: PTU header lacks tag {exc}") from exc
+    return ptu, n_declared
+
+
+def _overflow_base_after(ptu, raw_record: np.uint32, decoded_time: int) -> int:
+    """Time base (in record time units) established by an overflow record.
+
+    ``decoded_time`` is ptufile's time of the record inside its block. Decoding the
+    record alone and twice in a row gives its wrap increment and its payload, so the
+    base after it follows without device-specific constants.
+    """
+    once = ptu.decode_records(np.array([raw_record], dtype=np.uint32))["time"]
+    twice = ptu.decode_records(np.array([raw_record, raw_record], dtype=np.uint32))["time"]
+    t1, t2 = int(once[0]), int(twice[1])
+    return int(decoded_time) - (2 * t1 - t2)
+
+
+class _PtuBlocks:
+    """Decoder of successive blocks of one PTU file, carrying the time base across blocks.
+
+    Holds the state :func:`iter_ptu_chunks` needs between blocks: the time base of the
+    last overflow record, the latest photon time, and (T3) the photons of the last sync
+    period held back to merge with the next block.
+    """
+
+    def __init__(self, ptu, path: Path):
+        self.ptu, self.path = ptu, path
+        self.is_t3 = bool(ptu.is_t3)
+        unit_s = float(ptu.global_resolution)
+        if self.is_t3:
+            self.sync_period_ps = unit_s * 1e12
+            self.resolution_ps = float(ptu.tcspc_resolution) * 1e12
+            if not self.resolution_ps > 0:
+                raise FileFormatError(f"{path}: T3 file without MeasDesc_Resolution")
+            self.unit_ps = self.sync_period_ps
+        else:
+            self.sync_period_ps = None
+            self.resolution_ps = unit_s * 1e12
+            self.unit_ps = self.resolution_ps
+        if not self.unit_ps > 0:
+            raise FileFormatError(f"{path}: MeasDesc_GlobalResolution must be > 0, got {unit_s}")
+        self.base = 0  # record time units
+        self.end_units = 0
+        self.last_units = 0  # latest photon time (record units) seen so far
+        self.held = self._empty()
+
+    def _empty(self):
+        return (np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int64) if self.is_t3 else None)
+
+    def decode(self, raw: np.ndarray, start: int):
+        """Photons of one block (times ps, channels, micro times), merged with the held ones."""
+        try:
+            dec = self.ptu.decode_records(raw)
+        except Exception as exc:
+            raise FileFormatError(f"{self.path}: cannot decode records at {start}: {exc}") from exc
+        time_units = dec["time"].astype(np.int64)
+        chan = dec["channel"]
+        is_photon = chan >= 0
+        is_overflow = (chan < 0) & (dec["marker"] == 0)
+        ph_units = time_units[is_photon] + self.base
+        if ph_units.size:
+            self.end_units = max(self.end_units, int(ph_units.max()))
+            self.last_units = max(self.last_units, int(ph_units.max()))
+        if np.any(is_overflow):
+            last = int(np.flatnonzero(is_overflow)[-1])
+            self.base += _overflow_base_after(self.ptu, raw[last], int(time_units[last]))
+            self.end_units = max(self.end_units, self.base)
+        ch = chan[is_photon].astype(np.uint8)
+        if self.is_t3:
+            micro = np.rint(dec["dtime"][is_photon].astype(np.float64) * self.resolution_ps).astype(np.int64)
+            t = np.rint(ph_units.astype(np.float64) * self.sync_period_ps).astype(np.int64) + micro
+        else:
+            micro = None
+            t = ph_units if self.unit_ps == 1.0 else np.rint(ph_units * self.unit_ps).astype(np.int64)
+        # merge photons held back from the previous block, order by time
+        held_t, held_c, held_m = self.held
+        t, ch = np.concatenate([held_t, t]), np.concatenate([held_c, ch])
+        if self.is_t3:
+            micro = np.concatenate([held_m, micro])
+        if t.size > 1 and np.any(np.diff(t) < 0):
+            order = np.argsort(t, kind="stable")
+            t, ch = t[order], ch[order]
+            if micro is not None:
+                micro = micro[order]
+        return t, ch, micro
+
+    def release(self, t, ch, micro, more: bool) -> PhotonStream:
+        """The chunk to yield; in T3 photons of the last sync period wait for the next block."""
+        if self.is_t3 and more and t.size:
+            cut = int(np.rint(float(self.last_units) * self.sync_period_ps))
+            keep = t < cut
+            self.held = (t[~keep], ch[~keep], micro[~keep])
+            t, ch, micro = t[keep], ch[keep], micro[keep]
+        else:
+            self.held = self._empty()
+        return PhotonStream(times_ps=t, channels=ch, microtimes_ps=micro, resolution_ps=self.resolution_ps,
+                            sync_period_ps=self.sync_period_ps,
+                            duration_s=self.end_units * self.unit_ps * 1e-12, source=str(self.path))
+
+
+def _raw_blocks(path: Path, offset: int, n_records: int, chunk_records: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first record index, raw uint32 records)`` of successive blocks of a PTU file."""
+    with open(path, "rb") as fh:
+        start = 0
+        while start < n_records:
+            count = min(chunk_records, n_records - start)
+            fh.seek(offset + 4 * start)
+            raw = np.fromfile(fh, dtype="<u4", count=count)
+            if raw.size != count:
+                raise FileFormatError(
+                    f"{path}: truncated: expected {count} records at record {start}, read {raw.size}"
+                )
+            yield start, raw
+            start += count
+
+
+def iter_ptu_chunks(
+    path: str | os.PathLike,
+    *,
+    chunk_records: int = 1 << 22,
+) -> Iterator[PhotonStream]:
+    """Iterate over a PTU file (T2 or T3) in chunks of bounded memory.
+
+    Parameters
+    ----------
+    path : path-like
+        PicoQuant PTU file.
+    chunk_records : int
+        Number of 32-bit records read and decoded at a time.
+
+    Yields
+    ------
+    PhotonStream
+        Photons of one chunk, globally time ordered across chunks; ``duration_s`` is
+        the acquisition time covered up to the end of the chunk.
+
+    Raises
+    ------
+    FileFormatError
+        Missing, truncated or corrupt file.
+    """
+    path = Path(path)
+    if chunk_records < 2:
+        raise InputError(f"chunk_records must be >= 2, got {chunk_records}")
+    ptu, n_records = _open_ptu(path)
+    try:
+        blocks = _PtuBlocks(ptu, path)
+        for start, raw in _raw_blocks(path, int(ptu.record_offset), n_records, chunk_records):
+            t, ch, micro = blocks.decode(raw, start)
+            yield blocks.release(t, ch, micro, more=start + raw.size < n_records)
+    finally:
+        ptu.close()
+
+
+def read_ptu(path: str | os.PathLike, *, chunk_records: int = 1 << 22) -> PhotonStream:
+    """Read all photons of a PicoQuant PTU file (T2 or T3) into memory.
+
+    Parameters
+    ----------
+    path : path-like
+        PTU file.
+    chunk_records : int
+        Records decoded at a time (bounds the decoding buffers, not the result).
+
+    Returns
+    -------
+    PhotonStream
+        Time-ordered photons; ``microtimes_ps`` and ``sync_period_ps`` set for T3.
+    """
+    chunks = list(iter_ptu_chunks(path, chunk_records=chunk_records))
+    if not chunks:
+        raise FileFormatError(f"{path}: holds no TTTR records")
+    return _concat(chunks)
+
+
+def _concat(chunks: list[PhotonStream]) -> PhotonStream:
+    first, last = chunks[0], chunks[-1]
+    micro = None
+    if first.microtimes_ps is not None:
+        micro = np.concatenate([c.microtimes_ps for c in chunks])
+    return PhotonStream(
+        times_ps=np.concatenate([c.times_ps for c in chunks]),
+        channels=np.concatenate([c.channels for c in chunks]),
+        microtimes_ps=micro,
+        resolution_ps=first.resolution_ps,
+        sync_period_ps=first.sync_period_ps,
+        duration_s=last.duration_s,
+        source=first.source,
+    )
+
+
+def photon_file_summary(path: str | os.PathLike, *, chunk_records: int = 1 << 22) -> dict:
+    """Facts about a photon file (mode, photons per channel, rates, duration).
+
+    PTU files are scanned chunk by chunk, so memory stays bounded by
+    ``chunk_records`` whatever the file size; npz files are loaded.
+    """
+    path = Path(path)
+    counts: dict[int, int] = {}
+    n = 0
+    last = None
+    for chunk in iter_photon_chunks(path, chunk_records=chunk_records):
+        for c, k in chunk.channel_counts().items():
+            counts[c] = counts.get(c, 0) + k
+        n += chunk.n_photons
+        last = chunk
+    if last is None:
+        raise FileFormatError(f"{path}: holds no TTTR records")
+    summary = last.summary()
+    dur = last.duration_s
+    summary.update(
+        source=str(path),
+        n_photons=n,
+        channels=counts,
+        rates_hz={c: k / dur if dur > 0 else float("nan") for c, k in counts.items()},
+    )
+    if path.suffix.lower() == ".ptu":
+        import ptufile
+
+        with ptufile.PtuFile(path) as ptu:
+            summary["record_type"] = ptu.record_type.name
+            summary["n_records"] = int(ptu.tags.get("TTResult_NumberOfRecords", 0))
+    return summary
+
+
+# ---------------------------------------------------------------------------------
+# npz
+
+
+def write_photons_npz(stream: PhotonStream, path: str | os.PathLike, *, compressed: bool = True) -> Path:
+    """Write a :class:`PhotonStream` to the project npz format.
+
+    Keys: ``times_ps`` (int64), ``channels`` (uint8), ``microtimes_ps`` (int64, T3
+    only), ``resolution_ps``, ``duration_s``, ``sync_period_ps`` (only when set), and
+    ``source`` (str), all scalars as 0-d arrays. Written atomically.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise InputError(f"{path}: photon streams are written as .npz")
+    arrays: dict[str, np.ndarray] = {
+        "times_ps": stream.times_ps.astype(np.int64, copy=False),
+        "channels": stream.channels.astype(np.uint8, copy=False),
+        "resolution_ps": np.float64(stream.resolution_ps),
+        "duration_s": np.float64(stream.duration_s),
+        "source": np.str_(stream.source),
+    }
+    if stream.microtimes_ps is not None:
+        arrays["microtimes_ps"] = stream.microtimes_ps.astype(np.int64, copy=False)
+    if stream.sync_period_ps is not None:
+        arrays["sync_period_ps"] = np.float64(stream.sync_period_ps)
+    with atomic_path(path) as tmp:
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+    return path
+
+
+def read_photons_npz(path: str | os.PathLike) -> PhotonStream:
+    """Read a photon stream written by :func:`write_photons_npz`.
+
+    Raises
+    ------
+    FileFormatError
+        Missing keys, wrong dtypes, unreadable or truncated archive.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise FileFormatError(f"{path}: not a readable npz archive ({exc})") from exc
+    for key in ("times_ps", "channels", "resolution_ps", "duration_s"):
+        if key not in data:
+            raise FileFormatError(f"{path}: photon npz lacks '{key}' (has {sorted(data)})")
+    times, chans = data["times_ps"], data["channels"]
+    if times.dtype != np.int64:
+        raise FileFormatError(f"{path}: 'times_ps' must be int64, got {times.dtype}")
+    if chans.dtype != np.uint8:
+        raise FileFormatError(f"{path}: 'channels' must be uint8, got {chans.dtype}")
+    micro = data.get("microtimes_ps")
+    if micro is not None and micro.dtype != np.int64:
+        raise FileFormatError(f"{path}: 'microtimes_ps' must be int64, got {micro.dtype}")
+    if times.size > 1 and np.any(np.diff(times) < 0):
+        raise FileFormatError(f"{path}: 'times_ps' is not sorted in time")
+    sync = data.get("sync_period_ps")
+    try:
+        return PhotonStream(
+            times_ps=times,
+            channels=chans,
+            microtimes_ps=micro,
+            resolution_ps=float(data["resolution_ps"]),
+            sync_period_ps=None if sync is None else float(sync),
+            duration_s=float(data["duration_s"]),
+            source=str(data["source"]) if "source" in data else str(path),
+        )
+    except InputError as exc:
+        raise FileFormatError(f"{path}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------
+# dispatch
+
+
+def read_photons(path: str | os.PathLike) -> PhotonStream:
+    """Read a photon stream from a PTU (T2/T3) or project npz file, by suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".ptu":
+        return read_ptu(path)
+    if suffix == ".npz":
+        return read_photons_npz(path)
+    raise FileFormatError(f"{path}: unknown photon file type '{suffix}', expected .ptu or .npz")
+
+
+def iter_photon_chunks(path: str | os.PathLike, *, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
+    """Chunks of a photon file: PTU read block by block; npz yielded as one chunk."""
+    path = Path(path)
+    if path.suffix.lower() == ".ptu":
+        yield from iter_ptu_chunks(path, chunk_records=chunk_records)
+    else:
+        yield read_photons(path)
+
+
+# ---------------------------------------------------------------------------------
+# PTU writing
+
+def _overflow_runs(wraps: np.ndarray, max_per_record: int):
+    """Per photon, the overflow records to insert before it: counts and their values."""
+    delta = np.diff(np.concatenate([[0], wraps]))
+    n_rec = -(-delta // max_per_record)  # ceil
+    return delta, n_rec
+
+
+def _encode(times_units: np.ndarray, channels: np.ndarray, payload_bits: int, make_photon,
+            end_wraps: int | None) -> np.ndarray:
+    """Interleave photon records with HydraHarp-v2 overflow records (counted wraps)."""
+    wraps = times_units >> payload_bits
+    max_per = T2_MAX_WRAPS_PER_RECORD if payload_bits == 25 else T3_MAX_WRAPS_PER_RECORD
+    delta, n_rec = _overflow_runs(wraps, max_per)
+    total_ovf = int(n_rec.sum())
+    n = times_units.size
+    out = np.empty(n + total_ovf, np.uint32)
+    # position of each photon in the output
+    pos = np.arange(n) + np.cumsum(n_rec)
+    out[pos] = make_photon(times_units, channels)
+    if total_ovf:
+        ovf_pos = np.ones(out.size, bool)
+        ovf_pos[pos] = False
+        # values: for each photon with n_rec > 0, (n_rec - 1) x max_per then the remainder
+        reps = np.repeat(np.arange(n), n_rec)
+        first = np.repeat(np.cumsum(n_rec) - n_rec, n_rec)
+        k_in_run = np.arange(total_ovf) - first
+        last = k_in_run == n_rec[reps] - 1
+        vals = np.where(last, delta[reps] - (n_rec[reps] - 1) * max_per, max_per).astype(np.uint32)
+        out[ovf_pos] = np.uint32(0xFE000000) | vals
+    tail = []
+    if end_wraps is not None:
+        extra = int(end_wraps) - int(wraps[-1] if n else 0)
+        while extra > 0:
+            v = min(extra, max_per)
+            tail.append(np.uint32(0xFE000000) | np.uint32(v))
+            extra -= v
+    if tail:
+        out = np.concatenate([out, np.array(tail, np.uint32)])
+    return out
+
+
+def encode_hydraharp_t2(times_ps: np.ndarray, channels: np.ndarray, *, end_ps: int | None = None) -> np.ndarray:
+    """HydraHarp v2 T2 records (1 ps units) for sorted times and channels 0..62."""
+    t = np.asarray(times_ps, np.int64)
+    c = np.asarray(channels, np.int64)
+    _check_stream(t, c)
+
+    def photon(tu, ch):
+        return ((ch.astype(np.uint32) << np.uint32(25)) | (tu & (T2_WRAP - 1)).astype(np.uint32)).astype(np.uint32)
+
+    return _encode(t, c, 25, photon, None if end_ps is None else int(end_ps) >> 25)
+
+
+def encode_hydraharp_t3(times_ps: np.ndarray, channels: np.ndarray, microtimes_ps: np.ndarray,
+                        sync_period_ps: int, resolution_ps: int, *, end_ps: int | None = None) -> np.ndarray:
+    """HydraHarp v2 T3 records; requires ``times = nsync T + micro`` with ``micro = dtime r``."""
+    t = np.asarray(times_ps, np.int64)
+    c = np.asarray(channels, np.int64)
+    m = np.asarray(microtimes_ps, np.int64)
+    _check_stream(t, c)
+    period, res = int(sync_period_ps), int(resolution_ps)
+    nsync = (t - m) // period
+    if np.any(m < 0) or np.any(m >= period) or np.any(m % res) or np.any(nsync * period + m != t):
+        raise InputError("T3 stream must satisfy times = nsync * sync_period + microtime with "
+                         "0 <= microtime < sync_period on the resolution grid")
+    dtime = m // res
+    if np.any(dtime >= (1 << 15)):
+        raise InputError(f"microtimes need more than 15 bits at {res} ps resolution")
+    if nsync.size > 1 and np.any(np.diff(nsync) < 0):
+        raise InputError("T3 records must be ordered by sync number")
+
+    def photon(ns, ch, dt=dtime):
+        return ((ch.astype(np.uint32) << np.uint32(25)) | (dt.astype(np.uint32) << np.uint32(10))
+                | (ns & (T3_WRAP - 1)).astype(np.uint32)).astype(np.uint32)
+
+    return _encode(nsync, c, 10, photon, None if end_ps is None else (int(end_ps) // period) >> 10)
+
+
+def _check_stream(t: np.ndarray, c: np.ndarray) -> None:
+    if t.shape != c.shape or t.ndim != 1:
+        raise InputError("times and channels must be 1-D arrays of equal length")
+    if t.size and (t.min() < 0 or np.any(np.diff(t) < 0)):
+        raise InputError("times must be non-negative and sorted")
+    if c.size and (c.min() < 0 or c.max() > 62):
+        raise InputError("HydraHarp channels must lie in 0..62")
+
+
+def _tag(ident: str, value, index: int = -1) -> bytes:
+    if value is None:
+        typ, payload = 0xFFFF0008, b"\0" * 8
+    elif isinstance(value, bool):
+        typ, payload = 0x00000008, struct.pack("<q", int(value))
+    elif isinstance(value, (int, np.integer)):
+        typ, payload = 0x10000008, struct.pack("<q", int(value))
+    elif isinstance(value, float):
+        typ, payload = 0x20000008, struct.pack("<d", value)
+    elif isinstance(value, datetime):
+        days = (value - datetime(1899, 12, 30)) / timedelta(days=1)
+        typ, payload = 0x21000008, struct.pack("<d", days)
+    elif isinstance(value, str):
+        raw = value.encode("windows-1252", errors="replace") + b"\0"
+        raw += b"\0" * (-len(raw) % 8)
+        typ, payload = 0x4001FFFF, struct.pack("<q", len(raw)) + raw
+    else:
+        raise InputError(f"PTU tag {ident}: unsupported value type {type(value).__name__}")
+    name = ident.encode("ascii")
+    if len(name) > 32:
+        raise InputError(f"PTU tag identifier {ident!r} longer than 32 characters")
+    return struct.pack("<32siI", name, index, typ) + payload
+
+
+def write_ptu(stream: PhotonStream, path: str | os.PathLike, *, mode: Literal["T2", "T3"] | None = None,
+              comment: str | None = None) -> Path:
+    """Write a PicoQuant PTU file (HydraHarp v2 T2 or T3 records) atomically.
+
+    Parameters
+    ----------
+    stream : PhotonStream
+        Stream to write (a simulation is one); T3 needs micro times and a sync period.
+    path : path-like
+        Output ``.ptu`` file.
+    mode : {"T2", "T3"}, optional
+        Default: T3 when the stream has micro times, else T2.
+    comment : str, optional
+        ``File_Comment`` tag; default the stream's ``source``.
+    """
+    p = Path(path)
+    comment = comment if comment is not None else (stream.source or "nanodomains photon stream")
+    if p.suffix.lower() != ".ptu":
+        raise InputError(f"{p}: PTU files must end in .ptu")
+    if mode is None:
+        mode = "T3" if stream.microtimes_ps is not None else "T2"
+    if mode not in ("T2", "T3"):
+        raise InputError(f"mode must be 'T2' or 'T3', got {mode!r}")
+    end_ps = int(round(stream.duration_s * 1e12))
+    if mode == "T3":
+        if stream.microtimes_ps is None or stream.sync_period_ps is None:
+            raise InputError("T3 PTU needs a pulsed stream with micro times")
+        period, res = int(stream.sync_period_ps), int(stream.resolution_ps)
+        records = encode_hydraharp_t3(stream.times_ps, stream.channels, stream.microtimes_ps, period, res,
+                                      end_ps=end_ps)
+        rectype, glob_res, meas_res = RECTYPE_HH2_T3, period * 1e-12, res * 1e-12
+        sync_rate = int(round(1e12 / period))
+    else:
+        records = encode_hydraharp_t2(stream.times_ps, stream.channels, end_ps=end_ps)
+        rectype, glob_res, meas_res = RECTYPE_HH2_T2, 1e-12, 1e-12
+        sync_rate = int(round(1e12 / stream.sync_period_ps)) if stream.sync_period_ps else 0
+    tags = [
+        ("File_GUID", "{" + str(uuid.uuid4()).upper() + "}"),
+        ("File_CreatingTime", datetime.now().replace(microsecond=0)),
+        ("File_Comment", comment),
+        ("CreatorSW_Name", "nanodomains"),
+        ("CreatorSW_Version", __version__),
+        ("Measurement_Mode", 3 if mode == "T3" else 2),
+        ("Measurement_SubMode", 0),
+        ("TTResult_StopReason", 0),
+        ("TTResultFormat_TTTRRecType", rectype),
+        ("TTResultFormat_BitsPerRecord", 32),
+        ("MeasDesc_BinningFactor", int(round(meas_res * 1e12))),
+        ("MeasDesc_Offset", 0),
+        ("MeasDesc_AcquisitionTime", int(round(stream.duration_s * 1000))),
+        ("HW_Type", "HydraHarp"),
+        ("HW_Version", "2.0"),
+        ("HW_InpChannels", int(stream.channels.max()) + 2 if stream.channels.size else 3),
+        ("HW_BaseResolution", 1e-12),
+        ("MeasDesc_Resolution", meas_res),
+        ("MeasDesc_GlobalResolution", glob_res),
+        ("TTResult_SyncRate", sync_rate),
+        ("TTResult_NumberOfRecords", int(records.size)),
+    ]
+    header = b"PQTTTR\0\0" + b"1.0.00\0\0" + b"".join(_tag(k, v) for k, v in tags) + _tag("Header_End", None)
+    with atomic_path(p) as tmp, open(tmp, "wb") as fh:
+        fh.write(header)
+        fh.write(records.astype("<u4").tobytes())
+    return p
