@@ -101,7 +101,7 @@ import numpy as np
 
 from nanodomains import __version__, materials
 from nanodomains.errors import InputError, require_finite, require_positive
-from nanodomains.optics.emitters import STATE_CODES, NCDynamics, _merge
+from nanodomains.optics.emitters import STATE_CODES, NCDynamics, merge_piecewise as _merge
 from nanodomains.errors import require_in_range
 
 __all__ = [
