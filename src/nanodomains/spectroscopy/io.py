@@ -54,6 +54,7 @@ import numpy as np
 import xarray as xr
 
 from nanodomains.errors import CalibrationError, FileFormatError, InputError
+from nanodomains.files import atomic_path, to_jsonable
 
 __all__ = [
     "load_movie",
@@ -327,9 +328,8 @@ def save_movie(movie: xr.DataArray, path) -> Path:
     out = movie.copy()
     out.attrs = _netcdf_safe_attrs(movie.attrs)
     out.name = movie.name or "counts"
-    tmp = p.with_name(p.name + ".tmp")
-    out.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(p)
+    with atomic_path(p) as tmp:
+        out.to_netcdf(tmp, engine="h5netcdf")
     return p
 
 
@@ -343,7 +343,7 @@ def _netcdf_safe_attrs(attrs: dict) -> dict:
         elif isinstance(v, (list, tuple, np.ndarray)) and np.asarray(v).dtype.kind in "iuf" and np.asarray(v).ndim == 1:
             safe[k] = np.asarray(v)
         else:
-            safe[k] = json.dumps(v, default=str)
+            safe[k] = json.dumps(to_jsonable(v), default=str)
     return safe
 
 
