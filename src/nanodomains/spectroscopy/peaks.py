@@ -233,6 +233,47 @@ def _neighbour_medians(y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmedian(before, axis=0), np.nanmedian(after, axis=0)
 
 
+def _temporal_residual(y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Residual of every pixel against the median of ``k`` frames before or after (the
+    smaller), that reference, and the residual in units of its robust sd (read noise
+    plus shot noise growing with the reference)."""
+    mb, ma = _neighbour_medians(y, k)
+    rb, ra = y - mb, y - ma
+    use_b = np.isnan(ra) | (~np.isnan(rb) & (rb < ra))
+    r = np.where(use_b, rb, ra)
+    ref = np.where(use_b, mb, ma)
+    med_r = np.nanmedian(r, axis=0)
+    sig = 1.4826 * np.nanmedian(np.abs(r - med_r), axis=0)
+    floor = 0.25 * np.nanmedian(sig) if np.nanmedian(sig) > 0 else 1e-12
+    sig = np.maximum(sig, floor)
+    # shot noise grows with the signal: add kappa * (reference above its time median),
+    # kappa ~ variance per count estimated from the quiet columns (gain; read noise makes it conservative)
+    level = np.nanmedian(ref, axis=0)
+    pos = level > 0
+    kappa = float(np.median(sig[pos] ** 2 / level[pos])) if pos.any() else 0.0
+    sig_eff = np.sqrt(sig**2 + kappa * np.maximum(ref - level, 0.0))
+    return r, ref, r / sig_eff
+
+
+def _spike_shape(r: np.ndarray, a: int, b: int, *, max_width_px: int, max_shower_px: int,
+                 jag_ratio: float, flank_ratio: float) -> bool:
+    """Whether the run ``[a, b)`` of one frame's residual ``r`` looks like a cosmic ray:
+    narrow (or a jagged shower) with quiet flanks."""
+    peak = np.nanmax(r[a:b])
+    if b - a > max_width_px:
+        seg = r[a:b]
+        sharp = -(seg[:-2] - 2 * seg[1:-1] + seg[2:]) if seg.size >= 3 else np.zeros(0)
+        if b - a > max_shower_px or not sharp.size or sharp.max() < jag_ratio * peak:
+            return False
+    # both flanks (2-3 px outside) must be quiet: a line that appears or shifts
+    # leaves Lorentzian (same sign) or derivative-like (opposite sign) flanks
+    for fl in (np.arange(a - 3, a - 1), np.arange(b + 1, b + 3)):
+        fl = fl[(fl >= 0) & (fl < r.size)]
+        if fl.size and abs(np.nanmean(r[fl])) > flank_ratio * peak:
+            return False
+    return True
+
+
 def remove_cosmic_rays(
     counts,
     wavelength_nm=None,
@@ -275,23 +316,7 @@ def remove_cosmic_rays(
     empty = CosmicRays(*(np.zeros(0, int) for _ in range(3)), np.zeros(0), np.zeros(0), np.zeros(0), tested=T >= 2)
     if T < 2:
         return y, empty
-    k = max(1, min(int(n_neighbors), T - 1))
-    mb, ma = _neighbour_medians(y, k)
-    rb, ra = y - mb, y - ma
-    use_b = np.isnan(ra) | (~np.isnan(rb) & (rb < ra))
-    r = np.where(use_b, rb, ra)
-    ref = np.where(use_b, mb, ma)
-    med_r = np.nanmedian(r, axis=0)
-    sig = 1.4826 * np.nanmedian(np.abs(r - med_r), axis=0)
-    floor = 0.25 * np.nanmedian(sig) if np.nanmedian(sig) > 0 else 1e-12
-    sig = np.maximum(sig, floor)
-    # shot noise grows with the signal: add kappa * (reference above its time median),
-    # kappa ~ variance per count estimated from the quiet columns (gain; read noise makes it conservative)
-    level = np.nanmedian(ref, axis=0)
-    pos = level > 0
-    kappa = float(np.median(sig[pos] ** 2 / level[pos])) if pos.any() else 0.0
-    sig_eff = np.sqrt(sig**2 + kappa * np.maximum(ref - level, 0.0))
-    z = r / sig_eff
+    r, ref, z = _temporal_residual(y, max(1, min(int(n_neighbors), T - 1)))
     cand = z > threshold
     if not cand.any():
         return y, empty
@@ -300,20 +325,8 @@ def remove_cosmic_rays(
     for sl in ndimage.find_objects(lab):
         f = sl[0].start
         a, b = sl[1].start, sl[1].stop
-        peak = np.nanmax(r[f, a:b])
-        if b - a > max_width_px:
-            seg = r[f, a:b]
-            sharp = -(seg[:-2] - 2 * seg[1:-1] + seg[2:]) if seg.size >= 3 else np.zeros(0)
-            if b - a > max_shower_px or not sharp.size or sharp.max() < jag_ratio * peak:
-                continue
-        # both flanks (2-3 px outside) must be quiet: a line that appears or shifts
-        # leaves Lorentzian (same sign) or derivative-like (opposite sign) flanks
-        flank_bad = False
-        for fl in (np.arange(a - 3, a - 1), np.arange(b + 1, b + 3)):
-            fl = fl[(fl >= 0) & (fl < W)]
-            if fl.size and abs(np.nanmean(r[f, fl])) > flank_ratio * peak:
-                flank_bad = True
-        if flank_bad:
+        if not _spike_shape(r[f], a, b, max_width_px=max_width_px, max_shower_px=max_shower_px,
+                            jag_ratio=jag_ratio, flank_ratio=flank_ratio):
             continue
         # grow by one pixel where the residual is still > 3 sd (the spike's wings)
         a2 = a - 1 if a > 0 and z[f, a - 1] > 3 else a
@@ -537,16 +550,8 @@ def levenberg_marquardt_batch(
         rows = np.flatnonzero(active)
         if rows.size == 0:
             break
-        Jr, wr, rr = J[rows], weights[rows], r[rows]
-        JTW = np.transpose(Jr, (0, 2, 1)) * wr[:, None, :]
-        A = JTW @ Jr
-        g = np.einsum("bpn,bn->bp", JTW, rr)
-        dA = np.einsum("bii->bi", A)
-        Ad = A + (lam[rows, None, None] * eye) * np.maximum(dA, 1e-30)[:, :, None]
-        try:
-            dp = np.linalg.solve(Ad, g[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            dp = np.einsum("bij,bj->bi", np.linalg.pinv(Ad), g)
+        wr = weights[rows]
+        dp = _marquardt_step(J[rows], wr, r[rows], lam[rows], eye)
         pn = np.clip(p[rows] + dp, lo[rows], hi[rows])
         fn, Jn = model_jac(pn, rows)
         rn = y[rows] - fn
@@ -563,17 +568,35 @@ def levenberg_marquardt_batch(
         stuck = rows[~ok][lam[rows[~ok]] > 1e10]
         converged[stuck] = True  # no downhill step left: at a minimum to numerical precision
         active[stuck] = False
+    cov, dof = _scaled_covariance(J, weights, chi2)
+    return p, cov, chi2, dof, converged
+
+
+def _marquardt_step(J: np.ndarray, w: np.ndarray, r: np.ndarray, lam: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    """Damped Gauss-Newton steps ``(J^T W J + lam diag) dp = J^T W r`` of a batch."""
+    JTW = np.transpose(J, (0, 2, 1)) * w[:, None, :]
+    A = JTW @ J
+    g = np.einsum("bpn,bn->bp", JTW, r)
+    dA = np.einsum("bii->bi", A)
+    Ad = A + (lam[:, None, None] * eye) * np.maximum(dA, 1e-30)[:, :, None]
+    try:
+        return np.linalg.solve(Ad, g[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.einsum("bij,bj->bi", np.linalg.pinv(Ad), g)
+
+
+def _scaled_covariance(J: np.ndarray, weights: np.ndarray, chi2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(J^T W J)^-1 scaled by the reduced chi-square (NaN where singular), and the dof."""
+    B, _, P = J.shape
     JTW = np.transpose(J, (0, 2, 1)) * weights[:, None, :]
     A = JTW @ J
-    n_pts = (weights > 0).sum(axis=1)
-    dof = n_pts - P
+    dof = (weights > 0).sum(axis=1) - P
     cov = np.full((B, P, P), np.nan)
     det_ok = np.linalg.cond(A) < 1e14
     if det_ok.any():
         cov[det_ok] = np.linalg.inv(A[det_ok])
     scale = np.where(dof > 0, chi2 / np.maximum(dof, 1), np.nan)
-    cov *= scale[:, None, None]
-    return p, cov, chi2, dof, converged
+    return cov * scale[:, None, None], dof
 
 
 # ---------------------------------------------------------------------------- line fits
