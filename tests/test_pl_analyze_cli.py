@@ -228,7 +228,12 @@ def test_emitters_json_is_one_record_from_cli_batch_and_demo(tmp_path):
     pd.DataFrame([{"id": "m", "path": str(path), "kind": "pl_movie", "n_surrogates": 99}]).to_csv(
         tmp_path / "manifest.csv", index=False)
     run_batch(tmp_path / "manifest.csv", tmp_path / "batch", workers=1)
-    run_pl_stage(tmp_path / "demo", 0, [])
+    stage = run_pl_stage(tmp_path / "demo", 0, [])
+    # the demo's rows come from records.compare: every visible truth emitter matched, as
+    # the demo's nearest-centre matching found before (13 of 13 on these presets)
+    assert all(c["found"] == c["truth"] and c["comparison_ok"] for c in stage["presets"].values())
+    assert sum(c["truth"] for c in stage["presets"].values()) == 13
+    assert {"path", "truth", "value", "stderr", "difference", "tolerance", "ok", "status"} <= set(stage["matches"][0])
     files = [tmp_path / "cli" / "emitters.json", tmp_path / "batch" / "items" / "m" / "emitters.json",
              *(tmp_path / "demo" / f"pl_{name}" / "emitters.json" for name in PL_PRESETS)]
     for f in files:
