@@ -29,6 +29,7 @@ import platform
 import numpy as np
 from scipy import special
 
+from nanodomains.materials import HC_EV_NM
 from nanodomains.optics import emitters as em
 from nanodomains.optics import movies as mv
 from nanodomains.optics import photons as ph
@@ -48,8 +49,8 @@ def voigt_direct(dyn, wl, frames, detection_efficiency, resolution_nm):
         photons = e.rate_hz * weights[k] * np.diff(frames) * detection_efficiency
         for f in np.flatnonzero(photons > 0):
             for line, frac in zip(e.line_ev, e.intensity):
-                lam0 = mv.HC_EV_NM / (line + shifts[k, f])
-                gamma = lam0**2 * e.linewidth_uev * 1e-6 / (2 * mv.HC_EV_NM)
+                lam0 = HC_EV_NM / (line + shifts[k, f])
+                gamma = lam0**2 * e.linewidth_uev * 1e-6 / (2 * HC_EV_NM)
                 image[f] += photons[f] * frac * special.voigt_profile(wl - lam0, sigma, gamma) * disp
     return image
 

@@ -7,6 +7,7 @@ import ptufile
 import pytest
 
 from nanodomains.cli import main
+from nanodomains.records import PLEmitters
 from nanodomains.spectroscopy.io import load_movie
 from nanodomains.records import PhotonTruth
 from nanodomains.timetags import read_photons
@@ -20,8 +21,9 @@ def test_pl_simulate_preset_writes_movie_truth_and_figure(tmp_path):
     assert rc == 0
     movie = load_movie(out)
     assert movie.shape == (120, 1340)
-    truth = json.loads((tmp_path / "movie.truth.json").read_text())
-    assert sorted(round(e["center_nm"], 2) for e in truth["emitters"]) == [670.8, 673.9, 677.1, 680.3, 683.4, 686.6]
+    truth = PLEmitters.from_json(tmp_path / "movie.truth.json")
+    assert truth.origin == "truth" and truth.preset["name"] == "fig5c"
+    assert sorted(round(e.center_nm.value, 2) for e in truth.emitters) == [670.8, 673.9, 677.1, 680.3, 683.4, 686.6]
     assert (tmp_path / "fig.png").stat().st_size > 10_000
 
 
@@ -34,8 +36,9 @@ def test_pl_simulate_nc_json_is_reproducible(tmp_path):
     a, b = load_movie(tmp_path / "a.nc"), load_movie(tmp_path / "b.nc")
     assert a.shape == (30, 1340) and np.array_equal(a.values, b.values)
     assert a["time"].values[1] == pytest.approx(0.5)
-    truth = json.loads((tmp_path / "a.truth.json").read_text())
-    assert len(truth["domains"]) == 5
+    truth = PLEmitters.from_json(tmp_path / "a.truth.json")
+    assert len(truth.dynamics["domains"]) == 5
+    assert truth.settings["seeds"]["seed"] == 3 and "movie_noise" in truth.settings["seeds"]["streams"]
 
 
 def test_photons_simulate_ptu_and_npz(tmp_path):

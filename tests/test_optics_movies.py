@@ -11,6 +11,7 @@ from nanodomains.errors import InputError
 from nanodomains.optics import emitters as em
 from nanodomains.optics import movies as mv
 from nanodomains.optics import presets as pr
+from nanodomains.records import PLEmitters, load_record
 from nanodomains.spectroscopy.io import load_movie
 from nanodomains.structure import homogeneous, paper_fig1, random_domains
 
@@ -92,10 +93,15 @@ def test_spectral_diffusion_is_one_field_for_all_domains():
 def test_truth_intervals_follow_the_state_trajectory():
     dyn = pr.preset("fig4_charging").dynamics
     truth = dyn.truth()
-    by_id = {e["id"]: e for e in truth["emitters"]}
-    assert by_id["D0-X*"]["intervals_s"] == [[0.0, 37.0]]
-    assert by_id["D0-X"]["intervals_s"] == [[37.0, 120.0]]
-    assert truth["domains"][0]["states"] == [[0.0, 37.0, "X*"], [37.0, 120.0, "X"]]
+    assert isinstance(truth, PLEmitters) and truth.origin == "truth"
+    assert truth.emitter("D0-X*").intervals_s == ((0.0, 37.0),)
+    assert truth.emitter("D0-X").intervals_s == ((37.0, 120.0),)
+    # the trion names its neutral set, which carries the charged intervals (as the analysis does)
+    assert truth.emitter("D0-X*").trion_of == "D0-X"
+    assert truth.emitter("D0-X").charged_intervals_s == ((0.0, 37.0),)
+    assert truth.dynamics["domains"][0]["states"] == [[0.0, 37.0, "X*"], [37.0, 120.0, "X"]]
+    # every truth number is exact
+    assert all(e.center_nm.stderr == 0 and e.fss_uev.stderr == 0 for e in truth.emitters)
     w = dyn.frame_weights(np.arange(121.0))
     assert w[0, :37].sum() == 0 and w[0, 37:].min() == 1.0
     assert w[1, :37].min() == 1.0 and w[1, 37:].sum() == 0
@@ -130,12 +136,14 @@ def test_movie_axes_netcdf_and_truth(tmp_path):
     assert tpath.name == "m.truth.json"
     back = load_movie(path)
     assert np.array_equal(back.values, movie.values)
-    t = json.loads(tpath.read_text())
-    for e in t["emitters"]:
-        assert {"id", "domain", "kind", "center_nm", "lines_nm", "fss_uev", "intervals_s",
-                "lifetime_ns"} <= set(e)
-        assert e["kind"] in ("singlet", "doublet", "triplet", "trion")
-    assert isinstance(t["couplings"], list) and len(t["domains"]) == 6
+    assert json.loads(tpath.read_text())["schema"] == "nanodomains.emitters/2"
+    t = PLEmitters.from_json(tpath)
+    assert t == truth and load_record(tpath) == truth
+    for e in t.emitters:
+        assert e.lines and e.lifetime_ns > 0 and e.domain is not None and e.intervals_s
+        assert e.kind in ("singlet", "doublet", "triplet", "trion")
+        assert e.center_nm.stderr == 0
+    assert len(t.couplings) > 0 and len(t.dynamics["domains"]) == 6 and t.n_frames == 60
 
 
 def test_rendered_line_area_matches_expected_counts():
@@ -144,7 +152,7 @@ def test_rendered_line_area_matches_expected_counts():
                  cosmic_rate_per_s=0.0, qe=1.0)
     spec = mv.Spectrometer(dispersion_nm_per_px=0.02)
     movie, truth = mv.simulate_movie(dyn, n_frames=40, spectrometer=spec, ccd=ccd, seed=0)
-    expected = np.array(truth["frames"]["expected_counts"]["D0-X"])
+    expected = np.array(truth.frames["expected_counts"]["D0-X"])
     got = movie.values.sum(axis=1)
     on = expected > 0
     # within Poisson noise and the Lorentzian tails beyond the 26.8 nm window (~0.3 %)
@@ -161,42 +169,39 @@ def test_six_domain_random_nc_renders_full_movie():
 
 def test_presets_reproduce_stated_numbers_in_truth(preset_movies):
     for name, (movie, truth) in preset_movies.items():
-        by_id = {e["id"]: e for e in truth["emitters"]}
-        for key, stated in truth["preset"]["stated"].items():
+        for key, stated in truth.preset["stated"].items():
             if key == "correlated":
                 continue
-            e = by_id[key]
+            e = truth.emitter(key)
             if "center_nm" in stated:
-                assert abs(e["center_nm"] - stated["center_nm"]) <= 0.05, (name, key)
+                assert abs(e.center_nm.value - stated["center_nm"]) <= 0.05, (name, key)
             if "fss_uev" in stated:
-                assert abs(e["fss_uev"] - stated["fss_uev"]) <= 5.0, (name, key)
+                assert abs(e.fss_uev.value - stated["fss_uev"]) <= 5.0, (name, key)
             if "kind" in stated:
-                assert e["kind"] == stated["kind"]
+                assert e.kind == stated["kind"]
             if "lifetime_ns" in stated:
-                assert e["lifetime_ns"] == pytest.approx(stated["lifetime_ns"])
-            for (a, b), (c, d) in zip(stated.get("intervals_s", []), e["intervals_s"]):
+                assert e.lifetime_ns == pytest.approx(stated["lifetime_ns"])
+            for (a, b), (c, d) in zip(stated.get("intervals_s", []), e.intervals_s):
                 assert abs(a - c) < 1e-9 and abs(b - d) < 1e-9
 
 
 def test_fig5_specifics(preset_movies):
     _, t5a = preset_movies["fig5a"]
-    rates = {e["center_nm"]: e["mean_counts"] for e in t5a["emitters"]}
+    rates = {e.center_nm.value: e.mean_counts.value for e in t5a.emitters}
     assert rates[557.93] < 0.2 * min(rates[615.83], rates[657.88])  # the Br-rich set is weak
     _, t5c = preset_movies["fig5c"]
-    centres = sorted(e["center_nm"] for e in t5c["emitters"] if e["kind"] != "trion")
+    centres = sorted(e.center_nm.value for e in t5c.emitters if e.kind != "trion")
     assert len(centres) == 6 and 670 <= centres[0] and centres[-1] <= 690
-    coupled = {frozenset(c["emitters"]) for c in t5c["couplings"] if c["verdict"] == "coupled"}
+    coupled = {frozenset(c.emitters) for c in t5c.couplings if c.verdict == "coupled"}
     four = ["D0-X", "D1-X", "D2-X", "D3-X"]
     assert coupled == {frozenset((a, b)) for i, a in enumerate(four) for b in four[i + 1:]}
-    w = np.array(t5c["frames"]["expected_counts"]["D0-X"])
+    w = np.array(t5c.frames["expected_counts"]["D0-X"])
     assert w[67:75].mean() == pytest.approx(0.25 * w[:60].mean(), rel=0.05)
     _, t5d = preset_movies["fig5d"]
-    by_id = {e["id"]: e for e in t5d["emitters"]}
-    assert by_id["D1-X"]["intervals_s"] == by_id["D0-X*"]["intervals_s"] == [[18.0, 98.0]]
+    assert t5d.emitter("D1-X").intervals_s == t5d.emitter("D0-X*").intervals_s == ((18.0, 98.0),)
     dE = (HC / 652.36 - HC / 655.76) * 1e3
     assert 5 < dE < 25  # a trion 5-25 meV to the red
-    verdicts = {frozenset(c["emitters"]): c["verdict"] for c in t5d["couplings"]}
-    assert verdicts[frozenset(("D1-X", "D0-X*"))] == "coupled"
+    assert t5d.coupling("D1-X", "D0-X*").verdict == "coupled"
 
 
 def _voigt_sum(x, *p, n_lines, sigma):
@@ -212,17 +217,17 @@ def _fit_set(movie, truth, e):
     """Fit the time-averaged spectrum of one emitter over its on frames."""
     t = movie["time"].values
     on = np.zeros(t.size, bool)
-    for a, b in e["intervals_s"]:
+    for a, b in e.intervals_s:
         on |= (t >= a) & (t + 1 <= b + 1e-9)
     wl = movie["wavelength"].values
-    lines = np.array(e["lines_nm"])
+    lines = np.array(e.lines_nm)
     lo, hi = lines.min() - 0.4, lines.max() + 0.4
     sel = (wl > lo) & (wl < hi)
     x = wl[sel]
     y = movie.values[on][:, sel].mean(axis=0)
     disp = float(np.median(np.diff(wl)))
-    sigma = truth["spectrometer"]["resolution_nm"] / 2.3548
-    hw = lines.mean() ** 2 * e["linewidth_uev"] * 1e-6 / (2 * HC)
+    sigma = truth.meta["spectrometer"]["resolution_nm"] / 2.3548
+    hw = lines.mean() ** 2 * e.linewidth_uev.value * 1e-6 / (2 * HC)
     p0 = [float(np.median(y)), 0.0]
     for c in lines:
         p0 += [float(y.max() - np.median(y)) * np.pi * np.hypot(hw, sigma) / disp, float(c), hw]
@@ -234,15 +239,15 @@ def _fit_set(movie, truth, e):
 def test_rendered_movies_show_the_stated_lines(preset_movies):
     checked = 0
     for name, (movie, truth) in preset_movies.items():
-        for e in truth["emitters"]:
-            if e["peak_snr"] < 10 or not e["in_window"]:
+        for e in truth.emitters:
+            if not e.visible(10.0):
                 continue
             fitted = _fit_set(movie, truth, e)
-            assert np.max(np.abs(fitted - np.sort(e["lines_nm"]))) < 0.05, (name, e["id"], fitted, e["lines_nm"])
-            if e["kind"] in ("doublet", "triplet"):
+            assert np.max(np.abs(fitted - np.sort(e.lines_nm))) < 0.05, (name, e.id, fitted, e.lines_nm)
+            if e.kind in ("doublet", "triplet"):
                 fss = np.mean(np.diff(HC / fitted[::-1])) * 1e6
                 # FSS from the time-averaged spectrum within 5 % (lines move together)
-                assert fss == pytest.approx(e["fss_uev"], rel=0.05), (name, e["id"])
+                assert fss == pytest.approx(e.fss_uev.value, rel=0.05), (name, e.id)
             checked += 1
     assert checked >= 15
 

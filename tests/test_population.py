@@ -21,7 +21,7 @@ def population_dir(tmp_path_factory):
         movie, t = presets.simulate_preset_movie(name, seed=2)
         movies.save_movie(movie, t, d / f"{name}.nc")
         (d / f"{name}.truth.json").unlink(missing_ok=True)  # not part of the population input
-        truth[name] = sum(e["kind"] != "trion" and e.get("in_window", True) for e in t["emitters"])
+        truth[name] = sum(e.kind != "trion" and e.in_window is not False for e in t.emitters)
     sim = presets.photons_from(preset_name="fig4_doublet", mode="pulsed", seed=3, duration_s=5.0,
                                efficiency=0.05, t3=True)
     presets.write_photon_file(sim, d / "fig4_doublet.ptu")

@@ -145,9 +145,9 @@ def test_fig5d_like_two_qds_with_a_trion():
     assert sorted(got) == ["doublet", "singlet", "trion"]
     assert got["trion"].trion_of == got["singlet"].id
     assert got["trion"].domain == got["singlet"].domain != got["doublet"].domain
-    assert abs(got["singlet"].center_nm - 652.36) < 0.02
-    assert abs(got["doublet"].center_nm - 652.71) < 0.02
-    assert abs(got["doublet"].fss_uev - 500.0) < 50
+    assert abs(got["singlet"].center_nm.value - 652.36) < 0.02
+    assert abs(got["doublet"].center_nm.value - 652.71) < 0.02
+    assert abs(got["doublet"].fss_uev.value - 500.0) < 50
     # charge switches within 2 frames
     (a0, b0), = got["trion"].intervals_s
     assert abs(a0 - 18) <= 2 and abs(b0 - 98) <= 2

@@ -21,9 +21,9 @@ movie, truth = fig4_like(seed=1)
 a = analyze_movie(movie)
 a.plot_overview(here / "spectroscopy_overview.png", title="synthetic 4 K movie (nanodomains.testing.pl.fig4_like, seed 1)")
 for e in a.emitters:
-    print(e.id, e.kind, f"{e.center_nm:.3f} nm", [f"{x:.3f}" for x in e.lines_nm],
-          f"FSS {e.fss_uev:.1f} +- {e.fss_uev_err:.1f} ueV" if e.kind in ("doublet", "triplet") else "",
-          f"FWHM {e.linewidth_uev:.0f} ueV", e.intervals_s[:3], e.trion_of or "")
+    print(e.id, e.kind, f"{e.center_nm.value:.3f} nm", [f"{x:.3f}" for x in e.lines_nm],
+          f"FSS {e.fss_uev.value:.1f} +- {e.fss_uev.stderr:.1f} ueV" if e.kind in ("doublet", "triplet") else "",
+          f"FWHM {e.linewidth_uev.value:.0f} ueV", e.intervals_s[:3], e.trion_of or "")
 for t in truth["emitters"]:
     print("truth", t["id"], t["kind"], t["center_nm"], [f"{x:.3f}" for x in t["lines_nm"]], t["fss_uev"], t["intervals_s"][:3])
 print("cosmic rays", a.cosmic_rays.to_records())
@@ -34,12 +34,13 @@ for name in ("fig5c", "fig5d"):
     mv, tr = simulate_preset_movie(name, seed=1)
     an = analyze_movie(mv)
     an.plot_overview(here / f"spectroscopy_{name}.png", title=f"optics preset {name} (seed 1) analysed")
-    print(name, [(e.id, e.kind, round(e.center_nm, 3), round(e.fss_uev), e.intervals_s[:2], e.trion_of) for e in an.emitters])
-    print(name, "truth", [(t["id"], t["kind"], round(t["center_nm"], 3), round(t["fss_uev"])) for t in tr["emitters"]])
+    print(name, [(e.id, e.kind, round(e.center_nm.value, 3), round(e.fss_uev.value), e.intervals_s[:2], e.trion_of)
+                 for e in an.emitters])
+    print(name, "truth", [(t.id, t.kind, round(t.center_nm.value, 3), round(t.fss_uev.value)) for t in tr.emitters])
     print(name, [(p.a, p.b, p.verdict, p.relation, [(w["start_s"], w["stop_s"]) for w in p.windows]) for p in an.pairs
                  if p.verdict != "independent"])
 
 real = repo.parent / "shared" / "realdata" / "spectra" / "measurement.sif"
 r = analyze_movie(real)
 r.plot_overview(here / "spectroscopy_real_sif.png", title="measurement.sif (Andor, sif_parser test data)")
-print("real:", [(e.id, e.kind, round(e.center_nm, 3)) for e in r.emitters])
+print("real:", [(e.id, e.kind, round(e.center_nm.value, 3)) for e in r.emitters])

@@ -487,9 +487,9 @@ def pl_simulate(
     t = Table(title=f"{preset or nc_json}: {movie.sizes['time']} frames x {movie.sizes['wavelength']} px")
     for col in ("id", "kind", "center nm", "FSS ueV", "on (s)", "counts/frame", "SNR"):
         t.add_column(col, justify="right")
-    for e in truth["emitters"]:
-        t.add_row(e["id"], e["kind"], f"{e['center_nm']:.3f}", f"{e['fss_uev']:.0f}",
-                  f"{sum(b - a for a, b in e['intervals_s']):.0f}", f"{e['mean_counts']:.0f}", f"{e['peak_snr']:.0f}")
+    for e in truth.emitters:
+        t.add_row(e.id, e.kind, f"{float(e.center_nm):.3f}", f"{float(e.fss_uev):.0f}",
+                  f"{e.on_time_s:.0f}", f"{float(e.mean_counts):.0f}", f"{e.peak_snr:.0f}")
     console.print(t)
     console.print(f"wrote {path} and {tpath}" + (f" and {figure}" if figure else ""))
 
@@ -531,10 +531,10 @@ def pl_analyze(
     for col in ("id", "kind", "center nm", "lines nm", "FSS ueV", "FWHM ueV", "on (s)", "counts/frame"):
         t.add_column(col, justify="right")
     for e in res.emitters:
-        fss = f"{e.fss_uev:.0f}+-{e.fss_uev_err:.0f}" if e.kind in ("doublet", "triplet") else "-"
-        on_s = sum(b - a for a, b in e.intervals_s)
-        t.add_row(e.id, e.kind + (f" of {e.trion_of}" if e.trion_of else ""), f"{e.center_nm:.3f}",
-                  " ".join(f"{x:.3f}" for x in e.lines_nm), fss, f"{e.linewidth_uev:.0f}", f"{on_s:.0f}", f"{e.mean_counts:.0f}")
+        fss = str(e.fss_uev) if e.kind in ("doublet", "triplet") else "-"
+        t.add_row(e.id, e.kind + (f" of {e.trion_of}" if e.trion_of else ""), f"{float(e.center_nm):.3f}",
+                  " ".join(f"{x:.3f}" for x in e.lines_nm), fss, f"{float(e.linewidth_uev):.0f}",
+                  f"{e.on_time_s:.0f}", f"{float(e.mean_counts):.0f}")
     console.print(t)
     for p in res.pairs:
         if p.verdict != "independent" or p.relation:

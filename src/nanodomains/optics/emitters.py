@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -74,8 +75,11 @@ from scipy import signal
 from scipy.spatial.transform import Rotation
 
 from nanodomains import materials
-from nanodomains.errors import InputError, require_finite, require_positive
+from nanodomains.errors import InputError, require_finite, require_in_range, require_positive
 from nanodomains.optics import levels as lv
+from nanodomains.records import PLCoupling, PLEmitter, PLEmitters, PLLine, measured
+from nanodomains.seeds import SeedLike
+from nanodomains.seeds import rng as make_rng
 from nanodomains.structure import NanoCrystal
 
 __all__ = [
@@ -89,6 +93,7 @@ __all__ = [
     "simulate_dynamics",
     "domain_specs_from_nc",
     "STATE_CODES",
+    "merge_piecewise",
 ]
 
 STATE_CODES = {"X": 0, "X*": 1, "off": 2, "bleached": 3}
@@ -138,7 +143,7 @@ class DynamicsParameters:
         for name in ("nonradiative_rate_per_ns", "forster_min_gap_mev", "charge_rate_per_s",
                      "neutralize_rate_per_s", "trion_brightness", "field_sd_v_per_nm",
                      "stark_dipole_e_nm", "stark_polarizability_e_nm2_per_v", "tilt_sd_deg"):
-            lv.require_in_range(name, getattr(self, name))
+            require_in_range(name, getattr(self, name))
         require_finite("field_mean_v_per_nm", self.field_mean_v_per_nm)
         if self.excitation not in ("pulsed", "cw"):
             raise InputError(f"excitation must be 'pulsed' or 'cw', got {self.excitation!r}")
@@ -202,8 +207,20 @@ def _weighted_fraction(breaks: np.ndarray, values: np.ndarray, edges: np.ndarray
     return np.diff(at) / np.diff(edges)
 
 
-def _merge(*trajs: tuple[np.ndarray, np.ndarray]):
-    """Union breakpoints of several (times, values) functions; values sampled on it."""
+def merge_piecewise(*trajs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Several piecewise-constant functions on the union of their breakpoints.
+
+    Each function is ``(times, values)`` with ``values[k]`` holding on
+    ``[times[k], times[k+1])``. Returns the sorted union of all breakpoints and, per
+    function, its values on each interval of that union.
+
+    Examples
+    --------
+    >>> breaks, (a, b) = merge_piecewise((np.array([0.0, 2.0, 4.0]), np.array([1, 0])),
+    ...                                  (np.array([0.0, 1.0, 4.0]), np.array([5, 6])))
+    >>> breaks.tolist(), a.tolist(), b.tolist()
+    ([0.0, 1.0, 2.0, 4.0], [1, 1, 0], [5, 6, 6])
+    """
     breaks = np.unique(np.concatenate([t for t, _ in trajs]))
     mids = 0.5 * (breaks[:-1] + breaks[1:])
     out = []
@@ -268,7 +285,7 @@ class SharedEvent:
         t0, t1 = (require_finite("event interval", x) for x in self.interval_s)
         if not t1 > t0 >= 0:
             raise InputError(f"event interval must satisfy 0 <= start < end, got {self.interval_s}")
-        lv.require_in_range("event factor", self.factor)
+        require_in_range("event factor", self.factor)
 
 
 @dataclass
@@ -435,7 +452,7 @@ class NCDynamics:
                 d = self.duration_s
                 t0, t1 = min(ev.interval_s[0], d), min(ev.interval_s[1], d)
                 parts.append((np.array([0.0, t0, t1, d]), np.array([1.0, ev.factor, 1.0])))
-        breaks, vals = _merge(*parts)
+        breaks, vals = merge_piecewise(*parts)
         return breaks, np.prod(vals, axis=0)
 
     def weight_function(self, emitter_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -473,28 +490,69 @@ class NCDynamics:
 
     # ---- truth -----------------------------------------------------------------------
 
-    def truth(self, *, frame_edges_s: np.ndarray | None = None, extra: dict | None = None) -> dict:
-        """Truth sidecar (schema of the spectroscopy analysis: emitters + couplings)."""
-        emitters, inactive = [], []
-        for k, em in enumerate(self.emitters):
-            traj = self.trajectories[em.domain]
-            intervals = traj.intervals(STATE_CODES[em.state])
-            if not intervals or em.rate_hz <= 0:
-                inactive.append(em.id)
-                continue
-            emitters.append({
-                "id": em.id, "domain": em.domain, "kind": em.kind,
-                "center_nm": em.center_nm, "lines_nm": sorted(float(x) for x in em.lines_nm),
-                "fss_uev": float(em.fss_uev), "intervals_s": intervals,
-                "lifetime_ns": float(em.lifetime_ns), "state": em.state,
-                "line_intensity": [float(x) for x in em.intensity[np.argsort(em.lines_nm)]],
-                "polarization_deg": [float(x) for x in em.polarization_deg[np.argsort(em.lines_nm)]],
-                "linewidth_uev": float(em.linewidth_uev), "rate_hz": float(em.rate_hz),
-            })
-        couplings = self._couplings(frame_edges_s, skip={i for i in range(len(self.emitters))
-                                                           if not self.trajectories[self.emitters[i].domain]
-                                                           .intervals(STATE_CODES[self.emitters[i].state])
-                                                           or self.emitters[i].rate_hz <= 0})
+    def truth(self, *, frame_edges_s: np.ndarray | None = None, **fields) -> PLEmitters:
+        """The truth as a :class:`~nanodomains.records.emitters.PLEmitters` record.
+
+        The same record type the movie analysis returns (``origin="truth"``, every
+        stderr 0): the emitters that emit at some time (lines, FSS, on intervals, charge
+        partner, lifetime), their couplings, and in ``dynamics`` the domains with their
+        state trajectories, shared events, the field and Forster transfer.
+
+        Parameters
+        ----------
+        frame_edges_s : array, optional
+            Frame edges (s) over which the couplings' wavelength correlations are taken
+            (default: 1 s bins over the whole run).
+        **fields
+            Further record fields (``source``, ``n_frames``, ...).
+        """
+        active = [k for k, em in enumerate(self.emitters) if self._emits(em)]
+        couplings = self._couplings(frame_edges_s, skip={k for k in range(len(self.emitters)) if k not in active})
+        dynamics = {
+            "duration_s": self.duration_s,
+            "inactive_emitters": [em.id for k, em in enumerate(self.emitters) if k not in active],
+            "domains": self._truth_domains(),
+            "events": [{"domains": list(ev.domains), "interval_s": list(ev.interval_s),
+                        "factor": ev.factor, "name": ev.name} for ev in self.events],
+            "field": {"direction": [float(x) for x in self.field_direction],
+                      "dt_s": float(self.field_time_s[1] - self.field_time_s[0]) if self.field_time_s.size > 1 else 0.0,
+                      "v_per_nm": [round(float(x), 9) for x in self.field_v_per_nm]},
+            "forster": [{"donor": int(i), "acceptor": int(j),
+                         "rate_per_ns": float(self.flow["forster_rate_per_ns"][i, j]),
+                         "efficiency": float(self.flow["transfer"][i, j])}
+                        for i, j in zip(*np.nonzero(self.flow["forster_rate_per_ns"]))],
+            "notes": {"center_nm": "wavelength of the mean energy of the visible lines; "
+                                   "Stark shifts have zero time average",
+                      **self.notes},
+        }
+        settings = {"seed": self.seed,
+                    "dynamics": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params.__dict__.items()}}
+        return PLEmitters(origin="truth", emitters=[self._truth_emitter(self.emitters[k]) for k in active],
+                          couplings=couplings, dynamics=dynamics, settings=settings, **fields)
+
+    def _emits(self, em: Emitter) -> bool:
+        return em.rate_hz > 0 and bool(self.trajectories[em.domain].intervals(STATE_CODES[em.state]))
+
+    def _truth_emitter(self, em: Emitter) -> PLEmitter:
+        """One emitter of the truth: exact lines (blue to red), FSS, intervals, partner."""
+        order = np.argsort(em.lines_nm)
+        exact = partial(measured, stderr=0.0)
+        lines = [PLLine(center_nm=exact(em.lines_nm[i]), linewidth_uev=exact(em.linewidth_uev),
+                        fraction=exact(em.intensity[i]), polarization_deg=exact(em.polarization_deg[i]))
+                 for i in order]
+        traj = self.trajectories[em.domain]
+        other = "X*" if em.state == "X" else "X"
+        partner = next((o for o in self.emitters if o.domain == em.domain and o.state == other and self._emits(o)),
+                       None)
+        return PLEmitter(
+            id=em.id, kind=em.kind, center_nm=exact(em.center_nm), lines=lines, fss_uev=exact(em.fss_uev),
+            linewidth_uev=exact(em.linewidth_uev), state=em.state, intervals_s=traj.intervals(STATE_CODES[em.state]),
+            charged_intervals_s=traj.intervals(STATE_CODES["X*"]) if em.state == "X" and partner else (),
+            trion_of=partner.id if em.state == "X*" and partner else None, domain=em.domain,
+            lifetime_ns=float(em.lifetime_ns), rate_hz=float(em.rate_hz))
+
+    def _truth_domains(self) -> list[dict]:
+        """Every domain: composition, geometry, level terms, excitation flow, states."""
         domains = []
         for s, traj in zip(self.specs, self.trajectories):
             st = s.levels.exciton
@@ -512,34 +570,9 @@ class NCDynamics:
                 "polarizability_e_nm2_per_v": float(self.stark[s.id, 1]),
                 "states": traj.as_list(),
             })
-        out = {
-            "schema": "nanodomains.optics.truth/1",
-            "seed": self.seed,
-            "duration_s": self.duration_s,
-            "emitters": emitters,
-            "couplings": couplings,
-            "inactive_emitters": inactive,
-            "domains": domains,
-            "events": [{"domains": list(ev.domains), "interval_s": list(ev.interval_s),
-                        "factor": ev.factor, "name": ev.name} for ev in self.events],
-            "field": {"direction": [float(x) for x in self.field_direction],
-                      "dt_s": float(self.field_time_s[1] - self.field_time_s[0]) if self.field_time_s.size > 1 else 0.0,
-                      "v_per_nm": [round(float(x), 9) for x in self.field_v_per_nm]},
-            "forster": [{"donor": int(i), "acceptor": int(j),
-                         "rate_per_ns": float(self.flow["forster_rate_per_ns"][i, j]),
-                         "efficiency": float(self.flow["transfer"][i, j])}
-                        for i, j in zip(*np.nonzero(self.flow["forster_rate_per_ns"]))],
-            "parameters": {k: (list(v) if isinstance(v, tuple) else v)
-                           for k, v in self.params.__dict__.items()},
-            "notes": {"center_nm": "wavelength of the mean energy of the visible lines; "
-                                   "Stark shifts have zero time average",
-                      **self.notes},
-        }
-        if extra:
-            out.update(extra)
-        return out
+        return domains
 
-    def _couplings(self, frame_edges_s, skip=frozenset()) -> list[dict]:
+    def _couplings(self, frame_edges_s, skip=frozenset()) -> list[PLCoupling]:
         ems = self.emitters
         declared = {frozenset(c["emitters"]): c for c in self.declared_couplings}
         if frame_edges_s is None:
@@ -573,8 +606,8 @@ class NCDynamics:
                     verdict = dec["verdict"]
                     mech.append(dec.get("mechanism", "declared by the preset"))
                     coupled_events += [list(x) for x in dec.get("intervals_s", [])]
-                out.append({"emitters": [ea.id, eb.id], "verdict": verdict, "mechanisms": mech,
-                            "intervals_s": coupled_events, "wavelength_r": r})
+                out.append(PLCoupling(emitters=(ea.id, eb.id), verdict=verdict, mechanisms=mech,
+                                      intervals_s=coupled_events, wavelength_r=r))
         return out
 
 
@@ -633,7 +666,7 @@ def _random_trajectory(rng, duration: float, params: DynamicsParameters) -> Traj
         bleach = (np.array([0.0, t_bleach, duration]), np.array([0.0, 1.0]))
     else:
         bleach = (np.array([0.0, duration]), np.array([0.0]))
-    breaks, (on, neutral, gone) = _merge((bt, bv.astype(float)), (ct, cv.astype(float)), bleach)
+    breaks, (on, neutral, gone) = merge_piecewise((bt, bv.astype(float)), (ct, cv.astype(float)), bleach)
     states = np.where(on > 0.5, np.where(neutral > 0.5, 0, 1), 2).astype(np.int8)
     states[gone > 0.5] = STATE_CODES["bleached"]
     return _simplify(Trajectory(breaks, states))
@@ -690,7 +723,7 @@ def build_emitters(specs: list[DomainSpec], flow: dict, params: DynamicsParamete
     return out
 
 
-def simulate_dynamics(nc: NanoCrystal | None = None, *, duration_s: float = 120.0, seed=None,
+def simulate_dynamics(nc: NanoCrystal | None = None, *, duration_s: float = 120.0, seed: SeedLike = 0,
                       params: DynamicsParameters = DEFAULT_DYNAMICS,
                       level_params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS,
                       material_params: materials.MaterialParameters = materials.DEFAULT_PARAMETERS,
@@ -709,7 +742,7 @@ def simulate_dynamics(nc: NanoCrystal | None = None, *, duration_s: float = 120.
     duration_s : float
         Length of the record in s.
     seed : int or numpy.random.Generator
-        Randomness (recorded in the truth when an int).
+        Randomness (:func:`nanodomains.seeds.rng`; recorded in the truth when an int).
     specs : list of DomainSpec, optional
         Domains with their levels (presets); default from ``nc``.
     schedules : dict {domain id: [[t0, t1, state], ...]}, optional
@@ -731,7 +764,7 @@ def simulate_dynamics(nc: NanoCrystal | None = None, *, duration_s: float = 120.
     duration = require_positive("duration_s", duration_s)
     if duration > 1e6:
         raise InputError(f"duration_s must be <= 1e6 s, got {duration_s}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = make_rng(seed)
     if specs is None:
         if nc is None:
             raise InputError("simulate_dynamics needs an NC model or domain specs")

@@ -35,16 +35,17 @@ over 1-2 pixels. Excitation-power saturation enters through the emitter rates
 Output
 ------
 :func:`simulate_movie` returns an ``xarray.DataArray`` named ``counts`` with dims
-``("time", "wavelength")`` (frame start times in s, wavelengths in nm) and the truth
-dict (:meth:`NCDynamics.truth` plus per-frame expected counts and shifts).
+``("time", "wavelength")`` (frame start times in s, wavelengths in nm) and the truth,
+a :class:`~nanodomains.records.emitters.PLEmitters` record (``origin="truth"``, the
+type :func:`~nanodomains.spectroscopy.movie_analysis.analyze_movie` returns) from
+:meth:`NCDynamics.truth` with each emitter's expected counts, peak SNR and whether it
+falls in the window, and per-frame expected counts and line centres in ``frames``.
 :func:`save_movie` writes ``NAME.nc`` (h5netcdf) and ``NAME.truth.json``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,15 +53,16 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
-from nanodomains import materials
-from nanodomains.errors import CalibrationError, InputError, require_finite, require_positive
+from nanodomains.errors import CalibrationError, InputError, require_finite, require_in_range, require_positive
+from nanodomains.files import atomic_path, dumps
+from nanodomains.materials import HC_EV_NM
 from nanodomains.optics.emitters import NCDynamics
-from nanodomains.errors import require_in_range
+from nanodomains.records import PLEmitters, measured
+from nanodomains.seeds import SeedLike
+from nanodomains.seeds import rng as make_rng
 
 __all__ = ["Spectrometer", "CCD", "wavelength_axis", "render_expected", "apply_ccd",
-           "simulate_movie", "save_movie", "truth_path", "write_json_atomic"]
-
-HC_EV_NM = materials.HC_EV_NM
+           "simulate_movie", "save_movie", "truth_path"]
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,7 @@ def apply_ccd(expected_photons: np.ndarray, ccd: CCD, exposure_s: float,
 
 def simulate_movie(dyn: NCDynamics, *, n_frames: int = 120, frame_s: float = 1.0,
                    spectrometer: Spectrometer = Spectrometer(), ccd: CCD = CCD(),
-                   seed=None, name: str = "") -> tuple[xr.DataArray, dict]:
+                   seed: SeedLike = 0, name: str = "") -> tuple[xr.DataArray, PLEmitters]:
     """Render a PL spectral movie of the NC dynamics ``dyn``.
 
     Parameters
@@ -236,15 +238,17 @@ def simulate_movie(dyn: NCDynamics, *, n_frames: int = 120, frame_s: float = 1.0
         Exposure per frame in s (frames are back to back; default 1 s).
     spectrometer, ccd : Spectrometer, CCD
     seed : int or Generator
-        Detector noise randomness.
+        Detector noise randomness (:func:`nanodomains.seeds.rng`).
 
     Returns
     -------
     movie : xarray.DataArray
         ``counts`` (ADU), dims (time, wavelength).
-    truth : dict
-        Truth sidecar (see :meth:`NCDynamics.truth`) with ``frames`` (expected counts and
-        shifts per emitter and frame), ``spectrometer``, ``ccd`` and ``movie`` entries.
+    truth : PLEmitters
+        The truth record (see :meth:`NCDynamics.truth`): emitters with their expected
+        ``mean_counts``, ``peak_snr`` and ``in_window``; ``frames`` (expected counts and
+        centres per emitter and frame); ``meta`` with the spectrometer, CCD, cosmic
+        rays and movie size.
     """
     if int(n_frames) != n_frames or n_frames < 1:
         raise InputError(f"n_frames must be an integer >= 1, got {n_frames!r}")
@@ -252,7 +256,7 @@ def simulate_movie(dyn: NCDynamics, *, n_frames: int = 120, frame_s: float = 1.0
     n_frames = int(n_frames)
     if n_frames * exposure > dyn.duration_s * (1 + 1e-9):
         raise InputError(f"{n_frames} frames of {exposure} s exceed the simulated {dyn.duration_s} s")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = make_rng(seed)
     center = spectrometer.center_nm if spectrometer.center_nm is not None else _auto_center(dyn)
     wl, wl_edges = wavelength_axis(spectrometer, center)
     frames = _frame_edges(n_frames, exposure)
@@ -287,50 +291,54 @@ def _noise_adu(ccd: CCD, expected: np.ndarray, exposure: float) -> np.ndarray:
     return np.sqrt(excess * e_var * max(ccd.em_gain, 1.0) ** 2 + ccd.read_noise_e**2) / ccd.electrons_per_adu
 
 
-def _movie_truth(dyn, book, expected, wl, frames, exposure, spec, ccd, cosmics, counts, name) -> dict:
+def _visibility(em, on: np.ndarray, counts_k: np.ndarray, noise: np.ndarray, wl: np.ndarray,
+                spec: Spectrometer) -> dict:
+    """Whether an emitter's lines fall in the window, and the peak counts and SNR of its
+    strongest line in a typical on frame (rough Voigt peak of the median on counts)."""
+    lam = em.lines_nm
+    inside = (lam > wl[0]) & (lam < wl[-1])
+    out = {"in_window": bool(inside.any()), "peak_counts": 0.0, "peak_snr": 0.0}
+    if on.any() and inside.any():
+        j = int(np.argmax(em.intensity * inside))
+        px = int(np.argmin(np.abs(wl - lam[j])))
+        hw = lam[j] ** 2 * em.linewidth_uev * 1e-6 / (2 * HC_EV_NM)
+        disp = abs(wl[min(px + 1, wl.size - 1)] - wl[max(px - 1, 0)]) / 2
+        sig = math.hypot(spec.resolution_nm / 2.3548, hw / 1.1774)  # rough Voigt width
+        frac = min(1.0, disp / (sig * math.sqrt(2 * math.pi)))
+        peak = float(np.median(counts_k[on])) * float(em.intensity[j]) * frac
+        out.update(peak_counts=peak, peak_snr=peak / float(np.median(noise[:, px])))
+    return out
+
+
+def _movie_truth(dyn, book, expected, wl, frames, exposure, spec, ccd, cosmics, counts, name) -> PLEmitters:
+    """:meth:`NCDynamics.truth` with what the movie shows of each emitter and per frame."""
     truth = dyn.truth(frame_edges_s=frames)
     gain = ccd.qe * max(ccd.em_gain, 1.0) / ccd.electrons_per_adu
     photons = book["photons"]
     noise = _noise_adu(ccd, expected, exposure)
     index = {em.id: k for k, em in enumerate(dyn.emitters)}
-    for em_t in truth["emitters"]:
-        k = index[em_t["id"]]
-        em = dyn.emitters[k]
+    emitters = []
+    for em_t in truth.emitters:
+        k = index[em_t.id]
         on = book["weights"][k] > 0.5
         counts_k = photons[k] * gain
-        em_t["mean_counts"] = float(counts_k[on].mean()) if on.any() else 0.0
-        # peak of the strongest line of this emitter in a typical on frame, and its SNR
-        lam = em.lines_nm
-        inside = (lam > wl[0]) & (lam < wl[-1])
-        em_t["in_window"] = bool(inside.any())
-        if on.any() and inside.any():
-            j = int(np.argmax(em.intensity * inside))
-            px = int(np.argmin(np.abs(wl - lam[j])))
-            hw = lam[j] ** 2 * em.linewidth_uev * 1e-6 / (2 * HC_EV_NM)
-            disp = abs(wl[min(px + 1, wl.size - 1)] - wl[max(px - 1, 0)]) / 2
-            sig = math.hypot(spec.resolution_nm / 2.3548, hw / 1.1774)  # rough Voigt width
-            frac = min(1.0, disp / (sig * math.sqrt(2 * math.pi)))
-            peak = float(np.median(counts_k[on])) * float(em.intensity[j]) * frac
-            em_t["peak_counts"] = peak
-            em_t["peak_snr"] = peak / float(np.median(noise[:, px]))
-        else:
-            em_t["peak_counts"] = 0.0
-            em_t["peak_snr"] = 0.0
-    hc = HC_EV_NM
-    truth["frames"] = {
+        mean = float(counts_k[on].mean()) if on.any() else 0.0
+        lines = [line.replace(mean_counts=measured(mean * float(line.fraction), 0.0)) for line in em_t.lines]
+        emitters.append(em_t.replace(mean_counts=measured(mean, 0.0), lines=lines,
+                                     **_visibility(dyn.emitters[k], on, counts_k, noise, wl, spec)))
+    frames_truth = {
         "time_s": [float(t) for t in frames[:-1]],
         "exposure_s": exposure,
         "expected_counts": {em.id: [round(float(x), 3) for x in photons[k] * gain]
                             for k, em in enumerate(dyn.emitters)},
-        "center_nm": {em.id: [round(float(hc / (em.center_ev + s)), 6) for s in book["shift_ev"][k]]
+        "center_nm": {em.id: [round(float(HC_EV_NM / (em.center_ev + s)), 6) for s in book["shift_ev"][k]]
                       for k, em in enumerate(dyn.emitters)},
     }
-    truth["spectrometer"] = {**asdict(spec), "center_nm": float(0.5 * (wl[0] + wl[-1]))}
-    truth["ccd"] = asdict(ccd)
-    truth["cosmic_rays"] = cosmics
-    truth["saturated_pixels"] = int(np.sum(counts >= 2**ccd.adc_bits - 1))
-    truth["movie"] = {"name": name, "n_frames": int(counts.shape[0]), "n_pixels": int(counts.shape[1])}
-    return truth
+    meta = {"spectrometer": {**asdict(spec), "center_nm": float(0.5 * (wl[0] + wl[-1]))}, "ccd": asdict(ccd),
+            "cosmic_rays": cosmics, "saturated_pixels": int(np.sum(counts >= 2**ccd.adc_bits - 1)),
+            "movie": name, "n_pixels": int(counts.shape[1])}
+    return truth.replace(emitters=emitters, frames=frames_truth, meta=meta, n_frames=int(counts.shape[0]),
+                         frame_s=exposure, source=name or None)
 
 
 def truth_path(path) -> Path:
@@ -339,38 +347,18 @@ def truth_path(path) -> Path:
     return p.with_name(p.stem + ".truth.json")
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def write_json_atomic(obj: dict, path) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
-    os.replace(tmp, p)
-    return p
-
-
-def save_movie(movie: xr.DataArray, truth: dict | None, path) -> tuple[Path, Path | None]:
-    """Write the movie to netCDF (h5netcdf) and the truth to ``*.truth.json``, atomically."""
+def save_movie(movie: xr.DataArray, truth: PLEmitters | None, path) -> tuple[Path, Path | None]:
+    """Write the movie to netCDF (h5netcdf) and the truth record to ``*.truth.json``, atomically."""
     p = Path(path)
     if p.suffix.lower() not in (".nc", ".nc4", ".h5", ".netcdf"):
         raise InputError(f"{p}: movies are written as netCDF (.nc)")
-    p.parent.mkdir(parents=True, exist_ok=True)
     out = movie.copy()
-    out.attrs = {k: (json.dumps(v, default=_json_default) if isinstance(v, (dict, list)) else v)
-                 for k, v in movie.attrs.items()}
+    out.attrs = {k: (dumps(v, indent=None) if isinstance(v, (dict, list)) else v) for k, v in movie.attrs.items()}
     tp = truth_path(p) if truth is not None else None
     if tp is not None:
         out.attrs["truth_file"] = tp.name
-    tmp = p.with_name(p.name + ".tmp")
-    out.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, p)
+    with atomic_path(p) as tmp:
+        out.to_netcdf(tmp, engine="h5netcdf")
     if tp is not None:
-        write_json_atomic(truth, tp)
+        truth.to_json(tp)
     return p, tp

@@ -95,7 +95,7 @@ from nanodomains.seeds import SeedLike, rng
 from nanodomains.timetags import PhotonStream, write_photons_npz, write_ptu
 from nanodomains import materials
 from nanodomains.errors import InputError, require_finite, require_positive
-from nanodomains.optics.emitters import STATE_CODES, NCDynamics, _merge
+from nanodomains.optics.emitters import STATE_CODES, NCDynamics, merge_piecewise as _merge
 from nanodomains.errors import require_in_range
 
 __all__ = [

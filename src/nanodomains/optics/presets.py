@@ -47,6 +47,7 @@ from scipy import optimize
 
 from nanodomains import materials
 from nanodomains.errors import FitError, InputError
+from nanodomains.files import atomic_path, write_json_atomic
 from nanodomains.optics import levels as lv
 from nanodomains.optics.emitters import (
     DomainSpec,
@@ -56,12 +57,23 @@ from nanodomains.optics.emitters import (
     simulate_dynamics,
 )
 from nanodomains.optics.movies import CCD, Spectrometer, simulate_movie
+from nanodomains.records import PLEmitters
+from nanodomains.seeds import seed_record, spawn
 from nanodomains.structure import Domain, NanoCrystal, Region
 
 __all__ = ["Preset", "PRESETS", "preset", "preset_names", "simulate_preset_movie", "plot_preset",
-           "composition_for_wavelength"]
+           "composition_for_wavelength", "SEED_STREAMS"]
 
 NOMINAL = "CsPbBr1.2I1.8"
+
+SEED_STREAMS = ("movie_noise", "photons")
+"""Random streams spawned from a source's seed (:func:`nanodomains.seeds.spawn`): the
+CCD noise of a movie and the photon stream; the NC dynamics use the seed itself."""
+
+
+def _streams(seed: int) -> tuple[dict, dict]:
+    """The spawned Generators of ``seed`` and the record of how they were made."""
+    return spawn(seed, SEED_STREAMS), seed_record(seed, SEED_STREAMS)
 
 
 @dataclass
@@ -299,25 +311,42 @@ def preset(name: str, seed: int = 1, excitation: str = "pulsed") -> Preset:
     return PRESETS[name](seed=int(seed), excitation=excitation)
 
 
-def simulate_preset_movie(name: str, seed: int = 1):
-    """Movie and truth of a preset (noise seeded by ``seed`` + 1000)."""
+def _with_preset(truth: PLEmitters, p: Preset, seeds: dict) -> PLEmitters:
+    """The truth record with the preset's description and the seeds it was made with."""
+    return truth.replace(preset={"name": p.name, "description": p.description, "stated": p.stated,
+                                 "spectrum_time_s": p.spectrum_time_s, "nc": p.nc.model_dump(mode="json")},
+                         settings={**truth.settings, "seeds": seeds})
+
+
+def simulate_preset_movie(name: str, seed: int = 1) -> tuple:
+    """Movie and truth record of a preset.
+
+    The dynamics use ``seed``; the CCD noise the ``movie_noise`` stream spawned from it
+    (:data:`SEED_STREAMS`, recorded in ``truth.settings["seeds"]``).
+
+    Returns
+    -------
+    movie : xarray.DataArray
+    truth : PLEmitters
+        ``origin="truth"``, with the preset in ``truth.preset``.
+    """
     p = preset(name, seed)
+    streams, seeds = _streams(seed)
     movie, truth = simulate_movie(p.dynamics, n_frames=p.n_frames, frame_s=p.frame_s,
-                                  spectrometer=p.spectrometer, ccd=p.ccd, seed=seed + 1000, name=name)
-    truth["preset"] = {"name": name, "description": p.description, "stated": p.stated,
-                       "spectrum_time_s": p.spectrum_time_s, "nc": p.nc.model_dump(mode="json")}
-    return movie, truth
+                                  spectrometer=p.spectrometer, ccd=p.ccd, seed=streams["movie_noise"], name=name)
+    return movie, _with_preset(truth, p, seeds)
 
 
-def plot_preset(movie, truth: dict, *, spectrum_time_s: float | None = None, path=None, title: str | None = None):
+def plot_preset(movie, truth: PLEmitters, *, spectrum_time_s: float | None = None, path=None,
+                title: str | None = None):
     """Figure like the seed's: time-wavelength colour map and the spectrum at one time.
 
     Parameters
     ----------
     movie : xarray.DataArray
         dims (time, wavelength).
-    truth : dict
-        Truth sidecar; emitter line positions are marked on the spectrum.
+    truth : PLEmitters
+        Truth record; emitter line positions are marked on the spectrum.
     spectrum_time_s : float, optional
         Frame to show (default: the preset's choice, else the middle).
     path : path-like, optional
@@ -332,7 +361,7 @@ def plot_preset(movie, truth: dict, *, spectrum_time_s: float | None = None, pat
     wl = movie["wavelength"].values
     data = movie.values - float(movie.attrs.get("bias_adu", 0.0))
     if spectrum_time_s is None:
-        spectrum_time_s = truth.get("preset", {}).get("spectrum_time_s", float(t[len(t) // 2]))
+        spectrum_time_s = (truth.preset or {}).get("spectrum_time_s", float(t[len(t) // 2]))
     k = int(np.clip(np.searchsorted(t, spectrum_time_s, side="right") - 1, 0, len(t) - 1))
     fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(6.0, 6.4), height_ratios=[2.2, 1.0], sharex=True,
                                    constrained_layout=True)
@@ -344,17 +373,18 @@ def plot_preset(movie, truth: dict, *, spectrum_time_s: float | None = None, pat
     ax0.set_ylabel("time (s)")
     fig.colorbar(im, ax=ax0, label="counts (ADU - bias)")
     ax1.plot(wl, data[k], color="k", lw=0.8)
-    for em in truth.get("emitters", []):
-        on = any(a <= t[k] < b for a, b in em.get("intervals_s", []))
-        for lam in em["lines_nm"]:
+    for em in truth.emitters:
+        on = any(a <= t[k] < b for a, b in em.intervals_s)
+        for lam in em.lines_nm:
             if wl[0] <= lam <= wl[-1]:
-                ax1.axvline(lam, color="tab:red" if em["kind"] == "trion" else "tab:blue",
+                ax1.axvline(lam, color="tab:red" if em.kind == "trion" else "tab:blue",
                             lw=0.6, alpha=0.8 if on else 0.25)
     ax1.set_xlabel("wavelength (nm)")
     ax1.set_ylabel(f"counts at {t[k]:.0f} s")
-    ax0.set_title(title or truth.get("preset", {}).get("name", movie.attrs.get("name", "")))
+    ax0.set_title(title or (truth.preset or {}).get("name", movie.attrs.get("name", "")))
     if path is not None:
-        fig.savefig(path, dpi=110)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
     return fig
 
 
@@ -397,12 +427,12 @@ def movie_from(nc_json=None, preset_name: str | None = None, *, seed: int = 1, n
         return simulate_preset_movie(preset_name, seed)
     dyn, p = dynamics_from(nc_json, preset_name, seed=seed, duration_s=max(n_frames * frame, 1e-9))
     spec = p.spectrometer if p is not None else Spectrometer()
+    streams, seeds = _streams(seed)
     movie, truth = simulate_movie(dyn, n_frames=int(n_frames), frame_s=frame, spectrometer=spec,
-                                  seed=seed + 1000, name=preset_name or str(nc_json))
+                                  seed=streams["movie_noise"], name=preset_name or str(nc_json))
     if p is not None:
-        truth["preset"] = {"name": p.name, "description": p.description, "stated": p.stated,
-                           "spectrum_time_s": p.spectrum_time_s, "nc": p.nc.model_dump(mode="json")}
-    return movie, truth
+        return movie, _with_preset(truth, p, seeds)
+    return movie, truth.replace(settings={**truth.settings, "seeds": seeds})
 
 
 def photons_from(nc_json=None, preset_name: str | None = None, *, mode: str = "pulsed", seed: int = 1,
@@ -417,10 +447,12 @@ def photons_from(nc_json=None, preset_name: str | None = None, *, mode: str = "p
         raise InputError(f"mode must be 'pulsed' or 'cw', got {mode!r}")
     dyn, _ = dynamics_from(nc_json, preset_name, seed=seed, excitation=mode, duration_s=max(dur, 120.0))
     band = ph.line_filter(dyn, emitter) if emitter is not None else None
-    sim = ph.simulate_photons(dyn, duration_s=dur, seed=seed + 2000, band_nm=band, t3=t3,
+    streams, seeds = _streams(seed)
+    sim = ph.simulate_photons(dyn, duration_s=dur, seed=streams["photons"], band_nm=band, t3=t3,
                               params=ph.PhotonParameters(mode=mode), detectors=ph.Detectors(efficiency=efficiency))
     sim.truth = sim.truth.replace(source=preset_name or str(nc_json), filtered_emitter=emitter,
-                                  dynamics=dyn.truth())
+                                  dynamics=dyn.truth().to_dict(),
+                                  settings={**sim.truth.settings, "seeds": seeds})
     return sim
 
 

@@ -196,80 +196,92 @@ def run_stem_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
 
 
 PL_PRESETS = ("fig4_doublet", "fig4_triplet", "fig4_charging", "fig5d", "fig5c")
+PL_MIN_SNR = 10.0
+PL_TOLERANCES = {"emitters.match": 0.5, "emitters.center_nm": 0.1, "emitters.fss_uev": 50.0}
+"""Truth vs recovered emitters: paired by centre within 0.5 nm, centres within 0.1 nm,
+fine-structure splittings within 50 ueV (:func:`nanodomains.records.compare`)."""
 
 
-def match_emitters(truth: dict, found: list[dict], min_snr: float = 10.0, max_nm: float = 0.5) -> list[dict]:
-    """Pair each visible truth emitter with the nearest recovered one (same charge state)."""
+def _emitter_level(path: str) -> bool:
+    """Comparison rows of whole emitters (not of their lines)."""
+    return path.startswith("emitters[") and ".lines" not in path
+
+
+def _table_s2_row(name: str, truth, found) -> dict:
+    neutral = [e for e in found.emitters if e.kind != "trion"]
+    return {"NC": name, "sets of peaks": len(neutral),
+            "truth sets": sum(t.kind != "trion" and t.in_window is not False for t in truth.emitters),
+            "trions": len(found.emitters) - len(neutral),
+            "centres (nm)": [round(float(e.center_nm), 2) for e in neutral],
+            "kinds": [e.kind for e in neutral],
+            "FSS (ueV)": [round(float(e.fss_uev)) if e.fss_uev.value else "-" for e in neutral],
+            "linewidth (ueV)": [round(float(e.linewidth_uev)) for e in neutral]}
+
+
+def _pl_fss_comparisons(name: str, truth, cmp) -> list[dict]:
+    """Demo rows for the FSS of every matched doublet and triplet of the truth."""
+    paper = {"fig4_doublet": 677, "fig4_triplet": 878}.get(name)
     rows = []
-    for t in truth["emitters"]:
-        if not t.get("in_window", True) or t.get("peak_snr", min_snr) < min_snr:
-            continue
-        same = [e for e in found if (e["kind"] == "trion") == (t["kind"] == "trion")]
-        best = min(same, key=lambda e: abs(e["center_nm"] - t["center_nm"]), default=None)
-        ok = best is not None and abs(best["center_nm"] - t["center_nm"]) <= max_nm
-        row = {"truth_id": t["id"], "truth_kind": t["kind"], "truth_center_nm": t["center_nm"],
-               "found_kind": best["kind"] if ok else "missed",
-               "center_error_nm": best["center_nm"] - t["center_nm"] if ok else None,
-               "truth_fss_uev": t.get("fss_uev"), "fss_uev": best.get("fss_uev") if ok else None,
-               "fss_uev_err": best.get("fss_uev_err") if ok else None}
-        rows.append(row)
+    for t in truth.emitters:
+        path = f"emitters[{t.id}].fss_uev"
+        if t.kind in ("doublet", "triplet") and any(r.path == path for r in cmp.rows):
+            r = cmp.row(path)
+            if r.value is not None:
+                rows.append(comparison(f"FSS {name} {t.id} (ueV)", r.value, r.stderr, truth=r.truth, paper=paper))
     return rows
 
 
 def run_pl_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
-    """Simulate the Fig. 4/5 preset movies and analyse them against their truth."""
+    """Simulate the Fig. 4/5 preset movies and analyse them against their truth.
+
+    Each movie's truth and analysis are one record type
+    (:class:`~nanodomains.records.emitters.PLEmitters`); the visible truth emitters
+    (peak SNR >= 10, in the window) are compared with :func:`nanodomains.records.compare`
+    and :data:`PL_TOLERANCES`, and the rows of that comparison are the stage's table.
+    """
     import numpy as np
 
     from nanodomains.optics import movies, presets
+    from nanodomains.records import compare
     from nanodomains.spectroscopy.movie_analysis import analyze_movie
 
-    all_rows, figures, counts, table_s2 = [], [], {}, []
+    all_rows, figures, counts, table_s2, fss_rows = [], [], {}, [], []
     for name in PL_PRESETS:
         movie, truth = presets.simulate_preset_movie(name, seed=seed + 1)
         movies.save_movie(movie, truth, out_dir / f"pl_{name}.nc")
         res = analyze_movie(movie, seed=seed)
         res.write(out_dir / f"pl_{name}")
-        found = [e.to_dict() for e in res.emitters]
-        neutral = [e for e in found if e["kind"] != "trion"]
-        table_s2.append({"NC": name, "sets of peaks": len(neutral),
-                         "truth sets": sum(t["kind"] != "trion" and t.get("in_window", True)
-                                           for t in truth["emitters"]),
-                         "trions": len(found) - len(neutral),
-                         "centres (nm)": [round(e["center_nm"], 2) for e in neutral],
-                         "kinds": [e["kind"] for e in neutral],
-                         "FSS (ueV)": [round(e["fss_uev"]) if e.get("fss_uev") else "-" for e in neutral],
-                         "linewidth (ueV)": [round(e["linewidth_uev"]) for e in neutral]})
-        rows = match_emitters(truth, found)
-        for r in rows:
-            r["preset"] = name
-        all_rows += rows
-        counts[name] = {"truth": len(rows), "found": sum(r["found_kind"] != "missed" for r in rows),
-                        "recovered_emitters": len(res.emitters)}
+        visible = truth.visible(PL_MIN_SNR)
+        cmp = compare(visible, res.record, tolerances=PL_TOLERANCES)
+        cmp.to_json(out_dir / f"pl_{name}" / "comparison.json")
+        table_s2.append(_table_s2_row(name, truth, res.record))
+        all_rows += [{"preset": name, **r.model_dump()} for r in cmp.rows]
+        missed = {r.path for r in cmp.rows if r.status == "missed"}
+        counts[name] = {"truth": len(visible.emitters),
+                        "found": sum(f"emitters[{t.id}]" not in missed for t in visible.emitters),
+                        "recovered_emitters": len(res.emitters), "comparison_ok": cmp.ok}
+        fss_rows += _pl_fss_comparisons(name, visible, cmp)
         figures.append((out_dir / f"pl_{name}" / "overview.png", f"{name}: movie with detected lines"))
-    err = np.array([abs(r["center_error_nm"]) for r in all_rows if r["center_error_nm"] is not None])
-    fss = [(r["fss_uev"] - r["truth_fss_uev"]) for r in all_rows
-           if r["fss_uev"] is not None and r["truth_fss_uev"] and r["truth_kind"] in ("doublet", "triplet")]
+    err = np.array([abs(r["difference"]) for r in all_rows
+                    if r["difference"] is not None and _emitter_level(r["path"]) and r["path"].endswith("].center_nm")])
+    fss = [r["value"] - r["truth"] for r in fss_rows]
     found = sum(c["found"] for c in counts.values())
     total = sum(c["truth"] for c in counts.values())
-    result = {"presets": counts, "matches": all_rows,
-              "median_line_error_nm": float(np.median(err)) if err.size else None,
-              "comparisons": [comparison("emitters found (SNR >= 10)", found, truth=total),
-                              comparison("median line-position error (nm)",
-                                         float(np.median(err)) if err.size else None, truth=0.0)]}
-    for r in all_rows:
-        if r["truth_kind"] in ("doublet", "triplet") and r["fss_uev"] is not None:
-            result["comparisons"].append(comparison(f"FSS {r['preset']} {r['truth_id']} (ueV)", r["fss_uev"],
-                                                    r["fss_uev_err"], truth=r["truth_fss_uev"],
-                                                    paper={"fig4_doublet": 677, "fig4_triplet": 878}.get(r["preset"])))
+    median = float(np.median(err)) if err.size else None
+    result = {"presets": counts, "matches": all_rows, "median_line_error_nm": median,
+              "comparisons": [comparison(f"emitters found (SNR >= {PL_MIN_SNR:g})", found, truth=total),
+                              comparison("median line-position error (nm)", median, truth=0.0), *fss_rows]}
     sections.append(Section(
         "4 K PL movies (Fig. 4, Fig. 5): emitters, fine structure, charge states",
         f"{len(PL_PRESETS)} presets simulated with truth and analysed blind: {found} of {total} emitters "
-        f"with SNR >= 10 found; median line-position error "
-        f"{result['median_line_error_nm'] if err.size else float('nan'):.4f} nm; FSS errors "
+        f"with SNR >= {PL_MIN_SNR:g} found; median line-position error "
+        f"{median if median is not None else float('nan'):.4f} nm; FSS errors "
         f"{', '.join(f'{x:+.0f}' for x in fss)} ueV.",
         figures=figures,
         tables=[(table_s2, "Table S2 style: sets of peaks per NC (one set vs several sets)"),
-                ([{k: v for k, v in r.items()} for r in all_rows], "every visible truth emitter and its match")]))
+                ([r for r in all_rows if _emitter_level(r["path"])],
+                 "every visible truth emitter beside its match (records.compare, tolerances "
+                 + ", ".join(f"{k} {v}" for k, v in PL_TOLERANCES.items()) + ")")]))
     result["table_s2"] = table_s2
     return result
 

@@ -48,6 +48,7 @@ import numpy as np
 from scipy import stats
 
 from nanodomains.errors import InputError
+from nanodomains.seeds import rng as make_rng
 
 __all__ = [
     "segment_surrogates",
@@ -79,7 +80,7 @@ def segment_surrogates(x, change_points, n_surrogates: int, rng, *, circular: bo
     """
     x = np.asarray(x, float)
     n = x.size
-    rng = np.random.default_rng(rng)
+    rng = make_rng(rng)
     cps = np.asarray(change_points, int)
     cps = cps[(cps > 0) & (cps < n)]
     edges = np.concatenate([[0], np.unique(cps), [n]])
@@ -213,7 +214,7 @@ def increment_correlation_test(x, y, *, n_surrogates: int = 999, rng=0):
     if u.std() == 0 or v.std() == 0:
         return np.nan, np.nan, int(ok.sum())
     r = float(_corr_rows(u, v[None, :])[0])
-    rng = np.random.default_rng(rng)
+    rng = make_rng(rng)
     shifts = rng.integers(1, v.size, n_surrogates)
     idx = (np.arange(v.size)[None, :] + shifts[:, None]) % v.size
     rs = _corr_rows(u, v[idx])
@@ -362,7 +363,7 @@ def correlate_pair(
     -------
     pair : PairCorrelation
     """
-    rng = np.random.default_rng(rng)
+    rng = make_rng(rng)
     a, b = np.asarray(intensity_a, float), np.asarray(intensity_b, float)
     r, p = surrogate_correlation_test(a, b, change_points_b, method="pearson", n_surrogates=n_surrogates, rng=rng)
     rho, prho = surrogate_correlation_test(a, b, change_points_b, method="spearman", n_surrogates=n_surrogates, rng=rng)

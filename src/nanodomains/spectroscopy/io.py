@@ -54,6 +54,7 @@ import numpy as np
 import xarray as xr
 
 from nanodomains.errors import CalibrationError, FileFormatError, InputError
+from nanodomains.files import atomic_path, to_jsonable
 
 __all__ = [
     "load_movie",
@@ -176,6 +177,25 @@ def validate_movie(movie: xr.DataArray, *, source: str | None = None, bad_frames
     src = source or movie.attrs.get("source", "<movie>")
     if bad_frames not in ("raise", "drop"):
         raise InputError(f"bad_frames must be 'raise' or 'drop', got {bad_frames!r}")
+    movie = _canonical_dims(movie, src)
+    attrs = dict(movie.attrs)
+    movie, wl = _increasing_wavelength(movie, src, attrs)
+    t = _time_axis(movie, src)
+    data, t = _finite_frames(np.asarray(movie.values, dtype=np.float64), t, src, bad_frames, attrs)
+    out = xr.DataArray(
+        data,
+        dims=("time", "wavelength"),
+        coords={"time": t, "wavelength": wl},
+        name=movie.name or "counts",
+        attrs=attrs,
+    )
+    out["time"].attrs["units"] = attrs.get("time_units", "s")
+    out["wavelength"].attrs["units"] = "nm"
+    return out
+
+
+def _canonical_dims(movie, src: str) -> xr.DataArray:
+    """A non-empty DataArray with dims (time, wavelength) and both coordinates."""
     if not isinstance(movie, xr.DataArray):
         raise InputError(f"{src}: expected an xarray.DataArray, got {type(movie).__name__}")
     if set(movie.dims) != {"time", "wavelength"}:
@@ -188,11 +208,15 @@ def validate_movie(movie: xr.DataArray, *, source: str | None = None, bad_frames
     for c in ("time", "wavelength"):
         if c not in movie.coords:
             raise (CalibrationError if c == "wavelength" else InputError)(f"{src}: movie has no '{c}' coordinate")
+    return movie
+
+
+def _increasing_wavelength(movie: xr.DataArray, src: str, attrs: dict) -> tuple[xr.DataArray, np.ndarray]:
+    """Finite, strictly monotonic wavelength axis, flipped to increase (recorded in ``attrs``)."""
     wl = np.asarray(movie["wavelength"].values, dtype=np.float64)
     if not np.all(np.isfinite(wl)):
         bad = np.flatnonzero(~np.isfinite(wl))
         raise CalibrationError(f"{src}: wavelength axis has non-finite values at pixels {bad[:10].tolist()}")
-    attrs = dict(movie.attrs)
     if wl.size > 1:
         d = np.diff(wl)
         if np.all(d < 0):
@@ -205,41 +229,41 @@ def validate_movie(movie: xr.DataArray, *, source: str | None = None, bad_frames
                 f"{src}: wavelength axis is not strictly monotonic: pixel {i} = {wl[i]:.6g} nm, "
                 f"pixel {i + 1} = {wl[i + 1]:.6g} nm"
             )
+    return movie, wl
+
+
+def _time_axis(movie: xr.DataArray, src: str) -> np.ndarray:
+    """Finite, strictly increasing frame times."""
     t = np.asarray(movie["time"].values, dtype=np.float64)
     if not np.all(np.isfinite(t)):
         raise InputError(f"{src}: time axis has non-finite values at frames {np.flatnonzero(~np.isfinite(t))[:10].tolist()}")
     if t.size > 1 and not np.all(np.diff(t) > 0):
         i = int(np.flatnonzero(np.diff(t) <= 0)[0])
         raise InputError(f"{src}: time axis is not strictly increasing at frame {i + 1} ({t[i]} s -> {t[i + 1]} s)")
-    data = np.asarray(movie.values, dtype=np.float64)
+    return t
+
+
+def _finite_frames(data: np.ndarray, t: np.ndarray, src: str, bad_frames: str,
+                   attrs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Frames with NaN/inf raise, or are dropped (``attrs["dropped_frames"]``) with a warning."""
     finite = np.isfinite(data)
     bad = np.flatnonzero(~finite.all(axis=1))
-    if bad.size:
-        n_bad_px = (~finite[bad]).sum(axis=1)
-        desc = ", ".join(f"{int(i)} (t={t[i]:g} s, {int(n)} px)" for i, n in zip(bad[:20], n_bad_px[:20]))
-        more = f" and {bad.size - 20} more" if bad.size > 20 else ""
-        if bad_frames == "raise":
-            raise InputError(
-                f"{src}: {bad.size} frame(s) contain NaN/inf values: {desc}{more}; "
-                "fix or remove them, or load with bad_frames='drop' to drop them explicitly"
-            )
-        warnings.warn(f"{src}: dropping {bad.size} frame(s) with NaN/inf values: {desc}{more}", stacklevel=2)
-        keep = np.setdiff1d(np.arange(data.shape[0]), bad)
-        if keep.size == 0:
-            raise InputError(f"{src}: every frame contains NaN/inf values")
-        attrs["dropped_frames"] = bad.astype(np.int64).tolist()
-        data = data[keep]
-        t = t[keep]
-    out = xr.DataArray(
-        data,
-        dims=("time", "wavelength"),
-        coords={"time": t, "wavelength": wl},
-        name=movie.name or "counts",
-        attrs=attrs,
-    )
-    out["time"].attrs["units"] = attrs.get("time_units", "s")
-    out["wavelength"].attrs["units"] = "nm"
-    return out
+    if not bad.size:
+        return data, t
+    n_bad_px = (~finite[bad]).sum(axis=1)
+    desc = ", ".join(f"{int(i)} (t={t[i]:g} s, {int(n)} px)" for i, n in zip(bad[:20], n_bad_px[:20]))
+    more = f" and {bad.size - 20} more" if bad.size > 20 else ""
+    if bad_frames == "raise":
+        raise InputError(
+            f"{src}: {bad.size} frame(s) contain NaN/inf values: {desc}{more}; "
+            "fix or remove them, or load with bad_frames='drop' to drop them explicitly"
+        )
+    warnings.warn(f"{src}: dropping {bad.size} frame(s) with NaN/inf values: {desc}{more}", stacklevel=4)
+    keep = np.setdiff1d(np.arange(data.shape[0]), bad)
+    if keep.size == 0:
+        raise InputError(f"{src}: every frame contains NaN/inf values")
+    attrs["dropped_frames"] = bad.astype(np.int64).tolist()
+    return data[keep], t[keep]
 
 
 def load_movie(
@@ -327,9 +351,8 @@ def save_movie(movie: xr.DataArray, path) -> Path:
     out = movie.copy()
     out.attrs = _netcdf_safe_attrs(movie.attrs)
     out.name = movie.name or "counts"
-    tmp = p.with_name(p.name + ".tmp")
-    out.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(p)
+    with atomic_path(p) as tmp:
+        out.to_netcdf(tmp, engine="h5netcdf")
     return p
 
 
@@ -343,7 +366,7 @@ def _netcdf_safe_attrs(attrs: dict) -> dict:
         elif isinstance(v, (list, tuple, np.ndarray)) and np.asarray(v).dtype.kind in "iuf" and np.asarray(v).ndim == 1:
             safe[k] = np.asarray(v)
         else:
-            safe[k] = json.dumps(v, default=str)
+            safe[k] = json.dumps(to_jsonable(v), default=str)
     return safe
 
 
@@ -558,6 +581,20 @@ def _read_spe3(p, raw, *, frame_time_s, rows, bad_frames):
     if len(regions) != 1:
         raise FileFormatError(f"{p}: SPE 3.0 file has {len(regions)} regions of interest; exactly one is supported")
     region = regions[0]
+    buf, px, layout = _spe3_frames(p, raw, frame_block, region, xml_offset)
+    spectra = _frames_to_spectra(p, px.astype(np.float64), rows)
+    wl = _spe3_wavelengths(p, root, region, layout["width"])
+    time, tsrc = _spe3_times(p, root, buf, layout, frame_time_s)
+    attrs = {
+        "format": "Princeton SPE 3.0",
+        "time_source": tsrc,
+        "wavelength_source": "SPE 3.0 XML Calibrations/WavelengthMapping",
+    }
+    return movie_from_arrays(spectra, wl, time, attrs=attrs, source=str(p), bad_frames=bad_frames)
+
+
+def _spe3_frames(p, raw, frame_block, region, xml_offset) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Raw frame bytes (n_frames, stride), pixels (n_frames, height, width) and the layout."""
     pix_fmt = region.get("pixelFormat") or frame_block.get("pixelFormat")
     if pix_fmt not in _SPE3_DTYPES:
         raise FileFormatError(f"{p}: SPE 3.0 pixelFormat {pix_fmt!r} unsupported ({sorted(_SPE3_DTYPES)})")
@@ -581,38 +618,41 @@ def _read_spe3(p, raw, *, frame_time_s, rows, bad_frames):
         )
     buf = np.frombuffer(raw, dtype=np.uint8, count=nframes * stride, offset=_SPE_HEADER_BYTES).reshape(nframes, stride)
     px = buf[:, : width * height * dt.itemsize].copy().view(dt).reshape(nframes, height, width)
-    spectra = _frames_to_spectra(p, px.astype(np.float64), rows)
+    return buf, px, {"n_frames": nframes, "stride": stride, "frame_size": fsize, "width": width}
 
-    # wavelength axis
+
+def _spe3_wavelengths(p, root, region, width: int) -> np.ndarray:
+    """Wavelength of every pixel of the region (binned through its SensorMapping)."""
     wl_el = root.find("Calibrations/WavelengthMapping/Wavelength")
     err_el = root.find("Calibrations/WavelengthMapping/WavelengthError")
     if wl_el is not None and (wl_el.text or "").strip():
-        wl_full = np.array([float(v) for v in wl_el.text.replace(";", ",").split(",") if v.strip()])
+        wl = np.array([float(v) for v in wl_el.text.replace(";", ",").split(",") if v.strip()])
     elif err_el is not None and (err_el.text or "").strip():
         pairs = [s for s in err_el.text.split() if s.strip()]
-        wl_full = np.array([float(s.split(",")[0]) for s in pairs])
+        wl = np.array([float(s.split(",")[0]) for s in pairs])
     else:
         raise CalibrationError(f"{p}: SPE 3.0 XML footer has no Calibrations/WavelengthMapping/Wavelength")
-    wl = wl_full
+    if wl.size == width:
+        return wl
     smap = None
     cal_id = region.get("calibrations")
     for sm in root.findall("Calibrations/SensorMapping"):
         if cal_id is None or sm.get("id") in str(cal_id).split(","):
             smap = sm
             break
-    if wl.size != width:
-        if smap is None:
-            raise CalibrationError(f"{p}: {wl.size} wavelengths for a {width}-pixel region and no SensorMapping")
-        x0 = int(smap.get("x", 0))
-        xw = int(smap.get("width", width))
-        xb = int(smap.get("xBinning", 1))
-        if x0 + xw > wl.size or xw // xb != width:
-            raise CalibrationError(f"{p}: SensorMapping x={x0} width={xw} xBinning={xb} does not fit {wl.size} wavelengths / {width} px")
-        wl = wl[x0 : x0 + xw].reshape(width, xb).mean(axis=1)
+    if smap is None:
+        raise CalibrationError(f"{p}: {wl.size} wavelengths for a {width}-pixel region and no SensorMapping")
+    x0 = int(smap.get("x", 0))
+    xw = int(smap.get("width", width))
+    xb = int(smap.get("xBinning", 1))
+    if x0 + xw > wl.size or xw // xb != width:
+        raise CalibrationError(f"{p}: SensorMapping x={x0} width={xw} xBinning={xb} does not fit {wl.size} wavelengths / {width} px")
+    return wl[x0 : x0 + xw].reshape(width, xb).mean(axis=1)
 
-    # timing
-    time = None
-    tsrc = "frame index (SPE 3.0 without time stamps)"
+
+def _spe3_times(p, root, buf: np.ndarray, layout: dict, frame_time_s) -> tuple[np.ndarray | None, str]:
+    """Frame times from the ExposureStarted stamps, else ``frame_time_s``; and their source."""
+    nframes, stride, fsize = layout["n_frames"], layout["stride"], layout["frame_size"]
     meta = root.find("MetaFormat/MetaBlock")
     if meta is not None and stride > fsize:
         off = fsize
@@ -621,25 +661,14 @@ def _read_spe3(p, raw, *, frame_time_s, rows, bad_frames):
             if child.tag == "TimeStamp" and child.get("event") == "ExposureStarted":
                 res = float(child.get("resolution", 1e6))
                 vals = buf[:, off : off + 8].copy().view("<i8").ravel().astype(np.float64) / res
-                time = vals - vals[0]
-                tsrc = "SPE 3.0 ExposureStarted time stamps"
-                break
+                return vals - vals[0], "SPE 3.0 ExposureStarted time stamps"
             off += bits // 8
-    if time is None:
-        if frame_time_s is not None:
-            time = np.arange(nframes) * frame_time_s
-            tsrc = f"frame index x frame_time_s ({frame_time_s:g} s, given)"
-        elif nframes == 1:
-            time = np.zeros(1)
-            tsrc = "single frame"
-        else:
-            warnings.warn(f"{p}: SPE 3.0 file has no time stamps; time axis is the frame index", stacklevel=3)
-    attrs = {
-        "format": "Princeton SPE 3.0",
-        "time_source": tsrc,
-        "wavelength_source": "SPE 3.0 XML Calibrations/WavelengthMapping",
-    }
-    return movie_from_arrays(spectra, wl, time, attrs=attrs, source=str(p), bad_frames=bad_frames)
+    if frame_time_s is not None:
+        return np.arange(nframes) * frame_time_s, f"frame index x frame_time_s ({frame_time_s:g} s, given)"
+    if nframes == 1:
+        return np.zeros(1), "single frame"
+    warnings.warn(f"{p}: SPE 3.0 file has no time stamps; time axis is the frame index", stacklevel=4)
+    return None, "frame index (SPE 3.0 without time stamps)"
 
 
 # ---------------------------------------------------------------------------- CSV

@@ -18,38 +18,41 @@
 7. pair correlations and verdicts (:mod:`.correlation`); coincident jumps count only
    level changes of at least ``jump_fraction`` of the emitter's brightest level.
 
-``MovieAnalysis.write(out_dir)`` writes ``emitters.json`` in the schema of the optical
-forward model's truth sidecar (``{"emitters": [{"id", "domain", "kind", "center_nm",
-"lines_nm", "fss_uev", "intervals_s", ...}], "couplings": [...]}``) with the extra
-fields ``fss_uev_err``, ``linewidth_uev``, ``linewidth_uev_err``, ``mean_counts``,
-``mean_counts_err``, ``charged_intervals_s`` and ``trion_of``; ``correlations.csv``
-(one row per pair) and ``overview.png`` (the movie with the detected lines, as the seed
-paper's Fig. 4 and 5).
+The result is a :class:`~nanodomains.records.emitters.PLEmitters` record (schema
+``nanodomains.emitters/2``), the same type as the optical forward model's truth
+sidecar, so recovery is one :func:`nanodomains.records.compare`.
+``MovieAnalysis.write(out_dir)`` writes it as ``emitters.json``, with
+``correlations.csv`` (one row per pair) and ``overview.png`` (the movie with the
+detected lines, as the seed paper's Fig. 4 and 5).
 
-Conventions: ``center_nm`` is the wavelength of the energy centroid of the lines,
-``lines_nm`` the time-median of each line's fitted centre (spectral diffusion averages
-out), ``fss_uev`` |E1 - E2| for a doublet and (E_max - E_min)/2 for a triplet (0 for a
-singlet or trion), ``linewidth_uev`` the Lorentzian FWHM in energy, ``intervals_s``
-the on intervals [t_start, t_end] (t_end = start of the last on frame + frame
-period), ``mean_counts`` the integrated counts per frame of all lines while on.
+Conventions: ``center_nm`` is the wavelength of the energy centroid of the lines, each
+line's ``center_nm`` the time-median of its fitted centre over the on frames (spectral
+diffusion averages out; stderr 1.25 sd / sqrt(n) of that median), ``fss_uev``
+|E1 - E2| for a doublet and (E_max - E_min)/2 for a triplet (0 for a singlet or
+trion), ``linewidth_uev`` the Lorentzian FWHM in energy, ``intervals_s`` the on
+intervals [t_start, t_end] (t_end = start of the last on frame + frame period),
+``mean_counts`` the integrated counts per frame of all lines while on.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from nanodomains.errors import InputError
+from nanodomains.files import atomic_path, to_jsonable
+from nanodomains.materials import HC_EV_NM
+from nanodomains.records import Measured, PLCoupling, PLEmitter, PLEmitters, PLLine, measured
+from nanodomains.seeds import rng as make_rng
 from nanodomains.spectroscopy.correlation import PairCorrelation, correlate_pair
 from nanodomains.spectroscopy.io import load_movie, validate_movie
 from nanodomains.spectroscopy.peaks import (
-    HC_EV_NM,
     CosmicRays,
     LineFits,
     detect_peaks,
@@ -72,7 +75,7 @@ from nanodomains.spectroscopy.tracking import (
     window_sums,
 )
 
-__all__ = ["AnalysisParams", "Emitter", "MovieAnalysis", "analyze_movie"]
+__all__ = ["AnalysisParams", "EmitterTrace", "MovieAnalysis", "analyze_movie"]
 
 
 @dataclass
@@ -106,82 +109,53 @@ class AnalysisParams:
 
 
 @dataclass
-class Emitter:
-    """One emitter (fine-structure set or trion line) found in the movie."""
+class EmitterTrace:
+    """Per-frame traces of one emitter (kept in memory, not written to JSON).
 
-    id: str
-    domain: int
-    kind: str
-    center_nm: float
-    lines_nm: list
-    fss_uev: float
-    fss_uev_err: float
-    linewidth_uev: float
-    linewidth_uev_err: float
-    intervals_s: list
-    mean_counts: float
-    mean_counts_err: float
-    charged_intervals_s: list = field(default_factory=list)
-    trion_of: str | None = None
-    tracks: list = field(default_factory=list)
-    # per-frame arrays (not written to JSON)
-    intensity: np.ndarray | None = field(default=None, repr=False)
-    counts: np.ndarray | None = field(default=None, repr=False)
-    background: np.ndarray | None = field(default=None, repr=False)
-    wavelength: np.ndarray | None = field(default=None, repr=False)
-    segmentation: Segmentation | None = field(default=None, repr=False)
+    ``intensity`` is the integrated counts of its lines from the joint fixed-position
+    fit, ``counts`` / ``background`` the window sums the on/off segmentation used,
+    ``wavelength`` its centre per frame (spectral wander).
+    """
 
-    def to_dict(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k not in ("intensity", "counts", "background", "wavelength", "segmentation", "tracks")}
-        return _clean_json(d)
-
-
-def _clean_json(obj):
-    if isinstance(obj, dict):
-        return {k: _clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean_json(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.ndarray):
-        return _clean_json(obj.tolist())
-    return obj
+    tracks: list[int]
+    intensity: np.ndarray
+    counts: np.ndarray
+    background: np.ndarray
+    wavelength: np.ndarray
+    segmentation: Segmentation
 
 
 @dataclass
 class MovieAnalysis:
-    """Everything :func:`analyze_movie` found; ``write`` saves the files."""
+    """Everything :func:`analyze_movie` found: the :class:`PLEmitters` record plus the
+    arrays behind it; ``write`` saves the files."""
 
+    record: PLEmitters
+    traces: list[EmitterTrace]
     time_s: np.ndarray
     wavelength_nm: np.ndarray
     cleaned: np.ndarray
     background: np.ndarray
-    emitters: list[Emitter]
     pairs: list[PairCorrelation]
     fits: LineFits
     track_id: np.ndarray
     tracks: TrackArrays
     cosmic_rays: CosmicRays
     params: AnalysisParams
-    meta: dict
+
+    @property
+    def emitters(self) -> tuple[PLEmitter, ...]:
+        """The emitters of the record (in the order of :attr:`traces`)."""
+        return self.record.emitters
+
+    @property
+    def meta(self) -> dict:
+        """Run facts of the record (source, format, counts of detections, tracks...)."""
+        return self.record.meta
 
     def to_dict(self) -> dict:
-        """The emitters.json content."""
-        couplings = [
-            {"emitters": [p.a, p.b], "verdict": p.verdict,
-             "mechanisms": [_MECHANISMS.get(p.relation, p.relation)] if p.relation else [],
-             "intervals_s": [[w["start_s"], w["stop_s"]] for w in p.windows],
-             "wavelength_r": p.wavelength_r, "pearson_r": p.pearson_r, "pearson_p": p.pearson_p,
-             "spearman_rho": p.spearman_rho, "windows": p.windows}
-            for p in self.pairs
-        ]
-        return _clean_json({
-            "emitters": [e.to_dict() for e in self.emitters],
-            "couplings": couplings,
-            "meta": {**self.meta, "params": asdict(self.params), "cosmic_rays": self.cosmic_rays.to_records()},
-        })
+        """The emitters.json content (:meth:`PLEmitters.to_dict`)."""
+        return self.record.to_dict()
 
     def write(self, out_dir, *, overview: bool = True) -> dict:
         """Write emitters.json, correlations.csv and (optionally) overview.png.
@@ -193,22 +167,13 @@ class MovieAnalysis:
         """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        p = out / "emitters.json"
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False))
-        tmp.replace(p)
-        paths["emitters"] = p
-        p = out / "correlations.csv"
-        cols = list(PairCorrelation.__dataclass_fields__)
-        tmp = p.with_name(p.name + ".tmp")
-        with tmp.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
+        paths = {"emitters": out / "emitters.json", "correlations": out / "correlations.csv"}
+        self.record.to_json(paths["emitters"])
+        with atomic_path(paths["correlations"]) as tmp, tmp.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(PairCorrelation.__dataclass_fields__))
             w.writeheader()
             for pair in self.pairs:
                 w.writerow(pair.row())
-        tmp.replace(p)
-        paths["correlations"] = p
         if overview:
             paths["overview"] = self.plot_overview(out / "overview.png")
         return paths
@@ -230,18 +195,20 @@ class MovieAnalysis:
         ax.pcolormesh(wl, t, np.clip(img, max(lo, 0), hi), shading="nearest", cmap="inferno",
                       norm=PowerNorm(0.5, vmin=max(lo, 0), vmax=max(hi, lo + 1e-9)), rasterized=True)
         cmap = plt.get_cmap("tab10")
+        split = ("doublet", "triplet")
         for k, e in enumerate(self.emitters):
             c = cmap(k % 10)
             for tr in e.tracks:
                 det = np.isfinite(self.tracks.center_nm[tr])
                 ax.plot(self.tracks.center_nm[tr][det], t[det], ".", ms=2.5, color=c)
-            label = f"{e.id} {e.kind}" + (f" {e.fss_uev:.0f} ueV" if e.kind in ("doublet", "triplet") and e.fss_uev else "")
-            ax.annotate(label, (e.center_nm, t[-1]), xytext=(0, 4), textcoords="offset points", color=c,
+            fss = float(e.fss_uev)
+            label = f"{e.id} {e.kind}" + (f" {fss:.0f} ueV" if e.kind in split and fss else "")
+            ax.annotate(label, (float(e.center_nm), t[-1]), xytext=(0, 4), textcoords="offset points", color=c,
                         fontsize=7, ha="center", va="bottom", rotation=60, annotation_clip=False)
         ax.set_ylabel("time (s)")
         ax.set_xlim(wl[0], wl[-1])
         ax.set_ylim(t[0], t[-1]) if t.size > 1 else ax.set_ylim(t[0] - 0.5, t[0] + 0.5)
-        fig.suptitle(title or self.meta.get("source", ""), fontsize=9)
+        fig.suptitle(title or self.record.source or "", fontsize=9)
         ax2 = fig.add_subplot(gs[1, 0], sharex=ax)
         ax2.plot(wl, img.mean(axis=0), lw=0.8, color="k")
         for k, e in enumerate(self.emitters):
@@ -250,25 +217,23 @@ class MovieAnalysis:
         ax2.set_xlabel("wavelength (nm)")
         ax2.set_ylabel("mean counts")
         ax3 = fig.add_subplot(gs[0, 1], sharey=ax)
-        for k, e in enumerate(self.emitters):
-            if e.intensity is None:
-                continue
-            s = e.intensity / max(np.nanmax(np.abs(e.intensity)), 1e-12)
-            ax3.plot(s + 1.2 * k, t, lw=0.7, color=cmap(k % 10))
-            if e.segmentation is not None:
-                fit = e.segmentation.fitted() / max(np.nanmax(np.abs(e.intensity)), 1e-12)
-                ax3.step(fit + 1.2 * k, t, where="mid", lw=1.0, color="k")
+        for k, tr in enumerate(self.traces):
+            scale = max(np.nanmax(np.abs(tr.intensity)), 1e-12)
+            ax3.plot(tr.intensity / scale + 1.2 * k, t, lw=0.7, color=cmap(k % 10))
+            ax3.step(tr.segmentation.fitted() / scale + 1.2 * k, t, where="mid", lw=1.0, color="k")
         ax3.set_xlabel("emitter intensity (norm., offset)")
         ax3.set_xticks([1.2 * k for k in range(len(self.emitters))], [e.id for e in self.emitters], fontsize=7, rotation=90)
         plt.setp(ax3.get_yticklabels(), visible=False)
         ax4 = fig.add_subplot(gs[1, 1])
         ax4.axis("off")
-        lines = [f"{e.id}: {e.kind}, {e.center_nm:.2f} nm" + (f", FSS {e.fss_uev:.0f}+-{e.fss_uev_err:.0f} ueV" if e.kind in ("doublet", "triplet") else "")
+        lines = [f"{e.id}: {e.kind}, {float(e.center_nm):.2f} nm"
+                 + (f", FSS {float(e.fss_uev):.0f}+-{e.fss_uev.stderr or math.nan:.0f} ueV" if e.kind in split else "")
                  for e in self.emitters[:10]]
         lines += [f"{p.a}-{p.b}: {p.verdict}" for p in self.pairs if p.verdict != "independent"][:6]
         ax4.text(0, 1, "\n".join(lines) or "no emitters found", va="top", fontsize=7, family="monospace")
         p = Path(path)
-        fig.savefig(p, dpi=130)
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=130)
         plt.close(fig)
         return p
 
@@ -313,38 +278,51 @@ def _weighted_mean(vals, errs) -> tuple[float, float]:
     return m, float(err)
 
 
-def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -> MovieAnalysis:
-    """Find, characterise and correlate the emitters of a PL spectral movie.
+def _finite_or_none(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
 
-    Parameters
-    ----------
-    movie : xarray.DataArray or str or Path
-        dims (time, wavelength) or a file for :func:`~nanodomains.spectroscopy.io.load_movie`.
-    params : AnalysisParams, optional
-    **overrides
-        Replace single fields of ``params`` (e.g. ``snr_min=8``).
 
-    Returns
-    -------
-    analysis : MovieAnalysis
-    """
+# ---------------------------------------------------------------------------- the steps
+
+
+def _resolve_params(params: AnalysisParams | None, overrides: dict) -> AnalysisParams:
+    """``params`` (default :class:`AnalysisParams`) with single fields replaced."""
     prm = params or AnalysisParams()
     if overrides:
         unknown = set(overrides) - set(AnalysisParams.__dataclass_fields__)
         if unknown:
             raise InputError(f"unknown analysis parameters {sorted(unknown)}")
         prm = AnalysisParams(**{**asdict(prm), **overrides})
+    return prm
+
+
+def _load_validated(movie) -> xr.DataArray:
+    """A validated (time, wavelength) movie with at least 8 pixels."""
     if not isinstance(movie, xr.DataArray):
         movie = load_movie(movie)
     movie = validate_movie(movie)
-    t = movie["time"].values.astype(float)
-    wl = movie["wavelength"].values.astype(float)
-    raw = movie.values
-    T, W = raw.shape
-    if W < 8:
-        raise InputError(f"{movie.attrs.get('source', 'movie')}: {W} pixels are too few for line analysis")
-    frame_s = float(np.median(np.diff(t))) if T > 1 else float(movie.attrs.get("exposure_s", 1.0) or 1.0)
-    if prm.remove_cosmics and T >= 2:
+    if movie.sizes["wavelength"] < 8:
+        raise InputError(f"{movie.attrs.get('source', 'movie')}: {movie.sizes['wavelength']} pixels "
+                         "are too few for line analysis")
+    return movie
+
+
+@dataclass
+class _Cleaned:
+    """Step 1-2: cosmic-free counts, baseline, per-pixel variance and the kept line fits."""
+
+    clean: np.ndarray
+    cosmic_rays: CosmicRays
+    background: np.ndarray
+    signal: np.ndarray
+    variance: np.ndarray
+    fits: LineFits
+
+
+def _clean_and_fit(raw: np.ndarray, wl: np.ndarray, prm: AnalysisParams) -> _Cleaned:
+    """Remove cosmic rays, estimate the baseline and noise, detect and fit the lines."""
+    if prm.remove_cosmics and raw.shape[0] >= 2:
         clean, cr = remove_cosmic_rays(raw, wl, threshold=prm.cosmic_threshold)
     else:
         clean, cr = raw.copy(), remove_cosmic_rays(raw[:1], wl)[1]
@@ -362,111 +340,241 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
             & (fits.center_nm > wl[0]) & (fits.center_nm < wl[-1]))
     fits = fits.select(good)
     fits = fits.select(_not_duplicate(fits))
-    meta = {
-        "source": str(movie.attrs.get("source", "")),
-        "format": str(movie.attrs.get("format", "")),
-        "time_source": str(movie.attrs.get("time_source", "")),
-        "n_frames": T,
-        "n_pixels": W,
-        "frame_s": frame_s,
-        "n_detections": len(fits),
-        "n_cosmic_rays": len(cr),
-        "seed": prm.seed,
-    }
+    return _Cleaned(clean, cr, bg, sig, var, fits)
+
+
+def _link_tracks(fits: LineFits, prm: AnalysisParams, n_frames: int) -> tuple[np.ndarray, TrackArrays]:
+    """Line detections linked over time into tracks (short tracks stitched or dropped)."""
     tid = link_lines(fits, max_jump_nm=prm.max_jump_nm, max_gap_frames=prm.max_gap_frames) if len(fits) else np.zeros(0, int)
     # a movie shorter than min_track_frames (e.g. a single spectrum) keeps every line
-    min_len = min(prm.min_track_frames, T)
+    min_len = min(prm.min_track_frames, n_frames)
     tid = stitch_tracks(fits, tid, stitch_nm=prm.stitch_nm, min_length=min_len) if len(fits) else tid
-    ta = track_arrays(fits, tid, T)
-    L = ta.n_tracks
-    emitters: list[Emitter] = []
-    pairs: list[PairCorrelation] = []
-    if L:
-        dwl = float(np.median(np.abs(np.diff(wl))))
-        half = np.maximum(prm.window_hwhm * ta.hwhm_track_nm, 2.5 * dwl)
-        n_tr = window_sums(clean, wl, ta.position_nm, half)
-        b_tr = window_sums(bg, wl, ta.position_nm, half)
-        # remove the tails of the other lines from each window (crosstalk between close
-        # lines of different emitters): their heights from a joint fit at fixed positions
-        hw_tr = np.where(np.isfinite(ta.hwhm_track_nm) & (ta.hwhm_track_nm > 0), ta.hwhm_track_nm, dwl)
-        amp_f, amp_fe = fit_amplitudes(sig, wl, ta.position_nm, hw_tr, variance=var)
-        amp_f, amp_fe = np.nan_to_num(amp_f), np.nan_to_num(amp_fe, nan=np.inf)
-        cross = np.zeros_like(n_tr)
-        for j in range(L):  # loop over lines (tens), each vectorised over frames and pixels
-            prof = np.clip(amp_f[j], 0.0, None)[:, None] * lorentzian_pixels(wl, ta.position_nm[j], hw_tr[j])
-            ws = window_sums(prof, wl, ta.position_nm, half)
-            ws[j] = 0.0
-            cross += ws
-        n_tr = n_tr - cross
-        # integrated counts of every line in every frame (fixed-position fit): free of
-        # crosstalk and of the pixel phase of undersampled lines
-        area_k = np.pi * hw_tr / np.interp(np.nanmedian(ta.position_nm, axis=1), wl, np.abs(np.gradient(wl)))
-        area_f, area_fe = amp_f * area_k[:, None], amp_fe * area_k[:, None]
-        center_tr = np.array([np.nanmedian(ta.center_nm[k]) for k in range(L)])
-        em_of = group_tracks(
-            center_tr, area_f, area_fe, ta.center_nm, ta.center_err_nm,
-            max_span_uev=prm.max_set_span_uev,
-        )
-        n_em = int(em_of.max()) + 1
-        segs, members = [], []
-        for e in range(n_em):
-            mem = [int(k) for k in np.flatnonzero(em_of == e)]
-            mem.sort(key=lambda k: center_tr[k])
-            members.append(mem)
-            segs.append(segment_trace(n_tr[mem].sum(0), b_tr[mem].sum(0), penalty_scale=prm.penalty_scale,
-                                      z_on=prm.z_on, on_fraction=prm.on_fraction))
-        on = np.array([s.on for s in segs]).reshape(n_em, T)
-        kinds, partner = classify_emitters([center_tr[m] for m in members], on, trion_window_mev=tuple(prm.trion_window_mev))
-        ids = [f"E{k + 1}" for k in range(n_em)]
-        domain = list(range(n_em))
-        for s, nn in enumerate(partner):
-            if nn is not None:
-                domain[s] = domain[nn]
-        # renumber domains 0..n-1 in order of first appearance
-        dmap = {d: i for i, d in enumerate(dict.fromkeys(domain))}
-        for e in range(n_em):
-            mem = members[e]
-            lines = np.array([np.nanmedian(ta.center_nm[k][on[e]]) if np.isfinite(ta.center_nm[k][on[e]]).any()
-                              else center_tr[k] for k in mem])
-            center = HC_EV_NM / np.mean(HC_EV_NM / lines)
-            fss, fss_err = (0.0, 0.0) if len(mem) == 1 else _emitter_fss(fits, ta, mem)
-            lw, lw_err = _emitter_linewidth(ta, mem, fits)
-            mc, mc_err = _mean_counts(ta, mem, on[e])
-            dev = ta.center_nm[mem] - np.nanmedian(ta.center_nm[mem], axis=1, keepdims=True)
-            with np.errstate(all="ignore"):
-                import warnings
+    return tid, track_arrays(fits, tid, n_frames)
 
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    wtrace = center + np.nanmean(dev, axis=0)
-            em = Emitter(
-                id=ids[e], domain=dmap[domain[e]], kind=kinds[e], center_nm=float(center), lines_nm=[float(x) for x in lines],
-                fss_uev=float(fss), fss_uev_err=float(fss_err), linewidth_uev=lw, linewidth_uev_err=lw_err,
-                intervals_s=mask_to_intervals(on[e], t, frame_s), mean_counts=mc, mean_counts_err=mc_err,
-                trion_of=ids[partner[e]] if partner[e] is not None else None, tracks=mem,
-                intensity=area_f[mem].sum(0), counts=n_tr[mem].sum(0), background=b_tr[mem].sum(0),
-                wavelength=wtrace, segmentation=segs[e],
-            )
-            emitters.append(em)
-        for e, nn in enumerate(partner):
-            if nn is not None:
-                emitters[nn].charged_intervals_s = list(emitters[e].intervals_s)
-        rng = np.random.default_rng(prm.seed)
-        wf = max(3, int(round(prm.window_s / frame_s))) if frame_s > 0 else 10
-        for i in range(n_em):
-            for j in range(i + 1, n_em):
-                a, b = emitters[i], emitters[j]
-                rel = "charge states" if (partner[i] == j or partner[j] == i) else ""
-                pairs.append(correlate_pair(
-                    a.id, b.id, a.intensity, b.intensity,
-                    a.segmentation.change_points, b.segmentation.change_points,
-                    _jump_steps(a.segmentation, prm.jump_fraction), _jump_steps(b.segmentation, prm.jump_fraction),
-                    a.wavelength, b.wavelength, t, relation=rel, window_frames=wf,
-                    n_surrogates=prm.n_surrogates, alpha=prm.alpha, rng=rng,
-                ))
-    meta["n_tracks"] = L
-    meta["n_emitters"] = len(emitters)
-    return MovieAnalysis(t, wl, clean, bg, emitters, pairs, fits, tid, ta, cr, prm, meta)
+
+@dataclass
+class _LineCounts:
+    """Step 4: per-track, per-frame window sums (less crosstalk) and fitted line areas."""
+
+    counts: np.ndarray
+    background: np.ndarray
+    area: np.ndarray
+    area_err: np.ndarray
+    center_nm: np.ndarray  # median centre of each track
+
+
+def _line_counts(c: _Cleaned, wl: np.ndarray, ta: TrackArrays, prm: AnalysisParams) -> _LineCounts:
+    """Window sums around every track, less the tails of the other lines, and the
+    integrated counts of every line in every frame from a joint fixed-position fit."""
+    L = ta.n_tracks
+    dwl = float(np.median(np.abs(np.diff(wl))))
+    half = np.maximum(prm.window_hwhm * ta.hwhm_track_nm, 2.5 * dwl)
+    n_tr = window_sums(c.clean, wl, ta.position_nm, half)
+    b_tr = window_sums(c.background, wl, ta.position_nm, half)
+    # remove the tails of the other lines from each window (crosstalk between close
+    # lines of different emitters): their heights from a joint fit at fixed positions
+    hw_tr = np.where(np.isfinite(ta.hwhm_track_nm) & (ta.hwhm_track_nm > 0), ta.hwhm_track_nm, dwl)
+    amp_f, amp_fe = fit_amplitudes(c.signal, wl, ta.position_nm, hw_tr, variance=c.variance)
+    amp_f, amp_fe = np.nan_to_num(amp_f), np.nan_to_num(amp_fe, nan=np.inf)
+    cross = np.zeros_like(n_tr)
+    for j in range(L):  # loop over lines (tens), each vectorised over frames and pixels
+        prof = np.clip(amp_f[j], 0.0, None)[:, None] * lorentzian_pixels(wl, ta.position_nm[j], hw_tr[j])
+        ws = window_sums(prof, wl, ta.position_nm, half)
+        ws[j] = 0.0
+        cross += ws
+    # integrated counts of every line in every frame (fixed-position fit): free of
+    # crosstalk and of the pixel phase of undersampled lines
+    area_k = np.pi * hw_tr / np.interp(np.nanmedian(ta.position_nm, axis=1), wl, np.abs(np.gradient(wl)))
+    center_tr = np.array([np.nanmedian(ta.center_nm[k]) for k in range(L)])
+    return _LineCounts(n_tr - cross, b_tr, amp_f * area_k[:, None], amp_fe * area_k[:, None], center_tr)
+
+
+@dataclass
+class _Grouping:
+    """Step 4-5: emitters as sets of tracks, their on/off segmentation, kind and domain."""
+
+    members: list[list[int]]
+    segmentations: list[Segmentation]
+    on: np.ndarray  # (n_emitters, n_frames) bool
+    kinds: list[str]
+    partner: list[int | None]  # neutral emitter of a trion
+    domain: list[int]
+
+
+def _group_emitters(ta: TrackArrays, lc: _LineCounts, prm: AnalysisParams, n_frames: int) -> _Grouping:
+    """Group tracks into emitters, segment each emitter's trace, classify, assign domains."""
+    em_of = group_tracks(lc.center_nm, lc.area, lc.area_err, ta.center_nm, ta.center_err_nm,
+                         max_span_uev=prm.max_set_span_uev)
+    n_em = int(em_of.max()) + 1
+    segs, members = [], []
+    for e in range(n_em):
+        mem = sorted((int(k) for k in np.flatnonzero(em_of == e)), key=lambda k: lc.center_nm[k])
+        members.append(mem)
+        segs.append(segment_trace(lc.counts[mem].sum(0), lc.background[mem].sum(0), penalty_scale=prm.penalty_scale,
+                                  z_on=prm.z_on, on_fraction=prm.on_fraction))
+    on = np.array([s.on for s in segs]).reshape(n_em, n_frames)
+    kinds, partner = classify_emitters([lc.center_nm[m] for m in members], on,
+                                       trion_window_mev=tuple(prm.trion_window_mev))
+    domain = list(range(n_em))
+    for s, nn in enumerate(partner):
+        if nn is not None:
+            domain[s] = domain[nn]
+    # renumber domains 0..n-1 in order of first appearance
+    dmap = {d: i for i, d in enumerate(dict.fromkeys(domain))}
+    return _Grouping(members, segs, on, list(kinds), list(partner), [dmap[d] for d in domain])
+
+
+def _median_with_se(values: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
+    """Median of the finite values and its standard error (1.2533 sd / sqrt(n); the
+    value's own error for a single value)."""
+    ok = np.isfinite(values)
+    v, s = values[ok], errors[ok]
+    if v.size == 0:
+        return np.nan, np.nan
+    if v.size == 1:
+        return float(v[0]), float(s[0])
+    return float(np.median(v)), float(1.2533 * np.std(v, ddof=1) / math.sqrt(v.size))
+
+
+def _emitter_lines(mem: list[int], on: np.ndarray, ta: TrackArrays, fits: LineFits,
+                   lc: _LineCounts) -> list[PLLine]:
+    """One :class:`PLLine` per track of an emitter: position over its on frames,
+    linewidth, mean counts and share of the emitter's counts."""
+    rows = []
+    for k in mem:
+        c, ce = ta.center_nm[k][on], ta.center_err_nm[k][on]
+        if not np.isfinite(c).any():  # never detected while on: all its frames
+            c, ce = ta.center_nm[k], ta.center_err_nm[k]
+        center, center_se = _median_with_se(c, ce)
+        if not math.isfinite(center):
+            center = lc.center_nm[k]
+        rows.append((center, center_se, _emitter_linewidth(ta, [k], fits), _mean_counts(ta, [k], on)))
+    total = sum(mc for *_, (mc, _) in rows if math.isfinite(mc))
+    lines = []
+    for center, center_se, (lw, lw_se), (mc, mc_se) in rows:
+        frac = measured(mc / total, mc_se / total) if total > 0 and math.isfinite(mc) else None
+        lines.append(PLLine(center_nm=measured(center, center_se), linewidth_uev=measured(lw, lw_se),
+                            mean_counts=measured(mc, mc_se), fraction=frac))
+    return lines
+
+
+def _energy_centroid(lines: list[PLLine]) -> Measured:
+    """Wavelength of the mean photon energy of the lines, with its propagated stderr."""
+    lam = np.array([float(x.center_nm) for x in lines])
+    se = np.array([np.nan if x.center_nm.stderr is None else x.center_nm.stderr for x in lines])
+    e = HC_EV_NM / lam
+    center = HC_EV_NM / np.mean(e)
+    se_e = math.sqrt(float(np.sum((HC_EV_NM / lam**2 * se) ** 2))) / lam.size
+    return measured(center, center**2 / HC_EV_NM * se_e)
+
+
+def _describe_emitters(grp: _Grouping, ta: TrackArrays, fits: LineFits, lc: _LineCounts,
+                       t: np.ndarray, frame_s: float) -> tuple[list[PLEmitter], list[EmitterTrace]]:
+    """Step 6: the :class:`PLEmitter` items (lines, centre, FSS, linewidth, counts,
+    intervals, charge partner) and the per-frame traces behind them."""
+    n_em = len(grp.members)
+    ids = [f"E{k + 1}" for k in range(n_em)]
+    charged = {nn: e for e, nn in enumerate(grp.partner) if nn is not None}
+    emitters, traces = [], []
+    for e, mem in enumerate(grp.members):
+        on = grp.on[e]
+        lines = _emitter_lines(mem, on, ta, fits, lc)
+        center = _energy_centroid(lines)
+        fss = (0.0, 0.0) if len(mem) == 1 else _emitter_fss(fits, ta, mem)
+        kind = grp.kinds[e]
+        emitters.append(PLEmitter(
+            id=ids[e], kind=kind, center_nm=center, lines=lines, fss_uev=measured(*fss),
+            linewidth_uev=measured(*_emitter_linewidth(ta, mem, fits)),
+            mean_counts=measured(*_mean_counts(ta, mem, on)), state="X*" if kind == "trion" else "X",
+            intervals_s=mask_to_intervals(on, t, frame_s),
+            charged_intervals_s=mask_to_intervals(grp.on[charged[e]], t, frame_s) if e in charged else (),
+            trion_of=ids[grp.partner[e]] if grp.partner[e] is not None else None,
+            domain=grp.domain[e], tracks=mem))
+        dev = ta.center_nm[mem] - np.nanmedian(ta.center_nm[mem], axis=1, keepdims=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # frames with no line of the emitter
+            wtrace = float(center) + np.nanmean(dev, axis=0)
+        traces.append(EmitterTrace(tracks=mem, intensity=lc.area[mem].sum(0), counts=lc.counts[mem].sum(0),
+                                   background=lc.background[mem].sum(0), wavelength=wtrace,
+                                   segmentation=grp.segmentations[e]))
+    return emitters, traces
+
+
+def _correlate_emitters(emitters: list[PLEmitter], traces: list[EmitterTrace], partner: list[int | None],
+                        t: np.ndarray, frame_s: float, prm: AnalysisParams) -> list[PairCorrelation]:
+    """Step 7: every pair of emitters: intensity, jump and wavelength correlations, verdict."""
+    rng = make_rng(prm.seed)
+    wf = max(3, int(round(prm.window_s / frame_s))) if frame_s > 0 else 10
+    pairs = []
+    for i in range(len(emitters)):
+        for j in range(i + 1, len(emitters)):
+            a, b = traces[i], traces[j]
+            rel = "charge states" if (partner[i] == j or partner[j] == i) else ""
+            pairs.append(correlate_pair(
+                emitters[i].id, emitters[j].id, a.intensity, b.intensity,
+                a.segmentation.change_points, b.segmentation.change_points,
+                _jump_steps(a.segmentation, prm.jump_fraction), _jump_steps(b.segmentation, prm.jump_fraction),
+                a.wavelength, b.wavelength, t, relation=rel, window_frames=wf,
+                n_surrogates=prm.n_surrogates, alpha=prm.alpha, rng=rng,
+            ))
+    return pairs
+
+
+def _coupling(p: PairCorrelation) -> PLCoupling:
+    """The record item of one analysed pair."""
+    return PLCoupling(
+        emitters=(p.a, p.b), verdict=p.verdict,
+        mechanisms=[_MECHANISMS.get(p.relation, p.relation)] if p.relation else [],
+        intervals_s=[(w["start_s"], w["stop_s"]) for w in p.windows],
+        wavelength_r=_finite_or_none(p.wavelength_r), pearson_r=_finite_or_none(p.pearson_r),
+        pearson_p=_finite_or_none(p.pearson_p), spearman_rho=_finite_or_none(p.spearman_rho),
+        windows=to_jsonable(p.windows))
+
+
+def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -> MovieAnalysis:
+    """Find, characterise and correlate the emitters of a PL spectral movie.
+
+    Parameters
+    ----------
+    movie : xarray.DataArray or str or Path
+        dims (time, wavelength) or a file for :func:`~nanodomains.spectroscopy.io.load_movie`.
+    params : AnalysisParams, optional
+    **overrides
+        Replace single fields of ``params`` (e.g. ``snr_min=8``).
+
+    Returns
+    -------
+    analysis : MovieAnalysis
+        ``analysis.record`` is the :class:`~nanodomains.records.emitters.PLEmitters`
+        result (written as emitters.json by ``analysis.write``).
+    """
+    prm = _resolve_params(params, overrides)
+    movie = _load_validated(movie)
+    t = movie["time"].values.astype(float)
+    wl = movie["wavelength"].values.astype(float)
+    T, W = movie.shape
+    frame_s = float(np.median(np.diff(t))) if T > 1 else float(movie.attrs.get("exposure_s", 1.0) or 1.0)
+    c = _clean_and_fit(movie.values, wl, prm)
+    tid, ta = _link_tracks(c.fits, prm, T)
+    emitters, traces, pairs, not_computed = [], [], [], {}
+    if ta.n_tracks:
+        lc = _line_counts(c, wl, ta, prm)
+        grp = _group_emitters(ta, lc, prm, T)
+        emitters, traces = _describe_emitters(grp, ta, c.fits, lc, t, frame_s)
+        pairs = _correlate_emitters(emitters, traces, grp.partner, t, frame_s, prm)
+    else:
+        not_computed["emitters"] = f"no line above SNR {prm.snr_min:g} lasting {prm.min_track_frames} frames"
+    if len(emitters) < 2:
+        not_computed["couplings"] = "fewer than two emitters"
+    meta = to_jsonable({
+        "format": str(movie.attrs.get("format", "")), "time_source": str(movie.attrs.get("time_source", "")),
+        "n_pixels": W, "n_detections": len(c.fits), "n_cosmic_rays": len(c.cosmic_rays),
+        "n_tracks": ta.n_tracks, "n_emitters": len(emitters), "cosmic_rays": c.cosmic_rays.to_records()})
+    record = PLEmitters(emitters=emitters, couplings=[_coupling(p) for p in pairs], n_frames=T, frame_s=frame_s,
+                        meta=meta, source=str(movie.attrs.get("source", "")) or None, settings=asdict(prm),
+                        not_computed=not_computed)
+    return MovieAnalysis(record, traces, t, wl, c.clean, c.background, pairs, c.fits, tid, ta,
+                         c.cosmic_rays, prm)
 
 
 def _emitter_fss(fits: LineFits, ta: TrackArrays, mem: list[int]) -> tuple[float, float]:

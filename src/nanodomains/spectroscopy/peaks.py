@@ -233,6 +233,47 @@ def _neighbour_medians(y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmedian(before, axis=0), np.nanmedian(after, axis=0)
 
 
+def _temporal_residual(y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Residual of every pixel against the median of ``k`` frames before or after (the
+    smaller), that reference, and the residual in units of its robust sd (read noise
+    plus shot noise growing with the reference)."""
+    mb, ma = _neighbour_medians(y, k)
+    rb, ra = y - mb, y - ma
+    use_b = np.isnan(ra) | (~np.isnan(rb) & (rb < ra))
+    r = np.where(use_b, rb, ra)
+    ref = np.where(use_b, mb, ma)
+    med_r = np.nanmedian(r, axis=0)
+    sig = 1.4826 * np.nanmedian(np.abs(r - med_r), axis=0)
+    floor = 0.25 * np.nanmedian(sig) if np.nanmedian(sig) > 0 else 1e-12
+    sig = np.maximum(sig, floor)
+    # shot noise grows with the signal: add kappa * (reference above its time median),
+    # kappa ~ variance per count estimated from the quiet columns (gain; read noise makes it conservative)
+    level = np.nanmedian(ref, axis=0)
+    pos = level > 0
+    kappa = float(np.median(sig[pos] ** 2 / level[pos])) if pos.any() else 0.0
+    sig_eff = np.sqrt(sig**2 + kappa * np.maximum(ref - level, 0.0))
+    return r, ref, r / sig_eff
+
+
+def _spike_shape(r: np.ndarray, a: int, b: int, *, max_width_px: int, max_shower_px: int,
+                 jag_ratio: float, flank_ratio: float) -> bool:
+    """Whether the run ``[a, b)`` of one frame's residual ``r`` looks like a cosmic ray:
+    narrow (or a jagged shower) with quiet flanks."""
+    peak = np.nanmax(r[a:b])
+    if b - a > max_width_px:
+        seg = r[a:b]
+        sharp = -(seg[:-2] - 2 * seg[1:-1] + seg[2:]) if seg.size >= 3 else np.zeros(0)
+        if b - a > max_shower_px or not sharp.size or sharp.max() < jag_ratio * peak:
+            return False
+    # both flanks (2-3 px outside) must be quiet: a line that appears or shifts
+    # leaves Lorentzian (same sign) or derivative-like (opposite sign) flanks
+    for fl in (np.arange(a - 3, a - 1), np.arange(b + 1, b + 3)):
+        fl = fl[(fl >= 0) & (fl < r.size)]
+        if fl.size and abs(np.nanmean(r[fl])) > flank_ratio * peak:
+            return False
+    return True
+
+
 def remove_cosmic_rays(
     counts,
     wavelength_nm=None,
@@ -275,23 +316,7 @@ def remove_cosmic_rays(
     empty = CosmicRays(*(np.zeros(0, int) for _ in range(3)), np.zeros(0), np.zeros(0), np.zeros(0), tested=T >= 2)
     if T < 2:
         return y, empty
-    k = max(1, min(int(n_neighbors), T - 1))
-    mb, ma = _neighbour_medians(y, k)
-    rb, ra = y - mb, y - ma
-    use_b = np.isnan(ra) | (~np.isnan(rb) & (rb < ra))
-    r = np.where(use_b, rb, ra)
-    ref = np.where(use_b, mb, ma)
-    med_r = np.nanmedian(r, axis=0)
-    sig = 1.4826 * np.nanmedian(np.abs(r - med_r), axis=0)
-    floor = 0.25 * np.nanmedian(sig) if np.nanmedian(sig) > 0 else 1e-12
-    sig = np.maximum(sig, floor)
-    # shot noise grows with the signal: add kappa * (reference above its time median),
-    # kappa ~ variance per count estimated from the quiet columns (gain; read noise makes it conservative)
-    level = np.nanmedian(ref, axis=0)
-    pos = level > 0
-    kappa = float(np.median(sig[pos] ** 2 / level[pos])) if pos.any() else 0.0
-    sig_eff = np.sqrt(sig**2 + kappa * np.maximum(ref - level, 0.0))
-    z = r / sig_eff
+    r, ref, z = _temporal_residual(y, max(1, min(int(n_neighbors), T - 1)))
     cand = z > threshold
     if not cand.any():
         return y, empty
@@ -300,20 +325,8 @@ def remove_cosmic_rays(
     for sl in ndimage.find_objects(lab):
         f = sl[0].start
         a, b = sl[1].start, sl[1].stop
-        peak = np.nanmax(r[f, a:b])
-        if b - a > max_width_px:
-            seg = r[f, a:b]
-            sharp = -(seg[:-2] - 2 * seg[1:-1] + seg[2:]) if seg.size >= 3 else np.zeros(0)
-            if b - a > max_shower_px or not sharp.size or sharp.max() < jag_ratio * peak:
-                continue
-        # both flanks (2-3 px outside) must be quiet: a line that appears or shifts
-        # leaves Lorentzian (same sign) or derivative-like (opposite sign) flanks
-        flank_bad = False
-        for fl in (np.arange(a - 3, a - 1), np.arange(b + 1, b + 3)):
-            fl = fl[(fl >= 0) & (fl < W)]
-            if fl.size and abs(np.nanmean(r[f, fl])) > flank_ratio * peak:
-                flank_bad = True
-        if flank_bad:
+        if not _spike_shape(r[f], a, b, max_width_px=max_width_px, max_shower_px=max_shower_px,
+                            jag_ratio=jag_ratio, flank_ratio=flank_ratio):
             continue
         # grow by one pixel where the residual is still > 3 sd (the spike's wings)
         a2 = a - 1 if a > 0 and z[f, a - 1] > 3 else a
@@ -537,16 +550,8 @@ def levenberg_marquardt_batch(
         rows = np.flatnonzero(active)
         if rows.size == 0:
             break
-        Jr, wr, rr = J[rows], weights[rows], r[rows]
-        JTW = np.transpose(Jr, (0, 2, 1)) * wr[:, None, :]
-        A = JTW @ Jr
-        g = np.einsum("bpn,bn->bp", JTW, rr)
-        dA = np.einsum("bii->bi", A)
-        Ad = A + (lam[rows, None, None] * eye) * np.maximum(dA, 1e-30)[:, :, None]
-        try:
-            dp = np.linalg.solve(Ad, g[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            dp = np.einsum("bij,bj->bi", np.linalg.pinv(Ad), g)
+        wr = weights[rows]
+        dp = _marquardt_step(J[rows], wr, r[rows], lam[rows], eye)
         pn = np.clip(p[rows] + dp, lo[rows], hi[rows])
         fn, Jn = model_jac(pn, rows)
         rn = y[rows] - fn
@@ -563,17 +568,35 @@ def levenberg_marquardt_batch(
         stuck = rows[~ok][lam[rows[~ok]] > 1e10]
         converged[stuck] = True  # no downhill step left: at a minimum to numerical precision
         active[stuck] = False
+    cov, dof = _scaled_covariance(J, weights, chi2)
+    return p, cov, chi2, dof, converged
+
+
+def _marquardt_step(J: np.ndarray, w: np.ndarray, r: np.ndarray, lam: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    """Damped Gauss-Newton steps ``(J^T W J + lam diag) dp = J^T W r`` of a batch."""
+    JTW = np.transpose(J, (0, 2, 1)) * w[:, None, :]
+    A = JTW @ J
+    g = np.einsum("bpn,bn->bp", JTW, r)
+    dA = np.einsum("bii->bi", A)
+    Ad = A + (lam[:, None, None] * eye) * np.maximum(dA, 1e-30)[:, :, None]
+    try:
+        return np.linalg.solve(Ad, g[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.einsum("bij,bj->bi", np.linalg.pinv(Ad), g)
+
+
+def _scaled_covariance(J: np.ndarray, weights: np.ndarray, chi2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(J^T W J)^-1 scaled by the reduced chi-square (NaN where singular), and the dof."""
+    B, _, P = J.shape
     JTW = np.transpose(J, (0, 2, 1)) * weights[:, None, :]
     A = JTW @ J
-    n_pts = (weights > 0).sum(axis=1)
-    dof = n_pts - P
+    dof = (weights > 0).sum(axis=1) - P
     cov = np.full((B, P, P), np.nan)
     det_ok = np.linalg.cond(A) < 1e14
     if det_ok.any():
         cov[det_ok] = np.linalg.inv(A[det_ok])
     scale = np.where(dof > 0, chi2 / np.maximum(dof, 1), np.nan)
-    cov *= scale[:, None, None]
-    return p, cov, chi2, dof, converged
+    return cov * scale[:, None, None], dof
 
 
 # ---------------------------------------------------------------------------- line fits
@@ -713,115 +736,175 @@ def fit_lines(
     """
     y = _as_2d(signal_counts)
     wl = np.asarray(wavelength_nm, float)
-    if profile not in ("lorentzian", "voigt"):
-        raise InputError(f"profile must be 'lorentzian' or 'voigt', got {profile!r}")
-    if instrument_sigma_nm is not None and not (np.isfinite(instrument_sigma_nm) and instrument_sigma_nm > 0):
-        raise InputError(f"instrument_sigma_nm must be > 0, got {instrument_sigma_nm!r}")
-    T, W = y.shape
+    _check_profile(profile, instrument_sigma_nm)
+    T = y.shape[0]
     n_pk = len(peaks)
     if n_pk == 0:
-        z = np.zeros(0)
-        zi = np.zeros(0, int)
-        return LineFits(zi, zi, zi, z, z, z, z, z, z, z, z, z, z, z, np.zeros(0, bool), np.zeros((0, max_lines, max_lines)), profile, T)
+        return _no_fits(profile, T, max_lines)
     dwl = np.gradient(wl)
-    if hwhm_guess_nm is None:
-        hwhm_guess_nm = float(np.median(peaks.fwhm_px * np.interp(peaks.pixel, np.arange(W), dwl))) / 2.0
-        if profile == "voigt":
-            hwhm_guess_nm *= 0.7
-    hwhm0 = max(float(hwhm_guess_nm), 0.5 * float(np.median(dwl)))
+    hwhm0 = _start_hwhm(peaks, dwl, profile, hwhm_guess_nm)
     gid = _group_peaks(peaks.frame, peaks.position_nm, group_gap_hwhm * hwhm0, max_lines)
     n_groups = int(gid.max()) + 1
     var = None if variance is None else np.maximum(_as_2d(variance), 1e-12)
     noise = np.maximum(peaks.noise, 1e-12)
-
-    res = {k: np.full(n_pk, np.nan) for k in ("c", "ce", "a", "ae", "g", "ge", "s", "chi")}
-    slot = np.zeros(n_pk, int)
-    conv = np.zeros(n_pk, bool)
-    center_cov = np.full((n_groups, max_lines, max_lines), np.nan)
-
-    members = np.argsort(gid, kind="stable")
+    out = _FitTable.empty(n_pk, n_groups, max_lines)
     counts_per = np.bincount(gid, minlength=n_groups)
-    starts = np.concatenate([[0], np.cumsum(counts_per)])
-    # order members of each group by position
-    grp_members = [members[starts[g]: starts[g + 1]] for g in range(n_groups)]
-    grp_members = [m[np.argsort(peaks.position_nm[m])] for m in grp_members]
+    members = _group_members(gid, counts_per, peaks.position_nm)
     fit_sigma = profile == "voigt" and instrument_sigma_nm is None
-    for n in range(1, max_lines + 1):
-        gs = np.array([g for g in range(n_groups) if counts_per[g] == n], int)
+    for n in range(1, max_lines + 1):  # one batch per group size
+        gs = np.flatnonzero(counts_per == n)
         if gs.size == 0:
             continue
-        idx = np.stack([grp_members[g] for g in gs])  # (B, n)
-        fr = peaks.frame[idx[:, 0]]
-        pos = peaks.position_nm[idx]
-        lo_nm = pos[:, 0] - window_hwhm * hwhm0
-        hi_nm = pos[:, -1] + window_hwhm * hwhm0
-        p_lo = np.clip(np.searchsorted(wl, lo_nm), 0, W - 1)
-        p_hi = np.clip(np.searchsorted(wl, hi_nm, side="right"), 1, W)
-        width = p_hi - p_lo
-        Wm = int(width.max())
-        pix = p_lo[:, None] + np.arange(Wm)[None, :]
-        valid = pix < p_hi[:, None]
-        pix = np.minimum(pix, W - 1)
-        x = wl[pix]
-        yy = y[fr[:, None], pix]
-        w = valid / (var[fr[:, None], pix] if var is not None else (noise[fr] ** 2)[:, None])
-        xmid = 0.5 * (x[:, 0] + wl[p_hi - 1])
-        xc = x - xmid[:, None]
-        B = gs.size
-        P = 3 + 2 * n + (1 if fit_sigma else 0)
-        p0 = np.zeros((B, P))
-        edge = np.where(valid, yy, np.nan)
-        p0[:, 0] = np.nanmedian(np.concatenate([edge[:, :3], np.take_along_axis(edge, (width - 1)[:, None] - np.arange(3)[None, :], 1)], 1), axis=1)
-        p0[:, 2 : 2 + n] = np.maximum(peaks.height[idx], 1e-3)
-        p0[:, 2 + n : 2 + 2 * n] = pos - xmid[:, None]
-        p0[:, 2 + 2 * n] = hwhm0
-        lo = np.full((B, P), -np.inf)
-        hi = np.full((B, P), np.inf)
-        lo[:, 2 : 2 + n] = 0.0
-        half = 0.5 * (x[np.arange(B), width - 1] - x[:, 0])
-        lo[:, 2 + n : 2 + 2 * n] = -half[:, None]
-        hi[:, 2 + n : 2 + 2 * n] = half[:, None]
-        lo[:, 2 + 2 * n] = 0.2 * float(np.median(dwl))
-        hi[:, 2 + 2 * n] = half
-        if fit_sigma:
-            p0[:, -1] = hwhm0
-            lo[:, -1] = 0.1 * float(np.median(dwl))
-            hi[:, -1] = half
-        if profile == "lorentzian":
-            model_jac = _lorentz_model(xc, n, dwl[pix])
-        else:
-            model_jac = _voigt_model(xc, n, instrument_sigma_nm)
-        p, cov, chi2, dof, ok = levenberg_marquardt_batch(model_jac, p0, yy, w, lower=lo, upper=hi, max_iter=max_iter)
-        err = np.sqrt(np.clip(np.einsum("bii->bi", cov), 0, None))
-        A, Ae = p[:, 2 : 2 + n], err[:, 2 : 2 + n]
-        C, Ce = p[:, 2 + n : 2 + 2 * n] + xmid[:, None], err[:, 2 + n : 2 + 2 * n]
-        g, ge = p[:, 2 + 2 * n], err[:, 2 + 2 * n]
-        s = p[:, -1] if fit_sigma else np.full(B, instrument_sigma_nm if profile == "voigt" else 0.0)
-        flat = idx.ravel()
-        res["c"][flat], res["ce"][flat] = C.ravel(), Ce.ravel()
-        res["a"][flat], res["ae"][flat] = A.ravel(), Ae.ravel()
-        res["g"][flat] = np.repeat(g, n)
-        res["ge"][flat] = np.repeat(ge, n)
-        res["s"][flat] = np.repeat(s, n)
-        res["chi"][flat] = np.repeat(np.where(dof > 0, chi2 / np.maximum(dof, 1), np.nan), n)
-        slot[flat] = np.tile(np.arange(n), B)
-        conv[flat] = np.repeat(ok, n)
-        cc = cov[:, 2 + n : 2 + 2 * n, 2 + n : 2 + 2 * n]
-        center_cov[gs, :n, :n] = cc
-    dl = np.interp(res["c"], wl, dwl)
-    if profile == "lorentzian":
-        area = np.pi * res["a"] * res["g"] / dl
-        area_err = np.pi / dl * np.sqrt((res["ae"] * res["g"]) ** 2 + (res["a"] * res["ge"]) ** 2)
-    else:
-        v0 = voigt_profile(0.0, np.maximum(res["s"], 1e-12), res["g"])
-        area = res["a"] / v0 / dl
-        area_err = res["ae"] / v0 / dl
+        idx = np.stack([members[g] for g in gs])  # (B, n)
+        win = _fit_windows(y, wl, var, noise, peaks.frame[idx[:, 0]], peaks.position_nm[idx], window_hwhm * hwhm0)
+        p0, lo, hi = _start_and_bounds(win, peaks.height[idx], peaks.position_nm[idx], hwhm0, dwl, fit_sigma)
+        model_jac = (_lorentz_model(win.xc, n, dwl[win.pix]) if profile == "lorentzian"
+                     else _voigt_model(win.xc, n, instrument_sigma_nm))
+        fit = levenberg_marquardt_batch(model_jac, p0, win.y, win.w, lower=lo, upper=hi, max_iter=max_iter)
+        out.store(idx, gs, fit, win.xmid, fit_sigma, instrument_sigma_nm if profile == "voigt" else 0.0)
+    area, area_err = _line_areas(out, wl, dwl, profile)
     return LineFits(
-        frame=peaks.frame.copy(), group=gid, slot=slot, center_nm=res["c"], center_err_nm=res["ce"],
-        amplitude=res["a"], amplitude_err=res["ae"], area_counts=area, area_err=area_err,
-        hwhm_nm=res["g"], hwhm_err_nm=res["ge"], sigma_nm=res["s"], snr=res["a"] / noise[peaks.frame],
-        redchi=res["chi"], converged=conv, center_cov=center_cov, profile=profile, n_frames=T,
+        frame=peaks.frame.copy(), group=gid, slot=out.slot, center_nm=out.c, center_err_nm=out.ce,
+        amplitude=out.a, amplitude_err=out.ae, area_counts=area, area_err=area_err,
+        hwhm_nm=out.g, hwhm_err_nm=out.ge, sigma_nm=out.s, snr=out.a / noise[peaks.frame],
+        redchi=out.chi, converged=out.conv, center_cov=out.center_cov, profile=profile, n_frames=T,
     )
+
+
+def _check_profile(profile: str, instrument_sigma_nm: float | None) -> None:
+    if profile not in ("lorentzian", "voigt"):
+        raise InputError(f"profile must be 'lorentzian' or 'voigt', got {profile!r}")
+    if instrument_sigma_nm is not None and not (np.isfinite(instrument_sigma_nm) and instrument_sigma_nm > 0):
+        raise InputError(f"instrument_sigma_nm must be > 0, got {instrument_sigma_nm!r}")
+
+
+def _no_fits(profile: str, n_frames: int, max_lines: int) -> LineFits:
+    z, zi = np.zeros(0), np.zeros(0, int)
+    return LineFits(zi, zi, zi, z, z, z, z, z, z, z, z, z, z, z, np.zeros(0, bool),
+                    np.zeros((0, max_lines, max_lines)), profile, n_frames)
+
+
+def _start_hwhm(peaks: Peaks, dwl: np.ndarray, profile: str, hwhm_guess_nm: float | None) -> float:
+    """Starting HWHM (nm): the given guess, else half the median detected FWHM (x0.7 for
+    a Voigt, whose Gaussian takes part of the width); at least half a pixel."""
+    if hwhm_guess_nm is None:
+        hwhm_guess_nm = float(np.median(peaks.fwhm_px * np.interp(peaks.pixel, np.arange(dwl.size), dwl))) / 2.0
+        if profile == "voigt":
+            hwhm_guess_nm *= 0.7
+    return max(float(hwhm_guess_nm), 0.5 * float(np.median(dwl)))
+
+
+def _group_members(gid: np.ndarray, counts_per: np.ndarray, position_nm: np.ndarray) -> list[np.ndarray]:
+    """Peak indices of every group, ordered by position."""
+    members = np.argsort(gid, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts_per)])
+    groups = [members[starts[g]: starts[g + 1]] for g in range(counts_per.size)]
+    return [m[np.argsort(position_nm[m])] for m in groups]
+
+
+@dataclass
+class _Windows:
+    """Pixel windows of a batch of groups (B groups, padded to the widest window)."""
+
+    pix: np.ndarray     # (B, Wm) pixel indices
+    valid: np.ndarray   # (B, Wm) inside the group's window
+    width: np.ndarray   # (B,) pixels in the window
+    x: np.ndarray       # wavelengths
+    xc: np.ndarray      # wavelengths relative to the window centre
+    xmid: np.ndarray    # (B,) window centre
+    y: np.ndarray       # counts
+    w: np.ndarray       # weights (0 outside the window)
+
+
+def _fit_windows(y, wl, var, noise, frame, pos, margin_nm) -> _Windows:
+    """Windows from ``margin_nm`` below the first to ``margin_nm`` above the last line."""
+    W = wl.size
+    p_lo = np.clip(np.searchsorted(wl, pos[:, 0] - margin_nm), 0, W - 1)
+    p_hi = np.clip(np.searchsorted(wl, pos[:, -1] + margin_nm, side="right"), 1, W)
+    width = p_hi - p_lo
+    pix = p_lo[:, None] + np.arange(int(width.max()))[None, :]
+    valid = pix < p_hi[:, None]
+    pix = np.minimum(pix, W - 1)
+    x = wl[pix]
+    w = valid / (var[frame[:, None], pix] if var is not None else (noise[frame] ** 2)[:, None])
+    xmid = 0.5 * (x[:, 0] + wl[p_hi - 1])
+    return _Windows(pix, valid, width, x, x - xmid[:, None], xmid, y[frame[:, None], pix], w)
+
+
+def _start_and_bounds(win: _Windows, height, pos, hwhm0: float, dwl: np.ndarray, fit_sigma: bool):
+    """Start values and bounds of [baseline, slope, amplitudes, centres, HWHM(, sigma)]."""
+    B, n = pos.shape
+    P = 3 + 2 * n + (1 if fit_sigma else 0)
+    p0 = np.zeros((B, P))
+    edge = np.where(win.valid, win.y, np.nan)
+    last = np.take_along_axis(edge, (win.width - 1)[:, None] - np.arange(3)[None, :], 1)
+    p0[:, 0] = np.nanmedian(np.concatenate([edge[:, :3], last], 1), axis=1)
+    p0[:, 2: 2 + n] = np.maximum(height, 1e-3)
+    p0[:, 2 + n: 2 + 2 * n] = pos - win.xmid[:, None]
+    p0[:, 2 + 2 * n] = hwhm0
+    lo = np.full((B, P), -np.inf)
+    hi = np.full((B, P), np.inf)
+    lo[:, 2: 2 + n] = 0.0
+    half = 0.5 * (win.x[np.arange(B), win.width - 1] - win.x[:, 0])
+    lo[:, 2 + n: 2 + 2 * n] = -half[:, None]
+    hi[:, 2 + n: 2 + 2 * n] = half[:, None]
+    lo[:, 2 + 2 * n] = 0.2 * float(np.median(dwl))
+    hi[:, 2 + 2 * n] = half
+    if fit_sigma:
+        p0[:, -1] = hwhm0
+        lo[:, -1] = 0.1 * float(np.median(dwl))
+        hi[:, -1] = half
+    return p0, lo, hi
+
+
+@dataclass
+class _FitTable:
+    """Per-peak results of the group fits (NaN until the peak's group is fit)."""
+
+    c: np.ndarray
+    ce: np.ndarray
+    a: np.ndarray
+    ae: np.ndarray
+    g: np.ndarray
+    ge: np.ndarray
+    s: np.ndarray
+    chi: np.ndarray
+    slot: np.ndarray
+    conv: np.ndarray
+    center_cov: np.ndarray
+
+    @classmethod
+    def empty(cls, n_peaks: int, n_groups: int, max_lines: int) -> _FitTable:
+        nan = [np.full(n_peaks, np.nan) for _ in range(8)]
+        return cls(*nan, np.zeros(n_peaks, int), np.zeros(n_peaks, bool),
+                   np.full((n_groups, max_lines, max_lines), np.nan))
+
+    def store(self, idx, gs, fit, xmid, fit_sigma: bool, fixed_sigma: float) -> None:
+        """Write a batch of ``n``-line group fits (``fit`` from levenberg_marquardt_batch)."""
+        p, cov, chi2, dof, ok = fit
+        B, n = idx.shape
+        err = np.sqrt(np.clip(np.einsum("bii->bi", cov), 0, None))
+        flat = idx.ravel()
+        self.a[flat], self.ae[flat] = p[:, 2: 2 + n].ravel(), err[:, 2: 2 + n].ravel()
+        self.c[flat] = (p[:, 2 + n: 2 + 2 * n] + xmid[:, None]).ravel()
+        self.ce[flat] = err[:, 2 + n: 2 + 2 * n].ravel()
+        self.g[flat] = np.repeat(p[:, 2 + 2 * n], n)
+        self.ge[flat] = np.repeat(err[:, 2 + 2 * n], n)
+        self.s[flat] = np.repeat(p[:, -1] if fit_sigma else np.full(B, fixed_sigma), n)
+        self.chi[flat] = np.repeat(np.where(dof > 0, chi2 / np.maximum(dof, 1), np.nan), n)
+        self.slot[flat] = np.tile(np.arange(n), B)
+        self.conv[flat] = np.repeat(ok, n)
+        self.center_cov[gs, :n, :n] = cov[:, 2 + n: 2 + 2 * n, 2 + n: 2 + 2 * n]
+
+
+def _line_areas(t: _FitTable, wl: np.ndarray, dwl: np.ndarray, profile: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integrated counts of every line and their sd (profile area over the pixel width)."""
+    dl = np.interp(t.c, wl, dwl)
+    if profile == "lorentzian":
+        area = np.pi * t.a * t.g / dl
+        return area, np.pi / dl * np.sqrt((t.ae * t.g) ** 2 + (t.a * t.ge) ** 2)
+    v0 = voigt_profile(0.0, np.maximum(t.s, 1e-12), t.g)
+    return t.a / v0 / dl, t.ae / v0 / dl
 
 
 def _lorentz_model(xc: np.ndarray, n: int, width: np.ndarray):

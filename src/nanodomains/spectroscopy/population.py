@@ -11,20 +11,23 @@ Inputs
 * a folder: each movie (.sif, .spe, .csv, .nc) is one NC; ``<stem>.ptu``/``<stem>.npz``
   beside it are its photons and ``<stem>_decay.txt`` its decay histogram;
 * or a manifest (CSV/YAML) with columns ``nc``, ``movie`` and optional ``photons``,
-  ``decay``, ``irf`` (paths relative to the manifest).
+  ``decay``, ``irf`` and ``emitters`` (paths relative to the manifest; ``emitters`` is
+  the ``emitters.json`` of an earlier ``pl analyze`` of the movie, read through
+  :class:`~nanodomains.records.emitters.PLEmitters` instead of analysing again).
 
 A failing NC is recorded with its error and the rest go on.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nanodomains.errors import FileFormatError, InputError
+from nanodomains.files import atomic_path, write_json_atomic
+from nanodomains.records import PLEmitters
 
 MOVIE_SUFFIXES = (".sif", ".spe", ".csv", ".nc")
 PHOTON_SUFFIXES = (".ptu", ".npz")
@@ -60,9 +63,10 @@ class PopulationResult:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"nc": out / "population.csv", "emitters": out / "population_emitters.csv",
                  "summary": out / "population.json", "figure": out / "population.png"}
-        pd.DataFrame(self.rows).to_csv(paths["nc"], index=False)
-        pd.DataFrame(self.emitters).to_csv(paths["emitters"], index=False)
-        paths["summary"].write_text(json.dumps(self.summary(), indent=2, default=float))
+        for key, rows in (("nc", self.rows), ("emitters", self.emitters)):
+            with atomic_path(paths[key]) as tmp:
+                pd.DataFrame(rows).to_csv(tmp, index=False)
+        write_json_atomic(self.summary(), paths["summary"], indent=2)
         self.plot(paths["figure"])
         return paths
 
@@ -80,11 +84,12 @@ class PopulationResult:
                     title=f"several sets: {s['several_sets']} of {s['n_analysed']}")
         split = [e for e in self.emitters if e["kind"] in ("doublet", "triplet") and e.get("fss_uev") is not None]
         axes[1].errorbar([e["center_nm"] for e in split], [e["fss_uev"] for e in split],
-                         yerr=[e["fss_uev_err"] for e in split], fmt="o", ms=4)
+                         yerr=[np.nan if e["fss_uev_err"] is None else e["fss_uev_err"] for e in split], fmt="o", ms=4)
         axes[1].set(xlabel="set centre (nm)", ylabel="FSS (ueV)", title="fine structure of doublets and triplets")
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path, dpi=100)
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=100)
             plt.close(fig)
         return fig
 
@@ -126,7 +131,7 @@ def find_population(source) -> list[dict]:
         if not row.get("movie"):
             raise FileFormatError(f"{src}: NC {n} has no 'movie'")
         entry = {"nc": str(row.get("nc") or Path(row["movie"]).stem)}
-        for key in ("movie", "photons", "decay", "irf"):
+        for key in ("movie", "photons", "decay", "irf", "emitters"):
             if row.get(key):
                 p = Path(str(row[key]))
                 entry[key] = str(p if p.is_absolute() else src.parent / p)
@@ -134,28 +139,54 @@ def find_population(source) -> list[dict]:
     return entries
 
 
-def _analyse_nc(entry: dict, movie_options: dict, g2_options: dict) -> tuple[dict, list[dict]]:
-    from nanodomains.spectroscopy import lifetime as lt
-    from nanodomains.spectroscopy.g2 import compute_g2_file
+def emitter_rows(record: PLEmitters, nc: str) -> tuple[dict, list[dict]]:
+    """Table S2 row of one NC and its per-emitter rows, from its emitters record.
+
+    Examples
+    --------
+    >>> from nanodomains.records import PLEmitter, PLEmitters, PLLine, measured
+    >>> rec = PLEmitters(emitters=[PLEmitter(id="E1", kind="doublet", center_nm=measured(652.7, 0.002),
+    ...     fss_uev=measured(677.0, 4.0), lines=[PLLine(center_nm=measured(652.56, 0.003)),
+    ...     PLLine(center_nm=measured(652.84, 0.003))])])
+    >>> row, table = emitter_rows(rec, "nc1")
+    >>> row["n_sets"], row["centers_nm"], table[0]["fss_uev_err"]
+    (1, '652.70', 4.0)
+    """
+    neutral = [e for e in record.emitters if e.kind != "trion"]
+    row = {"nc": nc, "status": "ok", "n_sets": len(neutral),
+           "n_trions": len(record.emitters) - len(neutral),
+           "centers_nm": " ".join(f"{float(e.center_nm):.2f}" for e in neutral),
+           "kinds": " ".join(e.kind for e in neutral)}
+    table = [{"nc": nc, "id": e.id, "kind": e.kind, "center_nm": e.center_nm.value,
+              "fss_uev": e.fss_uev.value, "fss_uev_err": e.fss_uev.stderr,
+              "linewidth_uev": e.linewidth_uev.value if e.linewidth_uev else None,
+              "mean_counts": e.mean_counts.value if e.mean_counts else None,
+              "lines_nm": " ".join(f"{x:.3f}" for x in e.lines_nm)} for e in record.emitters]
+    return row, table
+
+
+def _emitters_record(entry: dict, movie_options: dict) -> PLEmitters:
+    """The NC's emitters: read from its ``emitters`` file (an earlier ``pl analyze``),
+    else found by analysing its movie."""
+    if entry.get("emitters"):
+        return PLEmitters.from_json(entry["emitters"])
     from nanodomains.spectroscopy.io import load_movie
     from nanodomains.spectroscopy.movie_analysis import analyze_movie
 
-    res = analyze_movie(load_movie(entry["movie"]), **movie_options)
-    emitters = [e.to_dict() for e in res.emitters]
-    neutral = [e for e in emitters if e["kind"] != "trion"]
-    row = {"nc": entry["nc"], "status": "ok", "n_sets": len(neutral),
-           "n_trions": len(emitters) - len(neutral),
-           "centers_nm": " ".join(f"{e['center_nm']:.2f}" for e in neutral),
-           "kinds": " ".join(e["kind"] for e in neutral)}
+    return analyze_movie(load_movie(entry["movie"]), **movie_options).record
+
+
+def _analyse_nc(entry: dict, movie_options: dict, g2_options: dict) -> tuple[dict, list[dict]]:
+    from nanodomains.spectroscopy import lifetime as lt
+    from nanodomains.spectroscopy.g2 import compute_g2_file
+
+    row, table = emitter_rows(_emitters_record(entry, movie_options), entry["nc"])
     if entry.get("photons"):
         g2 = compute_g2_file(entry["photons"], **g2_options)
         row.update(g2_0=g2.g2_0.value, g2_0_err=g2.g2_0.stderr)
     if entry.get("decay"):
         tau = lt.fit_lifetime(lt.load_decay(entry["decay"]), entry.get("irf")).components[0].tau_ns
         row.update(lifetime_ns=tau.value, lifetime_ns_err=tau.stderr)
-    table = [{"nc": entry["nc"], **{k: e.get(k) for k in ("id", "kind", "center_nm", "fss_uev", "fss_uev_err",
-                                                          "linewidth_uev", "mean_counts")},
-              "lines_nm": " ".join(f"{x:.3f}" for x in e.get("lines_nm", []))} for e in emitters]
     return row, table
 
 

@@ -234,6 +234,14 @@ def stitch_tracks(
         Renumbered 0..n-1 by increasing mean wavelength; -1 for dropped detections.
     """
     tid = track_id.copy() if split_nm is None else split_tracks(fits, track_id, split_nm=split_nm)
+    tid = _join_across_gaps(fits, tid, stitch_nm=stitch_nm, n_edge=n_edge)
+    tid = _join_interleaved(fits, tid, stitch_nm=stitch_nm)
+    return _drop_short(fits, tid, min_length)
+
+
+def _join_across_gaps(fits: LineFits, tid: np.ndarray, *, stitch_nm: float, n_edge: int) -> np.ndarray:
+    """Continue pieces that end where a later piece starts (global end -> start
+    assignment on the edge medians), repeated until nothing changes."""
     for _ in range(20):
         ids = np.unique(tid[tid >= 0])
         if ids.size < 2:
@@ -270,35 +278,44 @@ def stitch_tracks(
         if np.array_equal(new, tid):
             break
         tid = new
-    # pieces of one line that interleave in time (never detected in the same frame)
-    # and sit at the same wavelength (within stitch_nm or one HWHM) are one track
+    return tid
+
+
+def _join_interleaved(fits: LineFits, tid: np.ndarray, *, stitch_nm: float) -> np.ndarray:
+    """Pieces of one line that interleave in time (never detected in the same frame)
+    and sit at the same wavelength (within stitch_nm or one HWHM) are one track."""
     ids = np.unique(tid[tid >= 0])
-    if ids.size > 1:
-        med = np.array([np.median(fits.center_nm[tid == i]) for i in ids])
-        hw = np.array([np.median(fits.hwhm_nm[tid == i]) for i in ids])
-        frames_of = [set(fits.frame[tid == i].tolist()) for i in ids]
-        parent = list(range(ids.size))
+    if ids.size <= 1:
+        return tid
+    med = np.array([np.median(fits.center_nm[tid == i]) for i in ids])
+    hw = np.array([np.median(fits.hwhm_nm[tid == i]) for i in ids])
+    frames_of = [set(fits.frame[tid == i].tolist()) for i in ids]
+    parent = list(range(ids.size))
 
-        def find(a):
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
 
-        for a in np.argsort(med):
-            for b in range(ids.size):
-                if b <= a or abs(med[a] - med[b]) > max(stitch_nm, min(hw[a], hw[b])):
-                    continue
-                ra, rb = find(a), find(b)
-                if ra == rb:
-                    continue
-                fa = set().union(*(frames_of[k] for k in range(ids.size) if find(k) == ra))
-                fb = set().union(*(frames_of[k] for k in range(ids.size) if find(k) == rb))
-                if not (fa & fb):
-                    parent[rb] = ra
-        lut = {int(ids[k]): int(ids[find(k)]) for k in range(ids.size)}
-        tid = np.array([lut.get(int(t), -1) for t in tid])
-    # drop short tracks, renumber by mean wavelength
+    for a in np.argsort(med):
+        for b in range(ids.size):
+            if b <= a or abs(med[a] - med[b]) > max(stitch_nm, min(hw[a], hw[b])):
+                continue
+            ra, rb = find(a), find(b)
+            if ra == rb:
+                continue
+            fa = set().union(*(frames_of[k] for k in range(ids.size) if find(k) == ra))
+            fb = set().union(*(frames_of[k] for k in range(ids.size) if find(k) == rb))
+            if not (fa & fb):
+                parent[rb] = ra
+    lut = {int(ids[k]): int(ids[find(k)]) for k in range(ids.size)}
+    return np.array([lut.get(int(t), -1) for t in tid])
+
+
+def _drop_short(fits: LineFits, tid: np.ndarray, min_length: int) -> np.ndarray:
+    """Tracks with fewer than ``min_length`` detections -> -1; the rest renumbered
+    0..n-1 by median wavelength."""
     ids, counts = np.unique(tid[tid >= 0], return_counts=True)
     keep = ids[counts >= min_length]
     means = np.array([np.median(fits.center_nm[tid == i]) for i in keep])
@@ -466,6 +483,25 @@ def group_tracks(
     if L == 0:
         return np.zeros(0, int)
     e = HC_EV_NM / np.asarray(center_nm, float)
+    compat, score = _pair_compatibility(
+        e, intensity, intensity_err, position_nm, position_err_nm, max_span_uev=max_span_uev,
+        presence_snr=presence_snr, min_jaccard=min_jaccard, min_jaccard_constant=min_jaccard_constant,
+        min_intensity_corr=min_intensity_corr, informative_ratio=informative_ratio,
+        min_position_corr=min_position_corr)
+    members = _merge_compatible(e, compat, score, max_span_uev=max_span_uev, max_lines=max_lines)
+    order = sorted(members, key=lambda k: min(center_nm[m] for m in members[k]))
+    out = np.empty(L, int)
+    for new, k in enumerate(order):
+        out[members[k]] = new
+    return out
+
+
+def _pair_compatibility(e, intensity, intensity_err, position_nm, position_err_nm, *, max_span_uev,
+                        presence_snr, min_jaccard, min_jaccard_constant, min_intensity_corr,
+                        informative_ratio, min_position_corr) -> tuple[np.ndarray, np.ndarray]:
+    """Which pairs of tracks may share an emitter, and how strongly (intensity
+    correlation, else the overlap of their on frames); see :func:`group_tracks`."""
+    L = e.size
     err = np.maximum(intensity_err, 1e-12)
     present = intensity > presence_snr * err
     informative = np.nanvar(intensity, axis=1) > informative_ratio * np.nanmean(err**2, axis=1)
@@ -493,6 +529,13 @@ def group_tracks(
                 ok = not (np.isfinite(rp) and rp < min_position_corr)
             compat[i, j] = compat[j, i] = ok
             score[i, j] = score[j, i] = s
+    return compat, score
+
+
+def _merge_compatible(e, compat, score, *, max_span_uev: float, max_lines: int) -> dict[int, list[int]]:
+    """Greedy merging of compatible tracks, best score first, into sets of at most
+    ``max_lines`` mutually compatible lines within ``max_span_uev``."""
+    L = e.size
     label = np.arange(L)
     members = {i: [i] for i in range(L)}
     pairs = [(score[i, j], i, j) for i in range(L) for j in range(i + 1, L) if compat[i, j]]
@@ -512,11 +555,7 @@ def group_tracks(
         for x in mb:
             label[x] = a
         del members[b]
-    order = sorted(members, key=lambda k: min(center_nm[m] for m in members[k]))
-    out = np.empty(L, int)
-    for new, k in enumerate(order):
-        out[members[k]] = new
-    return out
+    return members
 
 
 def classify_emitters(
