@@ -425,7 +425,14 @@ class Population:
         return mask
 
     def rp_faults(self) -> np.ndarray:
-        """RP faults of every NC (registry changes between neighbouring slabs), (N,) int."""
+        """RP faults of every NC (registry changes between neighbouring slabs), (N,) int.
+
+        Examples
+        --------
+        >>> pop = simulate_population("CsPbBr1.2I1.8", n_crystals=20, seed=1)
+        >>> bool((pop.rp_faults() == pop.n_domains - 1).all())
+        True
+        """
         nc_of = np.repeat(np.arange(len(self)), self.n_domains)
         return np.bincount(nc_of[self.rp_fault_mask()], minlength=len(self)).astype(np.int64)
 
@@ -438,6 +445,12 @@ class Population:
         simulator knows; ``settings`` records the seed and the parameters. The analysis
         of the written NC models (:func:`nanodomains.structure.population.summarize_crystals`)
         returns the same record type.
+
+        Examples
+        --------
+        >>> s = simulate_population("CsPbBr1.2I1.8", n_crystals=20, seed=1).summary()
+        >>> s.n_crystals, s.origin, s.settings["seed"], s.multi_domain_fraction.stderr > 0
+        (20, 'truth', 1, True)
         """
         is_rp = self.rp_fault_mask()
         a_pm = np.asarray(materials.lattice_constant_pm(self.domain_br_fraction, self.params.lattice_convention))

@@ -158,7 +158,14 @@ class KMCParameters:
 
     def record_fields(self) -> dict:
         """The parameters a :class:`~nanodomains.records.MigrationSummary` carries
-        (bulk barriers resolved from the barrier set)."""
+        (bulk barriers resolved from the barrier set).
+
+        Examples
+        --------
+        >>> f = KMCParameters(barrier_set="dft").record_fields()
+        >>> f["barrier_br_ev"], f["barrier_i_ev"], f["rp_barrier_ev"]
+        (0.195, 0.21, None)
+        """
         br, i = self.bulk_barriers_ev()
         return {"temperature_k": float(self.temperature_k), "barrier_set": self.barrier_set,
                 "barrier_br_ev": br, "barrier_i_ev": i, "surface_barrier_ev": self.surface_barrier_ev,

@@ -224,7 +224,14 @@ def mean_waiting_time(n_waits, wait_sum, wait2_sum) -> Measured:
 
 def vacancy_waits(times_ps, vacancy, n_vacancies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per vacancy: number of hops, summed waiting time and summed squared waiting time
-    (the first wait counts from t = 0) from hop events sorted by time."""
+    (the first wait counts from t = 0) from hop events sorted by time.
+
+    Examples
+    --------
+    >>> n, w, w2 = vacancy_waits([1.0, 2.0, 4.0], [0, 1, 0], 2)
+    >>> n.tolist(), w.tolist(), w2.tolist()
+    ([2, 1], [4.0, 2.0], [10.0, 4.0])
+    """
     t = np.asarray(times_ps, dtype=float)
     v = np.asarray(vacancy, dtype=np.int64)
     order = np.argsort(v, kind="stable")
@@ -276,6 +283,17 @@ def summarize_trackers(lattice: XLattice, trackers: Trackers, time_ps: float, **
     **fields
         The other record fields (``mean_hop_time_ps``, ``n_vacancies``,
         ``vacancy_hops``, run parameters) and provenance (``origin``, ``settings``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nanodomains.migration.lattice import build_x_lattice
+    >>> from nanodomains.structure import homogeneous
+    >>> lat = build_x_lattice(homogeneous(2.4, seed=1))
+    >>> occ = np.arange(lat.n_sites, dtype=np.int32)
+    >>> tr = Trackers.start(lat, occ, lat.species)
+    >>> summarize_trackers(lat, tr, 10.0, temperature_k=300.0).hops
+    0
     """
     tr = trackers
     c = tr.crossings

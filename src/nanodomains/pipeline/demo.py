@@ -72,7 +72,17 @@ def stage_seeds(seed, names) -> dict[str, int]:
 def comparison_rows(label: str, cmp, paths, paper: dict | None = None) -> list[dict]:
     """Demo table rows straight from a :class:`~nanodomains.records.Comparison`: the
     value, its standard error and the truth of each field in ``paths`` (compare's own
-    field paths), with the seed study's value where ``paper`` has one."""
+    field paths), with the seed study's value where ``paper`` has one.
+
+    Examples
+    --------
+    >>> from nanodomains.records import compare
+    >>> from nanodomains.structure import homogeneous, summarize_crystals
+    >>> s = summarize_crystals([homogeneous(6.0, seed=1)])
+    >>> row = comparison_rows("growth", compare(s, s), ["n_crystals"], paper={"n_crystals": 1})[0]
+    >>> row["quantity"], row["value"], row["truth"], row["paper"], row["ok"]
+    ('growth: n_crystals', 1.0, 1.0, 1, True)
+    """
     paper = paper or {}
     rows = []
     for path in paths:

@@ -36,7 +36,17 @@ POPULATION_TOLERANCES = {"*": 1e-9}
 
 
 def read_crystals(path: str | os.PathLike) -> list[NanoCrystal]:
-    """NC models from a JSON-lines file (one ``nc.json`` record per line)."""
+    """NC models from a JSON-lines file (one ``nc.json`` record per line).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from nanodomains.structure import homogeneous
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "pop.jsonl"
+    >>> _ = path.write_text(homogeneous(6.0, seed=1).to_json().replace("\\n", "") + "\\n")
+    >>> [len(nc.domains) for nc in read_crystals(path)]
+    [1]
+    """
     p = Path(path)
     if not p.is_file():
         raise FileFormatError(f"{p}: population file not found")
