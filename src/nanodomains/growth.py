@@ -100,6 +100,7 @@ from nanodomains import materials
 from nanodomains.errors import InputError, require_positive
 from nanodomains.files import atomic_path
 from nanodomains.records.populations import GrowthPopulationSummary, NucleationStatistics, Statistics
+from nanodomains.seeds import check_seed
 from nanodomains.seeds import rng as make_rng
 
 KB_EV: float = constants.k / constants.e  # Boltzmann constant, eV/K
@@ -552,7 +553,8 @@ def simulate_population(nominal_formula: str = "CsPbBr1.2I1.8", n_crystals: int 
         Number of NCs to return (nuclei are simulated in periodic boxes until enough
         clusters exist; the first ``n_crystals`` in random order are kept).
     seed : int
-        Seed of the ``numpy.random.Generator``; recorded in the result.
+        Seed of the ``numpy.random.Generator`` (:func:`nanodomains.seeds.rng`); recorded
+        in the result and its summary; each NC records its own seed drawn from it.
     params : GrowthParameters
         Model parameters; :data:`SEED_PRESET` is calibrated for the seed study.
 
@@ -561,6 +563,7 @@ def simulate_population(nominal_formula: str = "CsPbBr1.2I1.8", n_crystals: int 
     Population
     """
     params.validate()
+    seed = check_seed(seed)
     if int(n_crystals) != n_crystals or n_crystals < 1:
         raise InputError(f"n_crystals must be an integer >= 1, got {n_crystals!r}")
     n_crystals = int(n_crystals)
