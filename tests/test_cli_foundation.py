@@ -56,10 +56,24 @@ def test_demo_writes_fig1_model(tmp_path):
     assert main(["demo", "--out", str(tmp_path), "--crystals", "60"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     rows = {r["quantity"]: r for r in summary["comparisons"]}
-    assert rows["RP crossings in 10 ns"]["value"] == 0
-    assert rows["RP crossings, control with bulk barrier"]["value"] > 0
-    assert 3 < rows["mean vacancy hop time (ps), 500 K"]["value"] < 30  # seed: ~10 ps
+    assert rows["migration 500 K: boundary_crossings.rp"]["value"] == 0
+    assert rows["migration 500 K: boundary_crossings.rp"]["paper"] == 0
+    assert rows["migration control (RP open): boundary_crossings.rp"]["value"] > 0
+    hop = rows["migration 500 K: mean_hop_time_ps"]
+    assert 3 < hop["value"] < 30 and hop["paper"] == 10.0 and hop["error"] > 0  # seed: ~10 ps
+    assert hop["truth"] == pytest.approx(hop["value"]) and hop["ok"]
     assert summary["stages"]["growth"]["n_crystals"] == 60
+    assert rows["growth population: multi_domain_fraction"]["ok"]
+    for stage in ("growth", "migration"):
+        assert summary["stages"][stage]["compare_ok"], summary["stages"][stage]["compare_failures"]
+    # the demo writes the same record schemas as `grow` and `migrate`, and they round-trip
+    from nanodomains.records import GrowthPopulationSummary, MigrationSummary
+
+    for name, kind in (("growth_summary.json", GrowthPopulationSummary), ("migration_summary.json", MigrationSummary),
+                       ("migration_control_summary.json", MigrationSummary)):
+        raw = json.loads((tmp_path / name).read_text())
+        assert raw["schema"] == kind.SCHEMA and raw["origin"] == "truth"
+        assert kind.from_json(tmp_path / name).to_dict() == raw
     assert (tmp_path / "report.html").is_file() and (tmp_path / "population.jsonl").is_file()
     fig1 = summary["stages"]["structure"]["paper_fig1"]
     assert [d["name"] for d in fig1["domains"]] == ["R1", "R2", "R3", "R4", "R5"]

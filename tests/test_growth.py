@@ -91,9 +91,9 @@ def test_fraction_emerges_from_mismatch_and_clustering():
 def test_other_compositions_run_and_give_valid_models(formula):
     pop = growth.simulate_population(formula, 150, seed=2)
     s = pop.summary()
-    assert 0 < s["multi_domain_fraction"] < 1
+    assert 0 < s.multi_domain_fraction.value < 1
     f0 = materials.parse_formula(formula)
-    assert abs(s["composition"]["nucleus_br_fraction"]["mean"] - f0) < 0.05
+    assert abs(s.nucleation.nucleus_br_fraction.mean.value - f0) < 0.05
     for i in range(len(pop)):
         pop.crystal(i)  # validates
 
@@ -130,18 +130,42 @@ def test_jsonl_round_trip(tmp_path):
 def test_summary_statistics_consistent():
     pop = growth.simulate_population(SEED_FORMULA, 800, seed=6)
     s = pop.summary()
-    hist = s["domains_per_nc"]
+    hist = s.domains_per_nc
     assert sum(hist.values()) == 800
-    assert s["multi_domain_count"] == 800 - hist.get("1", 0)
-    lo, hi = s["multi_domain_fraction_wilson95"]
-    assert lo < s["multi_domain_fraction"] < hi
-    assert s["multi_domain_fraction_se"] == pytest.approx(
-        math.sqrt(s["multi_domain_fraction"] * (1 - s["multi_domain_fraction"]) / 800))
+    assert s.multi_domain_count == 800 - hist.get("1", 0)
+    lo, hi = s.multi_domain_fraction_wilson95
+    f = s.multi_domain_fraction
+    assert lo < f.value < hi
+    assert f.stderr == pytest.approx(math.sqrt(f.value * (1 - f.value) / 800))
+    # every boundary of a grown NC is an RP fault: one fewer than its domains
+    assert s.rp_faults_per_nc == {str(int(k) - 1): v for k, v in hist.items()}
+    assert s.settings["seed"] == 6 and s.origin == "truth"
     # coalesced domains straddle the nominal composition: Br-rich and I-rich
-    spread = s["composition"]["within_nc_br_spread"]
-    assert spread["mean"] > 0.1
-    assert s["rp_lattice_mismatch"]["mean"] > 0.01
-    json.dumps(s)  # JSON-ready
+    assert s.composition.within_nc_br_spread.mean.value > 0.1
+    assert s.rp_lattice_mismatch.mean.value > 0.01
+    json.dumps(s.to_dict())  # JSON-ready
+
+
+def test_summary_record_round_trips_and_matches_analysis_of_models(tmp_path):
+    from nanodomains.records import GrowthPopulationSummary, compare, load_record
+    from nanodomains.structure.population import POPULATION_TOLERANCES, summarize_crystals
+
+    pop = growth.simulate_population(SEED_FORMULA, 300, seed=8)
+    truth = pop.summary()
+    path = tmp_path / "summary.json"
+    truth.to_json(path)
+    assert GrowthPopulationSummary.from_json(path) == truth and load_record(path) == truth
+    assert truth.nucleation is not None and truth.nucleation.nuclei_per_nc.n == 300
+    # the analysis reads only the written NC models
+    found = summarize_crystals(pop.to_jsonl(tmp_path / "population.jsonl"))
+    assert found.origin == "analysis" and found.nucleation is None and "nucleation" in found.not_computed
+    cmp = compare(truth, found, tolerances=POPULATION_TOLERANCES)
+    assert cmp.ok, cmp.table()
+    assert cmp.row("multi_domain_fraction").ok and not any(r.path.startswith("nucleation") for r in cmp.rows)
+    assert GrowthPopulationSummary.from_json(found.to_json()) == found
+    # a different population does not pass
+    other = summarize_crystals(growth.simulate_population(SEED_FORMULA, 300, seed=9).crystals())
+    assert not compare(truth, other, tolerances=POPULATION_TOLERANCES).ok
 
 
 def test_reproducible_and_seed_dependent():

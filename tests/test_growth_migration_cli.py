@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from nanodomains.cli import main
+from nanodomains.migration.analysis import TRAJECTORY_TOLERANCES, summarize_trajectory
+from nanodomains.records import GrowthPopulationSummary, MigrationSummary, compare
+from nanodomains.structure.population import POPULATION_TOLERANCES, summarize_crystals
 from nanodomains.structure import SHIFT_RP, Domain, NanoCrystal, Region, homogeneous, paper_fig1
 
 
@@ -16,13 +19,18 @@ def test_grow_writes_population_and_summary(tmp_path):
     assert main(["grow", "--nominal", "CsPbBr1.2I1.8", "--crystals", "130", "--seed", "1", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     lines = (out / "population.jsonl").read_text().splitlines()
+    assert summary["schema"] == "nanodomains.growth.population/1" and summary["settings"]["seed"] == 1
     assert len(lines) == 130 and summary["n_crystals"] == 130
     n_domains = [len(NanoCrystal.from_json(line).domains) for line in lines]
-    assert summary["multi_domain_fraction"] == pytest.approx(np.mean(np.array(n_domains) > 1))
+    assert summary["multi_domain_fraction"]["value"] == pytest.approx(np.mean(np.array(n_domains) > 1))
+    assert summary["multi_domain_fraction"]["stderr"] > 0
     assert {int(k): v for k, v in summary["domains_per_nc"].items()} == \
         dict(zip(*np.unique(n_domains, return_counts=True)))
     for key in ("nc_br_fraction", "domain_br_fraction", "within_nc_br_spread"):
         assert key in summary["composition"]
+    # the record round-trips, and the analysis of the written models agrees with it
+    truth = GrowthPopulationSummary.from_json(out / "summary.json")
+    assert compare(truth, summarize_crystals(out / "population.jsonl"), tolerances=POPULATION_TOLERANCES).ok
 
 
 def test_migrate_writes_trajectory_summary_and_figure(tmp_path):
@@ -35,11 +43,15 @@ def test_migrate_writes_trajectory_summary_and_figure(tmp_path):
             "--seed", "1", "--out", str(out)]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["schema"] == "nanodomains.migration.summary/1" and summary["settings"]["seed"] == 1
     assert summary["hops"] > 0 and summary["boundary_crossings"]["rp"] == 0
-    assert 3.0 < summary["mean_hop_time_ps"] < 30.0
+    assert 3.0 < summary["mean_hop_time_ps"]["value"] < 30.0 and summary["mean_hop_time_ps"]["stderr"] > 0
     with xr.open_dataset(out / "trajectory.nc", engine="h5netcdf") as ds:
         assert ds.sizes["hop"] == summary["hops"] and ds.sizes["vacancy"] == 2
     assert (out / "paths.png").stat().st_size > 10_000
+    truth = MigrationSummary.from_json(out / "summary.json")
+    assert truth.to_dict() == summary
+    assert compare(truth, summarize_trajectory(out / "trajectory.nc"), tolerances=TRAJECTORY_TOLERANCES).ok
     # the RP barrier option opens the faults
     small = tmp_path / "small.json"
     NanoCrystal(edges_nm=(5, 5, 5), nominal_formula="CsPbBr1.2I1.8", seed=1, domains=[

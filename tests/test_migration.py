@@ -199,11 +199,12 @@ def test_paper_fig3_reproduction():
     res = run_kmc(paper_fig1(), KMCParameters(temperature_k=500.0), time_ns=10.0, vacancies=2, seed=1)
     s = res.summary()
     assert res.time_ps == pytest.approx(10_000.0)
-    assert 3.0 < s["mean_hop_time_ps"] < 30.0  # "of order 10 ps"
-    assert s["boundary_crossings"]["rp"] == 0
-    assert s["hops"] > 500
+    assert 3.0 < s.mean_hop_time_ps.value < 30.0  # "of order 10 ps"
+    assert s.boundary_crossings.rp == 0 and s.rp_crossings == 0
+    assert all(b.crossings == 0 for b in s.boundaries if b.type == "RP")
+    assert s.hops > 500
     # ions leave their domain only across coherent boundaries, never between RP neighbours
-    assert s["ions_changed_domain"] <= s["boundary_crossings"]["coherent"]
+    assert s.ions_changed_domain <= s.boundary_crossings.coherent
     rp_pairs = res.lattice.boundary_type == 2
     assert res.trackers.flux[:, rp_pairs].sum() == 0
 
@@ -387,9 +388,9 @@ def test_md_trajectory_analysis_recovers_kmc_hops():
                          ion_site=res.trackers.ion_initial_site, ion_species=res.trackers.ion_species)
     ana = md.analyse_trajectory(system, frame_t, pos, min_frames=1)
     s = ana.summary(lat)
-    assert s["hops"] == true_moves and s["boundary_crossings"]["unresolved"] == 0
-    assert abs(s["boundary_crossings"]["coherent"] - res.boundary_crossings()["coherent"]) <= \
-        res.hops - true_moves
+    assert s.hops == true_moves and s.boundary_crossings.unresolved == 0
+    assert abs(s.boundary_crossings.coherent - res.boundary_crossings()["coherent"]) <= res.hops - true_moves
+    assert s.mean_hop_time_ps.value is None and "mean_hop_time_ps" in s.not_computed
     # persistence filter: vibrations that visit a neighbour site for one frame are not hops
     noisy = pos.copy()
     j = int(np.flatnonzero(lat.neighbors[res.trackers.ion_initial_site[0]] >= 0)[0])
@@ -428,7 +429,66 @@ def test_reaxff_md_runs_and_is_analysed(tmp_path):
     nc = two_domain_nc(SHIFT_RP, edge_nm=3.1)
     system, ana = md.run_reaxff(nc, os.environ["NANODOMAINS_REAXFF"], tmp_path, temperature_k=500.0,
                                 time_ps=2.0, vacancies=2, seed=1, dump_every_fs=25.0)
-    s = ana.summary(system.lattice)
+    s = ana.summary(system.lattice, temperature_k=500.0)
     assert (tmp_path / "halides.dump").stat().st_size > 0
-    assert s["boundary_crossings"]["rp"] == 0 and s["boundary_crossings"]["unresolved"] == 0
-    assert s["msd_nm2"]["Br"] >= 0.0
+    assert s.boundary_crossings.rp == 0 and s.boundary_crossings.unresolved == 0
+    assert s.msd_br_nm2 >= 0.0
+
+
+# ---- records: truth (kMC) against the analysis of its trajectory ------------------------
+
+def test_trajectory_summary_matches_truth_and_round_trips(tmp_path):
+    from nanodomains.migration.analysis import TRAJECTORY_TOLERANCES, summarize_trajectory
+    from nanodomains.records import MigrationSummary, compare, load_record
+
+    nc = two_domain_nc(SHIFT_NONE, edge_nm=4.3)
+    res = run_kmc(nc, KMCParameters(temperature_k=450.0), time_ns=5.0, vacancy_fraction=0.01, seed=3, n_frames=5)
+    truth = res.summary()
+    assert truth.origin == "truth" and truth.settings["seed"] == 3
+    assert truth.settings["seeds"]["streams"] == ["vacancies", "kmc"]
+    path = res.to_netcdf(tmp_path / "trajectory.nc")
+    found = summarize_trajectory(path)
+    assert found.origin == "analysis" and found.source == str(path)
+    cmp = compare(truth, found, tolerances=TRAJECTORY_TOLERANCES)
+    assert cmp.ok, cmp.table()
+    # the hop time is judged against its standard error, and it has one
+    row = cmp.row("mean_hop_time_ps")
+    assert row.tolerance.endswith("sigma") and row.ok and truth.mean_hop_time_ps.stderr > 0
+    assert truth.hops == res.hops and truth.boundary_crossings.coherent > 0
+    assert sum(b.crossings for b in truth.boundaries) == truth.boundary_crossings.total
+    # JSON round trip through the record type and through load_record
+    for rec in (truth, found):
+        p = tmp_path / f"{rec.origin}.json"
+        rec.to_json(p)
+        assert MigrationSummary.from_json(p) == rec
+        assert load_record(p) == rec
+    # a change in the run shows up in the comparison
+    other = run_kmc(nc, KMCParameters(temperature_k=450.0), time_ns=5.0, vacancy_fraction=0.01, seed=4, n_frames=5)
+    assert not compare(truth, summarize_trajectory(other.to_dataset()), tolerances=TRAJECTORY_TOLERANCES).ok
+
+
+def test_trajectory_summary_bad_input(tmp_path):
+    from nanodomains.migration.analysis import summarize_trajectory
+
+    with pytest.raises(FileFormatError, match="not found"):
+        summarize_trajectory(tmp_path / "none.nc")
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    with pytest.raises(FileFormatError, match="netCDF"):
+        summarize_trajectory(tmp_path / "junk.nc")
+    lat = build_x_lattice(homogeneous(2.4, seed=1))
+    lat.nc = None  # a hand-made lattice: the file cannot rebuild it
+    res = run_kmc(lat, KMCParameters(), time_ns=0.05, vacancies=1, seed=2, n_frames=0)
+    with pytest.raises(InputError, match="lattice="):
+        summarize_trajectory(res.to_dataset())
+    assert summarize_trajectory(res.to_dataset(), lattice=lat).hops == res.hops
+
+
+def test_seed_streams_are_spawned_and_recorded():
+    lat = build_x_lattice(homogeneous(2.4, seed=1))
+    a = run_kmc(lat, KMCParameters(), time_ns=0.2, vacancies=2, seed=5, n_frames=0)
+    b = run_kmc(lat, KMCParameters(), time_ns=0.2, vacancies=2, seed=5, n_frames=0)
+    c = run_kmc(lat, KMCParameters(), time_ns=0.2, vacancies=2, seed=6, n_frames=0)
+    np.testing.assert_array_equal(a.event_to_site, b.event_to_site)
+    assert not np.array_equal(a.event_time_ps[:5], c.event_time_ps[:5])
+    with pytest.raises(InputError, match="seed"):
+        run_kmc(lat, KMCParameters(), time_ns=0.2, seed=-1)

@@ -41,8 +41,8 @@ def growth_figure():
     t2 = time.perf_counter()
     (HERE / "_tmp_population.jsonl").unlink()
     numbers["growth_10000_timing_s"] = {"simulate": t1 - t0, "simulate_plus_jsonl": t2 - t0}
-    s = big.summary()
-    s.pop("params")
+    s = big.summary().to_dict()
+    s.pop("settings")
     numbers["growth_10000_summary"] = s
     numbers["nucleation"] = growth.nucleation_summary(seed_formula)
     xs = [2.1, 1.8, 1.5, 1.2, 0.9]
@@ -51,10 +51,11 @@ def growth_figure():
         f = materials.format_formula(x / 3)
         pop = growth.simulate_population(f, 10_000, seed=1)
         ss = pop.summary()
-        per_x[f] = {"multi_domain_fraction": ss["multi_domain_fraction"], "se": ss["multi_domain_fraction_se"],
-                    "domains_per_nc": ss["domains_per_nc"],
-                    "within_nc_br_spread_mean": ss["composition"]["within_nc_br_spread"].get("mean"),
-                    "nc_br_fraction_sd": ss["composition"]["nc_br_fraction"]["sd"]}
+        spread = ss.composition.within_nc_br_spread
+        per_x[f] = {"multi_domain_fraction": ss.multi_domain_fraction.value, "se": ss.multi_domain_fraction.stderr,
+                    "domains_per_nc": ss.domains_per_nc,
+                    "within_nc_br_spread_mean": spread.mean.value if spread.n else None,
+                    "nc_br_fraction_sd": ss.composition.nc_br_fraction.sd}
     numbers["growth_per_composition"] = per_x
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -63,7 +64,7 @@ def growth_figure():
     ax[0].bar(keys, [hist[str(k)] / s["n_crystals"] for k in keys], color="0.4")
     ax[0].set_xlabel("domains per NC")
     ax[0].set_ylabel("fraction of NCs")
-    ax[0].set_title(f"{seed_formula}, 10,000 NCs: multi-domain {s['multi_domain_fraction']:.3f}")
+    ax[0].set_title(f"{seed_formula}, 10,000 NCs: multi-domain {s['multi_domain_fraction']['value']:.3f}")
     multi = np.repeat(big.multi_domain, big.n_domains)
     bins = np.linspace(0, 1, 41)
     ax[1].hist(big.domain_br_fraction[~multi], bins, alpha=0.6, density=True, label="homogeneous NCs")
@@ -88,9 +89,9 @@ def growth_figure():
 
 def fig3_paths():
     res = run_kmc(paper_fig1(), KMCParameters(temperature_k=500.0), time_ns=10.0, vacancies=2, seed=1)
-    s = res.summary()
-    numbers["fig3"] = {k: s[k] for k in ("hops", "mean_hop_time_ps", "mean_hop_time_ps_se", "boundary_crossings",
-                                         "ions_moved", "ions_changed_domain")}
+    s = res.summary().to_dict()
+    numbers["fig3"] = {k: s[k] for k in ("hops", "mean_hop_time_ps", "boundary_crossings", "ions_moved",
+                                         "ions_changed_domain")}
     fig = plot_vacancy_paths(res, HERE / "migration_fig3.png")
     plt.close(fig)
     # longer run: zero RP crossings over 1 microsecond

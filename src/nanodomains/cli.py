@@ -99,12 +99,6 @@ def describe(model: str = typer.Argument(..., help="NC model JSON.")) -> None:
 # ---- growth and migration ---------------------------------------------------
 
 
-def _write_json_atomic(path, obj) -> None:
-    from nanodomains.files import write_json_atomic
-
-    write_json_atomic(obj, path, indent=2)
-
-
 @app.command()
 def grow(
     out: str = typer.Option(..., "--out", help="Output directory (population.jsonl, summary.json)."),
@@ -123,21 +117,21 @@ def grow(
     summary = pop.summary()
     outdir = Path(out)
     pop.to_jsonl(outdir / "population.jsonl")
-    _write_json_atomic(outdir / "summary.json", summary)
+    summary.to_json(outdir / "summary.json")
     t = Table(title=f"{crystals} NCs, nominal {nominal}, seed {seed}")
     t.add_column("quantity")
     t.add_column("value", justify="right")
-    lo, hi = summary["multi_domain_fraction_wilson95"]
-    t.add_row("multi-domain fraction", f"{summary['multi_domain_fraction']:.3f} +/- "
-              f"{summary['multi_domain_fraction_se']:.3f} (95 %: {lo:.3f}-{hi:.3f})")
-    t.add_row("domains per NC", ", ".join(f"{k}: {v}" for k, v in summary["domains_per_nc"].items()))
-    comp = summary["composition"]
-    t.add_row("NC Br fraction", f"{comp['nc_br_fraction']['mean']:.3f} +/- {comp['nc_br_fraction']['sd']:.3f} (sd)")
-    spread = comp["within_nc_br_spread"]
-    if spread["n"]:
-        t.add_row("Br spread within multi-domain NCs", f"{spread['mean']:.3f} +/- {spread['sd']:.3f} (sd)")
-    t.add_row("domain volume (nm3)", f"{summary['domain_volume_nm3']['median']:.0f} (median)")
-    t.add_row("edge (nm)", f"{summary['edge_nm']['mean']:.1f} +/- {summary['edge_nm']['sd']:.1f} (sd)")
+    lo, hi = summary.multi_domain_fraction_wilson95
+    f = summary.multi_domain_fraction
+    t.add_row("multi-domain fraction", f"{f.value:.3f} +/- {f.stderr:.3f} (95 %: {lo:.3f}-{hi:.3f})")
+    t.add_row("domains per NC", ", ".join(f"{k}: {v}" for k, v in summary.domains_per_nc.items()))
+    nc_f = summary.composition.nc_br_fraction
+    t.add_row("NC Br fraction", f"{nc_f.mean.value:.3f} +/- {nc_f.sd:.3f} (sd)")
+    spread = summary.composition.within_nc_br_spread
+    if spread.n:
+        t.add_row("Br spread within multi-domain NCs", f"{spread.mean.value:.3f} +/- {spread.sd:.3f} (sd)")
+    t.add_row("domain volume (nm3)", f"{summary.domain_volume_nm3.median:.0f} (median)")
+    t.add_row("edge (nm)", f"{summary.edge_nm.mean.value:.1f} +/- {summary.edge_nm.sd:.1f} (sd)")
     console.print(t)
     console.print(f"wrote {outdir / 'population.jsonl'} and {outdir / 'summary.json'}")
 
@@ -197,17 +191,17 @@ def migrate(
     summary = result.summary()
     outdir = Path(out)
     result.to_netcdf(outdir / "trajectory.nc")
-    _write_json_atomic(outdir / "summary.json", summary)
+    summary.to_json(outdir / "summary.json")
     plot_vacancy_paths(result, outdir / "paths.png")
     t = Table(title=f"{model}: {temperature_k:g} K, {result.n_vacancies} vacancies, {time_ns:g} ns")
     t.add_column("quantity")
     t.add_column("value", justify="right")
-    t.add_row("hops", str(summary["hops"]))
-    t.add_row("mean hop time (ps)", f"{summary['mean_hop_time_ps']:.2f} +/- {summary['mean_hop_time_ps_se']:.2f}")
-    c = summary["boundary_crossings"]
-    t.add_row("boundary crossings", f"{c['total']} (RP {c['rp']}, coherent {c['coherent']})")
-    t.add_row("ions moved / changed domain", f"{summary['ions_moved']} / {summary['ions_changed_domain']}")
-    t.add_row("MSD Br / I (nm2)", f"{summary['msd_nm2']['Br']:.4f} / {summary['msd_nm2']['I']:.4f}")
+    t.add_row("hops", str(summary.hops))
+    t.add_row("mean hop time (ps)", str(summary.mean_hop_time_ps))
+    c = summary.boundary_crossings
+    t.add_row("boundary crossings", f"{c.total} (RP {c.rp}, coherent {c.coherent})")
+    t.add_row("ions moved / changed domain", f"{summary.ions_moved} / {summary.ions_changed_domain}")
+    t.add_row("MSD Br / I (nm2)", f"{summary.msd_br_nm2:.4f} / {summary.msd_i_nm2:.4f}")
     console.print(t)
     console.print(f"wrote {outdir / 'trajectory.nc'}, {outdir / 'summary.json'}, {outdir / 'paths.png'}")
 

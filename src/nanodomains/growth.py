@@ -98,6 +98,10 @@ from scipy.spatial import cKDTree
 
 from nanodomains import materials
 from nanodomains.errors import InputError, require_positive
+from nanodomains.files import atomic_path
+from nanodomains.records.populations import GrowthPopulationSummary, NucleationStatistics, Statistics
+from nanodomains.seeds import check_seed
+from nanodomains.seeds import rng as make_rng
 
 KB_EV: float = constants.k / constants.e  # Boltzmann constant, eV/K
 J_M2_TO_EV_NM2: float = 1.0 / constants.e * 1e-18  # 1 J/m^2 in eV/nm^2
@@ -397,16 +401,12 @@ class Population:
             yield self.crystal(i, validate=validate)
 
     def to_jsonl(self, path: str | Path) -> Path:
-        """Write one ``nc.json`` record per line (atomic: temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w") as fh:
+        """Write one ``nc.json`` record per line, atomically."""
+        with atomic_path(path) as tmp, tmp.open("w") as fh:
             for i in range(len(self)):
                 fh.write(json.dumps(self.record(i), separators=(",", ":")))
                 fh.write("\n")
-        tmp.replace(path)
-        return path
+        return Path(path)
 
     # ---- statistics ---------------------------------------------------------------
 
@@ -419,69 +419,55 @@ class Population:
         other = np.prod(cells, axis=1) / cells[np.arange(len(nc_of)), self.slab_axis[nc_of]]
         return thick * other * a**3
 
-    def summary(self) -> dict:
-        """Population statistics: multi-domain fraction (with its binomial standard
-        error and Wilson 95 % interval), domains per NC, composition spread, domain
-        sizes, edges, lattice mismatch across RP faults, nucleation numbers."""
-        n = len(self)
-        multi = self.multi_domain
-        k = int(multi.sum())
-        p = k / n if n else float("nan")
-        se = math.sqrt(p * (1 - p) / n) if n else float("nan")
-        z = 1.959963984540054
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        hist = {str(int(v)): int(c) for v, c in zip(*np.unique(self.n_domains, return_counts=True))}
-        vol = self.domain_volumes_nm3()
-        nc_of = np.repeat(np.arange(n), self.n_domains)
-        nc_vol = np.bincount(nc_of, weights=vol, minlength=n)
-        nc_f = np.bincount(nc_of, weights=vol * self.domain_br_fraction, minlength=n) / nc_vol
-        dmax = np.maximum.reduceat(self.domain_br_fraction, self.domain_offset[:-1])
-        dmin = np.minimum.reduceat(self.domain_br_fraction, self.domain_offset[:-1])
-        spread = (dmax - dmin)[multi]
+    def rp_fault_mask(self) -> np.ndarray:
+        """(M,) bool: the domain meets the previous slab of its NC across an RP fault."""
+        mask = np.r_[False, self.domain_shifted[1:] != self.domain_shifted[:-1]]
+        mask[self.domain_offset[:-1]] = False  # first slab of an NC
+        return mask
+
+    def rp_faults(self) -> np.ndarray:
+        """RP faults of every NC (registry changes between neighbouring slabs), (N,) int.
+
+        Examples
+        --------
+        >>> pop = simulate_population("CsPbBr1.2I1.8", n_crystals=20, seed=1)
+        >>> bool((pop.rp_faults() == pop.n_domains - 1).all())
+        True
+        """
+        nc_of = np.repeat(np.arange(len(self)), self.n_domains)
+        return np.bincount(nc_of[self.rp_fault_mask()], minlength=len(self)).astype(np.int64)
+
+    def summary(self) -> GrowthPopulationSummary:
+        """Population statistics as the simulator's truth record.
+
+        Multi-domain fraction (binomial standard error and Wilson 95 % interval),
+        domains and RP faults per NC, composition statistics, domain volumes, edges,
+        lattice mismatch across RP faults, and the nucleation numbers only the
+        simulator knows; ``settings`` records the seed and the parameters. The analysis
+        of the written NC models (:func:`nanodomains.structure.population.summarize_crystals`)
+        returns the same record type.
+
+        Examples
+        --------
+        >>> s = simulate_population("CsPbBr1.2I1.8", n_crystals=20, seed=1).summary()
+        >>> s.n_crystals, s.origin, s.settings["seed"], s.multi_domain_fraction.stderr > 0
+        (20, 'truth', 1, True)
+        """
+        is_rp = self.rp_fault_mask()
         a_pm = np.asarray(materials.lattice_constant_pm(self.domain_br_fraction, self.params.lattice_convention))
-        rp = np.ones(len(a_pm), bool)
-        rp[self.domain_offset[:-1]] = False  # first domain of each NC has no lower neighbour
         mismatch = np.abs(np.diff(a_pm, prepend=np.nan)) / a_pm
-        mism = mismatch[rp]
-
-        def stats(x):
-            x = np.asarray(x, float)
-            if x.size == 0:
-                return {"n": 0}
-            return {"n": int(x.size), "mean": float(x.mean()), "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0,
-                    "sem": float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else float("nan"),
-                    "p05": float(np.percentile(x, 5)), "median": float(np.median(x)),
-                    "p95": float(np.percentile(x, 95))}
-
-        return {
-            "nominal_formula": self.nominal_formula,
-            "seed": self.seed,
-            "n_crystals": n,
-            "multi_domain_count": k,
-            "multi_domain_fraction": p,
-            "multi_domain_fraction_se": se,
-            "multi_domain_fraction_wilson95": [centre - half, centre + half],
-            "domains_per_nc": hist,
-            "domains_per_nc_mean": float(self.n_domains.mean()),
-            "composition": {
-                "nc_br_fraction": stats(nc_f),
-                "homogeneous_nc_br_fraction": stats(nc_f[~multi]),
-                "domain_br_fraction": stats(self.domain_br_fraction),
-                "multi_domain_br_fraction": stats(self.domain_br_fraction[np.repeat(multi, self.n_domains)]),
-                "within_nc_br_spread": stats(spread),
-                "nucleus_br_fraction": stats(self.nucleus_br_fraction),
-                "solution_br_fraction": self.solution_br_fraction,
-            },
-            "domain_volume_nm3": stats(vol),
-            "multi_domain_volume_nm3": stats(vol[np.repeat(multi, self.n_domains)]),
-            "edge_nm": stats(self.edges_nm.ravel()),
-            "rp_lattice_mismatch": stats(mism),
-            "nuclei_per_nc": stats(self.n_nuclei),
-            "nuclei_from_hotspots_fraction": float(self.nucleus_from_hotspot.mean()) if len(self.nucleus_from_hotspot) else 0.0,
-            "dropped_thin_domains": int(self.dropped_domains),
-            "params": self.params.to_dict(),
-        }
+        nucleation = NucleationStatistics(
+            solution_br_fraction=self.solution_br_fraction, nucleus_br_fraction=Statistics.of(self.nucleus_br_fraction),
+            nuclei_per_nc=Statistics.of(self.n_nuclei),
+            nuclei_from_hotspots_fraction=float(self.nucleus_from_hotspot.mean()) if len(self.nucleus_from_hotspot)
+            else 0.0,
+            dropped_thin_domains=int(self.dropped_domains))
+        return GrowthPopulationSummary.from_arrays(
+            n_domains=self.n_domains, rp_faults=self.rp_faults(), edges_nm=self.edges_nm,
+            domain_br_fraction=self.domain_br_fraction, domain_volume_nm3=self.domain_volumes_nm3(),
+            rp_lattice_mismatch=mismatch[is_rp], nominal_formula=self.nominal_formula, nucleation=nucleation,
+            origin="truth", settings={"seed": self.seed, "n_crystals": len(self),
+                                      "nominal_formula": self.nominal_formula, "params": self.params.to_dict()})
 
 
 def _sample_compositions(rng: np.random.Generator, n: int, density: np.ndarray) -> np.ndarray:
@@ -567,7 +553,8 @@ def simulate_population(nominal_formula: str = "CsPbBr1.2I1.8", n_crystals: int 
         Number of NCs to return (nuclei are simulated in periodic boxes until enough
         clusters exist; the first ``n_crystals`` in random order are kept).
     seed : int
-        Seed of the ``numpy.random.Generator``; recorded in the result.
+        Seed of the ``numpy.random.Generator`` (:func:`nanodomains.seeds.rng`); recorded
+        in the result and its summary; each NC records its own seed drawn from it.
     params : GrowthParameters
         Model parameters; :data:`SEED_PRESET` is calibrated for the seed study.
 
@@ -576,6 +563,7 @@ def simulate_population(nominal_formula: str = "CsPbBr1.2I1.8", n_crystals: int 
     Population
     """
     params.validate()
+    seed = check_seed(seed)
     if int(n_crystals) != n_crystals or n_crystals < 1:
         raise InputError(f"n_crystals must be an integer >= 1, got {n_crystals!r}")
     n_crystals = int(n_crystals)
@@ -583,7 +571,7 @@ def simulate_population(nominal_formula: str = "CsPbBr1.2I1.8", n_crystals: int 
         raise InputError(f"n_crystals must be <= 1e7, got {n_crystals}")
     f0 = materials.parse_formula(nominal_formula)
     f_sol = solution_br_fraction(f0, params)
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     _, int_b = _rate_on_grid(params.ln_supersaturation_bulk, f_sol, params)
     _, int_h = _rate_on_grid(params.ln_supersaturation_hotspot, f_sol, params)
     rho_b = params.burst_duration_s * int_b

@@ -12,17 +12,27 @@
   ``tau = L^2 / (pi^2 D)`` with D the tracer diffusion coefficient of the ions
   (for identical hop kinetics the colour density relaxes with the self-diffusion
   coefficient); :func:`slab_decay_time_ps` returns that estimate.
+* Trajectory summary: :func:`summarize_trajectory` replays the hop events of a kMC
+  trajectory (``trajectory.nc``) through the trackers and returns the same
+  :class:`~nanodomains.records.MigrationSummary` the kMC writes as its truth, so
+  ``compare(result.summary(), summarize_trajectory(path))`` validates the file.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import numpy as np
-from scipy import optimize
+from scipy import constants, optimize
 
-from nanodomains.errors import FitError, InputError
-from nanodomains.migration.kmc import KB_EV
+from nanodomains.errors import FileFormatError, FitError, InputError
+from nanodomains.migration.lattice import XLattice, build_x_lattice
+from nanodomains.migration.tracking import mean_waiting_time, summarize_trackers, track_events, vacancy_waits
+from nanodomains.records.populations import MigrationSummary
+
+KB_EV: float = constants.k / constants.e  # Boltzmann constant, eV/K
 
 
 def fit_arrhenius(temperature_k, rate, rate_se=None) -> dict:
@@ -144,3 +154,101 @@ def hop_rate_per_ps(result) -> tuple[float, float]:
     if denom <= 0:
         raise FitError("run has zero duration")
     return n / denom, math.sqrt(max(n, 1)) / denom
+
+
+# ---- trajectory summary ------------------------------------------------------------
+
+#: :func:`~nanodomains.records.compare` tolerances of a trajectory summary against the
+#: kMC truth: the mean times within one combined standard error, everything else
+#: (replayed exactly) within 1e-6 in its unit; integers, strings and flags must match.
+TRAJECTORY_TOLERANCES = {"mean_hop_time_ps": "1sigma", "site_residence_ps": "1sigma", "*": 1e-6}
+
+_TRAJECTORY_VARS = ("site_position_nm", "site_initial_species", "hop_time_ps", "hop_vacancy", "hop_from_site",
+                    "hop_to_site", "hop_ion")
+
+
+def _open_trajectory(trajectory):
+    """(Dataset loaded in memory, source label) from a Dataset or a netCDF path."""
+    import xarray as xr
+
+    if isinstance(trajectory, xr.Dataset):
+        return trajectory, None
+    path = os.fspath(trajectory)
+    if not os.path.isfile(path):
+        raise FileFormatError(f"{path}: trajectory file not found")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load(), path
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(f"{path}: not a netCDF trajectory ({exc})") from exc
+
+
+def _trajectory_lattice(ds, lattice: XLattice | None, label: str) -> XLattice:
+    """The hop graph of the trajectory: given, or rebuilt from its NC model."""
+    if lattice is None:
+        from nanodomains.structure import NanoCrystal
+
+        if not ds.attrs.get("nc_json"):
+            raise InputError(f"{label}: the run was on a hand-made lattice (no NC model stored); pass lattice=")
+        seed = int(ds.attrs.get("lattice_seed", -1))
+        lattice = build_x_lattice(NanoCrystal.from_json(ds.attrs["nc_json"]), seed=max(seed, 0))
+    pos = ds["site_position_nm"].values
+    if pos.shape != lattice.positions_nm.shape or not np.allclose(pos, lattice.positions_nm, atol=1e-6):
+        raise FileFormatError(f"{label}: the X sites of the trajectory do not match the lattice of its NC model")
+    return lattice
+
+
+def summarize_trajectory(trajectory, lattice: XLattice | None = None) -> MigrationSummary:
+    """Migration summary of a kMC trajectory, from its stored hop events.
+
+    The hop events are replayed through the trackers (hops, crossings per boundary,
+    residence, MSD, domain compositions); the vacancy hop time comes from the event
+    times of every vacancy. The run's parameters are read from the file's metadata.
+
+    Parameters
+    ----------
+    trajectory : str, path or xarray.Dataset
+        A trajectory written by :meth:`nanodomains.migration.KMCResult.to_netcdf` (or its
+        ``to_dataset()``).
+    lattice : XLattice, optional
+        The hop graph; by default rebuilt from the NC model stored in the file.
+
+    Returns
+    -------
+    MigrationSummary
+        ``origin="analysis"``; a warning when the file holds only part of the events.
+
+    Examples
+    --------
+    >>> from nanodomains.migration import run_kmc
+    >>> from nanodomains.structure import homogeneous
+    >>> res = run_kmc(homogeneous(2.4, seed=1), time_ns=0.05, vacancies=1, seed=3, n_frames=0)
+    >>> found = summarize_trajectory(res.to_dataset())
+    >>> found.hops == res.summary().hops
+    True
+    """
+    ds, source = _open_trajectory(trajectory)
+    label = source or "trajectory"
+    missing = [v for v in _TRAJECTORY_VARS if v not in ds]
+    if missing:
+        raise FileFormatError(f"{label}: not a kMC trajectory (missing {', '.join(missing)})")
+    lat = _trajectory_lattice(ds, lattice, label)
+    species = ds["site_initial_species"].values.astype(np.int8)
+    occupied = species >= 0
+    occ = np.full(len(species), -1, dtype=np.int32)
+    occ[occupied] = np.arange(int(occupied.sum()), dtype=np.int32)
+    times = ds["hop_time_ps"].values
+    # the ion moves to the site the vacancy left
+    tr = track_events(lat, occ, species[occupied], times, ds["hop_ion"].values, ds["hop_to_site"].values,
+                      ds["hop_from_site"].values)
+    n_vac = int(ds.attrs.get("n_vacancies", int((~occupied).sum())))
+    hops, wait, wait2 = vacancy_waits(times, ds["hop_vacancy"].values, n_vac)
+    fields = json.loads(ds.attrs.get("record_fields_json", "{}"))
+    warnings = ()
+    if int(ds.attrs.get("events_truncated", 0)):
+        warnings = (f"{label}: the run stored only its first {len(times)} of {ds.attrs.get('hops')} hops; "
+                    "the summary covers those",)
+    return summarize_trackers(lat, tr, float(ds.attrs["time_ps"]), n_vacancies=n_vac, vacancy_hops=hops,
+                              mean_hop_time_ps=mean_waiting_time(hops, wait, wait2), source=source,
+                              warnings=warnings, settings={"seed": ds.attrs.get("seed"), "trajectory": label},
+                              **fields)

@@ -59,13 +59,14 @@ from scipy import constants
 
 from nanodomains import materials
 from nanodomains.errors import InputError, require_positive
+from nanodomains.files import atomic_path, dumps
 from nanodomains.migration.lattice import SPECIES_NAMES, XLattice, build_x_lattice
-from nanodomains.migration.tracking import Trackers, track_hop
+from nanodomains.migration.tracking import Trackers, mean_waiting_time, summarize_trackers, track_hop
+from nanodomains.records.populations import MigrationSummary
+from nanodomains.seeds import SeedLike, check_seed, seed_record, spawn
+from nanodomains.seeds import rng as make_rng
 
 KB_EV: float = constants.k / constants.e
-
-#: Bulk vacancy-hop barriers (eV): :data:`nanodomains.materials.VACANCY_BARRIERS_EV`.
-BARRIERS_EV = materials.VACANCY_BARRIERS_EV
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,9 @@ class KMCParameters:
         if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
             raise InputError(f"temperature_k must be a finite number > 0 K, got {t!r}")
         require_positive("attempt_frequency_hz", self.attempt_frequency_hz)
-        if self.barrier_set not in BARRIERS_EV:
-            raise InputError(f"barrier_set must be one of {sorted(BARRIERS_EV)}, got {self.barrier_set!r}")
+        if self.barrier_set not in materials.VACANCY_BARRIERS_EV:
+            raise InputError(f"barrier_set must be one of {sorted(materials.VACANCY_BARRIERS_EV)}, "
+                             f"got {self.barrier_set!r}")
         for name in ("barrier_br_ev", "barrier_i_ev", "surface_barrier_ev"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and 0 <= v < 5):
@@ -127,7 +129,7 @@ class KMCParameters:
 
     def bulk_barriers_ev(self) -> tuple[float, float]:
         """(Br, I) bulk barriers in eV."""
-        s = BARRIERS_EV[self.barrier_set]
+        s = materials.VACANCY_BARRIERS_EV[self.barrier_set]
         br = s["Br"] if self.barrier_br_ev is None else float(self.barrier_br_ev)
         i = s["I"] if self.barrier_i_ev is None else float(self.barrier_i_ev)
         return br, i
@@ -153,6 +155,22 @@ class KMCParameters:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def record_fields(self) -> dict:
+        """The parameters a :class:`~nanodomains.records.MigrationSummary` carries
+        (bulk barriers resolved from the barrier set).
+
+        Examples
+        --------
+        >>> f = KMCParameters(barrier_set="dft").record_fields()
+        >>> f["barrier_br_ev"], f["barrier_i_ev"], f["rp_barrier_ev"]
+        (0.195, 0.21, None)
+        """
+        br, i = self.bulk_barriers_ev()
+        return {"temperature_k": float(self.temperature_k), "barrier_set": self.barrier_set,
+                "barrier_br_ev": br, "barrier_i_ev": i, "surface_barrier_ev": self.surface_barrier_ev,
+                "rp_barrier_ev": self.rp_barrier_ev, "attempt_frequency_hz": float(self.attempt_frequency_hz),
+                "photocarriers": float(self.photocarriers)}
 
 
 # ---- numba engine -----------------------------------------------------------------
@@ -231,6 +249,57 @@ def _init_rates(vac_site, nbr, btype, occ, species, w, rates, tree, p, seg_on,
         tree[i] = tree[2 * i] + tree[2 * i + 1]
 
 
+@njit(cache=True, inline="always")
+def _snapshot(f, hops, vac_site, msd_sum, domain_br, domain_ions, crossings,
+              fr_msd, fr_dom_br, fr_dom_ions, fr_vac, fr_hops, fr_cross):
+    """Store the current state as frame ``f``."""
+    for s in range(2):
+        fr_msd[f, s] = msd_sum[s]
+    for d in range(len(domain_br)):
+        fr_dom_br[f, d] = domain_br[d]
+        fr_dom_ions[f, d] = domain_ions[d]
+    for v in range(len(vac_site)):
+        fr_vac[f, v] = vac_site[v]
+    fr_hops[f] = hops
+    for c in range(3):
+        fr_cross[f, c] = crossings[c]
+
+
+@njit(cache=True, inline="always")
+def _light_octahedron(q, d_br, d_occ, n_br_pb, n_occ_pb, eg_table, zs, beta):
+    """Move the Br / ion counts of octahedron ``q`` and update the Boltzmann sums ``zs``."""
+    e_old = eg_table[n_br_pb[q], n_occ_pb[q]]
+    n_br_pb[q] += d_br
+    n_occ_pb[q] += d_occ
+    e_new = eg_table[n_br_pb[q], n_occ_pb[q]]
+    w_old = math.exp(-beta * (e_old - zs[2]))
+    w_new = math.exp(-beta * (e_new - zs[2]))
+    zs[0] += w_new - w_old
+    zs[1] += e_new * w_new - e_old * w_old
+
+
+@njit(cache=True, inline="always")
+def _light_move(u, j, s, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta):
+    """Light-term bookkeeping of the ion (species s) moving from site j to site u."""
+    isbr = 1 if s == 0 else 0
+    for q in range(2):
+        pj = pb_of_x[j, q]
+        if pj >= 0 and pj != pb_of_x[u, 0] and pj != pb_of_x[u, 1]:
+            _light_octahedron(pj, -isbr, -1, n_br_pb, n_occ_pb, eg_table, zs, beta)
+        pu = pb_of_x[u, q]
+        if pu >= 0 and pu != pb_of_x[j, 0] and pu != pb_of_x[j, 1]:
+            _light_octahedron(pu, isbr, 1, n_br_pb, n_occ_pb, eg_table, zs, beta)
+
+
+@njit(cache=True, inline="always")
+def _update_all_rates(vac_site, nbr, btype, occ, species, w, rates, tree, p, seg_on,
+                      pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar):
+    """Rates of every vacancy (the light term couples them all through U)."""
+    for x in range(len(vac_site)):
+        _tree_set(tree, p, x, _vacancy_rates(x, vac_site, nbr, btype, occ, species, w, rates,
+                                             seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar))
+
+
 @njit(cache=True)
 def _run(rng, clock, t_end, max_hops, nbr, btype, occ, site_vac, vac_site, species, w,
          rates, tree, p, seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar,
@@ -240,7 +309,14 @@ def _run(rng, clock, t_end, max_hops, nbr, btype, occ, site_vac, vac_site, speci
          vac_hops, vac_t_last, vac_wait, vac_wait2,
          ev_time, ev_vac, ev_from, ev_to, ev_ion, ev_count,
          frame_times, frame_idx, fr_msd, fr_dom_br, fr_dom_ions, fr_vac, fr_hops, fr_cross):
-    """Advance until ``t_end`` (ps) or ``max_hops`` hops; returns 0 time, 1 hops, 2 stuck."""
+    """Advance until ``t_end`` (ps) or ``max_hops`` hops; returns 0 time, 1 hops, 2 stuck.
+
+    One BKL step per pass: waiting time from the total rate, frames before the hop,
+    vacancy (sum-tree descent) and hop (scan of its rates), the move and its trackers,
+    the rates it changed. The hot path stays in this one function on purpose: inlined
+    helpers with many array arguments cost numba reference counting on every hop
+    (35-50 % slower when event recording or the rate update were helpers).
+    """
     t = clock[0]
     nv = len(vac_site)
     hops = 0
@@ -252,22 +328,12 @@ def _run(rng, clock, t_end, max_hops, nbr, btype, occ, site_vac, vac_site, speci
         if total <= 0.0:
             status = 2
             break
-        dt = -math.log(1.0 - rng.random()) / total
-        t_next = t + dt
+        t_next = t - math.log(1.0 - rng.random()) / total
         # frames falling before the next hop see the current state
         while frame_idx[0] < n_frames and frame_times[frame_idx[0]] <= min(t_next, t_end):
-            f = frame_idx[0]
-            for s in range(2):
-                fr_msd[f, s] = msd_sum[s]
-            for d in range(len(domain_br)):
-                fr_dom_br[f, d] = domain_br[d]
-                fr_dom_ions[f, d] = domain_ions[d]
-            for v in range(nv):
-                fr_vac[f, v] = vac_site[v]
-            fr_hops[f] = clock[1] + hops
-            for c in range(3):
-                fr_cross[f, c] = crossings[c]
-            frame_idx[0] = f + 1
+            _snapshot(frame_idx[0], clock[1] + hops, vac_site, msd_sum, domain_br, domain_ions, crossings,
+                      fr_msd, fr_dom_br, fr_dom_ions, fr_vac, fr_hops, fr_cross)
+            frame_idx[0] += 1
         if t_next > t_end:
             t = t_end
             status = 0
@@ -282,49 +348,19 @@ def _run(rng, clock, t_end, max_hops, nbr, btype, occ, site_vac, vac_site, speci
             else:
                 r -= tree[2 * i]
                 i = 2 * i + 1
-        v = i - p
-        if v >= nv:
-            v = nv - 1
+        v = min(i - p, nv - 1)
         kk = -1
-        last = -1
         for k in range(nbr.shape[1]):
-            rk = rates[v, k]
-            if rk > 0.0:
-                last = k
-                if r < rk:
-                    kk = k
+            if rates[v, k] > 0.0:
+                kk = k
+                if r < rates[v, k]:
                     break
-                r -= rk
-        if kk < 0:
-            kk = last
+                r -= rates[v, k]
         u = vac_site[v]
         j = nbr[u, kk]
         ion = occ[j]
-        s = ion_species[ion]
-        # light term bookkeeping before the occupancy changes
-        if seg_on:
-            isbr = 1 if s == 0 else 0
-            for q in range(2):
-                pj = pb_of_x[j, q]
-                if pj >= 0 and pj != pb_of_x[u, 0] and pj != pb_of_x[u, 1]:
-                    e_old = eg_table[n_br_pb[pj], n_occ_pb[pj]]
-                    n_br_pb[pj] -= isbr
-                    n_occ_pb[pj] -= 1
-                    e_new = eg_table[n_br_pb[pj], n_occ_pb[pj]]
-                    w_old = math.exp(-beta * (e_old - zs[2]))
-                    w_new = math.exp(-beta * (e_new - zs[2]))
-                    zs[0] += w_new - w_old
-                    zs[1] += e_new * w_new - e_old * w_old
-                pu = pb_of_x[u, q]
-                if pu >= 0 and pu != pb_of_x[j, 0] and pu != pb_of_x[j, 1]:
-                    e_old = eg_table[n_br_pb[pu], n_occ_pb[pu]]
-                    n_br_pb[pu] += isbr
-                    n_occ_pb[pu] += 1
-                    e_new = eg_table[n_br_pb[pu], n_occ_pb[pu]]
-                    w_old = math.exp(-beta * (e_old - zs[2]))
-                    w_new = math.exp(-beta * (e_new - zs[2]))
-                    zs[0] += w_new - w_old
-                    zs[1] += e_new * w_new - e_old * w_old
+        if seg_on:  # before the occupancy changes
+            _light_move(u, j, ion_species[ion], pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta)
         # execute: ion j -> u, vacancy u -> j
         occ[u] = ion
         occ[j] = -1
@@ -348,32 +384,31 @@ def _run(rng, clock, t_end, max_hops, nbr, btype, occ, site_vac, vac_site, speci
             ev_ion[c] = ion
         ev_count[0] = c + 1
         hops += 1
-        # rate updates
+        # rate updates: all vacancies with the light term, else the mover and its neighbours
         if seg_on:
-            for x in range(nv):
-                _tree_set(tree, p, x, _vacancy_rates(x, vac_site, nbr, btype, occ, species, w, rates,
-                                                     seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table,
-                                                     zs, beta, ncar))
-        else:
-            _tree_set(tree, p, v, _vacancy_rates(v, vac_site, nbr, btype, occ, species, w, rates,
-                                                 seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table,
-                                                 zs, beta, ncar))
-            for side in range(2):
-                x = u if side == 0 else j
-                for k in range(nbr.shape[1]):
-                    y = nbr[x, k]
-                    if y >= 0:
-                        ov = site_vac[y]
-                        if ov >= 0 and ov != v:
-                            _tree_set(tree, p, ov, _vacancy_rates(ov, vac_site, nbr, btype, occ, species,
-                                                                  w, rates, seg_on, pb_of_x, n_br_pb,
-                                                                  n_occ_pb, eg_table, zs, beta, ncar))
+            _update_all_rates(vac_site, nbr, btype, occ, species, w, rates, tree, p, seg_on,
+                              pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar)
+            continue
+        _tree_set(tree, p, v, _vacancy_rates(v, vac_site, nbr, btype, occ, species, w, rates,
+                                             seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar))
+        for x in (u, j):
+            for k in range(nbr.shape[1]):
+                ov = site_vac[nbr[x, k]] if nbr[x, k] >= 0 else -1
+                if ov >= 0 and ov != v:
+                    _tree_set(tree, p, ov, _vacancy_rates(ov, vac_site, nbr, btype, occ, species, w, rates,
+                                                          seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table,
+                                                          zs, beta, ncar))
     clock[0] = t
     clock[1] += hops
     return status
 
 
 # ---- Python API -------------------------------------------------------------------
+
+#: Named random streams of a run, spawned from its seed (the Br/I occupancy of an NC
+#: model uses the seed itself, as ``nc.to_atoms(seed)`` and ``build_x_lattice`` do).
+KMC_STREAMS = ("vacancies", "kmc")
+
 
 @dataclass
 class KMCResult:
@@ -422,12 +457,8 @@ class KMCResult:
 
     def mean_hop_time_ps(self) -> tuple[float, float]:
         """Mean waiting time of a vacancy between hops and its standard error."""
-        n = int(self.vacancy_hops.sum())
-        if n == 0:
-            return float("inf"), float("nan")
-        mean = float(self.vacancy_wait_ps.sum() / n)
-        var = max(float(self.vacancy_wait2_ps2.sum() / n) - mean * mean, 0.0)
-        return mean, math.sqrt(var / n)
+        m = mean_waiting_time(self.vacancy_hops, self.vacancy_wait_ps, self.vacancy_wait2_ps2)
+        return (float("inf"), float("nan")) if m.value is None else (m.value, m.stderr)
 
     def boundary_crossings(self) -> dict:
         c = self.trackers.crossings
@@ -445,41 +476,29 @@ class KMCResult:
                         out[f"{name} {i}->{j}"] = int(f[i, j] - f[j, i])
         return out
 
-    def summary(self) -> dict:
-        """JSON-ready summary (hops, mean hop time, crossings, flux, MSD, compositions)."""
-        mean, se = self.mean_hop_time_ps()
+    def settings(self) -> dict:
+        """How the run was made: seed and its streams, parameters, rates, stop reason."""
         rates = self.params.rate_table_per_ps()
-        res = self.residence_ps
-        moved = self.trackers.ion_hops > 0
-        dom_f = self.frame_domain_br_fraction
-        return {
-            "time_ps": self.time_ps,
-            "hops": self.hops,
-            "status": self.status,
-            "n_vacancies": self.n_vacancies,
-            "n_sites": self.lattice.n_sites,
-            "mean_hop_time_ps": mean,
-            "mean_hop_time_ps_se": se,
-            "vacancy_hops": self.vacancy_hops.tolist(),
-            "boundary_crossings": self.boundary_crossings(),
-            "net_flux": self.net_flux(),
-            "ions_moved": int(moved.sum()),
-            "ion_hops_max": int(self.trackers.ion_hops.max()) if len(moved) else 0,
-            "ion_mean_residence_per_hop_ps": float(self.trackers.ion_wait_ps[moved].sum()
-                                                   / max(self.trackers.ion_hops[moved].sum(), 1)),
-            "ions_changed_domain": int(np.sum(self.lattice.domain[self.trackers.ion_site]
-                                              != self.lattice.domain[self.trackers.ion_initial_site])),
-            "msd_nm2": dict(zip(SPECIES_NAMES, self.trackers.msd_nm2().tolist())),
-            "domain_br_fraction_initial": dom_f[0].tolist() if len(dom_f) else [],
-            "domain_br_fraction_final": dom_f[-1].tolist() if len(dom_f) else [],
-            "mean_domain_residence_ps": (res.sum(axis=0) / max(res.shape[0], 1)).tolist(),
-            "rates_per_ps": {"bulk": rates[:, 0].tolist(), "surface": rates[:, 1].tolist(),
-                             "rp": rates[:, 2].tolist(), "species": list(SPECIES_NAMES)},
-            "seed": self.seed,
-            "params": self.params.to_dict(),
-            "events_stored": int(len(self.event_time_ps)),
-            "events_truncated": self.events_truncated,
-        }
+        return {"seed": self.seed, "seeds": seed_record(self.seed, KMC_STREAMS),
+                "lattice_seed": self.lattice.seed, "status": self.status,
+                "events_stored": int(len(self.event_time_ps)), "events_truncated": self.events_truncated,
+                "params": self.params.to_dict(),
+                "rates_per_ps": {"bulk": rates[:, 0].tolist(), "surface": rates[:, 1].tolist(),
+                                 "rp": rates[:, 2].tolist(), "species": list(SPECIES_NAMES)}}
+
+    def summary(self) -> MigrationSummary:
+        """The run's truth as a :class:`~nanodomains.records.MigrationSummary`.
+
+        From the inline trackers: hops, mean vacancy hop time (with its standard
+        error), crossings in total and per boundary, residence times, MSD, domain
+        compositions; parameters and seed in ``settings``. The analysis of the written
+        trajectory (:func:`nanodomains.migration.analysis.summarize_trajectory`)
+        returns the same record type.
+        """
+        return summarize_trackers(
+            self.lattice, self.trackers, self.time_ps, n_vacancies=self.n_vacancies, vacancy_hops=self.vacancy_hops,
+            mean_hop_time_ps=mean_waiting_time(self.vacancy_hops, self.vacancy_wait_ps, self.vacancy_wait2_ps2),
+            origin="truth", settings=self.settings(), **self.params.record_fields())
 
     def to_dataset(self):
         """xarray Dataset: sites, frames and hop events (the trajectory)."""
@@ -511,20 +530,20 @@ class KMCResult:
             attrs={"title": "nanodomains halide-vacancy kMC trajectory",
                    "note": "hop_*: vacancy moves from_site -> to_site, ion moves to_site -> from_site; "
                            "site_*_species: 0 Br, 1 I, -1 vacancy",
-                   "seed": self.seed, "time_ps": self.time_ps, "hops": self.hops,
+                   "seed": self.seed, "lattice_seed": -1 if lat.seed is None else int(lat.seed),
+                   "time_ps": self.time_ps, "hops": self.hops, "n_vacancies": self.n_vacancies,
                    "events_truncated": int(self.events_truncated),
                    "nc_json": lat.nc.to_json() if lat.nc is not None else "",
-                   "params_json": json.dumps(self.params.to_dict())})
+                   "params_json": json.dumps(self.params.to_dict()),
+                   "record_fields_json": json.dumps(self.params.record_fields()),
+                   "settings_json": dumps(self.settings(), indent=None)})
         return ds
 
     def to_netcdf(self, path: str | Path) -> Path:
         """Write :meth:`to_dataset` to netCDF (h5netcdf engine), atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        self.to_dataset().to_netcdf(tmp, engine="h5netcdf")
-        tmp.replace(path)
-        return path
+        with atomic_path(path) as tmp:
+            self.to_dataset().to_netcdf(tmp, engine="h5netcdf")
+        return Path(path)
 
 
 def _site_species(occ, ion_species):
@@ -544,8 +563,11 @@ def _eg_table(params: KMCParameters) -> np.ndarray:
 
 
 def place_vacancies(lattice: XLattice, n_vacancies: int | None = None, vacancy_fraction: float | None = None,
-                    seed: int = 0) -> np.ndarray:
-    """Random distinct X sites for the vacancies (by number or by site fraction)."""
+                    seed: SeedLike = 0) -> np.ndarray:
+    """Random distinct X sites for the vacancies (by number or by site fraction).
+
+    ``seed`` is an int, SeedSequence or Generator (:func:`nanodomains.seeds.rng`).
+    """
     if (n_vacancies is None) == (vacancy_fraction is None):
         raise InputError("give exactly one of n_vacancies or vacancy_fraction")
     if vacancy_fraction is not None:
@@ -557,8 +579,198 @@ def place_vacancies(lattice: XLattice, n_vacancies: int | None = None, vacancy_f
     if n_vacancies >= lattice.n_sites:
         raise InputError(f"{n_vacancies} vacancies do not fit on {lattice.n_sites} X sites "
                          "(at least one ion must remain)")
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(lattice.n_sites, int(n_vacancies), replace=False)).astype(np.int32)
+    return np.sort(make_rng(seed).choice(lattice.n_sites, int(n_vacancies), replace=False)).astype(np.int32)
+
+
+# ---- run_kmc, step by step -----------------------------------------------------------
+
+def _check_limits(time_ns, max_hops, n_frames) -> tuple[float, int]:
+    """End time (ps, inf without ``time_ns``) and hop limit, checked."""
+    if time_ns is None and max_hops is None:
+        raise InputError("give time_ns or max_hops (or both)")
+    t_end = np.inf if time_ns is None else require_positive("time_ns", time_ns) * 1e3
+    if max_hops is not None and (int(max_hops) != max_hops or max_hops < 1):
+        raise InputError(f"max_hops must be an integer >= 1, got {max_hops!r}")
+    if int(n_frames) != n_frames or n_frames < 0:
+        raise InputError(f"n_frames must be an integer >= 0, got {n_frames!r}")
+    return t_end, (int(max_hops) if max_hops is not None else int(np.iinfo(np.int64).max))
+
+
+def _initial_vacancies(lattice: XLattice, vacancies, vacancy_fraction, vacancy_sites,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Vacancy sites: explicit, by fraction, or by number (random, from ``rng``)."""
+    if vacancy_sites is None:
+        if vacancy_fraction is not None:
+            return place_vacancies(lattice, vacancy_fraction=vacancy_fraction, seed=rng)
+        if vacancies is None:
+            raise InputError("give vacancies, vacancy_fraction or vacancy_sites")
+        return place_vacancies(lattice, n_vacancies=vacancies, seed=rng)
+    vac = np.unique(np.asarray(vacancy_sites, dtype=np.int64))
+    if len(vac) != len(np.asarray(vacancy_sites)) or len(vac) == 0:
+        raise InputError("vacancy_sites must be distinct site indices (at least one)")
+    if vac.min() < 0 or vac.max() >= lattice.n_sites:
+        raise InputError(f"vacancy_sites must lie in [0, {lattice.n_sites - 1}]")
+    if len(vac) >= lattice.n_sites:
+        raise InputError(f"{len(vac)} vacancies do not fit on {lattice.n_sites} X sites")
+    return vac.astype(np.int32)
+
+
+@dataclass
+class _Light:
+    """State of the photocarrier (light) term: octahedron counts and Boltzmann sums."""
+
+    on: bool
+    beta: float
+    ncar: float
+    eg: np.ndarray
+    eg0: float
+    n_br_pb: np.ndarray
+    n_occ_pb: np.ndarray
+    zs: np.ndarray  # sum of weights, sum of Eg x weight, reference gap eg0
+
+    @classmethod
+    def start(cls, lattice: XLattice, occ: np.ndarray, params: KMCParameters) -> "_Light":
+        eg = _eg_table(params)
+        x_occ = occ[lattice.x_of_pb] >= 0
+        x_br = x_occ & (lattice.species[lattice.x_of_pb] == 0)
+        light = cls(on=params.photocarriers > 0 and len(lattice.x_of_pb) > 0,
+                    beta=1.0 / (KB_EV * params.temperature_k), ncar=float(params.photocarriers), eg=eg,
+                    eg0=float(eg.min()), n_br_pb=x_br.sum(axis=1).astype(np.int64),
+                    n_occ_pb=x_occ.sum(axis=1).astype(np.int64), zs=np.zeros(3))
+        light.zs[2] = light.eg0
+        light.refresh()
+        return light
+
+    def refresh(self) -> None:
+        """Recompute the running sums from the counts (against rounding drift)."""
+        eg_p = self.eg[self.n_br_pb, self.n_occ_pb]
+        wts = np.exp(-self.beta * (eg_p - self.eg0))
+        self.zs[0], self.zs[1] = wts.sum(), (eg_p * wts).sum()
+
+
+@dataclass
+class _Engine:
+    """Occupancy, vacancies, rates and sum tree of a running kMC."""
+
+    lattice: XLattice
+    occ: np.ndarray  # site -> ion or -1
+    site_vac: np.ndarray  # site -> vacancy or -1
+    vac_site: np.ndarray  # vacancy -> site
+    ion_species: np.ndarray
+    trackers: Trackers
+    light: _Light
+    w: np.ndarray  # rate table (species x bond type), 1/ps
+    rates: np.ndarray  # (vacancies, D)
+    tree: np.ndarray
+    p: int
+
+    @classmethod
+    def start(cls, lattice: XLattice, vac: np.ndarray, params: KMCParameters) -> "_Engine":
+        """Ions on every non-vacant site (numbered in site order), trackers, rates."""
+        s, nv = lattice.n_sites, len(vac)
+        occupied = np.ones(s, bool)
+        occupied[vac] = False
+        occ = np.full(s, -1, dtype=np.int32)
+        occ[occupied] = np.arange(int(occupied.sum()), dtype=np.int32)
+        ion_species = lattice.species[occupied].astype(np.int8)
+        site_vac = np.full(s, -1, dtype=np.int32)
+        site_vac[vac] = np.arange(nv, dtype=np.int32)
+        p = 1
+        while p < nv:
+            p *= 2
+        eng = cls(lattice=lattice, occ=occ, site_vac=site_vac, vac_site=vac.copy(), ion_species=ion_species,
+                  trackers=Trackers.start(lattice, occ, ion_species), light=_Light.start(lattice, occ, params),
+                  w=params.rate_table_per_ps(), rates=np.zeros((nv, lattice.neighbors.shape[1])),
+                  tree=np.zeros(2 * p), p=p)
+        _init_rates(eng.vac_site, lattice.neighbors, lattice.bond_type, occ, ion_species, eng.w, eng.rates,
+                    eng.tree, p, *eng.light_args())
+        return eng
+
+    def light_args(self) -> tuple:
+        lt = self.light
+        return (lt.on, self.lattice.pb_of_x, lt.n_br_pb, lt.n_occ_pb, lt.eg, lt.zs, lt.beta, lt.ncar)
+
+
+@dataclass
+class _Recorder:
+    """Frames (snapshots at fixed times), stored hop events and vacancy waiting times."""
+
+    frame_times: np.ndarray
+    frame_idx: np.ndarray
+    frames: tuple  # msd (F, 2), domain Br (F, nd), domain ions (F, nd), vacancy sites, hops, crossings
+    events: tuple  # time, vacancy, from site, to site, ion; then the stored count
+    waits: tuple  # vacancy hops, time of last hop, summed wait, summed squared wait
+
+    @classmethod
+    def allocate(cls, t_end: float, n_frames: int, n_domains: int, nv: int, max_events: int) -> "_Recorder":
+        if np.isfinite(t_end) and n_frames > 0:
+            times = np.linspace(0.0, t_end, int(n_frames))
+        else:
+            times = np.zeros(1) if n_frames > 0 else np.zeros(0)
+        nf, cap = len(times), int(max(0, max_events))
+        frames = (np.zeros((nf, 2)), np.zeros((nf, n_domains), np.int64), np.zeros((nf, n_domains), np.int64),
+                  np.zeros((nf, nv), np.int32), np.zeros(nf, np.int64), np.zeros((nf, 3), np.int64))
+        events = (np.zeros(cap), np.zeros(cap, np.int32), np.zeros(cap, np.int32), np.zeros(cap, np.int32),
+                  np.zeros(cap, np.int32), np.zeros(1, np.int64))
+        waits = (np.zeros(nv, np.int64), np.zeros(nv), np.zeros(nv), np.zeros(nv))
+        return cls(frame_times=times, frame_idx=np.zeros(1, np.int64), frames=frames, events=events, waits=waits)
+
+    def hold_to_end(self, tr: Trackers, vac_site: np.ndarray, hops: int) -> None:
+        """A stuck run keeps its state to the end: fill the remaining frames with it."""
+        msd, dom_br, dom_ions, vac, fr_hops, cross = self.frames
+        while self.frame_idx[0] < len(self.frame_times):
+            f = int(self.frame_idx[0])
+            msd[f], dom_br[f], dom_ions[f], vac[f], fr_hops[f], cross[f] = (
+                tr.msd_sum_nm2, tr.domain_br, tr.domain_ions, vac_site, hops, tr.crossings)
+            self.frame_idx[0] = f + 1
+
+
+def _advance(eng: _Engine, rec: _Recorder, rng: np.random.Generator, t_end: float, max_hops: int,
+             chunk_hops: int, progress) -> tuple[int, np.ndarray]:
+    """Run the compiled engine in chunks of ``chunk_hops``; returns (status, clock)."""
+    lat = eng.lattice
+    clock = np.zeros(2)  # time (ps), hops so far
+    status, done = 1, 0
+    while done < max_hops:
+        chunk = int(min(chunk_hops, max_hops - done))
+        status = _run(rng, clock, t_end, chunk, lat.neighbors, lat.bond_type, eng.occ, eng.site_vac, eng.vac_site,
+                      eng.ion_species, eng.w, eng.rates, eng.tree, eng.p, *eng.light_args(),
+                      lat.positions_nm, lat.domain, *eng.trackers.arrays(), *rec.waits, *rec.events,
+                      rec.frame_times, rec.frame_idx, *rec.frames)
+        done = int(clock[1])
+        if progress is not None:
+            progress(float(clock[0]), done)
+        if status != 1:
+            break
+        if eng.light.on:
+            eng.light.refresh()
+    return status, clock
+
+
+def _result(eng: _Engine, rec: _Recorder, params: KMCParameters, seed: int, vac: np.ndarray, status: int,
+            clock: np.ndarray, t_end: float) -> KMCResult:
+    """Trim the frame and event buffers and package the run."""
+    t_final, done = float(clock[0]), int(clock[1])
+    if status == 2:  # stuck (no possible hop): the state persists to the end time
+        t_final = float(t_end) if np.isfinite(t_end) else t_final
+        rec.hold_to_end(eng.trackers, eng.vac_site, done)
+    nf = int(rec.frame_idx[0])
+    msd, dom_br, dom_ions, fr_vac, fr_hops, fr_cross = (a[:nf] for a in rec.frames)
+    ev_time, ev_vac, ev_from, ev_to, ev_ion, ev_count = rec.events
+    n_ev = int(min(ev_count[0], len(ev_time)))
+    counts = np.bincount(eng.ion_species, minlength=2)
+    vac_hops, _, vac_wait, vac_wait2 = rec.waits
+    return KMCResult(
+        lattice=eng.lattice, params=params, seed=int(seed), time_ps=t_final, hops=done,
+        status={0: "time", 1: "max_hops", 2: "stuck"}[int(status)],
+        vacancy_initial_site=vac, vacancy_site=eng.vac_site.copy(), vacancy_hops=vac_hops,
+        vacancy_wait_ps=vac_wait, vacancy_wait2_ps2=vac_wait2, trackers=eng.trackers,
+        residence_ps=eng.trackers.finish(eng.lattice, t_final), occupancy=eng.occ,
+        frame_time_ps=rec.frame_times[:nf], frame_msd_nm2=msd / np.maximum(counts, 1),
+        frame_domain_br_fraction=dom_br / np.maximum(dom_ions, 1), frame_vacancy_site=fr_vac, frame_hops=fr_hops,
+        frame_crossings=fr_cross, event_time_ps=ev_time[:n_ev], event_vacancy=ev_vac[:n_ev],
+        event_from_site=ev_from[:n_ev], event_to_site=ev_to[:n_ev], event_ion=ev_ion[:n_ev],
+        events_truncated=bool(ev_count[0] > len(ev_time)))
 
 
 def run_kmc(system, params: KMCParameters = KMCParameters(), *, time_ns: float | None = 10.0,
@@ -570,8 +782,9 @@ def run_kmc(system, params: KMCParameters = KMCParameters(), *, time_ns: float |
     Parameters
     ----------
     system : NanoCrystal or XLattice
-        An NC model (its X sublattice is built with occupancy seed ``seed``) or a
-        lattice (used as is; its ``species`` is the initial occupancy).
+        An NC model (its X sublattice is built with occupancy seed ``seed``, the
+        occupancy of ``nc.to_atoms(seed)``) or a lattice (used as is; its ``species`` is
+        the initial occupancy).
     params : KMCParameters
     time_ns : float, optional
         Simulated time; None runs until ``max_hops``.
@@ -585,7 +798,9 @@ def run_kmc(system, params: KMCParameters = KMCParameters(), *, time_ns: float |
     vacancy_sites : array of int, optional
         Explicit vacancy sites.
     seed : int
-        Seeds occupancy, vacancy placement and the kMC random stream.
+        The run's seed (recorded): the Br/I occupancy of an NC model, and the
+        independent streams :data:`KMC_STREAMS` (vacancy placement, kMC) spawned from it
+        by :func:`nanodomains.seeds.spawn`.
     n_frames : int
         Snapshots (MSD, domain compositions, vacancy sites) evenly spaced in time
         (needs ``time_ns``).
@@ -597,149 +812,25 @@ def run_kmc(system, params: KMCParameters = KMCParameters(), *, time_ns: float |
     Returns
     -------
     KMCResult
+        Its :meth:`~KMCResult.summary` is the run's truth record.
+
+    Examples
+    --------
+    >>> from nanodomains.structure import homogeneous
+    >>> res = run_kmc(homogeneous(2.4, seed=1), time_ns=0.05, vacancies=1, seed=3, n_frames=0)
+    >>> res.status, res.hops > 0, res.summary().SCHEMA
+    ('time', True, 'nanodomains.migration.summary/1')
     """
     params.validate()
+    seed = check_seed(seed)
     if vacancy_sites is None and vacancy_fraction is None and vacancies is not None and (
             int(vacancies) != vacancies or vacancies < 1):
         raise InputError(f"the number of vacancies must be an integer >= 1, got {vacancies!r}")
-    if isinstance(system, XLattice):
-        lattice = system
-    else:
-        lattice = build_x_lattice(system, seed=seed)
-    if time_ns is None and max_hops is None:
-        raise InputError("give time_ns or max_hops (or both)")
-    t_end = np.inf
-    if time_ns is not None:
-        t_end = require_positive("time_ns", time_ns) * 1e3
-    if max_hops is not None and (int(max_hops) != max_hops or max_hops < 1):
-        raise InputError(f"max_hops must be an integer >= 1, got {max_hops!r}")
-    max_hops = int(max_hops) if max_hops is not None else np.iinfo(np.int64).max
-    if int(n_frames) != n_frames or n_frames < 0:
-        raise InputError(f"n_frames must be an integer >= 0, got {n_frames!r}")
-    if vacancy_sites is not None:
-        vac = np.unique(np.asarray(vacancy_sites, dtype=np.int64))
-        if len(vac) != len(np.asarray(vacancy_sites)) or len(vac) == 0:
-            raise InputError("vacancy_sites must be distinct site indices (at least one)")
-        if vac.min() < 0 or vac.max() >= lattice.n_sites:
-            raise InputError(f"vacancy_sites must lie in [0, {lattice.n_sites - 1}]")
-        if len(vac) >= lattice.n_sites:
-            raise InputError(f"{len(vac)} vacancies do not fit on {lattice.n_sites} X sites")
-        vac = vac.astype(np.int32)
-    elif vacancy_fraction is not None:
-        vac = place_vacancies(lattice, vacancy_fraction=vacancy_fraction, seed=seed)
-    else:
-        if vacancies is None:
-            raise InputError("give vacancies, vacancy_fraction or vacancy_sites")
-        vac = place_vacancies(lattice, n_vacancies=vacancies, seed=seed)
-    nv = len(vac)
-    s = lattice.n_sites
-    # ions: every non-vacant site, numbered in site order
-    occupied = np.ones(s, bool)
-    occupied[vac] = False
-    occ = np.full(s, -1, dtype=np.int32)
-    occ[occupied] = np.arange(int(occupied.sum()), dtype=np.int32)
-    ion_species = lattice.species[occupied].astype(np.int8)
-    site_vac = np.full(s, -1, dtype=np.int32)
-    site_vac[vac] = np.arange(nv, dtype=np.int32)
-    vac_site = vac.copy()
-    tr = Trackers.start(lattice, occ, ion_species)
-    # light term
-    seg_on = params.photocarriers > 0
-    kt = KB_EV * params.temperature_k
-    beta = 1.0 / kt
-    eg = _eg_table(params)
-    x_occ = occ[lattice.x_of_pb] >= 0
-    x_br = x_occ & (lattice.species[lattice.x_of_pb] == 0)
-    n_occ_pb = x_occ.sum(axis=1).astype(np.int64)
-    n_br_pb = x_br.sum(axis=1).astype(np.int64)
-    eg_p = eg[n_br_pb, n_occ_pb]
-    eg0 = float(eg.min())
-    wts = np.exp(-beta * (eg_p - eg0))
-    zs = np.array([wts.sum(), (eg_p * wts).sum(), eg0])
-    pb_of_x = lattice.pb_of_x
-    if len(lattice.x_of_pb) == 0:
-        seg_on = False
-    # rates
-    w = params.rate_table_per_ps()
-    p = 1
-    while p < nv:
-        p *= 2
-    tree = np.zeros(2 * p)
-    d = lattice.neighbors.shape[1]
-    rates = np.zeros((nv, d))
-    _init_rates(vac_site, lattice.neighbors, lattice.bond_type, occ, ion_species, w, rates, tree, p,
-                seg_on, pb_of_x, n_br_pb, n_occ_pb, eg, zs, beta, float(params.photocarriers))
-    # frames and events
-    if np.isfinite(t_end) and n_frames > 0:
-        frame_times = np.linspace(0.0, t_end, int(n_frames))
-    else:
-        frame_times = np.zeros(1) if n_frames > 0 else np.zeros(0)
-    nf = len(frame_times)
-    nd = lattice.n_domains
-    fr_msd = np.zeros((nf, 2))
-    fr_dom_br = np.zeros((nf, nd), np.int64)
-    fr_dom_ions = np.zeros((nf, nd), np.int64)
-    fr_vac = np.zeros((nf, nv), np.int32)
-    fr_hops = np.zeros(nf, np.int64)
-    fr_cross = np.zeros((nf, 3), np.int64)
-    frame_idx = np.zeros(1, np.int64)
-    cap = int(max(0, max_events))
-    ev_time = np.zeros(cap)
-    ev_vac = np.zeros(cap, np.int32)
-    ev_from = np.zeros(cap, np.int32)
-    ev_to = np.zeros(cap, np.int32)
-    ev_ion = np.zeros(cap, np.int32)
-    ev_count = np.zeros(1, np.int64)
-    vac_hops = np.zeros(nv, np.int64)
-    vac_t_last = np.zeros(nv)
-    vac_wait = np.zeros(nv)
-    vac_wait2 = np.zeros(nv)
-    clock = np.zeros(2)  # time (ps), hops so far
-    rng = np.random.default_rng([seed, 0x6B4D43])
-    status = 1
-    done = 0
-    while done < max_hops:
-        chunk = int(min(chunk_hops, max_hops - done))
-        status = _run(rng, clock, t_end, chunk, lattice.neighbors, lattice.bond_type, occ, site_vac, vac_site,
-                      ion_species, w, rates, tree, p, seg_on, pb_of_x, n_br_pb, n_occ_pb, eg, zs, beta,
-                      float(params.photocarriers), lattice.positions_nm, lattice.domain, *tr.arrays(),
-                      vac_hops, vac_t_last, vac_wait, vac_wait2,
-                      ev_time, ev_vac, ev_from, ev_to, ev_ion, ev_count,
-                      frame_times, frame_idx, fr_msd, fr_dom_br, fr_dom_ions, fr_vac, fr_hops, fr_cross)
-        done = int(clock[1])
-        if progress is not None:
-            progress(float(clock[0]), done)
-        if status != 1:
-            break
-        if seg_on:  # refresh the running sums against rounding drift
-            eg_p = eg[n_br_pb, n_occ_pb]
-            wts = np.exp(-beta * (eg_p - eg0))
-            zs[0], zs[1] = wts.sum(), (eg_p * wts).sum()
-    t_final = float(clock[0])
-    if status == 2:
-        # stuck (no possible hop): the state persists to the end time
-        t_final = float(t_end) if np.isfinite(t_end) else t_final
-        while frame_idx[0] < nf:
-            f = int(frame_idx[0])
-            fr_msd[f] = tr.msd_sum_nm2
-            fr_dom_br[f] = tr.domain_br
-            fr_dom_ions[f] = tr.domain_ions
-            fr_vac[f] = vac_site
-            fr_hops[f] = done
-            fr_cross[f] = tr.crossings
-            frame_idx[0] = f + 1
-    nf_done = int(frame_idx[0])
-    counts = np.bincount(ion_species, minlength=2)
-    n_ev = int(min(ev_count[0], cap))
-    frac = fr_dom_br[:nf_done] / np.maximum(fr_dom_ions[:nf_done], 1)
-    return KMCResult(
-        lattice=lattice, params=params, seed=int(seed), time_ps=t_final, hops=done,
-        status={0: "time", 1: "max_hops", 2: "stuck"}[int(status)],
-        vacancy_initial_site=vac, vacancy_site=vac_site.copy(), vacancy_hops=vac_hops,
-        vacancy_wait_ps=vac_wait, vacancy_wait2_ps2=vac_wait2, trackers=tr,
-        residence_ps=tr.finish(lattice, t_final), occupancy=occ,
-        frame_time_ps=frame_times[:nf_done], frame_msd_nm2=fr_msd[:nf_done] / np.maximum(counts, 1),
-        frame_domain_br_fraction=frac, frame_vacancy_site=fr_vac[:nf_done], frame_hops=fr_hops[:nf_done],
-        frame_crossings=fr_cross[:nf_done],
-        event_time_ps=ev_time[:n_ev], event_vacancy=ev_vac[:n_ev], event_from_site=ev_from[:n_ev],
-        event_to_site=ev_to[:n_ev], event_ion=ev_ion[:n_ev], events_truncated=bool(ev_count[0] > cap))
+    lattice = system if isinstance(system, XLattice) else build_x_lattice(system, seed=seed)
+    t_end, max_hops = _check_limits(time_ns, max_hops, n_frames)
+    streams = spawn(seed, KMC_STREAMS)
+    vac = _initial_vacancies(lattice, vacancies, vacancy_fraction, vacancy_sites, streams["vacancies"])
+    eng = _Engine.start(lattice, vac, params)
+    rec = _Recorder.allocate(t_end, n_frames, lattice.n_domains, len(vac), max_events)
+    status, clock = _advance(eng, rec, streams["kmc"], t_end, max_hops, chunk_hops, progress)
+    return _result(eng, rec, params, seed, vac, status, clock, t_end)

@@ -108,70 +108,37 @@ def _lookup(keys_sorted, order, query) -> np.ndarray:
     return np.where(found, order[pos], -1)
 
 
-def build_x_lattice(nc, seed: int | None = None) -> XLattice:
-    """Build the X-sublattice hop graph of a :class:`~nanodomains.structure.NanoCrystal`.
-
-    Parameters
-    ----------
-    nc : NanoCrystal
-    seed : int, optional
-        Seed of the Br/I occupancy (``nc.to_atoms(seed)``); defaults to ``nc.seed``.
-
-    Returns
-    -------
-    XLattice
-    """
-    seed = nc.seed if seed is None else seed
-    if seed is None:
-        raise InputError("building the X sublattice needs a seed for the Br/I occupancy "
-                         "(the NC model has none; pass seed=)")
-    atoms = nc.to_atoms(seed)
-    site = atoms.get_array("site")
-    half = atoms.get_array("half_index").astype(np.int64)
-    dom = atoms.get_array("domain").astype(np.int32)
-    xm, pm = site == 2, site == 1
-    hx, hp = half[xm], half[pm]
-    numbers = atoms.numbers[xm]
-    species = np.where(numbers == 35, SPECIES_BR, SPECIES_I).astype(np.int8)
-    pos = atoms.positions[xm] / 10.0  # Angstrom -> nm
-    n_cells = np.array(nc.n_cells)
-    base = int(half.max()) + 6
-    keys = _encode(hx, base)
-    order = np.argsort(keys)
-    keys_sorted = keys[order]
-    s = len(hx)
-
-    # octahedra: the six X of each Pb
+def _octahedra(hx, hp, keys_sorted, order, base) -> tuple[np.ndarray, np.ndarray]:
+    """The six X of every octahedron (P, 6) and the one or two octahedra of every X (S, 2)."""
     x_of_pb = _lookup(keys_sorted, order, _encode(hp[:, None, :] + _X_OFFSETS[None], base)).astype(np.int32)
     if np.any(x_of_pb < 0):
         raise InputError("inconsistent atoms model: an octahedron misses one of its X sites")
-    # octahedra of each X (1 or 2)
     flat_x = x_of_pb.ravel()
     flat_p = np.repeat(np.arange(len(hp)), 6)
     o = np.argsort(flat_x, kind="stable")
     fx, fp = flat_x[o], flat_p[o]
     first = np.r_[True, fx[1:] != fx[:-1]]
     rank = np.arange(len(fx)) - np.maximum.accumulate(np.where(first, np.arange(len(fx)), 0))
-    pb_of_x = np.full((s, 2), -1, dtype=np.int32)
+    pb_of_x = np.full((len(hx), 2), -1, dtype=np.int32)
     pb_of_x[fx, rank] = fp
-    n_pb = (pb_of_x >= 0).sum(axis=1)
+    return x_of_pb, pb_of_x
 
+
+def _bonds(hx, hp, x_of_pb, pb_of_x, n_cells, keys_sorted, order, base):
+    """Bonds (E, 2), their types, the registry and the outer-surface flag of every X."""
     # registry from parity: unshifted X have exactly one even coordinate
     registry = ((hx % 2 == 0).sum(axis=1) == 2).astype(np.int8)
     # outer surface: bound to one octahedron whose missing partner lies outside the NC
-    one = n_pb == 1
+    one = (pb_of_x >= 0).sum(axis=1) == 1
     missing = 2 * hx - hp[np.maximum(pb_of_x[:, 0], 0)]
     outside = np.any((missing <= 0) | (missing >= 2 * n_cells[None, :]), axis=1)
     surface = one & outside
-
-    # bonds: octahedron edges
-    e = x_of_pb[:, _EDGE_PAIRS].reshape(-1, 2)
+    e = x_of_pb[:, _EDGE_PAIRS].reshape(-1, 2)  # octahedron edges
     # candidate RP bonds: interface X (one octahedron, not outer surface) across the fault
     iface = np.flatnonzero(one & ~outside)
     cand = _lookup(keys_sorted, order, _encode(hx[iface][:, None, :] + _CROSS_OFFSETS[None], base))
-    ii = np.repeat(iface, 8)
-    jj = cand.ravel()
-    ok = (jj >= 0)
+    ii, jj = np.repeat(iface, 8), cand.ravel()
+    ok = jj >= 0
     ii, jj = ii[ok], jj[ok]
     ok = registry[ii] != registry[jj]
     rp = np.stack([ii[ok], jj[ok]], axis=1)
@@ -179,7 +146,11 @@ def build_x_lattice(nc, seed: int | None = None) -> XLattice:
     edges = np.concatenate([e, rp])
     etype = np.concatenate([np.full(len(e), BOND_BULK, np.int8), np.full(len(rp), BOND_RP, np.int8)])
     etype[(etype == BOND_BULK) & (surface[edges[:, 0]] | surface[edges[:, 1]])] = BOND_SURFACE
-    # both directions, padded neighbour table
+    return edges, etype, registry, surface
+
+
+def _neighbor_table(edges, etype, s) -> tuple[np.ndarray, np.ndarray]:
+    """Both directions of every bond as a padded (S, D) neighbour table and bond types."""
     src = np.concatenate([edges[:, 0], edges[:, 1]])
     dst = np.concatenate([edges[:, 1], edges[:, 0]])
     typ = np.concatenate([etype, etype])
@@ -193,13 +164,59 @@ def build_x_lattice(nc, seed: int | None = None) -> XLattice:
     bond_type = np.zeros((s, dmax), dtype=np.int8)
     neighbors[src, col] = dst
     bond_type[src, col] = typ
+    return neighbors, bond_type
 
+
+def _boundary_types(nc) -> np.ndarray:
     nd = len(nc.domains)
     btype = np.zeros((nd, nd), dtype=np.int8)
     for b in nc.boundaries:
         i, j = b.domains
         kind = BOUNDARY_RP if b.type == "RP" else BOUNDARY_COHERENT
         btype[i, j] = btype[j, i] = max(btype[i, j], kind)
-    return XLattice(positions_nm=pos, half_index=hx.astype(np.int32), domain=dom[xm], registry=registry,
-                    surface=surface, species=species, neighbors=neighbors, bond_type=bond_type,
-                    pb_of_x=pb_of_x, x_of_pb=x_of_pb, boundary_type=btype, nc=nc, seed=seed)
+    return btype
+
+
+def build_x_lattice(nc, seed: int | None = None) -> XLattice:
+    """Build the X-sublattice hop graph of a :class:`~nanodomains.structure.NanoCrystal`.
+
+    Parameters
+    ----------
+    nc : NanoCrystal
+    seed : int, optional
+        Seed of the Br/I occupancy (``nc.to_atoms(seed)``); defaults to ``nc.seed``.
+
+    Returns
+    -------
+    XLattice
+
+    Examples
+    --------
+    >>> from nanodomains.structure import homogeneous
+    >>> lat = build_x_lattice(homogeneous(2.4, seed=1))
+    >>> lat.n_sites, int(lat.coordination().max())
+    (240, 8)
+    """
+    seed = nc.seed if seed is None else seed
+    if seed is None:
+        raise InputError("building the X sublattice needs a seed for the Br/I occupancy "
+                         "(the NC model has none; pass seed=)")
+    atoms = nc.to_atoms(seed)
+    site = atoms.get_array("site")
+    half = atoms.get_array("half_index").astype(np.int64)
+    dom = atoms.get_array("domain").astype(np.int32)
+    xm, pm = site == 2, site == 1
+    hx, hp = half[xm], half[pm]
+    species = np.where(atoms.numbers[xm] == 35, SPECIES_BR, SPECIES_I).astype(np.int8)
+    base = int(half.max()) + 6
+    keys = _encode(hx, base)
+    order = np.argsort(keys)
+    keys_sorted = keys[order]
+    x_of_pb, pb_of_x = _octahedra(hx, hp, keys_sorted, order, base)
+    edges, etype, registry, surface = _bonds(hx, hp, x_of_pb, pb_of_x, np.array(nc.n_cells), keys_sorted,
+                                             order, base)
+    neighbors, bond_type = _neighbor_table(edges, etype, len(hx))
+    return XLattice(positions_nm=atoms.positions[xm] / 10.0,  # Angstrom -> nm
+                    half_index=hx.astype(np.int32), domain=dom[xm], registry=registry, surface=surface,
+                    species=species, neighbors=neighbors, bond_type=bond_type, pb_of_x=pb_of_x, x_of_pb=x_of_pb,
+                    boundary_type=_boundary_types(nc), nc=nc, seed=seed)

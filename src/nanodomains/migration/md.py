@@ -47,7 +47,9 @@ from scipy.spatial import cKDTree
 from nanodomains.errors import FileFormatError, InputError, require_positive
 from nanodomains.migration.kmc import place_vacancies
 from nanodomains.migration.lattice import XLattice, build_x_lattice
-from nanodomains.migration.tracking import Trackers, track_events
+from nanodomains.files import write_text_atomic
+from nanodomains.migration.tracking import Trackers, summarize_trackers, track_events
+from nanodomains.records.populations import MigrationSummary
 
 ELEMENTS = ("Cs", "Pb", "Br", "I")
 MASSES_AMU = {"Cs": 132.905, "Pb": 207.2, "Br": 79.904, "I": 126.904}
@@ -155,11 +157,11 @@ def write_lammps_inputs(system: MDSystem, forcefield: str | Path, workdir: str |
     body = np.column_stack([np.arange(1, len(atoms) + 1), types, q, pos])
     text = "\n".join(lines) + "\n" + "\n".join(
         f"{int(r[0])} {int(r[1])} {r[2]:.1f} {r[3]:.6f} {r[4]:.6f} {r[5]:.6f}" for r in body) + "\n"
-    data.write_text(text)
+    write_text_atomic(data, text)
     n_steps = int(round(time_ps * 1000.0 / timestep_fs))
     every = max(1, int(round(dump_every_fs / timestep_fs)))
     halide_types = f"{ELEMENTS.index('Br') + 1} {ELEMENTS.index('I') + 1}"
-    script.write_text("\n".join([
+    write_text_atomic(script, "\n".join([
         "# nanodomains: ReaxFF NVT of an NC with halide vacancies",
         "units real",
         "atom_style charge",
@@ -343,14 +345,15 @@ class MDAnalysis:
     trackers: Trackers
     time_ps: float
 
-    def summary(self, lattice: XLattice) -> dict:
-        c = self.trackers.crossings
-        hops = int(self.trackers.ion_hops.sum())
-        return {"time_ps": self.time_ps, "hops": hops,
-                "boundary_crossings": {"total": int(c.sum()), "coherent": int(c[0]), "rp": int(c[1]),
-                                       "unresolved": int(c[2])},
-                "ions_moved": int((self.trackers.ion_hops > 0).sum()),
-                "msd_nm2": dict(zip(("Br", "I"), self.trackers.msd_nm2().tolist()))}
+    def summary(self, lattice: XLattice, **fields) -> MigrationSummary:
+        """The hop statistics as a :class:`~nanodomains.records.MigrationSummary`.
+
+        MD follows ions, not vacancies: the vacancy hop time is not computed. Extra
+        ``fields`` (``temperature_k``, ``n_vacancies``, provenance) pass through.
+        """
+        not_computed = {"mean_hop_time_ps": "MD tracks ions, not vacancies"}
+        return summarize_trackers(lattice, self.trackers, self.time_ps, not_computed=not_computed,
+                                  barrier_set=fields.pop("barrier_set", "reaxff-md"), **fields)
 
 
 def analyse_trajectory(system: MDSystem, times_ps, positions_nm, min_frames: int = 3) -> MDAnalysis:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from nanodomains.errors import InputError
+from nanodomains.files import atomic_path
 from nanodomains.migration.lattice import BOUNDARY_RP
 
 
@@ -38,6 +39,49 @@ def _boundary_segments(cmap2d: np.ndarray, a_nm: float, btype: np.ndarray):
     return segs, np.asarray(kinds)
 
 
+def _draw_view(ax, view: str, result, paths, centre, colours):
+    """One panel: domain map slice through ``centre`` across the view axis, boundaries,
+    and every vacancy path projected on the plane. Returns the image artist."""
+    from matplotlib.collections import LineCollection
+
+    if view not in "xyz" or len(view) != 1:
+        raise InputError(f"view must be 'x', 'y' or 'z', got {view!r}")
+    lat = result.lattice
+    nc = lat.nc
+    cmap = nc.cell_map()
+    a_nm = nc.reference_lattice_pm / 1000.0
+    br = np.array([d.br_fraction for d in nc.domains])
+    ref_pos = lat.half_index * (a_nm / 2.0)
+    k = "xyz".index(view)
+    keep = [d for d in range(3) if d != k]
+    idx = int(np.clip(centre[k] // a_nm, 0, cmap.shape[k] - 1))
+    slab = np.take(cmap, idx, axis=k)  # axes in order keep[0], keep[1]
+    extent = (0, slab.shape[0] * a_nm, 0, slab.shape[1] * a_nm)
+    im = ax.imshow(br[slab].T, origin="lower", extent=extent, cmap="coolwarm_r", vmin=0.0, vmax=1.0,
+                   interpolation="nearest", alpha=0.55)
+    segs, kinds = _boundary_segments(slab, a_nm, lat.boundary_type)
+    if segs:
+        segs = np.asarray(segs)
+        rp = kinds == BOUNDARY_RP
+        if rp.any():
+            ax.add_collection(LineCollection(segs[rp], colors="k", linewidths=2.2, label="RP fault"))
+        if (~rp).any():
+            ax.add_collection(LineCollection(segs[~rp], colors="0.3", linewidths=1.0, linestyles="--",
+                                             label="coherent"))
+    for v, (p, c) in enumerate(zip(paths, colours)):
+        xy = ref_pos[p][:, keep]
+        ax.plot(xy[:, 0], xy[:, 1], "-", color=c, lw=0.8, alpha=0.9, label=f"vacancy {v}")
+        ax.plot(*xy[0], "o", color=c, ms=5)
+        ax.plot(*xy[-1], "x", color=c, ms=7, mew=2)
+    ax.set_xlabel(f"{'xyz'[keep[0]]} (nm)")
+    ax.set_ylabel(f"{'xyz'[keep[1]]} (nm)")
+    ax.set_title(f"view along {view}, slice at {view} = {(idx + 0.5) * a_nm:.1f} nm")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+    return im
+
+
 def plot_vacancy_paths(result, path: str | Path | None = None, views=("z", "x"), dpi: int = 150):
     """Vacancy paths projected on two planes over the domain map.
 
@@ -58,65 +102,27 @@ def plot_vacancy_paths(result, path: str | Path | None = None, views=("z", "x"),
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
 
     lat = result.lattice
     if lat.nc is None:
         raise InputError("plot_vacancy_paths needs a run on an NC model (the lattice has no NC)")
-    nc = lat.nc
-    cmap = nc.cell_map()
-    a_nm = nc.reference_lattice_pm / 1000.0
-    br = np.array([d.br_fraction for d in nc.domains])
-    ref_pos = lat.half_index * (a_nm / 2.0)
+    a_nm = lat.nc.reference_lattice_pm / 1000.0
     paths = vacancy_paths(result)
     allsites = np.concatenate(paths) if paths else np.zeros(0, int)
-    centre = ref_pos[allsites].mean(axis=0) if len(allsites) else np.array(nc.edges_nm) / 2
+    centre = (lat.half_index * (a_nm / 2.0))[allsites].mean(axis=0) if len(allsites) else np.array(lat.nc.edges_nm) / 2
     fig, axes = plt.subplots(1, len(views), figsize=(5.2 * len(views), 4.6), squeeze=False)
     colours = plt.cm.tab10(np.arange(max(len(paths), 1)) % 10)
     for ax, view in zip(axes[0], views):
-        if view not in "xyz" or len(view) != 1:
-            raise InputError(f"view must be 'x', 'y' or 'z', got {view!r}")
-        k = "xyz".index(view)
-        keep = [d for d in range(3) if d != k]
-        idx = int(np.clip(centre[k] // a_nm, 0, cmap.shape[k] - 1))
-        slab = np.take(cmap, idx, axis=k)  # axes in order keep[0], keep[1]
-        img = br[slab]
-        extent = (0, slab.shape[0] * a_nm, 0, slab.shape[1] * a_nm)
-        im = ax.imshow(img.T, origin="lower", extent=extent, cmap="coolwarm_r", vmin=0.0, vmax=1.0,
-                       interpolation="nearest", alpha=0.55)
-        segs, kinds = _boundary_segments(slab, a_nm, lat.boundary_type)
-        if segs:
-            segs = np.asarray(segs)
-            rp = kinds == BOUNDARY_RP
-            if rp.any():
-                ax.add_collection(LineCollection(segs[rp], colors="k", linewidths=2.2, label="RP fault"))
-            if (~rp).any():
-                ax.add_collection(LineCollection(segs[~rp], colors="0.3", linewidths=1.0, linestyles="--",
-                                                 label="coherent"))
-        for v, (p, c) in enumerate(zip(paths, colours)):
-            xy = ref_pos[p][:, keep]
-            ax.plot(xy[:, 0], xy[:, 1], "-", color=c, lw=0.8, alpha=0.9, label=f"vacancy {v}")
-            ax.plot(*xy[0], "o", color=c, ms=5)
-            ax.plot(*xy[-1], "x", color=c, ms=7, mew=2)
-        ax.set_xlabel(f"{'xyz'[keep[0]]} (nm)")
-        ax.set_ylabel(f"{'xyz'[keep[1]]} (nm)")
-        ax.set_title(f"view along {view}, slice at {view} = {(idx + 0.5) * a_nm:.1f} nm")
-        ax.set_xlim(extent[0], extent[1])
-        ax.set_ylim(extent[2], extent[3])
-        ax.set_aspect("equal")
+        im = _draw_view(ax, view, result, paths, centre, colours)
     fig.colorbar(im, ax=axes[0].tolist(), label="domain Br fraction", shrink=0.8)
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         axes[0][0].legend(handles[:6], labels[:6], fontsize=7, loc="upper right")
-    s = result.summary()
+    mean, _ = result.mean_hop_time_ps()
     fig.suptitle(f"{result.params.temperature_k:g} K, {result.n_vacancies} vacancies, "
                  f"{result.time_ps / 1e3:.3g} ns: {result.hops} hops, mean hop time "
-                 f"{s['mean_hop_time_ps']:.1f} ps, RP crossings {s['boundary_crossings']['rp']}",
-                 fontsize=10)
+                 f"{mean:.1f} ps, RP crossings {result.boundary_crossings()['rp']}", fontsize=10)
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-        fig.savefig(tmp, dpi=dpi)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
     return fig

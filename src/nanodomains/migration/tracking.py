@@ -19,13 +19,16 @@ run) through the same function.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from nanodomains.errors import InputError
-from nanodomains.migration.lattice import XLattice
+from nanodomains.migration.lattice import BOUNDARY_NONE, BOUNDARY_RP, XLattice
+from nanodomains.records.base import Measured, measured
+from nanodomains.records.populations import BoundaryMigration, Crossings, DomainMigration, MigrationSummary
 
 CROSS_COHERENT, CROSS_RP, CROSS_UNRESOLVED = 0, 1, 2
 
@@ -83,6 +86,30 @@ class Trackers:
         """Current MSD per species (Br, I), nm^2."""
         counts = np.bincount(self.ion_species, minlength=2)
         return self.msd_sum_nm2 / np.maximum(counts, 1)
+
+    def domain_counts(self, lattice: XLattice, initial: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(Br ions, ions) of every domain, now or at the start (``initial=True``)."""
+        site = self.ion_initial_site if initial else self.ion_site
+        dom = lattice.domain[site]
+        nd = lattice.n_domains
+        return (np.bincount(dom[self.ion_species == 0], minlength=nd).astype(np.int64),
+                np.bincount(dom, minlength=nd).astype(np.int64))
+
+    def site_residence_ps(self) -> Measured:
+        """Mean waiting time of an ion between its hops, over the ions that moved.
+
+        Ratio estimator ``sum(wait) / sum(hops)``; its standard error treats ions as
+        independent clusters (delta method).
+        """
+        moved = self.ion_hops > 0
+        h = self.ion_hops[moved].astype(float)
+        wt = self.ion_wait_ps[moved]
+        if h.sum() == 0:
+            return measured(None)
+        r = float(wt.sum() / h.sum())
+        n = len(h)
+        se = math.sqrt(float(((wt - r * h) ** 2).sum()) * n / (n - 1)) / float(h.sum()) if n > 1 else None
+        return measured(r, se)
 
 
 @njit(cache=True, inline="always")
@@ -178,5 +205,109 @@ def track_events(lattice: XLattice, occupancy: np.ndarray, ion_species: np.ndarr
     return tr
 
 
-__all__ = ["Trackers", "track_hop", "track_events", "bond_types_of",
-           "CROSS_COHERENT", "CROSS_RP", "CROSS_UNRESOLVED"]
+def mean_waiting_time(n_waits, wait_sum, wait2_sum) -> Measured:
+    """Mean of waiting times from their count, sum and sum of squares (pooled over
+    vacancies), with the standard error ``sd / sqrt(n)``; no value when nothing waited.
+
+    Examples
+    --------
+    >>> str(mean_waiting_time([2, 2], [4.0, 6.0], [10.0, 20.0]))
+    '2.5 +- 0.56'
+    """
+    n = int(np.sum(n_waits))
+    if n == 0:
+        return measured(None)
+    mean = float(np.sum(wait_sum)) / n
+    var = max(float(np.sum(wait2_sum)) / n - mean * mean, 0.0)
+    return measured(mean, math.sqrt(var / n))
+
+
+def vacancy_waits(times_ps, vacancy, n_vacancies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per vacancy: number of hops, summed waiting time and summed squared waiting time
+    (the first wait counts from t = 0) from hop events sorted by time.
+
+    Examples
+    --------
+    >>> n, w, w2 = vacancy_waits([1.0, 2.0, 4.0], [0, 1, 0], 2)
+    >>> n.tolist(), w.tolist(), w2.tolist()
+    ([2, 1], [4.0, 2.0], [10.0, 4.0])
+    """
+    t = np.asarray(times_ps, dtype=float)
+    v = np.asarray(vacancy, dtype=np.int64)
+    order = np.argsort(v, kind="stable")
+    t, v = t[order], v[order]
+    first = np.r_[True, v[1:] != v[:-1]] if len(v) else np.zeros(0, bool)
+    wait = t - np.where(first, 0.0, np.r_[0.0, t[:-1]])
+    return (np.bincount(v, minlength=n_vacancies).astype(np.int64),
+            np.bincount(v, weights=wait, minlength=n_vacancies),
+            np.bincount(v, weights=wait * wait, minlength=n_vacancies))
+
+
+def _boundary_traffic(lattice: XLattice, trackers: Trackers) -> tuple[BoundaryMigration, ...]:
+    out = []
+    flux = trackers.flux
+    for i in range(lattice.n_domains):
+        for j in range(i + 1, lattice.n_domains):
+            kind = int(lattice.boundary_type[i, j])
+            if kind == BOUNDARY_NONE and not (flux[:, i, j].any() or flux[:, j, i].any()):
+                continue
+            out.append(BoundaryMigration(
+                pair=f"{i}-{j}", type="RP" if kind == BOUNDARY_RP else "coherent",
+                crossings=int(flux[:, i, j].sum() + flux[:, j, i].sum()),
+                net_br_ions=int(flux[0, i, j] - flux[0, j, i]), net_i_ions=int(flux[1, i, j] - flux[1, j, i])))
+    return tuple(out)
+
+
+def _domain_history(lattice: XLattice, trackers: Trackers, residence_ps: np.ndarray) -> tuple[DomainMigration, ...]:
+    br0, ions0 = trackers.domain_counts(lattice, initial=True)
+    br1, ions1 = trackers.domain_counts(lattice)
+    mean_res = residence_ps.sum(axis=0) / max(residence_ps.shape[0], 1)
+    return tuple(DomainMigration(id=d, br_fraction_initial=br0[d] / ions0[d] if ions0[d] else None,
+                                 br_fraction_final=br1[d] / ions1[d] if ions1[d] else None,
+                                 mean_residence_ps=float(mean_res[d])) for d in range(lattice.n_domains))
+
+
+def summarize_trackers(lattice: XLattice, trackers: Trackers, time_ps: float, **fields) -> MigrationSummary:
+    """The :class:`~nanodomains.records.MigrationSummary` of a run from its trackers.
+
+    Used by the kMC for its truth (inline trackers) and by the analyses of its
+    trajectory and of MD hop events (replayed trackers), so both give one record type.
+
+    Parameters
+    ----------
+    lattice : XLattice
+    trackers : Trackers
+        After the run (or the replay of its hop events).
+    time_ps : float
+        Duration of the run; unfinished domain stays count up to it.
+    **fields
+        The other record fields (``mean_hop_time_ps``, ``n_vacancies``,
+        ``vacancy_hops``, run parameters) and provenance (``origin``, ``settings``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nanodomains.migration.lattice import build_x_lattice
+    >>> from nanodomains.structure import homogeneous
+    >>> lat = build_x_lattice(homogeneous(2.4, seed=1))
+    >>> occ = np.arange(lat.n_sites, dtype=np.int32)
+    >>> tr = Trackers.start(lat, occ, lat.species)
+    >>> summarize_trackers(lat, tr, 10.0, temperature_k=300.0).hops
+    0
+    """
+    tr = trackers
+    c = tr.crossings
+    msd = tr.msd_nm2()
+    return MigrationSummary(
+        time_ps=float(time_ps), n_sites=lattice.n_sites, hops=int(tr.ion_hops.sum()),
+        boundary_crossings=Crossings(total=int(c.sum()), coherent=int(c[CROSS_COHERENT]), rp=int(c[CROSS_RP]),
+                                     unresolved=int(c[CROSS_UNRESOLVED])),
+        boundaries=_boundary_traffic(lattice, tr), domains=_domain_history(lattice, tr, tr.finish(lattice, time_ps)),
+        ions_moved=int((tr.ion_hops > 0).sum()),
+        ions_changed_domain=int(np.sum(lattice.domain[tr.ion_site] != lattice.domain[tr.ion_initial_site])),
+        ion_hops_max=int(tr.ion_hops.max()) if len(tr.ion_hops) else 0,
+        site_residence_ps=tr.site_residence_ps(), msd_br_nm2=float(msd[0]), msd_i_nm2=float(msd[1]), **fields)
+
+
+__all__ = ["Trackers", "track_hop", "track_events", "bond_types_of", "mean_waiting_time", "vacancy_waits",
+           "summarize_trackers", "CROSS_COHERENT", "CROSS_RP", "CROSS_UNRESOLVED"]

@@ -7,10 +7,13 @@ adds its recovered-vs-truth entries to ``summary.json``. Stages that are availab
    written as ``nc_*.json`` and ``*.extxyz`` with a description table.
 
 2. growth: a CsPbBr1.2I1.8 population (classical nucleation, clustered nuclei
-   coalescing with RP faults); its multi-domain fraction beside the seed's ~40/130.
+   coalescing with RP faults); its truth record (``growth_summary.json``) compared with
+   the statistics of the written NC models (``population.jsonl``); the multi-domain
+   fraction beside the seed's ~40/130.
 3. migration: halide-vacancy kMC in the Fig. 1 NC at 500 K with 2 vacancies for
    10 ns (seed: hops every ~10 ps, no RP crossings), and a control in which RP
-   crossings cost the bulk barrier.
+   crossings cost the bulk barrier; each run's truth record (``migration_summary.json``,
+   ``migration_control_summary.json``) compared with the analysis of its trajectory.
 
 4. stem: ADF-STEM images of the Fig. 1 NC and of the homogeneous control simulated
    (incoherent Z-contrast, 1e5 e/A^2, with truth sidecars), written as calibrated TIFF
@@ -43,12 +46,66 @@ def comparison(quantity: str, value, error=None, truth=None, paper=None) -> dict
     return {"quantity": quantity, "value": value, "error": error, "truth": truth, "paper": paper}
 
 
-def run_structure_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
-    """Build and write the Fig. 1 NC and a homogeneous control; return their summary."""
+def stage_seeds(seed, names) -> dict[str, int]:
+    """Recorded integer seeds for the named, independent random streams of a stage.
+
+    ``seed`` is an int, a ``numpy.random.SeedSequence`` (both spawned by
+    :func:`nanodomains.seeds.spawn`) or a ``numpy.random.Generator`` (``Generator.spawn``);
+    every child stream gives one integer seed, which the simulators record in their
+    outputs, so each stream can be re-run alone.
+
+    Examples
+    --------
+    >>> s = stage_seeds(0, ["blocked", "control"])
+    >>> sorted(s) == ["blocked", "control"] and s == stage_seeds(0, ["blocked", "control"])
+    True
+    """
+    import numpy as np
+
+    from nanodomains.seeds import spawn
+
+    names = list(names)
+    children = seed.spawn(len(names)) if isinstance(seed, np.random.Generator) else spawn(seed, names).values()
+    return {name: int(g.integers(0, 2**31 - 1)) for name, g in zip(names, children)}
+
+
+def comparison_rows(label: str, cmp, paths, paper: dict | None = None) -> list[dict]:
+    """Demo table rows straight from a :class:`~nanodomains.records.Comparison`: the
+    value, its standard error and the truth of each field in ``paths`` (compare's own
+    field paths), with the seed study's value where ``paper`` has one.
+
+    Examples
+    --------
+    >>> from nanodomains.records import compare
+    >>> from nanodomains.structure import homogeneous, summarize_crystals
+    >>> s = summarize_crystals([homogeneous(6.0, seed=1)])
+    >>> row = comparison_rows("growth", compare(s, s), ["n_crystals"], paper={"n_crystals": 1})[0]
+    >>> row["quantity"], row["value"], row["truth"], row["paper"], row["ok"]
+    ('growth: n_crystals', 1.0, 1.0, 1, True)
+    """
+    paper = paper or {}
+    rows = []
+    for path in paths:
+        r = cmp.row(path)
+        row = comparison(f"{label}: {path}", r.value, r.stderr, truth=r.truth, paper=paper.get(path))
+        row["ok"] = r.ok
+        rows.append(row)
+    return rows
+
+
+def run_structure_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
+    """Build and write the Fig. 1 NC and a homogeneous control; return their summary.
+
+    ``seed``: int, SeedSequence or Generator (:func:`stage_seeds`); the NC models
+    record their own integer seeds.
+    """
     from nanodomains.pipeline.figures import structure_figure
 
-    out = {}
-    for name, nc in (("paper_fig1", paper_fig1(seed=seed)), ("homogeneous", homogeneous(15.0, seed=seed))):
+    seeds = stage_seeds(seed, ["paper_fig1", "homogeneous"])
+    out = {"seeds": seeds}
+    models = {"paper_fig1": paper_fig1(seed=seeds["paper_fig1"]),
+              "homogeneous": homogeneous(15.0, seed=seeds["homogeneous"])}
+    for name, nc in models.items():
         nc.to_json(out_dir / f"nc_{name}.json")
         atoms = nc.to_atoms()
         write_atoms(atoms, out_dir / f"nc_{name}.extxyz")
@@ -65,7 +122,7 @@ def run_structure_stage(out_dir: Path, seed: int, sections: list[Section]) -> di
         "A 15 nm CsPbBr1.2I1.8 NC with five nanodomains R1-R5 (seed: R1 = CsPbBr0.81I2.19, "
         "R2 = CsPbBr1.56I1.44, lattice difference ~2 %). Domains are {100} boxes; boundaries "
         "between lattice registries are RP faults (1/2 a<111>, CsX-terminated).",
-        figures=[(structure_figure(paper_fig1(seed=seed), DOMAIN_NAMES["paper_fig1"]),
+        figures=[(structure_figure(models["paper_fig1"], DOMAIN_NAMES["paper_fig1"]),
                   "Left: domain map; middle: [100] atom columns by shifted cell fraction; "
                   "right: Cs and Pb+X columns swap across an RP fault.")],
         tables=[([{k: r[k] for k in ("name", "formula", "br_fraction", "shift", "volume_nm3", "lattice_pm",
@@ -74,72 +131,115 @@ def run_structure_stage(out_dir: Path, seed: int, sections: list[Section]) -> di
     return out
 
 
-def run_growth_stage(out_dir: Path, seed: int, sections: list[Section], n_crystals: int = 130) -> dict:
-    """Grow a population and compare its multi-domain fraction with the seed's."""
+GROWTH_PATHS = ("n_crystals", "multi_domain_fraction", "domains_per_nc_mean", "rp_faults_per_nc_mean",
+                "composition.within_nc_br_spread.mean", "rp_lattice_mismatch.mean")
+
+
+def _growth_figure(pop, found):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from nanodomains import growth
-
-    pop = growth.simulate_population("CsPbBr1.2I1.8", n_crystals=n_crystals, seed=seed)
-    pop.to_jsonl(out_dir / "population.jsonl")
-    s = pop.summary()
-    paper = 40 / 130
-    result = {"multi_domain_fraction": s["multi_domain_fraction"],
-              "multi_domain_fraction_se": s["multi_domain_fraction_se"],
-              "paper_multi_domain_fraction": round(paper, 3), "domains_per_nc": s["domains_per_nc"],
-              "n_crystals": n_crystals,
-              "comparisons": [comparison("multi-domain NC fraction", s["multi_domain_fraction"],
-                                         s["multi_domain_fraction_se"], paper=paper)]}
+    f = found.multi_domain_fraction.value
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    counts = {int(k): v for k, v in s["domains_per_nc"].items()}
+    counts = {int(k): v for k, v in found.domains_per_nc.items()}
     axes[0].bar(list(counts), list(counts.values()), color="tab:blue")
-    axes[0].set(xlabel="domains per NC", ylabel="NCs",
-                title=f"multi-domain {s['multi_domain_fraction']:.2f} (seed ~{paper:.2f})")
+    axes[0].set(xlabel="domains per NC", ylabel="NCs", title=f"multi-domain {f:.2f} (seed ~{40 / 130:.2f})")
     multi = np.repeat(pop.multi_domain, pop.n_domains)
     axes[1].hist([pop.domain_br_fraction[~multi], pop.domain_br_fraction[multi]], bins=30, stacked=True,
                  label=["homogeneous NCs", "domains of multi-domain NCs"], color=["0.6", "tab:orange"])
     axes[1].set(xlabel="Br fraction of domain", ylabel="domains", title="nucleus compositions")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def run_growth_stage(out_dir: Path, seed, sections: list[Section], n_crystals: int = 130) -> dict:
+    """Grow a population (truth: ``growth_summary.json``), analyse its written NC models
+    (``population.jsonl``) and compare the two records; the multi-domain fraction beside
+    the seed's ~40/130. ``seed``: int, SeedSequence or Generator (:func:`stage_seeds`)."""
+    from nanodomains import growth
+    from nanodomains.records import compare
+    from nanodomains.structure.population import POPULATION_TOLERANCES, summarize_crystals
+
+    seeds = stage_seeds(seed, ["population"])
+    pop = growth.simulate_population("CsPbBr1.2I1.8", n_crystals=n_crystals, seed=seeds["population"])
+    truth = pop.summary()
+    truth.to_json(out_dir / "growth_summary.json")
+    found = summarize_crystals(pop.to_jsonl(out_dir / "population.jsonl"))
+    cmp = compare(truth, found, tolerances=POPULATION_TOLERANCES)
+    paper = 40 / 130
+    f = found.multi_domain_fraction
+    result = {"multi_domain_fraction": f.value, "multi_domain_fraction_se": f.stderr,
+              "paper_multi_domain_fraction": round(paper, 3), "domains_per_nc": found.domains_per_nc,
+              "n_crystals": found.n_crystals, "seeds": seeds, "compare_ok": cmp.ok,
+              "compare_failures": [r.path for r in cmp.failures],
+              "comparisons": comparison_rows("growth population", cmp, GROWTH_PATHS,
+                                             paper={"multi_domain_fraction": paper})}
     sections.append(Section(
         "Growth (Fig. 2): a population of CsPbBr1.2I1.8 NCs",
         "Classical nucleation of Br-rich and I-rich nuclei, clustered in supersaturation hot spots; "
         "clustered nuclei coalesce into one NC with RP faults between mismatched nuclei. The "
-        "multi-domain fraction emerges from the simulation (one calibrated parameter: the hot-spot density).",
-        figures=[(fig, "Domains per NC and domain compositions.")],
-        tables=[([{"quantity": "multi-domain fraction", "simulated": s["multi_domain_fraction"],
-                   "+-": s["multi_domain_fraction_se"], "seed study": paper}], "")]))
+        "multi-domain fraction emerges from the simulation (one calibrated parameter: the hot-spot density). "
+        f"The statistics of the {found.n_crystals} written NC models against the simulator's truth: "
+        f"{'all' if cmp.ok else 'not all'} fields agree.",
+        figures=[(_growth_figure(pop, found), "Domains per NC and domain compositions.")],
+        tables=[([{"quantity": "multi-domain fraction", "simulated": f.value, "+-": f.stderr,
+                   "seed study": paper}], "")]))
     return result
 
 
-def run_migration_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
-    """kMC across the RP faults of the Fig. 1 NC, and a control with open RP paths."""
-    from nanodomains.migration import KMCParameters, run_kmc
+MIGRATION_PATHS = ("hops", "mean_hop_time_ps", "boundary_crossings.rp", "boundary_crossings.coherent",
+                   "site_residence_ps", "ions_changed_domain")
+
+
+def _kmc_with_analysis(nc, params, out_dir: Path, name: str, **kw):
+    """Run the kMC, write its truth (and trajectory), analyse the trajectory, compare."""
+    from nanodomains.migration import run_kmc
+    from nanodomains.migration.analysis import TRAJECTORY_TOLERANCES, summarize_trajectory
+    from nanodomains.records import compare
+
+    res = run_kmc(nc, params, time_ns=10.0, **kw)
+    truth = res.summary()
+    truth.to_json(out_dir / f"{name}_summary.json")
+    if name == "migration":
+        found = summarize_trajectory(res.to_netcdf(out_dir / "migration_trajectory.nc"))
+    else:
+        found = summarize_trajectory(res.to_dataset())
+    return res, truth, found, compare(truth, found, tolerances=TRAJECTORY_TOLERANCES)
+
+
+def run_migration_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
+    """kMC across the RP faults of the Fig. 1 NC, and a control with open RP paths.
+
+    Each run writes its truth (``migration_summary.json``, ``migration_control_summary.json``);
+    the analysis of its trajectory (``migration_trajectory.nc`` for the main run) is
+    compared with it. ``seed``: int, SeedSequence or Generator; the runs get the
+    independent streams ``blocked`` and ``control`` (:func:`stage_seeds`).
+    """
+    from nanodomains.migration import KMCParameters
     from nanodomains.migration.plot import plot_vacancy_paths
 
-    nc = paper_fig1(seed=seed)
-    blocked = run_kmc(nc, KMCParameters(temperature_k=500.0), time_ns=10.0, vacancies=2, seed=seed + 1)
-    blocked.to_netcdf(out_dir / "migration_trajectory.nc")
-    opened = run_kmc(nc, KMCParameters(temperature_k=500.0, rp_barrier_ev="bulk"), time_ns=10.0,
-                     vacancies=40, seed=seed + 2)
-    sb, so = blocked.summary(), opened.summary()
-    result = {"mean_hop_time_ps": sb["mean_hop_time_ps"], "mean_hop_time_ps_se": sb["mean_hop_time_ps_se"],
-              "hops": sb["hops"], "rp_crossings": sb["boundary_crossings"]["rp"],
-              "paper_mean_hop_time_ps": 10.0, "paper_rp_crossings": 0,
-              "control_rp_crossings_open": so["boundary_crossings"]["rp"], "control_hops": so["hops"],
-              "comparisons": [
-                  comparison("mean vacancy hop time (ps), 500 K", sb["mean_hop_time_ps"],
-                             sb["mean_hop_time_ps_se"], paper=10.0),
-                  comparison("RP crossings in 10 ns", sb["boundary_crossings"]["rp"], paper=0),
-                  comparison("RP crossings, control with bulk barrier", so["boundary_crossings"]["rp"])]}
+    seeds = stage_seeds(seed, ["blocked", "control"])
+    nc = paper_fig1(seed=seeds["blocked"])
+    blocked, sb, fb, cmp_b = _kmc_with_analysis(nc, KMCParameters(temperature_k=500.0), out_dir, "migration",
+                                                vacancies=2, seed=seeds["blocked"])
+    _, so, fo, cmp_o = _kmc_with_analysis(nc, KMCParameters(temperature_k=500.0, rp_barrier_ev="bulk"), out_dir,
+                                          "migration_control", vacancies=40, seed=seeds["control"])
+    result = {"mean_hop_time_ps": fb.mean_hop_time_ps.value, "mean_hop_time_ps_se": fb.mean_hop_time_ps.stderr,
+              "hops": fb.hops, "rp_crossings": fb.rp_crossings, "paper_mean_hop_time_ps": 10.0,
+              "paper_rp_crossings": 0, "control_rp_crossings_open": fo.rp_crossings, "control_hops": fo.hops,
+              "seeds": seeds, "compare_ok": cmp_b.ok and cmp_o.ok,
+              "compare_failures": [r.path for c in (cmp_b, cmp_o) for r in c.failures],
+              "comparisons": comparison_rows("migration 500 K", cmp_b, MIGRATION_PATHS,
+                                             paper={"mean_hop_time_ps": 10.0, "boundary_crossings.rp": 0})
+              + comparison_rows("migration control (RP open)", cmp_o, ("hops", "boundary_crossings.rp"))}
     fig = plot_vacancy_paths(blocked, out_dir / "migration_paths.png")
     sections.append(Section(
         "Halide migration (Fig. 3): vacancies do not cross RP faults",
         f"Rejection-free kMC of 2 halide vacancies in the Fig. 1 NC at 500 K for 10 ns: "
-        f"{sb['hops']} hops, mean hop time {sb['mean_hop_time_ps']:.1f} +- {sb['mean_hop_time_ps_se']:.1f} ps "
-        f"(seed: ~10 ps), {sb['boundary_crossings']['rp']} RP crossings. Control with RP crossing at "
-        f"the bulk barrier and 40 vacancies: {so['boundary_crossings']['rp']} RP crossings.",
+        f"{fb.hops} hops, mean hop time {fb.mean_hop_time_ps} ps (seed: ~10 ps), {fb.rp_crossings} RP "
+        f"crossings (from the trajectory; its truth agrees: {cmp_b.ok}). Control with RP crossing at "
+        f"the bulk barrier and 40 vacancies: {fo.rp_crossings} RP crossings.",
         figures=[(fig, "Vacancy paths over the domain map.")]))
     return result
 

@@ -12,11 +12,12 @@ from nanodomains.structure.model import (
     homogeneous,
     random_domains,
 )
+from nanodomains.structure.population import read_crystals, summarize_crystals
 from nanodomains.structure.presets import PRESETS, paper_fig1, preset
 
 __all__ = [
     "NanoCrystal", "Domain", "Region", "Boundary", "SHIFT_NONE", "SHIFT_RP",
     "homogeneous", "random_domains", "paper_fig1", "preset", "PRESETS",
     "build_atoms", "write_atoms", "project_columns", "parse_direction",
-    "SITE_CS", "SITE_PB", "SITE_X",
+    "SITE_CS", "SITE_PB", "SITE_X", "summarize_crystals", "read_crystals",
 ]

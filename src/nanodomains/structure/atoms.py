@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from nanodomains.errors import InputError
+from nanodomains.files import atomic_path
+from nanodomains.seeds import rng as make_rng
 
 SITE_CS, SITE_PB, SITE_X = 0, 1, 2
 SITE_NAMES = {SITE_CS: "Cs", SITE_PB: "Pb", SITE_X: "X"}
@@ -65,14 +67,15 @@ def build_atoms(nc, seed: int | np.random.Generator | None = None):
     Parameters
     ----------
     nc : NanoCrystal
-    seed : int or numpy.random.Generator
-        Halide occupancy randomness; recorded in ``atoms.info["seed"]`` when an int.
+    seed : int, numpy.random.SeedSequence or numpy.random.Generator
+        Halide occupancy randomness (:func:`nanodomains.seeds.rng`); recorded in
+        ``atoms.info["seed"]`` when an int (-1 otherwise).
     """
     from ase import Atoms
 
     if seed is None:
         raise InputError("to_atoms needs a seed (int or numpy Generator) for the Br/I occupancy")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = make_rng(seed)
     pb, dom = octahedra(nc)
     m = len(pb)
     half = np.concatenate([
@@ -113,16 +116,15 @@ def build_atoms(nc, seed: int | np.random.Generator | None = None):
 
 
 def write_atoms(atoms, path) -> None:
-    """Write extxyz (with per-atom ``domain``/``site`` arrays) or CIF by file extension."""
+    """Write extxyz (with per-atom ``domain``/``site`` arrays) or CIF by file extension, atomically."""
     from pathlib import Path
 
     from ase.io import write
 
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix in (".extxyz", ".xyz"):
-        write(p, atoms, format="extxyz")
-    elif suffix == ".cif":
-        write(p, atoms, format="cif")
-    else:
-        raise InputError(f"{p}: atoms export supports .extxyz/.xyz or .cif, got {suffix!r}")
+    formats = {".extxyz": "extxyz", ".xyz": "extxyz", ".cif": "cif"}
+    fmt = formats.get(p.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{p}: atoms export supports .extxyz/.xyz or .cif, got {p.suffix.lower()!r}")
+    with atomic_path(p) as tmp:
+        write(tmp, atoms, format=fmt)

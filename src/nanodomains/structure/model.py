@@ -37,6 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nanodomains import materials
 from nanodomains.errors import FileFormatError, GeometryError, InputError
+from nanodomains.files import write_text_atomic
+from nanodomains.seeds import rng as make_rng
 
 SHIFT_NONE = (0.0, 0.0, 0.0)
 SHIFT_RP = (0.5, 0.5, 0.5)
@@ -221,9 +223,10 @@ class NanoCrystal(BaseModel):
     # ---- serialisation ------------------------------------------------------
 
     def to_json(self, path: str | Path | None = None) -> str:
+        """The ``nc.json`` text; written atomically to ``path`` when given."""
         text = self.model_dump_json(indent=2)
         if path is not None:
-            _atomic_write_text(Path(path), text)
+            write_text_atomic(path, text)
         return text
 
     @classmethod
@@ -303,13 +306,6 @@ def _derive_boundaries(nc: NanoCrystal, grid: np.ndarray) -> list[Boundary]:
     return out
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 # ---- constructors -------------------------------------------------------------
 
 def _check_edges(edge_nm) -> tuple[float, float, float]:
@@ -345,7 +341,7 @@ def random_domains(edge_nm=15.0, formula: str = "CsPbBr1.2I1.8", n_domains: int 
         raise GeometryError(f"number of domains must be an integer >= 1, got {n_domains!r}")
     if not (0 <= composition_sd <= 0.5):
         raise InputError(f"composition_sd must lie in [0, 0.5], got {composition_sd}")
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     a_nm = materials.lattice_constant_pm(f0) / 1000
     n = [max(1, int(round(e / a_nm))) for e in edges]
     boxes = [(np.zeros(3, int), np.array(n))]  # in cells
