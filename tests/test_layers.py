@@ -51,6 +51,9 @@ LAYERS: dict[str, int] = {
     "nanodomains.stem.eds": 3,  # EDS map simulation (loading and line scans go to layer 4)
     "nanodomains.stem.probe": 3,
     "nanodomains.stem.io": 3,
+    "nanodomains.stem.tables": 3,  # column-intensity tables: model, reading, checks (shared)
+    "nanodomains.stem.table_build": 3,  # building multislice tables (simulation)
+    "nanodomains.stem.truth": 3,  # truth sidecar format, read by validation (no simulator)
     # 4: analysis
     "nanodomains.stem.analyze": 4,
     "nanodomains.stem.columns": 4,
@@ -58,7 +61,6 @@ LAYERS: dict[str, int] = {
     "nanodomains.stem.domains": 4,
     "nanodomains.stem.gpa": 4,
     "nanodomains.stem.linescan": 4,
-    "nanodomains.stem.tables": 4,  # reading column tables (building them is simulation)
     "nanodomains.stem.validation": 4,
     "nanodomains.spectroscopy.*": 4,
     # 5-6: top
@@ -75,6 +77,7 @@ SIMULATORS: list[str] = [
     "nanodomains.stem.simulate",
     "nanodomains.stem.multislice",
     "nanodomains.stem.eds",
+    "nanodomains.stem.table_build",
     "nanodomains.optics.*",
     "nanodomains.growth",
     "nanodomains.migration.kmc",
