@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from conftest import REALDATA
 
 import numpy as np
@@ -123,11 +125,11 @@ def test_lattice_from_columns_and_csv(tmp_path):
     assert np.all(lf["lattice_pm_err"] > 0) and np.all(lf["lattice_pm_err"] < 1.0)
     tab = C.find_columns(da)
     out = C.write_columns_csv(tab, tmp_path / "columns.csv")
-    back = pd.read_csv(out, comment="#")
+    back = pd.read_csv(out)
     for col in ("x_nm", "y_nm", "type", "amplitude", "sigma_nm", "integrated_intensity", "fit_ok"):
         assert col in back.columns
     assert len(back) == len(tab)
-    assert out.read_text().startswith("# pixel_size_pm=25.0")
+    assert json.loads((tmp_path / "columns.meta.json").read_text())["pixel_size_pm"] == 25.0
 
 
 def test_bad_input():

@@ -111,3 +111,16 @@ def test_seeds_are_checked_and_streams_independent():
     a = spawn(5, ["x", "y"])
     assert a["x"].random() != a["y"].random()
     assert to_jsonable({"k": np.int64(3)}) == {"k": 3}
+
+
+class Fit(Record):
+    SCHEMA: ClassVar[str] = "nanodomains.test_fit/1"
+    tau_ns: tuple[Measured, ...] = ()
+
+
+def test_compare_tuples_of_measured_element_by_element():
+    truth = Fit(tau_ns=(measured(0.5, 0), measured(2.0, 0)), origin="truth")
+    cmp = compare(truth, Fit(tau_ns=(measured(0.51, 0.01), measured(2.5, 0.1))), tolerances={"tau_ns": 0.05})
+    assert cmp.row("tau_ns[0]").ok is True and cmp.row("tau_ns[1]").ok is False
+    short = compare(truth, Fit(tau_ns=(measured(0.5, 0.01),)), tolerances={"tau_ns": 0.05})
+    assert short.row("tau_ns[1]").ok is False

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["SeedLike", "rng", "spawn", "seed_record", "check_seed"]
+__all__ = ["SeedLike", "rng", "spawn", "stream_seeds", "seed_record", "check_seed"]
 
 SeedLike = int | np.random.SeedSequence | np.random.Generator
 
@@ -55,6 +55,24 @@ def spawn(seed: int | np.random.SeedSequence, names: Sequence[str]) -> dict[str,
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(check_seed(seed))
     children = root.spawn(len(names))
     return {name: np.random.default_rng(child) for name, child in zip(names, children)}
+
+
+def stream_seeds(seed: SeedLike, names: Sequence[str]) -> dict[str, int]:
+    """One recorded integer seed per named, independent stream.
+
+    ``seed`` is an int or a ``SeedSequence`` (children by :func:`spawn`) or a
+    ``Generator`` (children by ``Generator.spawn``). For simulators that take and
+    record an integer seed, so each stream can be re-run alone.
+
+    Examples
+    --------
+    >>> s = stream_seeds(0, ["blocked", "control"])
+    >>> sorted(s) == ["blocked", "control"] and s == stream_seeds(0, ["blocked", "control"])
+    True
+    """
+    names = list(names)
+    children = seed.spawn(len(names)) if isinstance(seed, np.random.Generator) else spawn(seed, names).values()
+    return {name: int(g.integers(0, 2**31 - 1)) for name, g in zip(names, children)}
 
 
 def seed_record(seed: int, names: Sequence[str]) -> dict:

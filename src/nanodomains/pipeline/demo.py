@@ -31,12 +31,15 @@ adds its recovered-vs-truth entries to ``summary.json``. Stages that are availab
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from nanodomains import __version__
+from nanodomains.files import write_json_atomic
 from nanodomains.pipeline.report import Section, write_report
+from nanodomains.seeds import seed_record, stream_seeds
 from nanodomains.structure import homogeneous, paper_fig1, write_atoms
 from nanodomains.structure.presets import DOMAIN_NAMES
 
@@ -44,29 +47,6 @@ from nanodomains.structure.presets import DOMAIN_NAMES
 def comparison(quantity: str, value, error=None, truth=None, paper=None) -> dict:
     """One row of the demo's recovered / truth / seed-study table."""
     return {"quantity": quantity, "value": value, "error": error, "truth": truth, "paper": paper}
-
-
-def stage_seeds(seed, names) -> dict[str, int]:
-    """Recorded integer seeds for the named, independent random streams of a stage.
-
-    ``seed`` is an int, a ``numpy.random.SeedSequence`` (both spawned by
-    :func:`nanodomains.seeds.spawn`) or a ``numpy.random.Generator`` (``Generator.spawn``);
-    every child stream gives one integer seed, which the simulators record in their
-    outputs, so each stream can be re-run alone.
-
-    Examples
-    --------
-    >>> s = stage_seeds(0, ["blocked", "control"])
-    >>> sorted(s) == ["blocked", "control"] and s == stage_seeds(0, ["blocked", "control"])
-    True
-    """
-    import numpy as np
-
-    from nanodomains.seeds import spawn
-
-    names = list(names)
-    children = seed.spawn(len(names)) if isinstance(seed, np.random.Generator) else spawn(seed, names).values()
-    return {name: int(g.integers(0, 2**31 - 1)) for name, g in zip(names, children)}
 
 
 def comparison_rows(label: str, cmp, paths, paper: dict | None = None) -> list[dict]:
@@ -96,12 +76,12 @@ def comparison_rows(label: str, cmp, paths, paper: dict | None = None) -> list[d
 def run_structure_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     """Build and write the Fig. 1 NC and a homogeneous control; return their summary.
 
-    ``seed``: int, SeedSequence or Generator (:func:`stage_seeds`); the NC models
+    ``seed``: int, SeedSequence or Generator (:func:`nanodomains.seeds.stream_seeds`); the NC models
     record their own integer seeds.
     """
     from nanodomains.pipeline.figures import structure_figure
 
-    seeds = stage_seeds(seed, ["paper_fig1", "homogeneous"])
+    seeds = stream_seeds(seed, ["paper_fig1", "homogeneous"])
     out = {"seeds": seeds}
     models = {"paper_fig1": paper_fig1(seed=seeds["paper_fig1"]),
               "homogeneous": homogeneous(15.0, seed=seeds["homogeneous"])}
@@ -137,7 +117,6 @@ GROWTH_PATHS = ("n_crystals", "multi_domain_fraction", "domains_per_nc_mean", "r
 
 def _growth_figure(pop, found):
     import matplotlib.pyplot as plt
-    import numpy as np
 
     f = found.multi_domain_fraction.value
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -156,12 +135,12 @@ def _growth_figure(pop, found):
 def run_growth_stage(out_dir: Path, seed, sections: list[Section], n_crystals: int = 130) -> dict:
     """Grow a population (truth: ``growth_summary.json``), analyse its written NC models
     (``population.jsonl``) and compare the two records; the multi-domain fraction beside
-    the seed's ~40/130. ``seed``: int, SeedSequence or Generator (:func:`stage_seeds`)."""
+    the seed's ~40/130. ``seed``: int, SeedSequence or Generator (:func:`nanodomains.seeds.stream_seeds`)."""
     from nanodomains import growth
     from nanodomains.records import compare
     from nanodomains.structure.population import POPULATION_TOLERANCES, summarize_crystals
 
-    seeds = stage_seeds(seed, ["population"])
+    seeds = stream_seeds(seed, ["population"])
     pop = growth.simulate_population("CsPbBr1.2I1.8", n_crystals=n_crystals, seed=seeds["population"])
     truth = pop.summary()
     truth.to_json(out_dir / "growth_summary.json")
@@ -214,12 +193,12 @@ def run_migration_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     Each run writes its truth (``migration_summary.json``, ``migration_control_summary.json``);
     the analysis of its trajectory (``migration_trajectory.nc`` for the main run) is
     compared with it. ``seed``: int, SeedSequence or Generator; the runs get the
-    independent streams ``blocked`` and ``control`` (:func:`stage_seeds`).
+    independent streams ``blocked`` and ``control`` (:func:`nanodomains.seeds.stream_seeds`).
     """
     from nanodomains.migration import KMCParameters
     from nanodomains.migration.plot import plot_vacancy_paths
 
-    seeds = stage_seeds(seed, ["blocked", "control"])
+    seeds = stream_seeds(seed, ["blocked", "control"])
     nc = paper_fig1(seed=seeds["blocked"])
     blocked, sb, fb, cmp_b = _kmc_with_analysis(nc, KMCParameters(temperature_k=500.0), out_dir, "migration",
                                                 vacancies=2, seed=seeds["blocked"])
@@ -244,8 +223,11 @@ def run_migration_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     return result
 
 
-def run_stem_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
-    """Simulate and analyse STEM images of the Fig. 1 NC and a homogeneous NC."""
+def run_stem_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
+    """Simulate and analyse STEM images of the Fig. 1 NC and a homogeneous NC.
+
+    ``seed``: int, SeedSequence or Generator; the NC models and the images get the
+    independent streams ``models`` and ``images``."""
     from nanodomains.stem.analyze import analyze_image
     from nanodomains.stem.io import load_image
     from nanodomains.stem.simulate import simulate_image, write_simulation
@@ -253,8 +235,10 @@ def run_stem_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
 
     paper = {0: {"name": "R1", "br_fraction": 0.27}, 1: {"name": "R2", "br_fraction": 0.52}}
     rows, comps, figures, out = [], [], [], {}
-    for name, nc in (("paper_fig1", paper_fig1(seed=seed)), ("homogeneous", homogeneous(15.0, seed=seed))):
-        sim = simulate_image(nc, pixel_size_pm=20.0, dose_e_per_a2=1e5, seed=seed + 11)
+    seeds = stream_seeds(seed, ["models", "images"])
+    for name, nc in (("paper_fig1", paper_fig1(seed=seeds["models"])),
+                     ("homogeneous", homogeneous(15.0, seed=seeds["models"]))):
+        sim = simulate_image(nc, pixel_size_pm=20.0, dose_e_per_a2=1e5, seed=seeds["images"])
         img_path, _ = write_simulation(sim, out_dir / f"stem_{name}.tif")
         res = analyze_image(load_image(img_path))
         res.write(out_dir / f"stem_{name}")
@@ -331,7 +315,7 @@ def _pl_fss_comparisons(name: str, truth, cmp) -> list[dict]:
     return rows
 
 
-def run_pl_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
+def run_pl_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     """Simulate the Fig. 4/5 preset movies and analyse them against their truth.
 
     Each movie's truth and analysis are one record type
@@ -339,17 +323,17 @@ def run_pl_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
     (peak SNR >= 10, in the window) are compared with :func:`nanodomains.records.compare`
     and :data:`PL_TOLERANCES`, and the rows of that comparison are the stage's table.
     """
-    import numpy as np
 
     from nanodomains.optics import movies, presets
     from nanodomains.records import compare
     from nanodomains.spectroscopy.movie_analysis import analyze_movie
 
     all_rows, figures, counts, table_s2, fss_rows = [], [], {}, [], []
+    seeds = stream_seeds(seed, [*PL_PRESETS, "analysis"])
     for name in PL_PRESETS:
-        movie, truth = presets.simulate_preset_movie(name, seed=seed + 1)
+        movie, truth = presets.simulate_preset_movie(name, seed=seeds[name])
         movies.save_movie(movie, truth, out_dir / f"pl_{name}.nc")
-        res = analyze_movie(movie, seed=seed)
+        res = analyze_movie(movie, seed=seeds["analysis"])
         res.write(out_dir / f"pl_{name}")
         visible = truth.visible(PL_MIN_SNR)
         cmp = compare(visible, res.record, tolerances=PL_TOLERANCES)
@@ -386,7 +370,7 @@ def run_pl_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
     return result
 
 
-def run_photons_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict:
+def run_photons_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     """HBT streams of QD1 and QD2 of fig5d: PTU T3 round trip, g2(0), lifetimes.
 
     Each emitter's g2 and lifetime are written as records (``photons_<id>.g2.json``,
@@ -401,12 +385,13 @@ def run_photons_stage(out_dir: Path, seed: int, sections: list[Section]) -> dict
     from nanodomains.timetags import read_photons
 
     rows, figures, comps = [], [], []
-    dyn, _ = presets.dynamics_from(None, "fig5d", seed=seed + 3, excitation="pulsed", duration_s=120.0)
+    seeds = stream_seeds(seed, ["dynamics", "D0-X", "D1-X"])
+    dyn, _ = presets.dynamics_from(None, "fig5d", seed=seeds["dynamics"], excitation="pulsed", duration_s=120.0)
     # QD1 (652.36 nm) and QD2's doublet (652.52 / 652.90 nm) overlap: as in the lab, a
     # narrow band-pass (0.1 nm) on QD1's line and on QD2's red line
     for emitter, line, paper_tau in (("D0-X", None, 0.54), ("D1-X", 1, 0.66)):
         band = ph.line_filter(dyn, emitter, line=line, width_nm=0.1)
-        sim = ph.simulate_photons(dyn, duration_s=30.0, seed=seed + 5, band_nm=band, t3=True,
+        sim = ph.simulate_photons(dyn, duration_s=30.0, seed=seeds[emitter], band_nm=band, t3=True,
                                   params=ph.PhotonParameters(mode="pulsed"),
                                   detectors=ph.Detectors(efficiency=0.05))
         truth = sim.truth.emitter(emitter)
@@ -460,12 +445,15 @@ def run_demo(out_dir: str | Path = "demo_out", seed: int = 0, progress=None, n_c
               ("stem", run_stem_stage),
               ("pl", run_pl_stage),
               ("photons", run_photons_stage)]
+    # each stage gets an independent stream: SeedSequence(seed).spawn, in stage order
+    stage_seq = dict(zip([n for n, _ in stages], np.random.SeedSequence(seed).spawn(len(stages))))
+    summary["seeds"] = seed_record(seed, list(stage_seq))
     for name, stage in stages:
         if progress is not None:
             progress(name)
         t_stage = time.perf_counter()
         try:
-            summary["stages"][name] = stage(out, seed, sections)
+            summary["stages"][name] = stage(out, stage_seq[name], sections)
         except Exception as exc:  # one failing stage must not lose the others' results
             summary["stages"][name] = {"error": f"{type(exc).__name__}: {exc}"}
             sections.append(Section(f"Stage '{name}' failed", f"{type(exc).__name__}: {exc}"))
@@ -478,7 +466,5 @@ def run_demo(out_dir: str | Path = "demo_out", seed: int = 0, progress=None, n_c
     write_report(out / "report.html", "nanodomains demo: the seed study end to end", sections,
                  intro=f"nanodomains {__version__}, seed {seed}. Every number here comes from "
                        "`nanodomains demo`; summary.json holds them beside their truth.")
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=float))
-    tmp.replace(out / "summary.json")
+    write_json_atomic(summary, out / "summary.json", indent=2)
     return summary

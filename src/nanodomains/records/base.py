@@ -409,6 +409,12 @@ def _compare_values(path: str, t, r, tolerances, rows: list[ComparisonRow]) -> N
         return
     if isinstance(t, (list, tuple)) and t and isinstance(t[0], Item) and not isinstance(t[0], Measured):
         return  # lists are paired by _compare_items
+    if (isinstance(t, (list, tuple)) and isinstance(r, (list, tuple)) and (t or r)
+            and all(isinstance(x, Measured) for x in (*t, *r))):
+        for i in range(max(len(t), len(r))):  # element by element; a missing one fails
+            _compare_values(f"{path}[{i}]", t[i] if i < len(t) else None, r[i] if i < len(r) else None,
+                            tolerances, rows)
+        return
     if isinstance(t, np.ndarray) or isinstance(r, np.ndarray):
         return  # arrays (histograms, maps) are not compared field by field
     tv, tse = _number(t)

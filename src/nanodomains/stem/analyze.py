@@ -336,10 +336,17 @@ def _background(img: np.ndarray, pos: np.ndarray, cell_px: float, background: fl
 
 
 def _table_item(tab: xr.Dataset, note: str) -> StemTable:
-    keep = ("column_exponent", "column_saturation_a2", "crosstalk", "num_configs", "frozen_phonons", "energy_kev",
-            "detector_mrad")
-    return StemTable(method=tab.attrs.get("method"), note=note,
-                     parameters={k: v for k, v in tab.attrs.items() if k in keep})
+    """The table's model parameters and, where the table records one, its probe and
+    detector (read through :meth:`ProbeParameters.from_attrs`, which knows every name)."""
+    from nanodomains.stem.probe import ProbeParameters
+
+    keep = ("column_exponent", "column_saturation_a2", "crosstalk", "num_configs", "frozen_phonons")
+    parameters = {k: v for k, v in tab.attrs.items() if k in keep}
+    try:
+        parameters.update(ProbeParameters.from_attrs(tab.attrs).to_attrs())
+    except FileFormatError:
+        pass  # a table made without a probe (power law): none to record
+    return StemTable(method=tab.attrs.get("method"), note=note, parameters=parameters)
 
 
 def _composition_step(image: xr.DataArray, cols: Any, seg: Any, tab: xr.Dataset | None, names: tuple[str, ...],

@@ -1045,7 +1045,11 @@ def find_columns(
 
 
 def write_columns_csv(table: Any, path: str | Path) -> Path:
-    """Write a column table to CSV (a ``# pixel_size_pm=...`` comment line first).
+    """Write a column table as plain CSV, its ``attrs`` to a JSON sidecar.
+
+    The CSV opens with a plain ``pandas.read_csv(path)``; the metadata
+    (``pixel_size_pm``, ``fit_sweeps``, ``classification``) go to ``<name>.meta.json``
+    beside it. Both are written atomically.
 
     Parameters
     ----------
@@ -1056,13 +1060,15 @@ def write_columns_csv(table: Any, path: str | Path) -> Path:
     Returns
     -------
     Path
+        The CSV file.
     """
+    from nanodomains.files import atomic_path, write_json_atomic
+
     path = Path(path)
     missing = [c for c in ("x_nm", "y_nm", "type") if c not in table.columns]
     if missing:
         raise InputError(f"column table lacks {missing}")
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        for k, v in table.attrs.items():
-            fh.write(f"# {k}={v}\n")
-        table.to_csv(fh, index=False, float_format="%.6g")
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    write_json_atomic(dict(table.attrs), path.with_name(path.stem + ".meta.json"))
     return path
