@@ -103,7 +103,7 @@ from nanodomains.records.populations import GrowthPopulationSummary, NucleationS
 from nanodomains.seeds import check_seed
 from nanodomains.seeds import rng as make_rng
 
-KB_EV: float = constants.k / constants.e  # Boltzmann constant, eV/K
+KB_EV: float = materials.KB_EV  # Boltzmann constant, eV/K (materials.py)
 J_M2_TO_EV_NM2: float = 1.0 / constants.e * 1e-18  # 1 J/m^2 in eV/nm^2
 SEED_FORMULAS = ("CsPbBr1.2I1.8", "CsPbBr2.1I0.9", "CsPbBr1.8I1.2", "CsPbBr1.5I1.5", "CsPbBr0.9I2.1")
 _F_GRID = np.linspace(1e-4, 1 - 1e-4, 4001)

@@ -66,6 +66,7 @@ from nanodomains.errors import FormulaError, InputError
 RYDBERG_EV: float = constants.physical_constants["Rydberg constant times hc in eV"][0]
 BOHR_RADIUS_NM: float = constants.physical_constants["Bohr radius"][0] * 1e9
 HC_EV_NM: float = constants.h * constants.c / constants.e * 1e9  # photon energy x wavelength
+KB_EV: float = constants.k / constants.e  # Boltzmann constant, eV/K
 
 ATOMIC_NUMBER: dict[str, int] = {"Cs": 55, "Pb": 82, "Br": 35, "I": 53}
 

@@ -25,14 +25,15 @@ import math
 import os
 
 import numpy as np
-from scipy import constants, optimize
+from scipy import optimize
 
+from nanodomains import materials
 from nanodomains.errors import FileFormatError, FitError, InputError
 from nanodomains.migration.lattice import XLattice, build_x_lattice
 from nanodomains.migration.tracking import mean_waiting_time, summarize_trackers, track_events, vacancy_waits
 from nanodomains.records.populations import MigrationSummary
 
-KB_EV: float = constants.k / constants.e  # Boltzmann constant, eV/K
+KB_EV: float = materials.KB_EV  # Boltzmann constant, eV/K (materials.py)
 
 
 def fit_arrhenius(temperature_k, rate, rate_se=None) -> dict:

@@ -55,7 +55,6 @@ from typing import Callable
 
 import numpy as np
 from numba import njit
-from scipy import constants
 
 from nanodomains import materials
 from nanodomains.errors import InputError, require_positive
@@ -66,7 +65,7 @@ from nanodomains.records.populations import MigrationSummary
 from nanodomains.seeds import SeedLike, check_seed, seed_record, spawn
 from nanodomains.seeds import rng as make_rng
 
-KB_EV: float = constants.k / constants.e
+KB_EV: float = materials.KB_EV  # Boltzmann constant, eV/K (materials.py)
 
 
 @dataclass(frozen=True)
