@@ -10,7 +10,7 @@ from conftest import REALDATA
 from nanodomains.cli import main
 from nanodomains.errors import FileFormatError, InputError
 from nanodomains.pipeline.batch import read_manifest, run_batch
-from nanodomains.spectroscopy.photons_io import PhotonStream, write_photons_npz
+from nanodomains.timetags import PhotonStream, write_photons_npz
 from nanodomains.structure import random_domains
 
 

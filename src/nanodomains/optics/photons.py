@@ -95,7 +95,7 @@ from nanodomains.seeds import SeedLike, rng
 from nanodomains.timetags import PhotonStream, write_photons_npz, write_ptu
 from nanodomains import materials
 from nanodomains.errors import InputError, require_finite, require_positive
-from nanodomains.optics.emitters import STATE_CODES, NCDynamics, merge_piecewise as _merge
+from nanodomains.optics.emitters import STATE_CODES, NCDynamics, merge_piecewise
 from nanodomains.errors import require_in_range
 
 __all__ = [
@@ -243,7 +243,7 @@ def _segments(dyn: NCDynamics, domain: int):
         if domain in ev.domains:
             t0, t1 = min(ev.interval_s[0], d), min(ev.interval_s[1], d)
             parts.append((np.array([0.0, t0, t1, d]), np.array([1.0, ev.factor, 1.0])))
-    breaks, vals = _merge(*parts)
+    breaks, vals = merge_piecewise(*parts)
     factor = np.prod(vals[1:], axis=0) if len(vals) > 1 else np.ones(len(breaks) - 1)
     return breaks[:-1], breaks[1:], np.rint(vals[0]).astype(int), factor
 

@@ -158,10 +158,6 @@ class PhotonEmitterTruth(Item):
     lifetime: LifetimeRecord
 
 
-def _jsonable(v):
-    return None if v is None else to_jsonable(v)
-
-
 class PhotonTruth(Record):
     """What the photon simulator put into a stream (its ``*.truth.json`` sidecar).
 
@@ -189,7 +185,7 @@ class PhotonTruth(Record):
     n_afterpulse: int = 0
     n_biexciton: int = 0
     filtered_emitter: str | None = None
-    dynamics: Annotated[dict[str, Any] | None, BeforeValidator(_jsonable)] = None
+    dynamics: Annotated[dict[str, Any] | None, BeforeValidator(to_jsonable)] = None
 
     def emitter(self, emitter_id: str) -> PhotonEmitterTruth:
         """The emitter with this id (KeyError naming the known ids otherwise)."""

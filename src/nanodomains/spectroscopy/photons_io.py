@@ -21,17 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from nanodomains.errors import FileFormatError, InputError
-from nanodomains.timetags import PhotonStream, write_photons_npz
-
-# PhotonStream and write_photons_npz are re-exported for callers that read decays and
-# streams side by side; their home is nanodomains.timetags.
 __all__ = [
     "DecayHistogram",
     "read_two_column_text",
     "uniform_step",
     "read_decay",
-    "PhotonStream",
-    "write_photons_npz",
 ]
 
 
