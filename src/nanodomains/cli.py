@@ -361,6 +361,11 @@ def eds_simulate(
     console.print(f"counts: {totals}; wrote {maps_path} and {truth_path}")
 
 
+def _fmt(value, spec: str) -> str:
+    """``value`` formatted with ``spec``; ``-`` for None or NaN (table cells)."""
+    return "-" if value is None or value != value else format(value, spec)
+
+
 @stem_app.command("analyze")
 def stem_analyze(
     image: str = typer.Argument(..., help="ADF-STEM image (dm3/dm4/emd/ser/tif/hspy/npy/nc)."),
@@ -410,12 +415,11 @@ def stem_analyze(
                     f"{rec.table.method if rec.table else 'none'}")
     for col in ("domain", "area nm2", "a (pm)", "Br", "s", "formula", "Vegard"):
         t.add_column(col, justify="right")
-    fmt = lambda v, f: "-" if v is None or v != v else format(v, f)  # noqa: E731
     for d in rec.domains:
         vegard = d.composition.vegard_agrees if d.composition is not None else None
-        t.add_row(d.name, f"{d.area_nm2:.1f}", f"{d.lattice_pm.value:.2f} ± {fmt(d.lattice_pm.stderr, '.2f')}",
-                  f"{fmt(d.br_fraction.value, '.3f')} ± {fmt(d.br_fraction.stderr, '.3f')}",
-                  fmt(d.shifted_fraction.value, ".2f"), d.formula or "-",
+        t.add_row(d.name, f"{d.area_nm2:.1f}", f"{d.lattice_pm.value:.2f} ± {_fmt(d.lattice_pm.stderr, '.2f')}",
+                  f"{_fmt(d.br_fraction.value, '.3f')} ± {_fmt(d.br_fraction.stderr, '.3f')}",
+                  _fmt(d.shifted_fraction.value, ".2f"), d.formula or "-",
                   {True: "agrees", False: "DISAGREES", None: "-"}[vegard])
     console.print(t)
     for b in rec.boundaries:
@@ -440,11 +444,10 @@ def stem_validate(
                     f">= {min_area_nm2:g} nm2")
     for col in ("region", "model domains", "area nm2", "found", "IoU", "a (pm)", "truth a", "Br", "truth Br"):
         t.add_column(col, justify="right")
-    fmt = lambda v, f: "-" if v is None or v != v else format(v, f)  # noqa: E731
     for r in region_table(val):
         t.add_row(str(r["region"]), ",".join(str(k) for k in r["model_domains"]), f"{r['area_nm2']:.1f}",
-                  r["found_as"] or "-", f"{r['iou']:.3f}", fmt(r["lattice_pm"], ".2f"),
-                  fmt(r["lattice_pm_truth"], ".2f"), fmt(r["br_fraction"], ".3f"), fmt(r["br_fraction_truth"], ".3f"))
+                  r["found_as"] or "-", f"{r['iou']:.3f}", _fmt(r["lattice_pm"], ".2f"),
+                  _fmt(r["lattice_pm_truth"], ".2f"), _fmt(r["br_fraction"], ".3f"), _fmt(r["br_fraction_truth"], ".3f"))
     console.print(t)
     console.print(f"RP boundaries (edge-on, between compared regions): {len(val.rp_truth)} in the truth, "
                   f"{len(val.rp_truth) - len(val.rp_missed)} found" +
@@ -731,11 +734,11 @@ def demo(
     for col in ("quantity", "value", "+-", "truth", "paper"):
         t.add_column(col, justify="right")
 
-    def fmt(v):
+    def cell(v):  # numbers to 4 significant digits, text as is
         return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
 
     for row in summary["comparisons"]:
-        t.add_row(row["quantity"], fmt(row["value"]), fmt(row["error"]), fmt(row["truth"]), fmt(row["paper"]))
+        t.add_row(row["quantity"], cell(row["value"]), cell(row["error"]), cell(row["truth"]), cell(row["paper"]))
     console.print(t)
     console.print(f"demo finished in {summary['elapsed_s']:.1f} s; outputs in {out}/ (summary.json)")
 
