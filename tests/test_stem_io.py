@@ -186,3 +186,49 @@ def test_probe_from_attrs_reads_older_names_and_refuses_missing():
     assert ProbeParameters.from_attrs(rsciio).convergence_semiangle_mrad == 30.0
     with pytest.raises(FileFormatError, match="beam_energy_kev"):
         ProbeParameters.from_attrs({"convergence_semiangle_mrad": 24.0})
+
+
+def _hspy_with_unit(path, unit, scale):
+    """A 32 x 32 HyperSpy file whose two axes carry ``scale`` in ``unit`` (None: no unit)."""
+    from rsciio.hspy import file_writer
+
+    axes = [{"name": n, "size": 32, "scale": scale, "offset": 0.0, "units": unit, "navigate": False}
+            for n in ("y", "x")]
+    if unit is None:
+        for a in axes:
+            del a["units"]
+    file_writer(str(path), {"data": np.ones((32, 32), np.float32), "axes": axes,
+                            "metadata": {"General": {"title": "u"}, "Signal": {"signal_type": "", "record_by": "image"}},
+                            "original_metadata": {}, "tmp_parameters": {}, "attributes": {"_lazy": False},
+                            "learning_results": {}, "models": {}, "package_info": {"name": "t", "version": "0"}},
+                show_progressbar=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "unit, scale, pm",
+    [("nm", 0.0125, 12.5), ("n_m", 0.0122465, 12.2465), ("NM", 0.01, 10.0), ("A", 0.125, 12.5),
+     ("Å", 0.125, 12.5), ("\u212b", 0.125, 12.5), ("angstrom", 0.125, 12.5), ("um", 1.25e-5, 12.5),
+     ("µm", 1.25e-5, 12.5), ("\u03bcm", 1.25e-5, 12.5), ("micron", 1.25e-5, 12.5), ("pm", 12.5, 12.5),
+     ("m", 1.25e-11, 12.5), ("meters", 1.25e-11, 12.5)],
+)
+def test_every_unit_spelling_of_instruments_is_a_calibration(tmp_path, unit, scale, pm):
+    da = load_image(_hspy_with_unit(tmp_path / "u.hspy", unit, scale))
+    assert da.attrs["pixel_size_pm"] == pytest.approx(pm, rel=1e-9)
+    assert da.attrs["pixel_size_source"] == "file"
+
+
+@pytest.mark.parametrize("unit", [None, "", "px", "<undefined>"])
+def test_scale_without_a_length_unit_asks_for_the_pixel_size(tmp_path, unit):
+    p = _hspy_with_unit(tmp_path / "nounit.hspy", unit, 0.0093263)
+    with pytest.raises(CalibrationError, match=r"no length calibration.*scale 0\.0093263.*--pixel-size-pm"):
+        load_image(p)
+    da = load_image(p, pixel_size_pm=9.3263)
+    assert da.attrs["pixel_size_pm"] == 9.3263 and "_axes_without_length_unit" not in da.attrs
+
+
+@pytest.mark.realdata
+def test_real_ncem_emd_with_n_m_units_is_calibrated():
+    da = load_image(REALDATA / "stem" / "ncem_STO_Acquisition_18.emd")
+    assert da.attrs["pixel_size_pm"] == pytest.approx(12.2465, rel=1e-4)
+    assert da.attrs["pixel_size_source"] == "file"

@@ -26,7 +26,8 @@ Readers: RosettaSciIO [1]_ plug-ins for Gatan DigitalMicrograph (``.dm3``,
 (ImageJ / DigitalMicrograph / FEI calibrations), HyperSpy (``.hspy``, ``.hdf5``) and
 the other RosettaSciIO formats by extension; NumPy ``.npy`` and netCDF ``.nc``
 (nanodomains' own format) directly. A length calibration is taken only from the
-file's axis units (nm, Angstrom, pm, um, m); a file without one needs
+file's axis units (every spelling of :data:`LENGTH_UNITS_NM`: nm, n_m, A, Å,
+angstrom, um, µm, pm, m, ...); a file without one needs
 ``pixel_size_pm``, otherwise :class:`~nanodomains.errors.CalibrationError` is
 raised. Nothing is guessed.
 
@@ -77,23 +78,42 @@ __all__ = [
     "validate_image_array",
 ]
 
-#: length units accepted as a calibration, in nm per unit
+#: length units accepted as a calibration, in nm per unit. Keys are normalised spellings
+#: (:func:`_normalise_unit`: Unicode NFKC, lower case, no spaces, underscores or dots), so
+#: "nm", "n_m" (NCEM EMD v0.2), "NM", "Å" (U+00C5 or the angstrom sign U+212B), "A",
+#: "angstrom", "um", "µm"/"μm" (micro sign or Greek mu), "micron", "pm", "m", "meters"
+#: (RosettaSciIO's MRC/DE readers) and "mm" all parse.
 LENGTH_UNITS_NM = {
     "nm": 1.0,
     "nanometer": 1.0,
     "nanometers": 1.0,
+    "nanometre": 1.0,
+    "nanometres": 1.0,
     "a": 0.1,
     "å": 0.1,
-    "Å": 0.1,
     "angstrom": 0.1,
     "angstroms": 0.1,
+    "ångström": 0.1,
+    "ångstrom": 0.1,
     "pm": 1e-3,
+    "picometer": 1e-3,
+    "picometers": 1e-3,
+    "picometre": 1e-3,
+    "picometres": 1e-3,
     "um": 1e3,
-    "µm": 1e3,
     "μm": 1e3,
     "micron": 1e3,
     "microns": 1e3,
+    "micrometer": 1e3,
+    "micrometers": 1e3,
+    "micrometre": 1e3,
+    "micrometres": 1e3,
+    "mm": 1e6,
     "m": 1e9,
+    "meter": 1e9,
+    "meters": 1e9,
+    "metre": 1e9,
+    "metres": 1e9,
 }
 
 #: extension -> RosettaSciIO plug-in module
@@ -114,14 +134,23 @@ _RSCIIO_BY_EXT = {
 _SQUARE_PIXEL_RTOL = 0.01
 
 
+def _normalise_unit(units: Any) -> str:
+    """A unit string in the spelling of :data:`LENGTH_UNITS_NM`'s keys.
+
+    NFKC folds the angstrom sign (U+212B) into "Å" and the micro sign (U+00B5) into
+    Greek mu; case, spaces, underscores ("n_m") and dots ("nm.") are dropped.
+    """
+    import unicodedata
+
+    u = unicodedata.normalize("NFKC", str(units)).strip().lower()
+    return u.replace("_", "").replace(" ", "").replace(".", "")
+
+
 def _unit_to_nm(units: Any) -> float | None:
-    """nm per unit for a length unit string, or None if not a length unit."""
+    """nm per unit for a length unit string, or None if not a length unit (or empty)."""
     if units is None:
         return None
-    u = str(units).strip()
-    if u in LENGTH_UNITS_NM:
-        return LENGTH_UNITS_NM[u]
-    return LENGTH_UNITS_NM.get(u.lower())
+    return LENGTH_UNITS_NM.get(_normalise_unit(units))
 
 
 def validate_image_array(data: Any, name: str = "image", *, allow_stack: bool = True) -> np.ndarray:
@@ -387,6 +416,9 @@ def _read_any(path: Path, signal: int | str | None) -> tuple[np.ndarray, float |
     if data.ndim >= 2:
         px, origin = _calibration_from_axes(path, sig.get("axes", []), data.ndim)
     attrs = _metadata_attrs(sig.get("metadata", {}) or {})
+    if px is None and data.ndim >= 2 and len(sig.get("axes", [])) >= 2:
+        ax = sig["axes"][-1]
+        attrs["_axes_without_length_unit"] = f"scale {float(ax.get('scale', 1.0)):.6g} and unit {ax.get('units')!r}"
     if ext in (".tif", ".tiff"):
         attrs = {**_tiff_acquisition_attrs(path), **attrs}
     elif ext == ".hspy":  # what save_image stored beside the HyperSpy metadata
@@ -498,9 +530,17 @@ def load_image(
     )
 
 
+def _units_found(attrs: dict) -> str:
+    """What the file's axes say instead of a length unit (for the calibration error)."""
+    found = attrs.pop("_axes_without_length_unit", None)
+    return f"; its axes have {found}" if found else ""
+
+
 def _choose_pixel_size(path: Path, pixel_size_pm: float | None, px_file: float | None,
                        attrs: dict) -> tuple[float, str]:
     """(pixel size pm, source): the argument overrides the file (recorded in ``attrs``)."""
+    if pixel_size_pm is not None or px_file is not None:
+        attrs.pop("_axes_without_length_unit", None)
     if pixel_size_pm is not None:
         px = require_positive("pixel_size_pm", pixel_size_pm)
         if px_file is not None:
@@ -509,7 +549,8 @@ def _choose_pixel_size(path: Path, pixel_size_pm: float | None, px_file: float |
     if px_file is not None:
         return px_file, "file"
     raise CalibrationError(
-        f"{path}: the file has no length calibration (axis units in nm/A/pm); "
+        f"{path}: the file has no length calibration (no axis unit of length such as nm/A/pm"
+        f"{_units_found(attrs)}); "
         "give the pixel size explicitly (pixel_size_pm=... / --pixel-size-pm)"
     )
 
