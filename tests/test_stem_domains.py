@@ -96,7 +96,7 @@ def test_centred_cell_is_corrected_to_the_primitive_cell():
     # search alone settles on the centred (110) cell, a / sqrt 2; the lock-in power at
     # its (1/2, +-1/2) positions reveals the primitive cell
     a_true = 612.3
-    centred = find_lattice(img, min_half_power_ratio=None)
+    centred = find_lattice(img, centring="none")
     assert np.mean(centred.lattice_pm) == pytest.approx(a_true / np.sqrt(2), rel=0.01)
     assert np.mean(find_lattice(img).lattice_pm) == pytest.approx(a_true, rel=0.01)
 

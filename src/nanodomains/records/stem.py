@@ -55,7 +55,8 @@ class StemLattice(Item):
     """Reference lattice of an image: the two cell edges (pm) and the angle between them.
 
     Analysis: the GPA reference lattice of the whole image
-    (:func:`nanodomains.stem.gpa.find_lattice`, refined); truth: the model's reference
+    (:func:`nanodomains.stem.gpa.find_lattice`, refined; :meth:`Lattice.to_record`),
+    with the projection it matches and the evidence; truth: the model's reference
     lattice (Vegard value of the nominal formula).
     """
 
@@ -64,6 +65,17 @@ class StemLattice(Item):
     angle_deg: float | None = None
     basis_pm: FloatArray = _array()
     note: str | None = _skip()
+    #: one-sigma uncertainty of ``angle_deg`` (analysis; None in truth)
+    angle_err_deg: float | None = _skip()
+    #: |a2| / |a1| with its uncertainty
+    ratio: Measured | None = _skip()
+    #: perovskite projection the primitive cell matches: "[100]" (a x a), "[110]"
+    #: (a/sqrt2 x a, rectangular), "[111]" (hexagonal) or "none"
+    projection: str | None = _skip()
+    #: why that projection and that primitive cell (reflections, column motif, shape)
+    evidence: str | None = _skip()
+    #: pseudo-cubic perovskite cell edge the projection implies
+    pseudocubic_pm: Measured | None = _skip()
 
 
 class StemComposition(Item):

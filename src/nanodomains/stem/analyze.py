@@ -423,12 +423,8 @@ def _boundary_item(b: dict[str, Any]) -> StemBoundary:
 
 
 def _lattice_item(lattice: Any) -> StemLattice:
-    a, e = lattice.lattice_pm, lattice.lattice_pm_err
-    basis = lattice.basis_px * lattice.pixel_size_pm if lattice.pixel_size_pm else np.zeros(0)
-    return StemLattice(a1_pm=_m(a[0], e[0]), a2_pm=_m(a[1], e[1]), angle_deg=float(lattice.angle_deg),
-                       basis_pm=basis,
-                       note="GPA reference lattice of the whole image; basis rows a1, a2 as (y, x) in pm; "
-                            "per-domain values in domains[]")
+    return lattice.to_record(note="GPA reference lattice of the whole image; basis rows a1, a2 as (y, x) in pm; "
+                                  "per-domain values in domains[]")
 
 
 def _column_set(cols: Any) -> StemColumnSet:

@@ -88,6 +88,7 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ from scipy import ndimage
 from nanodomains import materials
 from nanodomains.errors import FitError, InputError, require_positive
 from nanodomains.files import atomic_path
+from nanodomains.records import StemLattice, measured
 from nanodomains.stem.io import validate_image_array
 
 __all__ = [
@@ -124,6 +126,25 @@ __all__ = [
 #: default pseudo-cubic perovskite lattice range searched, pm (materials.py)
 PEROVSKITE_LATTICE_PM = materials.PEROVSKITE_LATTICE_PM
 _INDEX_TOL = 0.2
+#: reflections with at least this fraction of the strongest power generate the lattice;
+#: NSMO's charge-order superlattice reflections carry < 0.7 % (kemstem FigS6), the
+#: weakest fundamental reflections of the real oxide images here > 5 %
+STRONG_POWER_FRACTION = 0.02
+#: a translation that changes the image by M >= this (and >= MOTIF_RATIO x the M of
+#: the supercell's own generators) is not a lattice translation: the two sites differ
+MOTIF_MIN_DIFFERENCE = 0.1
+MOTIF_RATIO = 2.5
+#: ... and >= this x the M of each of its generators (a modulated direction, as the
+#: layering of a PbTiO3/SrRuO3 supercrystal, may repeat the motif only roughly)
+MOTIF_RATIO_EACH = 1.5
+#: M below which a translation counts as repeating the motif exactly (noise-free images)
+MOTIF_FLOOR = 0.02
+#: M above which no short cell translation reproduces the image: no lattice
+MAX_LATTICE_MOTIF_DIFFERENCE = 0.6
+#: cell-shape tolerances for naming the projection (relative edge ratio, angle in deg):
+#: PbTiO3's c/a = 1.06 is still [100]
+PROJECTION_RATIO_TOL = 0.08
+PROJECTION_ANGLE_TOL_DEG = 5.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -259,13 +280,6 @@ def _masked_crop(
     dist = np.hypot((fy - gy)[:, None], (fx - gx)[None, :])
     c = spec.gather(qy[:, None], qx[None, :]) * _mask_values(mask, dist, radius)
     return fy, fx, c / (ny * nx)
-
-
-def _band_power(spec: _Spectrum, g_per_px: np.ndarray, mask_radius_per_px: float, mask: str = "gaussian") -> float:
-    """Mean of :math:`|H_g|^2` over the image, from the crop by Parseval (no lock-in map)."""
-    gy, gx = (float(v) for v in np.asarray(g_per_px, dtype=float))
-    _, _, c = _masked_crop(spec, gy, gx, mask, mask_radius_per_px, 1e-4)
-    return float(np.sum(c.real**2 + c.imag**2))
 
 
 def lock_in(
@@ -436,12 +450,15 @@ def phase_gradient(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class Lattice:
-    """A 2-D (pseudo-cubic) lattice found in an image.
+    """A 2-D lattice found in an image, with the perovskite projection it matches.
 
     Attributes
     ----------
     g_per_px : ndarray, shape (2, 2)
-        Rows g1 = (100), g2 = (010); components (gy, gx) in cycles per pixel.
+        Reciprocal basis rows g1, g2; components (gy, gx) in cycles per pixel. For a
+        square or hexagonal cell g1 is the one nearest +x (g1 = (100), g2 = (010) of
+        a [100] projection); for the rectangular [110] cell a1 is the short edge
+        (a/sqrt 2) and a2 the long one (a).
     g_err_per_px : ndarray, shape (2, 2)
         One-sigma uncertainty of each component (0 where not refined).
     pixel_size_pm : float or None
@@ -452,6 +469,15 @@ class Lattice:
         Their (h, k) indices in the (g1, g2) basis (-999 where not indexed).
     reflections_snr : ndarray, shape (n,)
         Peak-to-background power ratio of each reflection.
+    projection : str
+        "[100]", "[110]", "[111]" (the perovskite projection the primitive cell
+        matches) or "none" (module docstring, "Lattice finding").
+    evidence : str
+        Why: strong reflections indexed, the column-motif test, the cell shape.
+    refine_hk : tuple of two (h, k)
+        The reflections g1, g2 are refined from (:func:`gpa` uses the same).
+    motif : dict
+        Motif difference M(t) of the translations tested (module docstring).
     """
 
     g_per_px: np.ndarray
@@ -460,6 +486,10 @@ class Lattice:
     reflections_per_px: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     reflections_hk: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), int))
     reflections_snr: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    projection: str = "none"
+    evidence: str = ""
+    refine_hk: tuple[tuple[int, int], tuple[int, int]] = ((1, 1), (1, -1))
+    motif: dict[str, float] = field(default_factory=dict)
 
     @property
     def basis_px(self) -> np.ndarray:
@@ -471,26 +501,44 @@ class Lattice:
         """Cell edge lengths |a1|, |a2| in px."""
         return np.linalg.norm(self.basis_px, axis=1)
 
-    @property
-    def cell_err_px(self) -> np.ndarray:
-        """One-sigma uncertainty of |a1|, |a2| (linear propagation of g_err)."""
+    def _propagate(self, fn: Any) -> np.ndarray:
+        """One-sigma error of ``fn(g)`` (array) by linear propagation of ``g_err_per_px``."""
         g = self.g_per_px
-        err2 = np.zeros(2)
+        err2 = np.zeros(np.shape(fn(g)))
         for i, j in itertools.product(range(2), range(2)):
             if self.g_err_per_px[i, j] == 0:
                 continue
             d = np.zeros((2, 2))
             d[i, j] = 1e-7 * max(np.abs(g).max(), 1e-3)
-            dc = (np.linalg.norm(np.linalg.inv(g + d).T, axis=1) - np.linalg.norm(np.linalg.inv(g - d).T, axis=1)) / (2 * d[i, j])
-            err2 += (dc * self.g_err_per_px[i, j]) ** 2
+            deriv = (np.asarray(fn(g + d)) - np.asarray(fn(g - d))) / (2 * d[i, j])
+            err2 = err2 + (deriv * self.g_err_per_px[i, j]) ** 2
         return np.sqrt(err2)
+
+    @property
+    def cell_err_px(self) -> np.ndarray:
+        """One-sigma uncertainty of |a1|, |a2| (linear propagation of g_err)."""
+        return self._propagate(lambda g: np.linalg.norm(np.linalg.inv(g).T, axis=1))
 
     @property
     def angle_deg(self) -> float:
         """Angle between a1 and a2 in degrees."""
-        a = self.basis_px
-        c = a[0] @ a[1] / (np.linalg.norm(a[0]) * np.linalg.norm(a[1]))
-        return float(np.degrees(np.arccos(np.clip(c, -1, 1))))
+        return float(_cell_angle_deg(self.g_per_px))
+
+    @property
+    def angle_err_deg(self) -> float:
+        """One-sigma uncertainty of :attr:`angle_deg`."""
+        return float(self._propagate(_cell_angle_deg))
+
+    @property
+    def ratio(self) -> float:
+        """|a2| / |a1|."""
+        c = self.cell_px
+        return float(c[1] / c[0])
+
+    @property
+    def ratio_err(self) -> float:
+        """One-sigma uncertainty of :attr:`ratio`."""
+        return float(self._propagate(lambda g: np.divide(*np.linalg.norm(np.linalg.inv(g).T, axis=1)[::-1])))
 
     def _px_pm(self) -> float:
         if self.pixel_size_pm is None:
@@ -508,6 +556,23 @@ class Lattice:
         return self.cell_err_px * self._px_pm()
 
     @property
+    def pseudocubic_px(self) -> tuple[float, float] | None:
+        """(a, error) of the pseudo-cubic perovskite cell the projection implies, px.
+
+        [100]: mean of |a1|, |a2|; [110]: mean of sqrt(2) |a1| and |a2|; [111]:
+        |a| / sqrt(2/3) (mean edge); None for "none".
+        """
+        c, e = self.cell_px, self.cell_err_px
+        if self.projection == "[100]":
+            return float(c.mean()), float(np.hypot(*e) / 2)
+        if self.projection == "[110]":
+            return float((np.sqrt(2) * c[0] + c[1]) / 2), float(np.hypot(np.sqrt(2) * e[0], e[1]) / 2)
+        if self.projection == "[111]":
+            f = 1.0 / np.sqrt(2.0 / 3.0)
+            return float(f * c.mean()), float(f * np.hypot(*e) / 2)
+        return None
+
+    @property
     def g_inv_nm(self) -> np.ndarray:
         """g1, g2 rows (gy, gx) in 1/nm."""
         return self.g_per_px / (self._px_pm() * 1e-3)
@@ -520,11 +585,35 @@ class Lattice:
             "cell_px": self.cell_px.tolist(),
             "angle_deg": self.angle_deg,
             "pixel_size_pm": self.pixel_size_pm,
+            "projection": self.projection,
+            "evidence": self.evidence,
         }
         if self.pixel_size_pm is not None:
             d["lattice_pm"] = self.lattice_pm.tolist()
             d["lattice_pm_err"] = self.lattice_pm_err.tolist()
         return d
+
+    def to_record(self, note: str | None = None) -> StemLattice:
+        """The lattice as a :class:`~nanodomains.records.StemLattice` (needs a pixel size).
+
+        Cell edges, angle and |a2|/|a1| with their uncertainties, the projection
+        with its evidence, and the pseudo-cubic cell edge it implies.
+        """
+        a, e = self.lattice_pm, self.lattice_pm_err
+        pc = self.pseudocubic_px
+        return StemLattice(
+            a1_pm=measured(a[0], e[0]), a2_pm=measured(a[1], e[1]), angle_deg=self.angle_deg,
+            angle_err_deg=self.angle_err_deg, ratio=measured(self.ratio, self.ratio_err),
+            basis_pm=self.basis_px * self._px_pm(), projection=self.projection, evidence=self.evidence,
+            pseudocubic_pm=None if pc is None else measured(pc[0] * self._px_pm(), pc[1] * self._px_pm()),
+            note=note)
+
+
+def _cell_angle_deg(g: np.ndarray) -> float:
+    """Angle between the real-space basis vectors of the reciprocal basis ``g``."""
+    a = np.linalg.inv(g).T
+    c = a[0] @ a[1] / (np.linalg.norm(a[0]) * np.linalg.norm(a[1]))
+    return float(np.degrees(np.arccos(np.clip(c, -1, 1))))
 
 
 def detect_reflections(
@@ -608,86 +697,261 @@ def detect_reflections(
     return np.concatenate([k, -k]), np.concatenate([s, s])
 
 
-def _choose_basis(k: np.ndarray, snr: np.ndarray, gmin: float, gmax: float) -> tuple[np.ndarray, np.ndarray]:
-    """Largest reciprocal cell among reflection pairs that indexes the reflections."""
-    norm = np.linalg.norm(k, axis=1)
-    scoring = norm >= 0.9 * gmin
-    ks = k[scoring]
-    wts = snr[scoring]
-    cand = np.flatnonzero((norm >= gmin) & (norm <= gmax))
-    if len(ks) < 4 or len(cand) < 2:
-        raise FitError(
-            f"no lattice found: {len(k)} reflection(s) detected, {len(cand)} with a period in the "
-            "searched lattice range; the image shows no crystal lattice"
-        )
-    # the 10 shortest and the 12 strongest reflections in range
-    cand = np.union1d(cand[np.argsort(norm[cand])][:10], cand[np.argsort(-snr[cand])][:12])
-    best = []
-    for i, j in itertools.combinations(cand, 2):
-        g = np.stack([k[i], k[j]])
-        det = abs(np.linalg.det(g))
-        if det < 0.3 * norm[i] * norm[j]:  # nearly collinear (angle < ~17 deg)
-            continue
-        hk = ks @ np.linalg.inv(g)
-        ok = (np.abs(hk - np.round(hk)).max(axis=1) < _INDEX_TOL) & (np.abs(hk).max(axis=1) <= 8.5)
-        best.append((float(wts[ok].sum() / wts.sum()), det, g))
-    if not best:
-        raise FitError("no lattice found: no two non-collinear reflections")
-    top = max(b[0] for b in best)
-    if top < 0.5:
-        raise FitError(f"no lattice found: the best basis indexes only {top:.0%} of the reflections")
-    score, _, g = max((b for b in best if b[0] >= 0.9 * top), key=lambda b: b[1])
-    # Lagrange-Gauss reduction
-    g1, g2 = g[0].copy(), g[1].copy()
-    for _ in range(20):
+def _reduce(g1: np.ndarray, g2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lagrange-Gauss reduction of a 2-D basis: |g1| <= |g2| <= |g2 +- g1|."""
+    g1, g2 = np.asarray(g1, float).copy(), np.asarray(g2, float).copy()
+    for _ in range(64):
         if g1 @ g1 > g2 @ g2:
             g1, g2 = g2, g1
         m = round(float(g1 @ g2) / float(g1 @ g1))
         if m == 0:
             break
         g2 = g2 - m * g1
-    basis = _orient(g1, g2)
-    # a square cell whose unindexed reflections sit at (1/2, 1/2) positions is the
-    # centred (110) cell of the perovskite: (100) reflections weak, or split by a
-    # Ruddlesden-Popper fault (which shifts their phase by pi). Use the primitive cell.
-    hk_all = k @ np.linalg.inv(basis)
-    frac = hk_all - np.floor(hk_all)
-    centring = (np.abs(frac - 0.5) < 0.25).all(axis=1)
-    ratio = np.linalg.norm(basis[0]) / np.linalg.norm(basis[1])
-    cosang = basis[0] @ basis[1] / (np.linalg.norm(basis[0]) * np.linalg.norm(basis[1]))
-    prim = 0.5 * np.stack([basis[0] + basis[1], basis[0] - basis[1]])
-    if (
-        centring.sum() >= 4
-        and 0.9 < ratio < 1.1
-        and abs(cosang) < 0.17
-        and np.linalg.norm(prim, axis=1).min() >= 0.9 * gmin
-    ):
-        basis = _orient(prim[0], prim[1])
-    hk_all = k @ np.linalg.inv(basis)
-    okall = np.abs(hk_all - np.round(hk_all)).max(axis=1) < _INDEX_TOL
-    hk_idx = np.where(okall[:, None], np.round(hk_all), -999).astype(int)
-    return basis, hk_idx
+    return g1, g2
 
 
-def _orient(g1: np.ndarray, g2: np.ndarray) -> np.ndarray:
-    """Basis rows (g along +x, g along +y); components are (y, x)."""
+def _index(k: np.ndarray, basis: np.ndarray, tol: float = _INDEX_TOL) -> tuple[np.ndarray, np.ndarray]:
+    """(hk rounded, indexed mask) of reflections ``k`` in the reciprocal ``basis``."""
+    hk = k @ np.linalg.inv(basis)
+    return np.round(hk).astype(int), np.abs(hk - np.round(hk)).max(axis=1) < tol
+
+
+def _strong_lattice(k: np.ndarray, snr: np.ndarray, min_snr: float, arr: np.ndarray | None
+                    ) -> tuple[np.ndarray, str]:
+    """Reduced reciprocal basis of the lattice of the strong reflections (module docstring).
+
+    Strong: power above :data:`STRONG_POWER_FRACTION` of the strongest. The strongest
+    reflection and the strongest one not collinear with it (angle > ~15 deg) give a
+    first basis (Lagrange-Gauss reduced); the other strong reflections are taken in
+    order of decreasing power: one with integer indices (within 0.2, |h|, |k| <= 6)
+    is explained; one at a half-integer position (|h|, |k| <= 4) refines the lattice
+    to the index-2 supercell it generates with the basis if the column motif agrees
+    (the translations that supercell removes change the image, :func:`_motif_test`;
+    side lobes of reflections split by a fault do not pass; with ``arr`` None no
+    half-integer reflection is taken); any other (scan noise, artefacts) stays
+    unindexed. Weak reflections (superlattice, sublattice contrast) play no part.
+    """
+    strong = np.flatnonzero(snr >= max(min_snr, STRONG_POWER_FRACTION * snr.max()))
+    order = strong[np.argsort(-snr[strong], kind="stable")]
+    norm = np.linalg.norm(k, axis=1)
+    ga = k[order[0]]
+    second = [i for i in order if abs(ga[0] * k[i][1] - ga[1] * k[i][0]) >= 0.25 * norm[order[0]] * norm[i]]
+    if not second:
+        raise FitError(f"no lattice found: {len(strong) // 2} strong reflection(s), no two non-collinear")
+    basis = np.stack(_reduce(ga, k[second[0]]))
+    notes: list[str] = []
+    tried: set[tuple[int, int]] = set()
+    for i in order if arr is not None else ():
+        hk = k[i] @ np.linalg.inv(basis)
+        twice = np.round(2 * hk)
+        if (np.abs(hk - np.round(hk)).max() < _INDEX_TOL or np.abs(2 * hk - twice).max() >= 2 * _INDEX_TOL
+                or np.abs(hk).max() > 4.5):
+            continue
+        parity = (int(twice[0]) % 2, int(twice[1]) % 2)
+        if parity in tried:
+            continue
+        tried.add(parity)
+        m = _motif_values(arr, basis)
+        tests = [_motif_test(arr, basis, w, m) + (w,) for w in _SUPERCELLS_FOR_PARITY[parity]]
+        passed = [t for t in tests if t[0]]
+        best = max(passed, key=lambda t: _motif_score(m, t[3])) if passed else tests[0]
+        notes.append(f"half-integer reflection at {1 / norm[i]:.2f} px: " + best[1])
+        if passed:
+            basis = best[2]
+            tried.clear()
+    hk_s, ok_s = _index(k[strong], basis)
+    ok_s &= np.abs(hk_s).max(axis=1) <= 6
+    frac = float(snr[strong][ok_s].sum() / snr[strong].sum())
+    if frac < 0.5:
+        raise FitError(f"no lattice found: the lattice of the strongest reflections indexes only {frac:.0%} "
+                       "of the strong reflections' power")
+    hk_all, ok_all = _index(k, basis)
+    beyond = ok_all & (np.abs(hk_all).max(axis=1) <= 4) & ~(np.abs(hk_all).sum(axis=1) <= 1)
+    if beyond.sum() < 2:  # both Friedel mates of at least one reflection besides +-g1, +-g2
+        raise FitError("no lattice found: no reflection besides the two basis reflections is indexed "
+                       f"({len(k) // 2} detected); two isolated peaks do not make a lattice")
+    return basis, "; ".join([f"{len(strong) // 2} strong reflection(s) (power >= {STRONG_POWER_FRACTION:g} x the "
+                             f"strongest): their lattice indexes {frac:.0%} of their power"] + notes)
+
+
+def _motif_values(arr: np.ndarray, basis: np.ndarray) -> dict[str, float]:
+    """M(t) for the short translations of the real cell of reciprocal ``basis``."""
+    a1, a2 = np.linalg.inv(basis).T
+    named = {"a1": a1, "a2": a2, "a1+a2": a1 + a2, "a1-a2": a1 - a2, "2a1": 2 * a1, "2a2": 2 * a2}
+    smooth = 0.15 * float(min(np.linalg.norm(a1), np.linalg.norm(a2)))
+    return {n: float(v) for n, v in zip(named, _motif_difference(arr, np.stack(list(named.values())), smooth))}
+
+
+def _motif_score(m: dict[str, float], which: int) -> float:
+    """Least M of the translations supercell ``which`` removes over the geometric mean
+    M of its generators (each floored at :data:`MOTIF_FLOOR`)."""
+    _, removed, kept, _ = _SUPERCELLS[which]
+    return min(m[t] for t in removed) / float(np.sqrt(np.prod([max(m[t], MOTIF_FLOOR) for t in kept])))
+
+
+def _motif_test(arr: np.ndarray, basis: np.ndarray, which: int, m: dict[str, float] | None = None
+                ) -> tuple[bool, str, np.ndarray]:
+    """(accepted, note, new basis) of the index-2 supercell ``_SUPERCELLS[which]`` of ``basis``.
+
+    Accepted when every translation it removes changes the image: M >=
+    :data:`MOTIF_MIN_DIFFERENCE`, >= :data:`MOTIF_RATIO` x the geometric mean M of
+    the supercell's generators (each floored at :data:`MOTIF_FLOOR`) and >=
+    :data:`MOTIF_RATIO_EACH` x the M of each generator.
+    """
+    m = m if m is not None else _motif_values(arr, basis)
+    name, removed, kept, new = _SUPERCELLS[which]
+    score = _motif_score(m, which)
+    lo = min(m[t] for t in removed)
+    hi = float(np.sqrt(np.prod([max(m[t], MOTIF_FLOOR) for t in kept])))
+    worst_kept = max(m[t] for t in kept)
+    ok = bool(np.isfinite(score) and lo >= MOTIF_MIN_DIFFERENCE and score >= MOTIF_RATIO
+              and lo >= MOTIF_RATIO_EACH * worst_kept)
+    note = (f"{name} {'accepted' if ok else 'rejected'}: translations {', '.join(removed)} change the column motif "
+            f"by M >= {lo:.3f}, {score:.1f} x the M of its generators {' and '.join(kept)} "
+            f"({', '.join(f'{m[t]:.3f}' for t in kept)}, geometric mean)")
+    return ok, note, np.stack(_reduce(*new(basis[0], basis[1])))
+
+
+def _motif_difference(arr: np.ndarray, translations: np.ndarray, smooth_px: float) -> np.ndarray:
+    r"""Motif difference :math:`M(\mathbf t)` of the image for each translation (module docstring).
+
+    :math:`M = \langle (I_s(\mathbf r+\mathbf t) - I_s(\mathbf r))^2\rangle / 2\,\mathrm{var}(I_s)`
+    on the central <= 512^2 px, with :math:`I_s` the image smoothed by a Gaussian of
+    ``smooth_px`` (against shot noise); sub-pixel shifts by a Fourier phase ramp, the
+    wrapped border excluded. 0 for a symmetry translation of a noise-free image, ~1
+    for an unrelated shift.
+    """
+    ny0, nx0 = arr.shape
+    n = 512
+    cy, cx = max(0, (ny0 - n) // 2), max(0, (nx0 - n) // 2)
+    a = arr[cy: cy + min(ny0, n), cx: cx + min(nx0, n)]
+    ny, nx = a.shape
+    fy = sfft.fftfreq(ny)[:, None]
+    fx = sfft.fftfreq(nx)[None, :]
+    f = sfft.fft2(a - a.mean(), workers=-1) * np.exp(-2 * np.pi**2 * smooth_px**2 * (fy**2 + fx**2))
+    base = sfft.ifft2(f, workers=-1).real
+    out = np.empty(len(translations))
+    for i, t in enumerate(np.asarray(translations, float)):
+        shifted = sfft.ifft2(f * np.exp(2j * np.pi * (fy * t[0] + fx * t[1])), workers=-1).real  # I_s(r + t)
+        b = int(np.ceil(np.abs(t).max())) + 2
+        if 2 * b >= min(ny, nx) - 8:
+            out[i] = np.nan
+            continue
+        core = base[b: ny - b, b: nx - b]
+        out[i] = np.mean((shifted[b: ny - b, b: nx - b] - core) ** 2) / (2 * max(core.var(), 1e-300))
+    return out
+
+
+#: the index-2 superlattices of a cell (a1, a2): name, removed translations, kept generators, new reciprocal basis
+_SUPERCELLS = (
+    ("doubled along a1", ("a1", "a1+a2", "a1-a2"), ("2a1", "a2"), lambda g1, g2: (g1 / 2, g2)),
+    ("doubled along a2", ("a2", "a1+a2", "a1-a2"), ("a1", "2a2"), lambda g1, g2: (g1, g2 / 2)),
+    ("centred cell made primitive", ("a1", "a2"), ("a1+a2", "a1-a2"), lambda g1, g2: ((g1 + g2) / 2, (g1 - g2) / 2)),
+    ("doubled along a1 and a2", ("a1", "a2", "a1+a2", "a1-a2"), ("2a1", "2a2"), lambda g1, g2: (g1 / 2, g2 / 2)),
+)
+#: supercells whose reciprocal lattice holds a half-integer reflection of parity (h, k) mod 2
+_SUPERCELLS_FOR_PARITY = {(1, 0): (0, 3), (0, 1): (1, 3), (1, 1): (2, 3)}
+
+
+def _primitive_from_motif(arr: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, str, dict[str, float]]:
+    """The primitive cell from the column motif: (reciprocal basis, evidence, M values).
+
+    The cell of the strong reflections may hold two inequivalent columns (A and B of
+    a perovskite, whose contrast makes only weak reflections). Each index-2 supercell
+    is tested (:func:`_motif_test`) and the best-scoring accepted one replaces the
+    cell; repeated once. Raises FitError when no short translation of the cell
+    reproduces the image (M > :data:`MAX_LATTICE_MOTIF_DIFFERENCE`): no lattice.
+    """
+    notes: list[str] = []
+    m = _motif_values(arr, basis)
+    first = dict(m)
+    if not np.isfinite(max(m["a1"], m["a2"])):
+        raise FitError("no lattice found: the cell is too large for the image to test its translations")
+    best_any = np.nanmin([m["a1"], m["a2"], m["a1+a2"], m["a1-a2"], m["2a1"], m["2a2"]])
+    if best_any > MAX_LATTICE_MOTIF_DIFFERENCE:
+        raise FitError(f"no lattice found: no translation by the cell found reproduces the image (motif "
+                       f"difference M >= {best_any:.2f}; a lattice gives << {MAX_LATTICE_MOTIF_DIFFERENCE})")
+    for _ in range(2):
+        tests = [_motif_test(arr, basis, w, m) + (w,) for w in range(len(_SUPERCELLS))]
+        passed = [t for t in tests if t[0]]
+        if not passed:
+            break
+        ok, note, basis, _ = max(passed, key=lambda t: _motif_score(m, t[3]))
+        notes.append(note)
+        m = _motif_values(arr, basis)
+    if not notes:
+        notes.append(f"no index-2 supercell: the translations of the cell repeat the column motif "
+                     f"(M(a1) = {m['a1']:.3f}, M(a2) = {m['a2']:.3f})")
+    return basis, "; ".join(notes), first
+
+
+def _name_projection(g: np.ndarray, g_err: np.ndarray | None = None) -> tuple[str, str]:
+    """(projection, evidence) of a primitive reciprocal basis from its real-space cell shape."""
+    a = np.linalg.inv(g).T
+    c = np.linalg.norm(a, axis=1)
+    ratio = float(c.max() / c.min())
+    ang = _cell_angle_deg(g)
+    acute = min(ang, 180.0 - ang)
+    shape = f"primitive cell {c[0]:.2f} x {c[1]:.2f} px, |long|/|short| = {ratio:.3f}, angle {ang:.2f} deg"
+    if abs(acute - 90) <= PROJECTION_ANGLE_TOL_DEG and ratio <= 1 + PROJECTION_RATIO_TOL:
+        return "[100]", shape + ": square, the perovskite [100] projection (a x a)"
+    if abs(acute - 90) <= PROJECTION_ANGLE_TOL_DEG and abs(ratio / np.sqrt(2) - 1) <= PROJECTION_RATIO_TOL:
+        return "[110]", shape + ": rectangular with sqrt 2, the perovskite [110] projection (a/sqrt2 x a)"
+    if abs(acute - 60) <= PROJECTION_ANGLE_TOL_DEG and ratio <= 1 + PROJECTION_RATIO_TOL:
+        return "[111]", shape + ": hexagonal, the perovskite [111] projection (a sqrt(2/3))"
+    return "none", shape + ": matches no perovskite projection ([100] square, [110] sqrt 2 rectangle, [111] hexagon)"
+
+
+def _orient(g1: np.ndarray, g2: np.ndarray, projection: str = "[100]") -> np.ndarray:
+    """Basis rows in the image frame; components are (y, x).
+
+    g1 is the reflection nearest +x and g2 points to +y ([100], [111], none); for the
+    rectangular [110] cell a1 is the short edge (a/sqrt 2), a2 the long one (a),
+    whatever the rotation.
+    """
     pairs = [(g1, g2), (-g1, g2), (g2, g1), (-g2, g1)]
+    if projection == "[110]":
+        # the short real edge a1 belongs to the long reflection g1 (rectangular cell)
+        long_g = g1 if g1 @ g1 >= g2 @ g2 else g2
+        pairs = [p for p in pairs if np.allclose(np.abs(p[0]), np.abs(long_g))]
     g_x, other = max(pairs, key=lambda pr: pr[0][1] / np.linalg.norm(pr[0]))
     g_y = other if other[0] >= 0 else -other
     return np.stack([g_x, g_y])
 
 
+def _refine_pair(basis: np.ndarray, k: np.ndarray, snr: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Two detected reflections to refine the basis from.
+
+    (1,1) and (1,-1) when both are detected (a Ruddlesden-Popper shift leaves their
+    phases unchanged), else (1,0) and (0,1), else the two strongest non-collinear
+    indexed reflections.
+    """
+    hk, ok = _index(k, basis)
+    seen = {tuple(int(v) for v in h) for h in hk[ok]}
+    for pair in (((1, 1), (1, -1)), ((1, 0), (0, 1))):
+        if all(p in seen or (-p[0], -p[1]) in seen for p in pair):
+            return pair
+    order = [tuple(int(v) for v in hk[i]) for i in np.argsort(-snr) if ok[i]]
+    first = order[0]
+    second = next(h for h in order if first[0] * h[1] - first[1] * h[0] != 0)
+    return first, second
+
+
 def _refine_basis(
     arr: np.ndarray, basis: np.ndarray, region: np.ndarray, radius: float, mask: str, spec: _Spectrum,
-    max_iter: int = 12,
+    max_iter: int = 12, pair: tuple[tuple[int, int], tuple[int, int]] = ((1, 1), (1, -1)),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Refine (g1, g2) from the (1,1) and (1,-1) lock-ins (unaffected by RP shifts).
+    """Refine (g1, g2) from the lock-ins of the reflections ``pair`` (default (1,1), (1,-1)).
 
     Iterated until g moves by less than a tenth of its uncertainty: a start far off
     (a short image side resolves the spectrum coarsely) takes several rounds, as the
     amplitude weighting of the mean phase gradient depends on g.
     """
-    p, q = basis[0] + basis[1], basis[0] - basis[1]
+    hmat = np.array(pair, dtype=float)
+    if abs(np.linalg.det(hmat)) < 1e-9:
+        raise InputError(f"refinement reflections {pair} are collinear")
+    hinv = np.linalg.inv(hmat)
+    p, q = hmat @ basis
     ep = eq = np.zeros(2)
     for _ in range(max_iter):
         hp = lock_in(arr, p, mask=mask, mask_radius_per_px=radius, _spectrum=spec)
@@ -702,8 +966,8 @@ def _refine_basis(
         warnings.warn(f"GPA: g refinement still moved {step:.2e} cycles/px after {max_iter} iterations "
                       "(uncertainty " f"{max(ep.max(), eq.max()):.1e}); check the reference region", RuntimeWarning,
                       stacklevel=3)
-    err = 0.5 * np.sqrt(ep**2 + eq**2)
-    return np.stack([0.5 * (p + q), 0.5 * (p - q)]), np.stack([err, err])
+    err = np.sqrt(hinv**2 @ np.stack([ep**2, eq**2]))
+    return hinv @ np.stack([p, q]), err
 
 
 def _default_mask_radius(g: np.ndarray) -> float:
@@ -783,65 +1047,38 @@ def refine_g(
     return g_new, g_err
 
 
-def _primitive_if_centred(
-    spec: _Spectrum, basis: np.ndarray, hk: np.ndarray, k: np.ndarray, gmin: float, mask: str, min_ratio: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The primitive cell (g1 +- g2)/2 if the square cell ``basis`` is centred.
-
-    Where Ruddlesden-Popper faults split the (100) reflections into weak lobes, the
-    reflection search can settle on the centred cell of the (110) and (1-10)
-    reflections (edge a/sqrt 2). The split lobes still carry the (100) power within
-    a mask of radius |g|/4 = R, so the mean power at the (1/2, +-1/2) positions is
-    compared with the mean at 2R beside them along x and y (the local background,
-    including leakage streaks of strong reflections that run along the image axes).
-    """
-    norms = np.linalg.norm(basis, axis=1)
-    cosang = basis[0] @ basis[1] / (norms[0] * norms[1])
-    half = np.stack([(basis[0] + basis[1]) / 2, (basis[0] - basis[1]) / 2])
-    if not (0.9 < norms[0] / norms[1] < 1.1 and abs(cosang) < 0.17) or np.linalg.norm(half, axis=1).min() < 0.9 * gmin:
-        return basis, hk
-    radius = 0.25 * float(np.linalg.norm(half, axis=1).min())
-    # local background 2R beside each half position along both image axes: streaks of
-    # strong reflections (lattice not periodic across the border) run along the axes
-    # and cross some half positions, so distant controls would see less leakage
-    steps = 2 * radius * np.array([[1, 0], [-1, 0], [0, 1], [0, -1]])
-    signal = np.mean([_band_power(spec, g, radius, mask) for g in half])
-    background = np.mean([_band_power(spec, g + d, radius, mask) for g in half for d in steps])
-    if signal < min_ratio * max(background, 1e-300):
-        return basis, hk
-    prim = _orient(half[0], half[1])
-    hk_all = k @ np.linalg.inv(prim)
-    ok = np.abs(hk_all - np.round(hk_all)).max(axis=1) < _INDEX_TOL
-    return prim, np.where(ok[:, None], np.round(hk_all), -999).astype(int)
-
-
 def find_lattice(
     image: Any,
     *,
     lattice_pm_range: tuple[float, float] | None = PEROVSKITE_LATTICE_PM,
     min_snr: float = 8.0,
-    require_pseudocubic: bool = True,
+    require_pseudocubic: bool = False,
     refine: bool = True,
     reference: Any = None,
     mask: str = "gaussian",
     mask_radius_per_px: float | None = None,
-    min_half_power_ratio: float | None = 9.0,
+    centring: str = "motif",
 ) -> Lattice:
-    """Detect, index and refine the (pseudo-cubic) lattice of an image.
+    """Find, index and refine the 2-D lattice of an image and name its projection.
+
+    Any 2-D lattice in any orientation (module docstring, "Lattice finding"): the
+    lattice generated by the strong reflections, reduced; its primitive cell decided
+    from the column motif; named [100], [110], [111] or none from its shape.
 
     Parameters
     ----------
     image : DataArray or ndarray, shape (ny, nx)
         Calibrated image (DataArray) or bare array (then give
-        ``lattice_pm_range=None`` or the range is meaningless).
+        ``lattice_pm_range=None``).
     lattice_pm_range : (float, float) or None
-        Cell edge range searched (pm); default the perovskite range 350-700 pm.
-        None: any period between 2.5 px and a quarter of the image.
+        Pseudo-cubic cell edges expected (pm); default the perovskite range 350-700 pm.
+        Sets the longest period searched (1.25 x the upper end); the cell itself is
+        found without it, whatever its shape. None: periods up to a quarter of the image.
     min_snr : float
         Detection threshold of reflections (see :func:`detect_reflections`).
     require_pseudocubic : bool
-        Raise :class:`FitError` unless |a1|/|a2| < 1.15 (PbTiO3 c/a is 1.06;
-        a [110] zone gives 1.41) and the cell angle is within 10 deg of 90 deg.
+        Raise :class:`FitError` unless the cell is the square [100] one
+        (|a1|/|a2| < 1.15 and angle within 10 deg of 90 deg).
     refine : bool
         Refine g1, g2 on the reference region by GPA (iterated to convergence).
     reference : tuple of slices or bool ndarray, optional
@@ -849,56 +1086,56 @@ def find_lattice(
         border, at most a quarter of the image, is excluded from any region).
     mask, mask_radius_per_px :
         GPA mask for the refinement (default R = |g|/4).
-    min_half_power_ratio : float or None
-        Centred-cell test (module docstring): a square cell is replaced by the
-        primitive cell (g1 +- g2)/2 when the lock-in power at its (1/2, +-1/2)
-        positions exceeds that at (1/2, 0), (0, 1/2) this many times (default 9,
-        an amplitude ratio of 3). None skips the test.
+    centring : {"motif", "none"}
+        "motif": decide the primitive cell from the column motif; "none": keep the
+        cell of the strong reflections (e.g. the centred (110) cell of a [100]
+        perovskite whose A and B columns look alike).
 
     Returns
     -------
     Lattice
+        With ``projection`` and ``evidence``.
 
     Raises
     ------
     FitError
-        "no lattice found" (pure noise, amorphous) or a non-pseudo-cubic lattice.
+        "no lattice found" (pure noise, amorphous: no strong reflections that index
+        as a lattice, or translations by the cell that do not reproduce the image).
     """
     arr, px_pm = _as_image(image)
-    min_period, max_period = 2.5, None
+    if centring not in ("motif", "none"):
+        raise InputError(f"centring must be 'motif' or 'none', got {centring!r}")
+    max_period = None
     if lattice_pm_range is not None:
         if px_pm is None:
             raise InputError("lattice_pm_range needs a calibrated image (DataArray with pixel_size_pm)")
-        lo, hi = sorted(float(v) for v in lattice_pm_range)
-        max_period = 1.25 * hi / px_pm
-        gmin, gmax = px_pm / (1.1 * hi), px_pm / (0.9 * lo)
-    else:
-        gmin, gmax = 4.0 / min(arr.shape), 1.0 / 2.5
-    if max_period is not None and max_period > min(arr.shape) / 2:
-        raise InputError(
-            f"image of {arr.shape} px is too small for a lattice up to {lattice_pm_range[1]} pm at {px_pm} pm/px"  # type: ignore[index]
-        )
-    k, snr = detect_reflections(arr, min_snr=min_snr, min_period_px=min_period, max_period_px=max_period)
+        max_period = 1.25 * max(float(v) for v in lattice_pm_range) / px_pm
+        if max_period > min(arr.shape) / 2:
+            raise InputError(f"image of {arr.shape} px is too small for a lattice up to "
+                             f"{max(lattice_pm_range)} pm at {px_pm} pm/px")
+    k, snr = detect_reflections(arr, min_snr=min_snr, min_period_px=2.5, max_period_px=max_period)
     if len(k) == 0:
         raise FitError(f"no lattice found: no reflection above SNR {min_snr} in the power spectrum")
-    basis, hk = _choose_basis(k, snr, gmin, gmax)
-    spec = _Spectrum.of(arr)
-    if min_half_power_ratio is not None:
-        basis, hk = _primitive_if_centred(spec, basis, hk, k, gmin, mask, float(min_half_power_ratio))
+    basis, why = _strong_lattice(k, snr, min_snr, arr if centring == "motif" else None)
+    motif: dict[str, float] = {}
+    if centring == "motif":
+        basis, motif_note, motif = _primitive_from_motif(arr, basis)
+        why += "; " + motif_note
+    projection, shape = _name_projection(basis)
+    basis = _orient(basis[0], basis[1], projection)
+    pair = _refine_pair(basis, k, snr)
     err = np.zeros((2, 2))
     if refine:
         radius = mask_radius_per_px or _default_mask_radius(basis)
         region = _reference_mask(reference, arr.shape, radius)
-        basis, err = _refine_basis(arr, basis, region, radius, mask, spec)
-    lat = Lattice(basis, err, px_pm, k, hk, snr)
-    if require_pseudocubic:
-        c = lat.cell_px
-        ratio = c.max() / c.min()
-        if ratio > 1.15 or abs(lat.angle_deg - 90) > 10:
-            raise FitError(
-                f"lattice found is not pseudo-cubic: |a1|/|a2| = {ratio:.3f}, angle {lat.angle_deg:.1f} deg "
-                "(expected a [100]-projected perovskite; pass require_pseudocubic=False to accept)"
-            )
+        basis, err = _refine_basis(arr, basis, region, radius, mask, _Spectrum.of(arr), pair=pair)
+        projection, shape = _name_projection(basis)
+    hk, ok = _index(k, basis)
+    lat = Lattice(basis, err, px_pm, k, np.where(ok[:, None], hk, -999), snr, projection,
+                  f"{why}; {shape}" + ("" if refine else " (unrefined)"), pair, motif)
+    if require_pseudocubic and (lat.cell_px.max() / lat.cell_px.min() > 1.15 or abs(lat.angle_deg - 90) > 10):
+        raise FitError(f"lattice found is not pseudo-cubic: |a1|/|a2| = {lat.cell_px.max() / lat.cell_px.min():.3f}, "
+                       f"angle {lat.angle_deg:.1f} deg ({lat.projection} projection: {shape})")
     return lat
 
 
@@ -1167,8 +1404,9 @@ def gpa(
     region = _reference_mask(reference, arr.shape, radius)
     spec = _Spectrum.of(arr, edge)
     # refine the basis on the reference region
-    basis, err = _refine_basis(arr, lattice.g_per_px.copy(), region, radius, mask, spec)
-    lattice = Lattice(basis, err, px_pm, lattice.reflections_per_px, lattice.reflections_hk, lattice.reflections_snr)
+    basis, err = _refine_basis(arr, lattice.g_per_px.copy(), region, radius, mask, spec, pair=lattice.refine_hk)
+    lattice = dataclasses.replace(lattice, g_per_px=basis, g_err_per_px=err, pixel_size_pm=px_pm,
+                                  evidence=lattice.evidence.replace(" (unrefined)", ""))
     gs = np.array([h_ * basis[0] + k_ * basis[1] for h_, k_ in hk])
     if abs(np.linalg.det(gs[:2])) < 1e-12:
         raise InputError(f"the first two reflections {hk[:2]} are collinear")
