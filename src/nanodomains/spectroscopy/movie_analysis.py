@@ -213,6 +213,8 @@ class MovieAnalysis:
         import matplotlib.pyplot as plt
         from matplotlib.colors import PowerNorm
 
+        if self.time_s.size == 1:
+            return self.plot_spectrum(path, title=title)
         t, wl = self.time_s, self.wavelength_nm
         img = self.cleaned - self.background
         lo, hi = np.percentile(img, [1, 99.7])
@@ -232,7 +234,7 @@ class MovieAnalysis:
             label = f"{e.id} {e.kind}" + (f" {fss:.0f} ueV" if e.kind in split and fss else "")
             ax.annotate(label, (float(e.center_nm), t[-1]), xytext=(0, 4), textcoords="offset points", color=c,
                         fontsize=7, ha="center", va="bottom", rotation=60, annotation_clip=False)
-        ax.set_ylabel("time (s)")
+        ax.set_ylabel("time (s)" if self.record.meta.get("time_units", "s") == "s" else "frame")
         ax.set_xlim(wl[0], wl[-1])
         ax.set_ylim(t[0], t[-1]) if t.size > 1 else ax.set_ylim(t[0] - 0.5, t[0] + 0.5)
         fig.suptitle(title or self.record.source or "", fontsize=9)
@@ -241,6 +243,7 @@ class MovieAnalysis:
         for k, e in enumerate(self.emitters):
             for lam in e.lines_nm:
                 ax2.axvline(lam, color=cmap(k % 10), lw=0.6, alpha=0.7)
+        self._mark_screening(ax2)
         ax2.set_xlabel("wavelength (nm)")
         ax2.set_ylabel("mean counts")
         ax3 = fig.add_subplot(gs[0, 1], sharey=ax)
@@ -258,6 +261,48 @@ class MovieAnalysis:
                  for e in self.emitters[:10]]
         lines += [f"{p.a}-{p.b}: {p.verdict}" for p in self.pairs if p.verdict != "independent"][:6]
         ax4.text(0, 1, "\n".join(lines) or "no emitters found", va="top", fontsize=7, family="monospace")
+        p = Path(path)
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=130)
+        plt.close(fig)
+        return p
+
+
+    def _mark_screening(self, ax) -> None:
+        """Excluded ranges shaded, lines that are not emitters dashed grey with their class."""
+        for r in self.record.meta.get("excluded_nm") or []:
+            ax.axvspan(r["lo_nm"], r["hi_nm"], color="0.85", zorder=0)
+        for o in self.record.meta.get("not_emitters") or []:
+            ax.axvline(o["center_nm"], color="0.5", lw=0.6, ls="--")
+            ax.annotate(o["class"], (o["center_nm"], 1.0), xycoords=("data", "axes fraction"), fontsize=6,
+                        color="0.4", rotation=90, va="top", ha="right")
+
+    def plot_spectrum(self, path, *, title: str | None = None) -> Path:
+        """A single-frame movie as a spectrum: counts and baseline against wavelength, the
+        emitters' lines in colour, the lines that are not emitters and excluded ranges in grey."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        wl = self.wavelength_nm
+        fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
+        ax.plot(wl, self.cleaned[0], lw=0.8, color="k", label="counts")
+        ax.plot(wl, self.background[0], lw=0.8, color="0.6", label="baseline")
+        cmap = plt.get_cmap("tab10")
+        for k, e in enumerate(self.emitters):
+            for lam in e.lines_nm:
+                ax.axvline(lam, color=cmap(k % 10), lw=0.8, alpha=0.8)
+            ax.annotate(f"{e.id} {e.kind}", (float(e.center_nm), 1.0), xycoords=("data", "axes fraction"),
+                        fontsize=7, color=cmap(k % 10), rotation=90, va="top", ha="left")
+        self._mark_screening(ax)
+        ax.set_xlim(wl[0], wl[-1])
+        ax.set_xlabel("wavelength (nm)")
+        ax.set_ylabel("counts")
+        ax.legend(loc="upper right", fontsize=7)
+        exp = self.record.meta.get("exposure_s")
+        fig.suptitle((title or self.record.source or "") + (f"  (single spectrum, {exp:g} s)" if exp else
+                                                             "  (single spectrum)"), fontsize=9)
         p = Path(path)
         with atomic_path(p) as tmp:
             fig.savefig(tmp, dpi=130)
@@ -576,6 +621,8 @@ def _line_fact(k: int, cls: str, reason: str, lc: _LineCounts, fwhm: float, wand
             "mean_counts": float(np.nanmean(np.clip(lc.area[k], 0.0, None))), "tracks": [int(k)]}
     if scr.laser_nm is not None:
         fact["raman_shift_cm1"] = float(raman_shift_cm1(scr.laser_nm, lc.center_nm[k]))
+        if cls != "raman" and lc.center_nm[k] > scr.laser_nm:
+            fact["reason"] += f" (Raman shift {fact['raman_shift_cm1']:.1f} cm-1 from the {scr.laser_nm:g} nm laser)"
     return fact
 
 
@@ -779,6 +826,8 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
         result (written as emitters.json by ``analysis.write``).
     """
     prm = _resolve_params(params, overrides)
+    if prm.multiple_testing not in ("bh", "holm", "none"):
+        raise InputError(f"multiple_testing must be 'bh', 'holm' or 'none', got {prm.multiple_testing!r}")
     movie, crop = _crop(_load_validated(movie), prm.range_nm)
     t = movie["time"].values.astype(float)
     wl = movie["wavelength"].values.astype(float)
