@@ -260,6 +260,14 @@ class MovieAnalysis:
                  + (f", FSS {float(e.fss_uev):.0f}+-{e.fss_uev.stderr or math.nan:.0f} ueV" if e.kind in split else "")
                  for e in self.emitters[:10]]
         lines += [f"{p.a}-{p.b}: {p.verdict}" for p in self.pairs if p.verdict != "independent"][:6]
+        others = self.record.meta.get("not_emitters") or []
+        if others:
+            counts = {}
+            for o in others:
+                counts[o["class"]] = counts.get(o["class"], 0) + 1
+            lines.append("not emitters: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
+        if self.record.meta.get("saturation", {}).get("n_frames"):
+            lines.append(f"saturated in {self.record.meta['saturation']['n_frames']} frames")
         ax4.text(0, 1, "\n".join(lines) or "no emitters found", va="top", fontsize=7, family="monospace")
         p = Path(path)
         with atomic_path(p) as tmp:
