@@ -236,9 +236,17 @@ def test_empty_movies(tmp_path):
 
 def test_bad_time_axis_and_mismatched_axes():
     with pytest.raises(InputError, match="not strictly increasing"):
-        movie_from_arrays(np.ones((3, 4)), np.arange(4.0), [0, 1, 1])
+        movie_from_arrays(np.ones((3, 4)), 500 + np.arange(4.0), [0, 1, 1])
     with pytest.raises(CalibrationError, match="3 values but the frames have 4"):
-        movie_from_arrays(np.ones((3, 4)), np.arange(3.0), [0, 1, 2])
+        movie_from_arrays(np.ones((3, 4)), 500 + np.arange(3.0), [0, 1, 2])
+
+
+def test_wavelengths_must_be_positive_and_descending_axes_are_flipped():
+    with pytest.raises(CalibrationError, match="non-positive"):
+        movie_from_arrays(np.ones((2, 4)), np.array([-1.0, 0.0, 1.0, 2.0]), [0, 1])
+    m = movie_from_arrays(np.arange(8.0).reshape(2, 4), np.array([603.0, 602.0, 601.0, 600.0]), [0, 1])
+    assert m["wavelength"].values.tolist() == [600.0, 601.0, 602.0, 603.0]
+    assert m.values[0].tolist() == [3.0, 2.0, 1.0, 0.0] and m.attrs["wavelength_flipped"] == 1
 
 
 # ---------------------------------------------------------------------------- netCDF and misc

@@ -505,8 +505,17 @@ def pl_analyze(
     window_s: float = typer.Option(10.0, "--window-s", help="Sliding correlation window (s)."),
     surrogates: int = typer.Option(999, "--surrogates", help="Surrogates per correlation test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the surrogate tests."),
+    laser_nm: Optional[float] = typer.Option(None, "--laser-nm", help="Excitation laser (nm); default: the file header's, if any."),
+    no_file_laser: bool = typer.Option(False, "--no-file-laser", help="Ignore the laser wavelength in the file header."),
+    laser_halfwidth_nm: float = typer.Option(1.0, "--laser-halfwidth-nm", help="Half-width excluded around the laser (nm)."),
+    range_nm: Optional[str] = typer.Option(None, "--range-nm", help="Analyse only LO,HI (nm)."),
+    exclude_nm: list[str] = typer.Option([], "--exclude-nm", help="Exclude LO,HI (nm); repeatable."),
+    multiple_testing: str = typer.Option("bh", "--multiple-testing", help="Pair verdict correction: bh | holm | none."),
 ) -> None:
-    """Find emitters, fine structure, on/off/charged intervals and correlations in a PL movie."""
+    """Find emitters, fine structure, on/off/charged intervals and correlations in a PL movie.
+
+    The laser line and excluded ranges are dropped; saturated pixels, Raman, static and
+    broad lines, broad bands and sets of lines never on are reported, not made emitters."""
     from rich.table import Table
 
     from nanodomains.spectroscopy.io import load_movie
@@ -522,10 +531,37 @@ def pl_analyze(
         profile, instrument_sigma_nm = "voigt", resolution_nm / 2.3548200450309493
     mv = load_movie(movie, frame_time_s=frame_time_s, bad_frames=bad_frames)
     res = analyze_movie(mv, snr_min=snr, profile=profile, instrument_sigma_nm=instrument_sigma_nm,
-                        window_s=window_s, n_surrogates=surrogates, seed=seed)
+                        window_s=window_s, n_surrogates=surrogates, seed=seed, laser_nm=laser_nm,
+                        use_file_laser=not no_file_laser, laser_halfwidth_nm=laser_halfwidth_nm,
+                        range_nm=_nm_range(range_nm, "--range-nm") if range_nm else None,
+                        exclude_nm=tuple(_nm_range(x, "--exclude-nm") for x in exclude_nm),
+                        resolution_nm=resolution_nm, multiple_testing=multiple_testing)
     paths = res.write(out)
-    t = Table(title=f"{movie}: {mv.sizes['time']} frames x {mv.sizes['wavelength']} px, {len(res.emitters)} emitters")
-    for col in ("id", "kind", "center nm", "lines nm", "FSS ueV", "FWHM ueV", "on (s)", "counts/frame"):
+    _print_pl_result(movie, mv, res)
+    console.print("wrote " + ", ".join(str(v) for v in paths.values()))
+
+
+def _nm_range(text: str, option: str) -> tuple[float, float]:
+    """``"LO,HI"`` -> (lo, hi) in nm, lo < hi."""
+    vals = _float_list(text, option)
+    if len(vals) != 2 or not vals[0] < vals[1]:
+        raise InputError(f"{option} takes LO,HI in nm with LO < HI, got {text!r}")
+    return vals[0], vals[1]
+
+
+def _print_pl_result(name: str, mv, res) -> None:
+    """Timing, warnings, the emitter table, the lines that are not emitters, the couplings."""
+    from rich.table import Table
+
+    meta = res.meta
+    timed = meta.get("time_units") == "s"
+    console.print(f"timing: {meta.get('time_source')}" + (f"; exposure {meta['exposure_s']:g} s" if meta.get("exposure_s") else ""),
+                  highlight=False, soft_wrap=True)
+    for w in res.record.warnings:
+        err_console.print(f"[yellow]warning[/]: {w}", highlight=False, soft_wrap=True)
+    unit = "s" if timed else "frames"
+    t = Table(title=f"{name}: {mv.sizes['time']} frames x {mv.sizes['wavelength']} px, {len(res.emitters)} emitters")
+    for col in ("id", "kind", "center nm", "lines nm", "FSS ueV", "FWHM ueV", f"on ({unit})", "counts/frame"):
         t.add_column(col, justify="right")
     for e in res.emitters:
         fss = str(e.fss_uev) if e.kind in ("doublet", "triplet") else "-"
@@ -533,11 +569,18 @@ def pl_analyze(
                   " ".join(f"{x:.3f}" for x in e.lines_nm), fss, f"{float(e.linewidth_uev):.0f}",
                   f"{e.on_time_s:.0f}", f"{float(e.mean_counts):.0f}")
     console.print(t)
+    others = meta.get("not_emitters") or []
+    if others:
+        o = Table(title="lines that are not emitters")
+        for col in ("center nm", "class", "why"):
+            o.add_column(col, justify="right" if col == "center nm" else "left")
+        for x in others:
+            o.add_row(f"{x['center_nm']:.3f}", x["class"], x["reason"])
+        console.print(o)
     for p in res.pairs:
         if p.verdict != "independent" or p.relation:
             console.print(f"{p.a}-{p.b}: {p.verdict}" + (f" ({p.relation})" if p.relation else "")
-                          + f", r = {p.pearson_r:.2f} (p = {p.pearson_p:.3g})")
-    console.print("wrote " + ", ".join(str(v) for v in paths.values()))
+                          + f", r = {p.pearson_r:.2f} (p = {p.pearson_p:.3g}, {p.multiple_testing} q = {p.pearson_q:.3g})")
 
 
 @pl_app.command("population")

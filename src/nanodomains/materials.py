@@ -354,3 +354,15 @@ def format_formula(br_fraction: float, decimals: int = 2) -> str:
     if y <= 0:
         return "CsPbBr3"
     return f"CsPbBr{num(x)}I{num(y)}"
+
+
+# Raman lines of common substrates (first-order Stokes shift, cm-1): a PL movie taken on
+# such a substrate shows them at a fixed shift from the laser, in every frame, and they
+# must not be taken for emitters (spectroscopy.screening).
+RAMAN_SHIFTS_CM1: dict[str, float] = {
+    # crystalline Si, zone-centre optical phonon: 520.7 cm-1 at room temperature, the usual
+    # spectrometer calibration line; it hardens to ~524 cm-1 near 4 K (Hart, Aggarwal &
+    # Lax, Phys. Rev. B 1, 638 (1970)), inside the matching tolerance at any resolution
+    # coarser than 4 cm-1
+    "Si": 520.7,
+}

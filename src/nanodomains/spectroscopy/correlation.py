@@ -28,6 +28,18 @@ For a pair of emitters (a, b) with signal traces I_a(t), I_b(t) (counts per fram
   Binomial(n_a, q), q = 1 - (1 - (2 tol + 1) / n)^n_b; same and opposite directions
   are counted separately.
 
+Multiple comparisons
+--------------------
+A movie with n emitters has n(n-1)/2 pairs and three tests per pair (intensity
+correlation, same-direction and opposite-direction jumps): among 78 pairs of
+independent emitters about 2-3 would reach p < 0.01 by chance. :func:`adjust_verdicts`
+therefore recomputes every verdict from adjusted p-values over the whole family of
+3 n(n-1)/2 tests: Benjamini-Hochberg (default; controls the false discovery rate,
+Benjamini & Hochberg, J. R. Stat. Soc. B 57, 289 (1995)) or Holm (controls the
+family-wise error rate, Holm, Scand. J. Stat. 6, 65 (1979)). A surrogate p-value is
+never below 1 / (1 + n_surrogates), so large families need more surrogates (with 999
+the smallest p is 0.001).
+
 Verdict
 -------
 "coupled" when the whole-movie intensity correlation is positive with p < ``alpha`` or
@@ -58,6 +70,8 @@ __all__ = [
     "coincident_jumps",
     "PairCorrelation",
     "correlate_pair",
+    "adjust_pvalues",
+    "adjust_verdicts",
 ]
 
 
@@ -285,6 +299,10 @@ class PairCorrelation:
     jump_frames: list = field(default_factory=list)
     windows: list = field(default_factory=list)
     verdict: str = "independent"
+    pearson_q: float = float("nan")
+    jumps_q_same: float = float("nan")
+    jumps_q_opposite: float = float("nan")
+    multiple_testing: str = "none"
 
     def row(self) -> dict:
         d = asdict(self)
@@ -371,9 +389,21 @@ def correlate_pair(
     jumps = coincident_jumps(change_points_a, change_points_b, steps_a, steps_b, a.size, tolerance=jump_tolerance)
     win = sliding_window_correlation(a, b, change_points_b, time_s, window_frames=window_frames, n_surrogates=n_surrogates, rng=rng)
     windows = _merge_windows(win, window_alpha, min_window_r)
-    if np.isfinite(p) and p < alpha and r > 0 or jumps["p_same"] < alpha and not (np.isfinite(p) and p < alpha and r < 0):
+    verdict, relation = _verdict(r, p, jumps["p_same"], jumps["p_opposite"], alpha, relation)
+    return PairCorrelation(
+        a=name_a, b=name_b, relation=relation, pearson_r=r, pearson_p=p, spearman_rho=rho, spearman_p=prho,
+        wavelength_r=rw, wavelength_p=pw, wavelength_pairs=nw, jumps_same=jumps["n_same"],
+        jumps_opposite=jumps["n_opposite"], jumps_p_same=jumps["p_same"], jumps_p_opposite=jumps["p_opposite"],
+        jump_frames=jumps["frames"], windows=windows, verdict=verdict,
+    )
+
+
+def _verdict(r: float, p: float, p_same: float, p_opp: float, alpha: float, relation: str) -> tuple[str, str]:
+    """Verdict and relation of a pair from its (possibly adjusted) p-values."""
+    sig = bool(np.isfinite(p) and p < alpha)
+    if sig and r > 0 or p_same < alpha and not (sig and r < 0):
         verdict = "coupled"
-    elif np.isfinite(p) and p < alpha and r < 0 or jumps["p_opposite"] < alpha:
+    elif sig and r < 0 or p_opp < alpha:
         verdict = "anti-correlated"
     else:
         verdict = "independent"
@@ -383,9 +413,87 @@ def correlate_pair(
         verdict = "anti-correlated"
     if verdict == "anti-correlated" and not relation:
         relation = "competition"
-    return PairCorrelation(
-        a=name_a, b=name_b, relation=relation, pearson_r=r, pearson_p=p, spearman_rho=rho, spearman_p=prho,
-        wavelength_r=rw, wavelength_p=pw, wavelength_pairs=nw, jumps_same=jumps["n_same"],
-        jumps_opposite=jumps["n_opposite"], jumps_p_same=jumps["p_same"], jumps_p_opposite=jumps["p_opposite"],
-        jump_frames=jumps["frames"], windows=windows, verdict=verdict,
-    )
+    if verdict != "anti-correlated" and relation == "competition":
+        relation = ""
+    return verdict, relation
+
+
+def adjust_pvalues(pvalues, method: str = "bh") -> np.ndarray:
+    """Adjusted p-values for a family of tests.
+
+    Parameters
+    ----------
+    pvalues : array_like
+        Raw p-values (NaN entries are ignored and stay NaN).
+    method : {"bh", "holm", "none"}
+        Benjamini-Hochberg step-up (false discovery rate) or Holm step-down (family-wise
+        error rate); see the module docstring.
+
+    Returns
+    -------
+    adjusted : ndarray
+        Same shape; reject a test at level alpha when its adjusted p < alpha.
+
+    Examples
+    --------
+    >>> adjust_pvalues([0.01, 0.04, 0.03, 0.2], "bh").round(3).tolist()
+    [0.04, 0.053, 0.053, 0.2]
+    >>> adjust_pvalues([0.01, 0.04, 0.03, 0.2], "holm").round(3).tolist()
+    [0.04, 0.09, 0.09, 0.2]
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if method not in ("bh", "holm", "none"):
+        raise InputError(f"multiple-testing method must be 'bh', 'holm' or 'none', got {method!r}")
+    if np.any((p[ok] < 0) | (p[ok] > 1)):
+        raise InputError("p-values must lie in [0, 1]")
+    v = p[ok]
+    m = v.size
+    if m == 0 or method == "none":
+        out[ok] = v
+        return out
+    order = np.argsort(v)
+    ranked = v[order]
+    i = np.arange(1, m + 1)
+    if method == "bh":
+        adj = np.minimum.accumulate((ranked * m / i)[::-1])[::-1]
+    else:
+        adj = np.maximum.accumulate(ranked * (m - i + 1))
+    res = np.empty(m)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
+    return out
+
+
+def adjust_verdicts(pairs: list[PairCorrelation], *, alpha: float = 0.01, method: str = "bh") -> list[PairCorrelation]:
+    """Recompute every pair's verdict from p-values adjusted over all pairs and tests.
+
+    The family is the intensity-correlation p and the two jump p-values of every pair
+    (3 per pair). The raw p-values stay in the pairs; the adjusted ones are stored as
+    ``pearson_q``, ``jumps_q_same``, ``jumps_q_opposite``.
+
+    Parameters
+    ----------
+    pairs : list of PairCorrelation
+    alpha : float
+    method : {"bh", "holm", "none"}
+
+    Returns
+    -------
+    pairs : list of PairCorrelation
+        New objects (the input is not modified).
+    """
+    if not pairs:
+        return []
+    raw = np.array([[q.pearson_p, q.jumps_p_same, q.jumps_p_opposite] for q in pairs], dtype=float)
+    adj = adjust_pvalues(raw.ravel(), method).reshape(raw.shape)
+    out = []
+    for q, (pq, sq, oq) in zip(pairs, adj):
+        rel = "charge states" if q.relation == "charge states" else ("" if q.relation == "competition" else q.relation)
+        verdict, rel = _verdict(q.pearson_r, pq, sq if np.isfinite(sq) else 1.0, oq if np.isfinite(oq) else 1.0, alpha, rel)
+        d = asdict(q)
+        d.update(verdict=verdict, relation=rel, pearson_q=float(pq), jumps_q_same=float(sq), jumps_q_opposite=float(oq),
+                 multiple_testing=method)
+        out.append(PairCorrelation(**d))
+    return out

@@ -30,6 +30,12 @@ Supported inputs
   column holds the frame time in s: it is recognised when the first cell of the first
   row is empty or not a number (e.g. ``time_s``), or when the data rows have one cell
   more than the wavelength row. Delimiter ``,``, ``;``, tab or whitespace.
+* Full_SMS HDF5 (``.h5``, BioPhysicsUP/Full_SMS): only the spectra of one particle,
+  dataset ``Particle N/Spectra (counts\\s)`` (frames x pixels) with the attributes
+  ``Wavelengths`` (nm, descending in the files seen: flipped), ``Spectra Abs. Times (s)``
+  (frame times) and ``Exposure Time (s)``. The photon streams of the same file are read
+  by the photon readers. The file records no detector ceiling; saturation is detected
+  from the data by the analysis (:func:`~nanodomains.spectroscopy.screening.detect_saturation`).
 * netCDF (``.nc``): the optical forward model's movies and :func:`save_movie` output;
   the data variable with dims (time, wavelength).
 
@@ -65,6 +71,8 @@ __all__ = [
     "read_spe",
     "read_csv_movie",
     "read_netcdf_movie",
+    "read_fullsms_spectra",
+    "is_fullsms_file",
 ]
 
 _SPE_HEADER_BYTES = 4100
@@ -217,6 +225,10 @@ def _increasing_wavelength(movie: xr.DataArray, src: str, attrs: dict) -> tuple[
     if not np.all(np.isfinite(wl)):
         bad = np.flatnonzero(~np.isfinite(wl))
         raise CalibrationError(f"{src}: wavelength axis has non-finite values at pixels {bad[:10].tolist()}")
+    if np.any(wl <= 0):
+        bad = np.flatnonzero(wl <= 0)
+        raise CalibrationError(f"{src}: wavelength axis has non-positive values ({wl[bad[0]]:.6g} nm at pixel "
+                               f"{int(bad[0])}; {bad.size} pixels): not a wavelength calibration")
     if wl.size > 1:
         d = np.diff(wl)
         if np.all(d < 0):
@@ -325,6 +337,8 @@ def load_movie(
         return read_spe(p, frame_time_s=frame_time_s, rows=rows, bad_frames=bad_frames, spe2_pixel_origin=spe2_pixel_origin)
     if ext in (".csv", ".txt", ".dat", ".tsv"):
         return read_csv_movie(p, frame_time_s=frame_time_s, bad_frames=bad_frames)
+    if ext in (".h5", ".hdf5") and is_fullsms_file(p):
+        return read_fullsms_spectra(p, bad_frames=bad_frames)
     if ext in (".nc", ".h5", ".netcdf", ".nc4", ".cdf"):
         return read_netcdf_movie(p, variable=variable, bad_frames=bad_frames)
     raise FileFormatError(
@@ -460,7 +474,11 @@ def read_sif(path, *, rows: str | None = None, bad_frames: str = "raise") -> xr.
         "sif_version": int(info.get("SifVersion", 0)),
         "detector": str(info.get("DetectorType", "")),
         "detector_temperature_c": float(info.get("DetectorTemperature", np.nan)),
+        "accumulations": int(info.get("AccumulatedCycles", 1) or 1),
     }
+    laser = float(info.get("RamanExWavelength", 0.0) or 0.0)
+    if 150.0 < laser < 3000.0:  # Andor Solis' Raman excitation wavelength (0 when unset)
+        attrs["laser_nm"], attrs["laser_source"] = laser, "SIF RamanExWavelength"
     return movie_from_arrays(data, calib, time, attrs=attrs, source=str(p), bad_frames=bad_frames)
 
 
@@ -538,25 +556,56 @@ def _read_spe2(p, raw, version, *, frame_time_s, rows, bad_frames, origin):
         )
     pix = np.arange(xdim, dtype=np.float64) + origin
     wl = np.polynomial.polynomial.polyval(pix, coeffs[: order + 1])
+    time, attrs = _spe2_timing(p, raw, nframes, frame_time_s)
+    attrs.update({
+        "format": f"Princeton SPE {version:.1f}",
+        "wavelength_source": f"SPE 2.x polynocoeff order {order} at pixels {origin}..{xdim - 1 + origin}",
+    })
+    attrs.update(_spe2_laser(raw))
+    if dt.kind in "iu" and ydim == 1:  # integer pixels: the data type's ceiling is the ADC's at most
+        attrs["saturation_counts"] = float(np.iinfo(dt).max)
+        attrs["saturation_source"] = f"SPE 2.x data type {dt} ceiling"
+    return movie_from_arrays(spectra, wl, time, attrs=attrs, source=str(p), bad_frames=bad_frames)
+
+
+def _spe2_timing(p, raw, nframes: int, frame_time_s) -> tuple[np.ndarray | None, dict]:
+    """Frame times of an SPE 2.x movie: frame index x (exposure ``exp_sec`` @10 +
+    ``ReadoutTime`` @672, float32 in ms, WinSpec header), or ``frame_time_s`` when given."""
     exp_s, = struct.unpack_from("<f", raw, 10)
+    readout_ms, = struct.unpack_from("<f", raw, 672)
+    attrs = {"exposure_s": float(exp_s)}
+    readout_ok = bool(np.isfinite(readout_ms) and 0 < readout_ms < 1e7)
+    if readout_ok:
+        attrs["readout_s"] = float(readout_ms) * 1e-3
     if frame_time_s is not None:
         period, tsrc = frame_time_s, f"frame index x frame_time_s ({frame_time_s:g} s, given)"
     elif nframes == 1:
         period, tsrc = 1.0, "single frame"
+    elif np.isfinite(exp_s) and exp_s > 0 and readout_ok:
+        period = float(exp_s) + float(readout_ms) * 1e-3
+        tsrc = (f"frame index x (exposure exp_sec {exp_s:g} s + ReadoutTime {readout_ms:.4g} ms) "
+                "from the SPE 2.x header; no per-frame time stamps")
     elif np.isfinite(exp_s) and exp_s > 0:
-        period, tsrc = float(exp_s), f"frame index x exposure exp_sec ({exp_s:g} s; readout dead time not recorded in SPE 2.x)"
+        period = float(exp_s)
+        tsrc = f"frame index x exposure exp_sec ({exp_s:g} s); ReadoutTime not recorded (0), dead time unknown"
     else:
         period, tsrc = None, "frame index (SPE 2.x without exposure time)"
-    time = None if period is None else np.arange(nframes) * period
-    attrs = {
-        "format": f"Princeton SPE {version:.1f}",
-        "time_source": tsrc,
-        "wavelength_source": f"SPE 2.x polynocoeff order {order} at pixels {origin}..{xdim - 1 + origin}",
-        "exposure_s": float(exp_s),
-    }
-    if time is None:
-        warnings.warn(f"{p}: SPE 2.x file has no timing; time axis is the frame index", stacklevel=3)
-    return movie_from_arrays(spectra, wl, time, attrs=attrs, source=str(p), bad_frames=bad_frames)
+    if period is not None and nframes > 1:
+        attrs["frame_period_s"] = float(period)
+    attrs["time_source"] = tsrc
+    if period is None:
+        warnings.warn(f"{p}: SPE 2.x file has no timing; time axis is the frame index", stacklevel=4)
+        return None, attrs
+    return np.arange(nframes) * period, attrs
+
+
+def _spe2_laser(raw) -> dict:
+    """Excitation wavelength from ``xcalibration.laser_position`` (float64 @3311, nm),
+    when it is a plausible wavelength (WinSpec writes 0 when none was set)."""
+    laser, = struct.unpack_from("<d", raw, 3311)
+    if np.isfinite(laser) and 150.0 < laser < 3000.0:
+        return {"laser_nm": float(laser), "laser_source": "SPE 2.x header xcalibration.laser_position"}
+    return {}
 
 
 def _xml_strip_ns(root: ET.Element) -> ET.Element:
@@ -584,12 +633,19 @@ def _read_spe3(p, raw, *, frame_time_s, rows, bad_frames):
     buf, px, layout = _spe3_frames(p, raw, frame_block, region, xml_offset)
     spectra = _frames_to_spectra(p, px.astype(np.float64), rows)
     wl = _spe3_wavelengths(p, root, region, layout["width"])
-    time, tsrc = _spe3_times(p, root, buf, layout, frame_time_s)
+    timing = _spe3_camera_timing(root)
+    time, tsrc = _spe3_times(p, root, buf, layout, frame_time_s, timing.get("frame_rate_hz"))
     attrs = {
         "format": "Princeton SPE 3.0",
         "time_source": tsrc,
         "wavelength_source": "SPE 3.0 XML Calibrations/WavelengthMapping",
+        **timing,
+        **_spe3_laser(root),
     }
+    bits = _xml_float(root, ".//Cameras/Camera/Adc/BitDepth")
+    if bits and int(region.get("height", 1)) == 1 and np.dtype(_SPE3_DTYPES[region.get("pixelFormat") or frame_block.get("pixelFormat")]).kind in "iu":
+        attrs["saturation_counts"] = float(2 ** int(bits) - 1)
+        attrs["saturation_source"] = f"SPE 3.0 XML Camera/Adc/BitDepth {int(bits)} bits"
     return movie_from_arrays(spectra, wl, time, attrs=attrs, source=str(p), bad_frames=bad_frames)
 
 
@@ -650,8 +706,50 @@ def _spe3_wavelengths(p, root, region, width: int) -> np.ndarray:
     return wl[x0 : x0 + xw].reshape(width, xb).mean(axis=1)
 
 
-def _spe3_times(p, root, buf: np.ndarray, layout: dict, frame_time_s) -> tuple[np.ndarray | None, str]:
-    """Frame times from the ExposureStarted stamps, else ``frame_time_s``; and their source."""
+def _xml_float(root: ET.Element, path: str) -> float | None:
+    """The number in the first element at ``path`` (None when absent or not a number)."""
+    el = root.find(path)
+    try:
+        v = float((el.text or "").strip()) if el is not None else None
+    except ValueError:
+        return None
+    return v if v is not None and np.isfinite(v) else None
+
+
+def _spe3_camera_timing(root: ET.Element) -> dict:
+    """Exposure (``ShutterTiming/ExposureTime``, ms) and frame rate (``Acquisition/FrameRate``,
+    Hz) of the camera as LightField recorded them in the XML footer."""
+    out = {}
+    exp_ms = _xml_float(root, ".//Cameras/Camera/ShutterTiming/ExposureTime")
+    rate = _xml_float(root, ".//Cameras/Camera/Acquisition/FrameRate")
+    if exp_ms is not None and exp_ms > 0:
+        out["exposure_s"] = exp_ms * 1e-3
+    if rate is not None and rate > 0:
+        out["frame_rate_hz"] = rate
+    return out
+
+
+def _spe3_laser(root: ET.Element) -> dict:
+    """Excitation wavelength (nm) from a ``LaserLine`` / ``WavelengthLaserLine`` element
+    that LightField marks relevant to the experiment (``relevance="False"`` ones are
+    settings not in use, e.g. of the CSV export)."""
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag in ("LaserLine", "WavelengthLaserLine"):
+            if el.get("relevance") == "False":
+                continue
+            try:
+                v = float((el.text or "").strip())
+            except ValueError:
+                continue
+            if 150.0 < v < 3000.0:
+                return {"laser_nm": v, "laser_source": f"SPE 3.0 XML {el.tag}"}
+    return {}
+
+
+def _spe3_times(p, root, buf: np.ndarray, layout: dict, frame_time_s,
+                frame_rate_hz: float | None = None) -> tuple[np.ndarray | None, str]:
+    """Frame times from the ExposureStarted stamps, else ``frame_time_s``, else the
+    camera's ``FrameRate``; and their source."""
     nframes, stride, fsize = layout["n_frames"], layout["stride"], layout["frame_size"]
     meta = root.find("MetaFormat/MetaBlock")
     if meta is not None and stride > fsize:
@@ -667,6 +765,9 @@ def _spe3_times(p, root, buf: np.ndarray, layout: dict, frame_time_s) -> tuple[n
         return np.arange(nframes) * frame_time_s, f"frame index x frame_time_s ({frame_time_s:g} s, given)"
     if nframes == 1:
         return np.zeros(1), "single frame"
+    if frame_rate_hz:
+        return (np.arange(nframes) / frame_rate_hz,
+                f"frame index / FrameRate ({frame_rate_hz:.6g} Hz, SPE 3.0 XML); no per-frame time stamps")
     warnings.warn(f"{p}: SPE 3.0 file has no time stamps; time axis is the frame index", stacklevel=4)
     return None, "frame index (SPE 3.0 without time stamps)"
 
@@ -799,3 +900,88 @@ def read_netcdf_movie(path, *, variable: str | None = None, bad_frames: str = "r
     attrs["source"] = str(p)
     da.attrs = attrs
     return validate_movie(da, source=str(p), bad_frames=bad_frames)
+
+
+# ---------------------------------------------------------------------------- Full_SMS
+
+
+_FULLSMS_SPECTRA = "Spectra (counts\\s)"
+
+
+def is_fullsms_file(path) -> bool:
+    """True for an HDF5 file in the Full_SMS layout (root attribute ``# Particles``)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "# Particles" in f.attrs
+    except (OSError, ValueError):
+        return False
+
+
+def read_fullsms_spectra(path, *, particle: int = 1, bad_frames: str = "raise") -> xr.DataArray:
+    """Read the spectral series of one particle of a Full_SMS HDF5 file.
+
+    Parameters
+    ----------
+    path : str or Path
+    particle : int
+        Particle number (the group ``Particle <n>``; Full_SMS counts from 1).
+    bad_frames : {"raise", "drop"}
+
+    Returns
+    -------
+    movie : xarray.DataArray
+        Time from ``Spectra Abs. Times (s)`` (relative to the first frame; the absolute
+        start is kept in ``attrs["time_origin_s"]``), wavelength increasing.
+
+    Raises
+    ------
+    FileFormatError
+        Not a Full_SMS file, no such particle, no spectra, or inconsistent attributes.
+    """
+    import h5py
+
+    p = Path(path)
+    try:
+        f = h5py.File(p, "r")
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(f"{p}: cannot open as HDF5 ({exc})") from exc
+    with f:
+        n_particles = f.attrs.get("# Particles")
+        if n_particles is None:
+            raise FileFormatError(f"{p}: not a Full_SMS file (no '# Particles' attribute)")
+        group = f.get(f"Particle {int(particle)}")
+        if group is None:
+            raise FileFormatError(f"{p}: no group 'Particle {particle}' ({int(n_particles)} particles in the file)")
+        if _FULLSMS_SPECTRA not in group:
+            raise FileFormatError(f"{p}: Particle {particle} holds no spectra (no dataset {_FULLSMS_SPECTRA!r})")
+        ds = group[_FULLSMS_SPECTRA]
+        try:
+            data = np.asarray(ds[()], dtype=np.float64)
+        except OSError as exc:
+            raise FileFormatError(f"{p}: spectra of Particle {particle} unreadable (truncated? {exc})") from exc
+        wl = ds.attrs.get("Wavelengths")
+        stamps = ds.attrs.get("Spectra Abs. Times (s)")
+        exposure = ds.attrs.get("Exposure Time (s)")
+    if wl is None:
+        raise CalibrationError(f"{p}: Particle {particle} spectra have no 'Wavelengths' attribute")
+    if data.ndim != 2:
+        raise FileFormatError(f"{p}: spectra of Particle {particle} have shape {data.shape}, expected (frames, pixels)")
+    attrs = {"format": "Full_SMS HDF5 spectra", "wavelength_source": "Full_SMS 'Wavelengths' attribute",
+             "particle": int(particle), "units": "counts/s"}
+    if exposure is not None:
+        attrs["exposure_s"] = float(np.asarray(exposure).ravel()[0])
+    time = None
+    if stamps is not None and np.asarray(stamps).size == data.shape[0]:
+        stamps = np.asarray(stamps, dtype=np.float64).ravel()
+        time = stamps - stamps[0]
+        attrs["time_origin_s"] = float(stamps[0])
+        attrs["time_source"] = "Full_SMS 'Spectra Abs. Times (s)'"
+    elif data.shape[0] == 1:
+        time, attrs["time_source"] = np.zeros(1), "single frame"
+    else:
+        attrs["time_source"] = "frame index (Full_SMS file without spectra times)"
+        warnings.warn(f"{p}: Full_SMS spectra have no frame times; time axis is the frame index", stacklevel=2)
+    return movie_from_arrays(data, np.asarray(wl, dtype=np.float64), time, attrs=attrs, source=str(p),
+                             bad_frames=bad_frames)

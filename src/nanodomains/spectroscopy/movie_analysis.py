@@ -50,7 +50,7 @@ from nanodomains.files import atomic_path, to_jsonable
 from nanodomains.materials import HC_EV_NM
 from nanodomains.records import Measured, PLCoupling, PLEmitter, PLEmitters, PLLine, measured
 from nanodomains.seeds import rng as make_rng
-from nanodomains.spectroscopy.correlation import PairCorrelation, correlate_pair
+from nanodomains.spectroscopy.correlation import PairCorrelation, adjust_verdicts, correlate_pair
 from nanodomains.spectroscopy.io import load_movie, validate_movie
 from nanodomains.spectroscopy.peaks import (
     CosmicRays,
@@ -63,6 +63,18 @@ from nanodomains.spectroscopy.peaks import (
     fss_uev,
     lorentzian_pixels,
     remove_cosmic_rays,
+)
+from nanodomains.spectroscopy.screening import (
+    Saturation,
+    band_check,
+    centre_wander,
+    classify_line,
+    clipped_near,
+    detect_saturation,
+    exclusion_ranges,
+    in_ranges,
+    offset_check,
+    raman_shift_cm1,
 )
 from nanodomains.spectroscopy.states import Segmentation, mask_to_intervals, segment_trace
 from nanodomains.spectroscopy.tracking import (
@@ -106,6 +118,21 @@ class AnalysisParams:
     n_surrogates: int = 999
     alpha: float = 0.01
     seed: int = 0
+    # what the data are (screening): laser, ranges, saturation, line classes, multiplicity
+    laser_nm: float | None = None
+    use_file_laser: bool = True
+    laser_halfwidth_nm: float = 1.0
+    range_nm: tuple | None = None
+    exclude_nm: tuple = ()
+    resolution_nm: float | None = None
+    classify_lines: bool = True
+    broad_factor: float = 10.0
+    static_presence: float = 0.9
+    static_chi2: float = 10.0
+    static_wander_hwhm: float = 0.1
+    raman_tol_cm1: float = 10.0
+    saturation_run_px: int = 3
+    multiple_testing: str = "bh"
 
 
 @dataclass
@@ -186,6 +213,8 @@ class MovieAnalysis:
         import matplotlib.pyplot as plt
         from matplotlib.colors import PowerNorm
 
+        if self.time_s.size == 1:
+            return self.plot_spectrum(path, title=title)
         t, wl = self.time_s, self.wavelength_nm
         img = self.cleaned - self.background
         lo, hi = np.percentile(img, [1, 99.7])
@@ -205,7 +234,7 @@ class MovieAnalysis:
             label = f"{e.id} {e.kind}" + (f" {fss:.0f} ueV" if e.kind in split and fss else "")
             ax.annotate(label, (float(e.center_nm), t[-1]), xytext=(0, 4), textcoords="offset points", color=c,
                         fontsize=7, ha="center", va="bottom", rotation=60, annotation_clip=False)
-        ax.set_ylabel("time (s)")
+        ax.set_ylabel("time (s)" if self.record.meta.get("time_units", "s") == "s" else "frame")
         ax.set_xlim(wl[0], wl[-1])
         ax.set_ylim(t[0], t[-1]) if t.size > 1 else ax.set_ylim(t[0] - 0.5, t[0] + 0.5)
         fig.suptitle(title or self.record.source or "", fontsize=9)
@@ -214,6 +243,7 @@ class MovieAnalysis:
         for k, e in enumerate(self.emitters):
             for lam in e.lines_nm:
                 ax2.axvline(lam, color=cmap(k % 10), lw=0.6, alpha=0.7)
+        self._mark_screening(ax2)
         ax2.set_xlabel("wavelength (nm)")
         ax2.set_ylabel("mean counts")
         ax3 = fig.add_subplot(gs[0, 1], sharey=ax)
@@ -230,7 +260,57 @@ class MovieAnalysis:
                  + (f", FSS {float(e.fss_uev):.0f}+-{e.fss_uev.stderr or math.nan:.0f} ueV" if e.kind in split else "")
                  for e in self.emitters[:10]]
         lines += [f"{p.a}-{p.b}: {p.verdict}" for p in self.pairs if p.verdict != "independent"][:6]
+        others = self.record.meta.get("not_emitters") or []
+        if others:
+            counts = {}
+            for o in others:
+                counts[o["class"]] = counts.get(o["class"], 0) + 1
+            lines.append("not emitters: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
+        if self.record.meta.get("saturation", {}).get("n_frames"):
+            lines.append(f"saturated in {self.record.meta['saturation']['n_frames']} frames")
         ax4.text(0, 1, "\n".join(lines) or "no emitters found", va="top", fontsize=7, family="monospace")
+        p = Path(path)
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=130)
+        plt.close(fig)
+        return p
+
+
+    def _mark_screening(self, ax) -> None:
+        """Excluded ranges shaded, lines that are not emitters dashed grey with their class."""
+        for r in self.record.meta.get("excluded_nm") or []:
+            ax.axvspan(r["lo_nm"], r["hi_nm"], color="0.85", zorder=0)
+        for o in self.record.meta.get("not_emitters") or []:
+            ax.axvline(o["center_nm"], color="0.5", lw=0.6, ls="--")
+            ax.annotate(o["class"], (o["center_nm"], 1.0), xycoords=("data", "axes fraction"), fontsize=6,
+                        color="0.4", rotation=90, va="top", ha="right")
+
+    def plot_spectrum(self, path, *, title: str | None = None) -> Path:
+        """A single-frame movie as a spectrum: counts and baseline against wavelength, the
+        emitters' lines in colour, the lines that are not emitters and excluded ranges in grey."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        wl = self.wavelength_nm
+        fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
+        ax.plot(wl, self.cleaned[0], lw=0.8, color="k", label="counts")
+        ax.plot(wl, self.background[0], lw=0.8, color="0.6", label="baseline")
+        cmap = plt.get_cmap("tab10")
+        for k, e in enumerate(self.emitters):
+            for lam in e.lines_nm:
+                ax.axvline(lam, color=cmap(k % 10), lw=0.8, alpha=0.8)
+            ax.annotate(f"{e.id} {e.kind}", (float(e.center_nm), 1.0), xycoords=("data", "axes fraction"),
+                        fontsize=7, color=cmap(k % 10), rotation=90, va="top", ha="left")
+        self._mark_screening(ax)
+        ax.set_xlim(wl[0], wl[-1])
+        ax.set_xlabel("wavelength (nm)")
+        ax.set_ylabel("counts")
+        ax.legend(loc="upper right", fontsize=7)
+        exp = self.record.meta.get("exposure_s")
+        fig.suptitle((title or self.record.source or "") + (f"  (single spectrum, {exp:g} s)" if exp else
+                                                             "  (single spectrum)"), fontsize=9)
         p = Path(path)
         with atomic_path(p) as tmp:
             fig.savefig(tmp, dpi=130)
@@ -320,6 +400,56 @@ class _Cleaned:
     fits: LineFits
 
 
+@dataclass
+class _Screen:
+    """What the data are: crop, exclusions, saturation, resolution, laser line width."""
+
+    ranges: list
+    saturation: Saturation
+    laser_nm: float | None
+    laser_source: str
+    resolution_nm: float | None
+    resolution_source: str
+    dropped: dict
+    crop_nm: tuple | None = None
+
+
+def _screen_setup(movie: xr.DataArray, prm: AnalysisParams, crop: tuple | None) -> _Screen:
+    """Laser (given or from the file), exclusion ranges and saturation of the raw counts."""
+    laser, lsrc = prm.laser_nm, "given"
+    if laser is None and prm.use_file_laser and movie.attrs.get("laser_nm") is not None:
+        laser, lsrc = float(movie.attrs["laser_nm"]), str(movie.attrs.get("laser_source", "file header"))
+    ranges = exclusion_ranges(laser_nm=laser, laser_source=lsrc, laser_halfwidth_nm=prm.laser_halfwidth_nm,
+                              exclude_nm=prm.exclude_nm)
+    ceiling = movie.attrs.get("saturation_counts")
+    sat = detect_saturation(movie.values, ceiling=None if ceiling is None else float(ceiling),
+                            ceiling_source=str(movie.attrs.get("saturation_source", "")),
+                            min_run=prm.saturation_run_px)
+    res, rsrc = prm.resolution_nm, "given (--resolution-nm)"
+    if res is None and prm.instrument_sigma_nm:
+        res, rsrc = 2.3548200450309493 * prm.instrument_sigma_nm, "given (instrument sigma)"
+    if res is None and movie.attrs.get("resolution_nm") is not None:
+        res, rsrc = float(movie.attrs["resolution_nm"]), "file attribute resolution_nm"
+    return _Screen(ranges, sat, laser, lsrc, res, rsrc if res is not None else "unknown", {}, crop)
+
+
+def _screen_fits(fits: LineFits, wl: np.ndarray, scr: _Screen, n_frames: int) -> LineFits:
+    """Drop line detections in excluded ranges and on clipped pixels (counted in ``scr.dropped``);
+    the laser line's width measures the resolution when nothing else gives it."""
+    if not len(fits):
+        return fits
+    excl = in_ranges(fits.center_nm, scr.ranges)
+    if scr.laser_nm is not None:
+        at_laser = np.abs(fits.center_nm - scr.laser_nm) <= scr.ranges[0]["hi_nm"] - scr.laser_nm
+        if scr.resolution_nm is None and at_laser.sum() >= max(3, n_frames // 2):
+            scr.resolution_nm = float(np.median(2.0 * fits.hwhm_nm[at_laser]))
+            scr.resolution_source = f"FWHM of the laser line ({int(at_laser.sum())} frames)"
+    dwl = float(np.median(np.abs(np.diff(wl))))
+    clipped = clipped_near(scr.saturation, fits.frame, fits.center_nm, np.maximum(3.0 * fits.hwhm_nm, 2 * dwl), wl)
+    scr.dropped = {"in_excluded_ranges": int(excl.sum()), "on_clipped_pixels": int((clipped & ~excl).sum())}
+    return fits.select(~excl & ~clipped)
+
+
 def _clean_and_fit(raw: np.ndarray, wl: np.ndarray, prm: AnalysisParams) -> _Cleaned:
     """Remove cosmic rays, estimate the baseline and noise, detect and fit the lines."""
     if prm.remove_cosmics and raw.shape[0] >= 2:
@@ -401,18 +531,28 @@ class _Grouping:
     domain: list[int]
 
 
-def _group_emitters(ta: TrackArrays, lc: _LineCounts, prm: AnalysisParams, n_frames: int) -> _Grouping:
-    """Group tracks into emitters, segment each emitter's trace, classify, assign domains."""
-    em_of = group_tracks(lc.center_nm, lc.area, lc.area_err, ta.center_nm, ta.center_err_nm,
-                         max_span_uev=prm.max_set_span_uev)
-    n_em = int(em_of.max()) + 1
+def _group_and_segment(ta: TrackArrays, lc: _LineCounts, prm: AnalysisParams,
+                       keep: np.ndarray) -> tuple[list[list[int]], list[Segmentation]]:
+    """Group the kept tracks into sets of lines and segment each set's trace into on/off."""
+    k_idx = np.flatnonzero(keep)
+    if k_idx.size == 0:
+        return [], []
+    em_of = group_tracks(lc.center_nm[k_idx], lc.area[k_idx], lc.area_err[k_idx], ta.center_nm[k_idx],
+                         ta.center_err_nm[k_idx], max_span_uev=prm.max_set_span_uev)
     segs, members = [], []
-    for e in range(n_em):
-        mem = sorted((int(k) for k in np.flatnonzero(em_of == e)), key=lambda k: lc.center_nm[k])
+    for e in range(int(em_of.max()) + 1):
+        mem = sorted((int(k_idx[k]) for k in np.flatnonzero(em_of == e)), key=lambda k: lc.center_nm[k])
         members.append(mem)
         segs.append(segment_trace(lc.counts[mem].sum(0), lc.background[mem].sum(0), penalty_scale=prm.penalty_scale,
                                   z_on=prm.z_on, on_fraction=prm.on_fraction))
-    on = np.array([s.on for s in segs]).reshape(n_em, n_frames)
+    return members, segs
+
+
+def _group_emitters(members: list[list[int]], segs: list[Segmentation], lc: _LineCounts, prm: AnalysisParams,
+                    n_frames: int) -> _Grouping:
+    """Kinds (singlet ... trion) and domains of the sets of lines that are emitters."""
+    n_em = len(members)
+    on = np.array([s.on for s in segs], dtype=bool).reshape(n_em, n_frames)
     kinds, partner = classify_emitters([lc.center_nm[m] for m in members], on,
                                        trion_window_mev=tuple(prm.trion_window_mev))
     domain = list(range(n_em))
@@ -422,6 +562,94 @@ def _group_emitters(ta: TrackArrays, lc: _LineCounts, prm: AnalysisParams, n_fra
     # renumber domains 0..n-1 in order of first appearance
     dmap = {d: i for i, d in enumerate(dict.fromkeys(domain))}
     return _Grouping(members, segs, on, list(kinds), list(partner), [dmap[d] for d in domain])
+
+
+def _band(c: _Cleaned, wl: np.ndarray, lc: _LineCounts, scr: _Screen) -> dict:
+    """Is the movie a broad band (:func:`~.screening.band_check`) on its usable pixels?"""
+    usable = ~in_ranges(wl, scr.ranges) & ~(scr.saturation.mask.mean(axis=0) > 0.5)
+    line_area = float(np.sum(np.nanmean(np.clip(lc.area, 0.0, None), axis=1))) if lc.area.size else 0.0
+    noise = float(np.median(estimate_noise(c.signal))) / math.sqrt(c.signal.shape[0])
+    return band_check(c.clean.mean(axis=0), c.background.mean(axis=0), line_area_counts=line_area,
+                      noise_sd=noise, usable=usable)
+
+
+def _classify_tracks(ta: TrackArrays, lc: _LineCounts, wl: np.ndarray, band: dict, scr: _Screen,
+                     prm: AnalysisParams) -> tuple[np.ndarray, list[dict], dict[int, dict]]:
+    """Tracks that may be emitters (True), a description of every track that is not
+    (Raman, broad, band structure: :func:`~.screening.classify_line`) and the still
+    ("static") tracks, judged per set by :func:`_split_static`."""
+    n_tr, n_frames = ta.center_nm.shape
+    keep = np.ones(n_tr, bool)
+    others, static = [], {}
+    if not prm.classify_lines:
+        return keep, others, static
+    band_mask = band.get("band_mask", np.zeros(wl.size, bool)) if band.get("is_band") else np.zeros(wl.size, bool)
+    for k in range(n_tr):  # loop over tracks (tens), each a vector over frames
+        wander = centre_wander(ta.center_nm[k], ta.center_err_nm[k])
+        fwhm = 2.0 * float(ta.hwhm_track_nm[k])
+        px = int(np.clip(np.searchsorted(wl, lc.center_nm[k]), 0, wl.size - 1))
+        cls, reason = classify_line(
+            center_nm=float(lc.center_nm[k]), fwhm_nm=fwhm, wander=wander, n_frames=n_frames,
+            laser_nm=scr.laser_nm, resolution_nm=scr.resolution_nm, on_band=bool(band_mask[px]),
+            raman_tol_cm1=prm.raman_tol_cm1, static_presence=prm.static_presence, static_chi2=prm.static_chi2,
+            static_wander_hwhm=prm.static_wander_hwhm, broad_factor=prm.broad_factor)
+        if cls == "emitter":
+            continue
+        fact = _line_fact(k, cls, reason, lc, fwhm, wander, scr)
+        if cls == "static":  # judged per set of lines once grouped (_split_static)
+            static[k] = fact
+            continue
+        keep[k] = False
+        others.append(fact)
+    return keep, others, static
+
+
+def _split_static(members: list[list[int]], segs: list[Segmentation], static: dict[int, dict]):
+    """A single still line is static (lamp, Raman, instrument); a still set of 2-3 lines
+    within the fine-structure span is kept as an exciton (lamp and Raman lines do not
+    come as fine-structure multiplets; a still emitter does), with a note."""
+    kept_m, kept_s, others, notes = [], [], [], []
+    for mem, seg in zip(members, segs):
+        if all(k in static for k in mem):
+            if len(mem) == 1:
+                others.append(static[mem[0]])
+                continue
+            notes.append("a set of lines at " + ", ".join(f"{static[k]['center_nm']:.2f}" for k in mem)
+                         + " nm is present in every frame and does not move; kept as an exciton fine-structure "
+                         "set (a lamp or Raman multiplet would look the same)")
+        kept_m.append(mem)
+        kept_s.append(seg)
+    return kept_m, kept_s, others, notes
+
+
+def _line_fact(k: int, cls: str, reason: str, lc: _LineCounts, fwhm: float, wander: dict, scr: _Screen) -> dict:
+    """JSON-ready description of one track that is not (part of) an emitter."""
+    fact = {"center_nm": float(lc.center_nm[k]), "class": cls, "reason": reason, "fwhm_nm": fwhm,
+            "presence": wander.get("presence"), "wander_nm": wander.get("wander_nm"), "chi2": wander.get("chi2"),
+            "mean_counts": float(np.nanmean(np.clip(lc.area[k], 0.0, None))), "tracks": [int(k)]}
+    if scr.laser_nm is not None:
+        fact["raman_shift_cm1"] = float(raman_shift_cm1(scr.laser_nm, lc.center_nm[k]))
+        if cls != "raman" and lc.center_nm[k] > scr.laser_nm:
+            fact["reason"] += f" (Raman shift {fact['raman_shift_cm1']:.1f} cm-1 from the {scr.laser_nm:g} nm laser)"
+    return fact
+
+
+def _drop_silent(members: list[list[int]], segs: list[Segmentation], ta: TrackArrays,
+                 lc: _LineCounts) -> tuple[list[list[int]], list[Segmentation], list[dict]]:
+    """Sets of lines never on, or with no counts measured while on, are not emitters."""
+    kept_m, kept_s, dropped = [], [], []
+    for mem, seg in zip(members, segs):
+        on = np.asarray(seg.on, bool)
+        mc, _ = _mean_counts(ta, mem, on) if on.any() else (np.nan, np.nan)
+        if on.any() and math.isfinite(mc):
+            kept_m.append(mem)
+            kept_s.append(seg)
+            continue
+        why = ("never on: its trace never rises above the background" if not on.any()
+               else "no line area measured in its on frames")
+        dropped.append({"center_nm": float(np.mean(lc.center_nm[mem])), "lines_nm": [float(lc.center_nm[k]) for k in mem],
+                        "class": "never on" if not on.any() else "no counts", "reason": why, "tracks": list(mem)})
+    return kept_m, kept_s, dropped
 
 
 def _median_with_se(values: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
@@ -531,8 +759,65 @@ def _coupling(p: PairCorrelation) -> PLCoupling:
         windows=to_jsonable(p.windows))
 
 
+def _crop(movie: xr.DataArray, range_nm) -> tuple[xr.DataArray, tuple | None]:
+    """The movie restricted to ``range_nm`` = (lo, hi) in nm (None: the whole window)."""
+    if range_nm is None:
+        return movie, None
+    lo, hi = (float(v) for v in range_nm)
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+        raise InputError(f"range_nm must be 0 < lo < hi in nm, got {range_nm!r}")
+    wl = movie["wavelength"].values
+    sel = (wl >= lo) & (wl <= hi)
+    if sel.sum() < 8:
+        raise InputError(f"range {lo:g}-{hi:g} nm holds {int(sel.sum())} pixels of the window "
+                         f"{wl[0]:.4g}-{wl[-1]:.4g} nm; at least 8 are needed")
+    return movie.isel(wavelength=np.flatnonzero(sel)), (lo, hi)
+
+
+def _frame_period(movie: xr.DataArray, t: np.ndarray) -> tuple[float, bool]:
+    """Frame period (s) and whether the time axis is real time (False: frame indices)."""
+    timed = str(movie.attrs.get("time_units", "s")) != "frame"
+    if t.size > 1:
+        return float(np.median(np.diff(t))), timed
+    exp = movie.attrs.get("exposure_s")
+    return (float(exp), True) if exp else (1.0, False)
+
+
+def _screen_warnings(scr: _Screen, band: dict, others: list[dict], silent: list[dict], n_frames: int,
+                     timed: bool, time_source: str, low: dict) -> list[str]:
+    """What a user must know about the data before reading the emitters."""
+    out = []
+    if not timed:
+        out.append(f"no frame timing in the file ({time_source}): times and intervals are frame indices")
+    if scr.saturation.any:
+        out.append(scr.saturation.message(n_frames))
+    if scr.laser_nm is not None and scr.dropped.get("in_excluded_ranges"):
+        out.append(f"{scr.dropped['in_excluded_ranges']} line detections within +-{scr.ranges[0]['hi_nm'] - scr.laser_nm:g} "
+                   f"nm of the {scr.laser_nm:g} nm laser ({scr.laser_source}) or in excluded ranges were dropped")
+    if band.get("is_band"):
+        out.append(f"broad emission band: {band['reason']}; features on it are band structure, not single emitters "
+                   "(no fine structure is reported for them)")
+    by_class: dict[str, list[str]] = {}
+    for o in others + silent:
+        by_class.setdefault(o["class"], []).append(f"{o['center_nm']:.2f}")
+    for cls, where in by_class.items():
+        out.append(f"{len(where)} {cls} line(s) not reported as emitters: " + ", ".join(where) + " nm")
+    if low["n_pixels"]:
+        out.append(f"{low['n_pixels']} pixels ({100 * low['fraction']:.2g} %) lie more than 6 noise sd below the "
+                   "camera offset: background-subtracted or corrupt data")
+    return out
+
+
 def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -> MovieAnalysis:
     """Find, characterise and correlate the emitters of a PL spectral movie.
+
+    Before emitters are formed the data are screened (:mod:`.screening`): the laser line
+    (from the file or ``laser_nm``) and ``exclude_nm`` ranges are dropped, the window
+    is cropped to ``range_nm``, clipped pixels are detected and the lines on them not
+    measured; lines that are Raman, static, much broader than the resolution, or part
+    of a broad band are described in ``record.meta["not_emitters"]`` instead of being
+    emitters, as are sets of lines never on. Pair verdicts are corrected for multiple
+    comparisons (``multiple_testing``, :func:`~.correlation.adjust_verdicts`).
 
     Parameters
     ----------
@@ -549,30 +834,55 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
         result (written as emitters.json by ``analysis.write``).
     """
     prm = _resolve_params(params, overrides)
-    movie = _load_validated(movie)
+    if prm.multiple_testing not in ("bh", "holm", "none"):
+        raise InputError(f"multiple_testing must be 'bh', 'holm' or 'none', got {prm.multiple_testing!r}")
+    movie, crop = _crop(_load_validated(movie), prm.range_nm)
     t = movie["time"].values.astype(float)
     wl = movie["wavelength"].values.astype(float)
     T, W = movie.shape
-    frame_s = float(np.median(np.diff(t))) if T > 1 else float(movie.attrs.get("exposure_s", 1.0) or 1.0)
+    frame_s, timed = _frame_period(movie, t)
+    scr = _screen_setup(movie, prm, crop)
     c = _clean_and_fit(movie.values, wl, prm)
+    c.fits = _screen_fits(c.fits, wl, scr, T)
     tid, ta = _link_tracks(c.fits, prm, T)
-    emitters, traces, pairs, not_computed = [], [], [], {}
+    emitters, traces, pairs, not_computed, others, silent, band, notes = [], [], [], {}, [], [], {}, []
     if ta.n_tracks:
         lc = _line_counts(c, wl, ta, prm)
-        grp = _group_emitters(ta, lc, prm, T)
-        emitters, traces = _describe_emitters(grp, ta, c.fits, lc, t, frame_s)
-        pairs = _correlate_emitters(emitters, traces, grp.partner, t, frame_s, prm)
-    else:
-        not_computed["emitters"] = f"no line above SNR {prm.snr_min:g} lasting {prm.min_track_frames} frames"
+        band = _band(c, wl, lc, scr)
+        keep, others, static = _classify_tracks(ta, lc, wl, band, scr, prm)
+        members, segs = _group_and_segment(ta, lc, prm, keep)
+        members, segs, still, notes = _split_static(members, segs, static)
+        others += still
+        members, segs, silent = _drop_silent(members, segs, ta, lc)
+        if members:
+            grp = _group_emitters(members, segs, lc, prm, T)
+            emitters, traces = _describe_emitters(grp, ta, c.fits, lc, t, frame_s)
+            pairs = _correlate_emitters(emitters, traces, grp.partner, t, frame_s, prm)
+            pairs = adjust_verdicts(pairs, alpha=prm.alpha, method=prm.multiple_testing)
+    if not emitters:
+        not_computed["emitters"] = (f"no line above SNR {prm.snr_min:g} lasting {prm.min_track_frames} frames"
+                                    if not ta.n_tracks else
+                                    f"{ta.n_tracks} line tracks, none behaves like an emitter (see meta.not_emitters)")
     if len(emitters) < 2:
         not_computed["couplings"] = "fewer than two emitters"
+    low = offset_check(movie.values, band["offset_counts"], estimate_noise(c.signal)) if "offset_counts" in band \
+        else {"n_pixels": 0, "fraction": 0.0}
+    warn = _screen_warnings(scr, band, others, silent, T, timed, str(movie.attrs.get("time_source", "")), low) + notes
     meta = to_jsonable({
         "format": str(movie.attrs.get("format", "")), "time_source": str(movie.attrs.get("time_source", "")),
-        "n_pixels": W, "n_detections": len(c.fits), "n_cosmic_rays": len(c.cosmic_rays),
-        "n_tracks": ta.n_tracks, "n_emitters": len(emitters), "cosmic_rays": c.cosmic_rays.to_records()})
+        "time_units": "s" if timed else "frame", "exposure_s": movie.attrs.get("exposure_s"),
+        "n_pixels": W, "wavelength_range_nm": [float(wl[0]), float(wl[-1])], "cropped_to_nm": crop,
+        "n_detections": len(c.fits), "n_cosmic_rays": len(c.cosmic_rays),
+        "n_tracks": ta.n_tracks, "n_emitters": len(emitters), "cosmic_rays": c.cosmic_rays.to_records(),
+        "laser_nm": scr.laser_nm, "laser_source": scr.laser_source if scr.laser_nm is not None else None,
+        "excluded_nm": scr.ranges, "dropped_detections": scr.dropped,
+        "resolution_nm": scr.resolution_nm, "resolution_source": scr.resolution_source,
+        "saturation": scr.saturation.summary(),
+        "band": {k: v for k, v in band.items() if k != "band_mask"},
+        "not_emitters": others + silent, "multiple_testing": prm.multiple_testing})
     record = PLEmitters(emitters=emitters, couplings=[_coupling(p) for p in pairs], n_frames=T, frame_s=frame_s,
                         meta=meta, source=str(movie.attrs.get("source", "")) or None, settings=asdict(prm),
-                        not_computed=not_computed)
+                        not_computed=not_computed, warnings=warn)
     return MovieAnalysis(record, traces, t, wl, c.clean, c.background, pairs, c.fits, tid, ta,
                          c.cosmic_rays, prm)
 
