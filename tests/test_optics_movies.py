@@ -211,12 +211,17 @@ def test_fig5_specifics(preset_movies):
     assert t5d.coupling("D1-X", "D0-X*").verdict == "coupled"
 
 
-def _voigt_sum(x, *p, n_lines, sigma):
+def _voigt_sum(x, *p, n_lines, sigma, pixel_nm):
+    """Baseline + Voigt lines integrated over pixels of width ``pixel_nm`` (what a pixel records).
+
+    Sampling the Voigt at pixel centres instead biases the FSS of lines closer than the
+    resolution (+5 % at 0.58 FWHM, 0.1 nm pixels, 0.2 nm resolution)."""
     base = p[0] + p[1] * (x - x.mean())
     y = np.full_like(x, base)
+    sub = ((np.arange(8) + 0.5) / 8 - 0.5) * pixel_nm  # midpoint rule over the pixel
     for k in range(n_lines):
         a, c, g = p[2 + 3 * k: 5 + 3 * k]
-        y = y + a * special.voigt_profile(x - c, sigma, abs(g))
+        y = y + a * special.voigt_profile(x[:, None] + sub - c, sigma, abs(g)).mean(axis=1)
     return y
 
 
@@ -228,19 +233,48 @@ def _fit_set(movie, truth, e):
         on |= (t >= a) & (t + 1 <= b + 1e-9)
     wl = movie["wavelength"].values
     lines = np.array(e.lines_nm)
-    lo, hi = lines.min() - 0.4, lines.max() + 0.4
+    resolution = truth.meta["spectrometer"]["resolution_nm"]
+    pad = max(0.4, 4 * resolution)  # wings of >= 2 instrument FWHM each side (enough pixels for 3 + 2 n parameters)
+    lo, hi = lines.min() - pad, lines.max() + pad
     sel = (wl > lo) & (wl < hi)
     x = wl[sel]
     y = movie.values[on][:, sel].mean(axis=0)
     disp = float(np.median(np.diff(wl)))
-    sigma = truth.meta["spectrometer"]["resolution_nm"] / 2.3548
+    sigma = resolution / 2.3548
     hw = lines.mean() ** 2 * e.linewidth_uev.value * 1e-6 / (2 * HC)
     p0 = [float(np.median(y)), 0.0]
     for c in lines:
         p0 += [float(y.max() - np.median(y)) * np.pi * np.hypot(hw, sigma) / disp, float(c), hw]
-    popt, pcov = optimize.curve_fit(lambda xx, *p: _voigt_sum(xx, *p, n_lines=len(lines), sigma=sigma) * disp,
+    popt, pcov = optimize.curve_fit(lambda xx, *p: _voigt_sum(xx, *p, n_lines=len(lines), sigma=sigma, pixel_nm=disp) * disp,
                                     x, y, p0=p0, maxfev=20000)
     return np.sort(popt[3::3][: len(lines)])
+
+
+def test_close_lines_keep_their_splitting_at_any_subpixel_position():
+    """A doublet 0.58 instrument FWHM apart on a coarse CCD (Gaussian sigma 0.85 px).
+
+    Filtering pixel sums (the old renderer) lost sub-pixel positions: the fitted FSS
+    then ranged from -9 % to +16 % with the doublet's phase on the pixel grid."""
+    dyn = pr.preset("fig4_doublet").dynamics
+    em0 = next(e for e in dyn.emitters if e.state == "X")
+    spec = mv.Spectrometer(dispersion_nm_per_px=0.2, resolution_nm=0.4)
+    fss_true = (max(em0.line_ev) - min(em0.line_ev)) * 1e6
+    lines = np.sort(em0.lines_nm)
+    hw = lines.mean() ** 2 * em0.linewidth_uev * 1e-6 / (2 * HC)
+    sigma = spec.resolution_nm / 2.3548
+    got = []
+    for phase in np.linspace(0.0, 0.8, 5):
+        wl, edges = mv.wavelength_axis(spec, lines.mean() + phase * spec.dispersion_nm_per_px)
+        image, _ = mv.render_expected(dyn, edges, np.array([37.0, 38.0]), exposure_s=1.0,
+                                      detection_efficiency=1.0, resolution_nm=spec.resolution_nm)
+        sel = np.abs(wl - lines.mean()) < 2.0
+        p0 = [0.0, 0.0] + [v for c in lines for v in (image[0, sel].sum() / 2, c, hw)]
+        popt, _ = optimize.curve_fit(
+            lambda xx, *p: _voigt_sum(xx, *p, n_lines=2, sigma=sigma, pixel_nm=0.2) * 0.2, wl[sel],
+            image[0, sel], p0=p0)
+        c = np.sort(popt[3::3])
+        got.append((HC / c[0] - HC / c[1]) * 1e6)
+    assert np.allclose(got, fss_true, rtol=0.01), (fss_true, got)
 
 
 def test_rendered_movies_show_the_stated_lines(preset_movies):
