@@ -73,7 +73,8 @@ for a 558 nm donor line and a 5 x 15 x 15 nm acceptor) exceeds the ~6-7 nm repor
 between separate CsPbX3 NCs (de Weerd et al., J. Phys. Chem. C 120, 13310 (2016))
 (unchecked): inside one NC the acceptor is large and no ligand shell separates it. With
 it the middle (615.83 nm) set of the fig5a preset keeps a quantum yield of 0.19 only,
-while the seed shows that set: the computed transfer is not yet the default.
+while the seed shows that set: the computed transfer is not yet the default (it rests
+on an illustrative absorption coefficient; numbers and reasoning in docs/optics.md).
 """
 
 from __future__ import annotations

@@ -25,7 +25,10 @@ model's slope). Uncertainties: ``(J^T W J)^-1`` scaled by the reduced chi^2 when
 exceeds 1. The CsPbI3 reduced mass is not fitted: the table holds a single CsPbI3 size
 point (Protesescu 2015), so the CsPbI3 size dependence is not tested by the table; it
 keeps Yang 2017's mu = 0.114 m0 (unchecked). The bowing is not fitted either (no
-traceable mixed-halide NC size series): b = 0 from Yin, Yan & Wei 2014. Rerun::
+traceable mixed-halide NC size series): b = 0 from Yin, Yan & Wei 2014. A second search
+of the stored corpora (2026-12-03; record in docs/optics.md) found no further size/PL
+pairs that could be read (only abstracts are reachable), so the fit keeps 0 degrees of
+freedom and the <= 30 meV RMS acceptance cannot be assessed. Rerun::
 
     python -m nanodomains.optics.literature
 
