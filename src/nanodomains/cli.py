@@ -14,7 +14,8 @@ from typing import Optional  # noqa: F401  (used by command signatures)
 import typer
 from rich.console import Console
 
-from nanodomains.errors import InputError, NanodomainsError
+from nanodomains.errors import (InputError, NanodomainsError, Terminated, acknowledge_interrupt,
+                                install_interrupt_handlers, restore_interrupt_handlers)
 from nanodomains.limits import check_axis, check_counts, require_memory
 
 app = typer.Typer(
@@ -698,6 +699,21 @@ def _record_facts(record) -> dict:
     return {k: v for k, v in record.flat().items() if v not in (None, [], (), "")}
 
 
+def _warn_if_unterminated(path) -> None:
+    """A text histogram whose last line has no line end may be truncated: say so."""
+    from pathlib import Path
+
+    p = Path(str(path)) if path else None
+    if p is None or not p.is_file() or p.suffix.lower() in (".ptu", ".npz", ".phu", ".phd"):
+        return
+    with open(p, "rb") as fh:
+        fh.seek(max(0, p.stat().st_size - 1))
+        last = fh.read(1)
+    if last not in (b"\n", b"\r", b""):
+        err_console.print(f"[yellow]warning:[/yellow] {p} does not end with a line end: the file may be "
+                          "truncated (its last bin is read as it stands)", highlight=False, soft_wrap=True)
+
+
 def _checked_irf(irf):
     """An IRF that can be fitted: counts that make sense, >= 16 bins, its peak inside (not truncated)."""
     import numpy as np
@@ -731,6 +747,8 @@ def photons_lifetime(
         raise InputError("--period-ns applies to IRF reconvolution fits (give --irf)")
     decay = lt.load_decay(file, channel=channel)
     irf = _checked_irf(lt.load_decay(irf)) if irf is not None else None
+    for text_file in (file, irf and irf.source):
+        _warn_if_unterminated(text_file)
     check_counts(decay.counts, f"{file}: decay")
     result = lt.fit_lifetime(decay, irf, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns, period_ns=period_ns)
     out_dir = Path(out)
@@ -815,19 +833,6 @@ def batch(
 
 # ---- the entry point: range checks, signals, one-line errors ---------------------
 
-class Terminated(BaseException):
-    """SIGTERM (or SIGHUP) as an exception, so cleanup runs as for Ctrl-C (not an Exception:
-    nothing catches it as an item failure)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated(signum)
-
-
 #: commands whose --out is a folder (the others write one file)
 FOLDER_OUTPUTS = {"grow", "migrate", "stem analyze", "pl analyze", "pl population", "photons g2",
                   "photons lifetime", "demo", "batch"}
@@ -857,9 +862,21 @@ def _check_paths(command_path: str, params: dict) -> None:
             if parent.exists():
                 if not parent.is_dir():
                     raise FileFormatError(f"--out {out}: {parent} is a file, not a folder")
-                if not os.access(parent, os.W_OK | os.X_OK):
-                    raise FileFormatError(f"--out {out}: {parent} is not writable")
+                _require_writable(parent, out)
                 break
+
+
+def _require_writable(folder, out: str) -> None:
+    """Try to create a file in ``folder`` (permission bits do not tell for root or /proc)."""
+    import tempfile
+
+    from nanodomains.errors import FileFormatError
+
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".nanodomains-probe-"):
+            pass
+    except OSError as exc:
+        raise FileFormatError(f"--out {out}: {folder} is not writable ({exc.strerror or exc})") from None
 
 
 def _with_range_checks(command_path: str, callback):
@@ -925,14 +942,11 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     _quiet_library_logs()
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        try:
-            previous[sig] = signal.signal(sig, _raise_terminated)
-        except (ValueError, OSError):  # not the main thread: leave signals alone
-            pass
+    previous = install_interrupt_handlers()
     try:
-        cli_command().main(args=argv, prog_name="nanodomains", standalone_mode=False)
+        # non-standalone: an Exit (typer.Exit(1), Ctrl-C turned into Exit(130)) comes back as its code
+        rv = cli_command().main(args=argv, prog_name="nanodomains", standalone_mode=False)
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except NanodomainsError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
@@ -940,12 +954,14 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         return int(code or 0)
     except Terminated as exc:
+        acknowledge_interrupt()
         return _interrupted(exc.signum)
     except (typer.Abort, KeyboardInterrupt) as exc:
+        pending = acknowledge_interrupt()
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, Terminated):
             return _interrupted(cause.signum)
-        return _interrupted(signal.SIGINT)
+        return _interrupted(pending or signal.SIGINT)
     except MemoryError as exc:
         err_console.print(f"[bold red]error:[/] not enough memory ({exc}); "
                           "the step needs smaller parameters or inputs", highlight=False, soft_wrap=True)
@@ -960,9 +976,11 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         raise
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+        pending = acknowledge_interrupt()  # an interrupt Python lost in a callback still counts
+        restore_interrupt_handlers(previous)
+    if pending is not None or code == 130:
+        return _interrupted(pending or signal.SIGINT)
+    return code
 
 
 if __name__ == "__main__":

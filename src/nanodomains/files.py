@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from nanodomains.errors import FileFormatError, NanodomainsError
+
 __all__ = ["to_jsonable", "atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic",
            "read_json", "dumps", "safe_name", "slug", "path_inside", "remove_stale_temporaries",
            "ensure_dir", "folder_lock", "TEMPORARY_MARKERS"]
@@ -249,6 +251,14 @@ def ensure_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
     return p
 
 
+def _acknowledge(exc: BaseException) -> None:
+    """An interrupt is being handled here: stop it from repeating during the cleanup."""
+    from nanodomains.errors import Terminated, acknowledge_interrupt
+
+    if isinstance(exc, (KeyboardInterrupt, Terminated)):
+        acknowledge_interrupt()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``.
@@ -266,9 +276,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        _acknowledge(exc)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, NanodomainsError) and \
+                getattr(exc, "filename", None) in (str(tmp), tmp):
+            raise FileFormatError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         raise
 
 
@@ -294,7 +308,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        _acknowledge(exc)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 

@@ -51,7 +51,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from nanodomains.errors import FileFormatError, InputError, NanodomainsError
+from nanodomains.errors import FileFormatError, InputError, NanodomainsError, acknowledge_interrupt
 from nanodomains.files import (atomic_dir, atomic_path, ensure_dir, folder_lock, path_inside, read_json,
                                remove_stale_temporaries as remove_stale_in, safe_name, slug, write_json_atomic)
 
@@ -266,7 +266,7 @@ def run_item(item: dict, out_dir: str, run_id: str | None = None) -> dict:
     record = {"id": item["id"], "kind": item["kind"], "path": item["path"], "run_id": run_id}
     try:
         check_params(item["kind"], item["options"])
-        with atomic_dir(final) as tmp:
+        with _local_dask(), atomic_dir(final) as tmp:
             values = HANDLERS[item["kind"]](Path(item["path"]), tmp, dict(item["options"]))
             record.update(status="ok", elapsed_s=round(time.perf_counter() - t0, 3), results=values)
             write_json_atomic(record, tmp / "result.json", indent=2)
@@ -278,6 +278,19 @@ def run_item(item: dict, out_dir: str, run_id: str | None = None) -> dict:
         record.pop("results", None)
         write_json_atomic(record, error_file, indent=2)
     return record
+
+
+def _local_dask():
+    """Dask collections inside an item (xarray's netCDF writer asks for a scheduler) run
+    synchronously, never through the batch's own cluster: an item never depends on the
+    cluster staying up, so an interrupt cannot turn into a spurious item error."""
+    import contextlib
+
+    try:
+        import dask
+    except ImportError:  # pragma: no cover - dask is a dependency of batch
+        return contextlib.nullcontext()
+    return dask.config.set(scheduler="synchronous")
 
 
 def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
@@ -446,6 +459,9 @@ def run_batch(manifest: str | Path, out_dir: str | Path, workers: int = 2,
                         if progress:
                             progress(rec)
                 status = "complete"
+            except BaseException:
+                acknowledge_interrupt()  # the summary below must not be interrupted again
+                raise
             finally:  # also on Ctrl-C / SIGTERM: the folder says what is done
                 records = [collect_record(out, it) for it in items]
                 write_table(records, out / "batch.parquet")
@@ -468,7 +484,10 @@ def connect(workers: int, scheduler: str | None, timeout_s: float = 10.0):
             return Client(scheduler, timeout=timeout_s), None
         except (OSError, TimeoutError) as exc:
             raise InputError(f"--scheduler {scheduler}: cannot connect within {timeout_s:g} s ({exc})") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    import logging
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)  # workers' shutdown chatter is not the user's news
     return Client(cluster), cluster
 
 
@@ -476,6 +495,8 @@ def close(client, cluster) -> None:
     """Close a client and its LocalCluster (quietly: the workers' shutdown chatter is not news)."""
     import logging
 
+    if getattr(client, "status", None) == "closed":
+        return
     quiet = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
     levels = [lg.level for lg in quiet]
     for lg in quiet:
@@ -501,6 +522,7 @@ def _run_dask(client, cluster, todo, out: Path, run_id: str, progress) -> None:
             if progress:
                 progress(rec)
     except BaseException:
+        acknowledge_interrupt()
         try:
             client.cancel(futures, force=True)
         finally:
