@@ -147,8 +147,13 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
     (out / "items" / ".c.old-99999").mkdir()
     records = run_batch(tmp_path / "m.csv", out, workers=0)
     assert [r["status"] for r in records] == ["ok"]
-    assert sorted(p.name for p in (out / "items").iterdir()) == ["a"]
-    assert sorted(p.name for p in out.iterdir()) == ["batch.parquet", "items", "report.html"]
+    # temporaries are gone; the old folder of an interrupted swap (its item 'c' missing)
+    # is put back rather than deleted, and the run manifest says it is not in this manifest
+    assert sorted(p.name for p in (out / "items").iterdir()) == ["a", "c"]
+    assert not [p for p in out.rglob(".*") if p.name != ".nanodomains.lock"]
+    assert json.loads((out / "run.json").read_text())["items_not_in_manifest"] == ["c"]
+    assert sorted(p.name for p in out.iterdir()) == [".nanodomains.lock", "batch.parquet", "items", "report.html",
+                                                     "run.json"]
 
 
 def test_failed_item_leaves_no_folder(tmp_path):

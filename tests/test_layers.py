@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "nanodomains": 0,  # the package __init__ (__version__)
     "nanodomains.errors": 0,
     "nanodomains.files": 0,
+    "nanodomains.limits": 0,  # parameter ranges, input sanity, memory estimates
     "nanodomains.seeds": 0,
     "nanodomains.records.*": 0,
     "nanodomains.timetags": 0,  # photon time tags: PTU reading and writing

@@ -7,13 +7,16 @@ process exits with status 2; nothing is written when an input is bad.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional  # noqa: F401  (used by command signatures)
 
 import typer
 from rich.console import Console
 
-from nanodomains.errors import InputError, NanodomainsError
+from nanodomains.errors import (InputError, NanodomainsError, Terminated, acknowledge_interrupt,
+                                install_interrupt_handlers, restore_interrupt_handlers)
+from nanodomains.limits import check_axis, check_counts, require_memory
 
 app = typer.Typer(
     name="nanodomains",
@@ -171,6 +174,8 @@ def migrate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    import numpy as np
+
     from nanodomains.migration import KMCParameters, plot_vacancy_paths, run_kmc
     from nanodomains.structure import NanoCrystal
 
@@ -178,6 +183,9 @@ def migrate(
                            rp_barrier_ev=_rp_barrier_option(rp_barrier), surface_barrier_ev=surface_barrier_ev,
                            photocarriers=photocarriers).validate()
     nc = NanoCrystal.from_json(model)
+    n_vac = vacancy_fraction * 3 * int(np.prod(nc.n_cells)) if vacancy_fraction else vacancies
+    # per frame: MSD, hops, crossings, per-domain Br and ions (int64), vacancy sites (int32); x2 for the file
+    require_memory(2 * frames * (48 + 16 * len(nc.domains) + 4 * n_vac), f"a kMC trajectory of {frames} frames")
     with Progress(TextColumn("kMC"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task("kmc", total=time_ns * 1e3, info="")
@@ -269,6 +277,8 @@ def stem_simulate(
     if Path(out).suffix.lower() not in _IMAGE_SUFFIXES:
         raise InputError(f"--out {out}: use one of {', '.join(_IMAGE_SUFFIXES)}")
     nc = NanoCrystal.from_json(model)
+    side = size_px or int(1000 * (max(nc.edges_nm) + 3.0) / pixel_pm) + 1
+    require_memory(12 * 8 * side**2, f"a {side} x {side} px image at {pixel_pm:g} pm/px")  # ~12 float64 maps
     if method == "incoherent":
         if region is not None:
             raise InputError("--region-nm applies to --method multislice only")
@@ -530,6 +540,7 @@ def pl_analyze(
             raise InputError(f"--resolution-nm must be > 0, got {resolution_nm}")
         profile, instrument_sigma_nm = "voigt", resolution_nm / 2.3548200450309493
     mv = load_movie(movie, frame_time_s=frame_time_s, bad_frames=bad_frames)
+    check_movie(mv, movie)
     res = analyze_movie(mv, snr_min=snr, profile=profile, instrument_sigma_nm=instrument_sigma_nm,
                         window_s=window_s, n_surrogates=surrogates, seed=seed, laser_nm=laser_nm,
                         use_file_laser=not no_file_laser, laser_halfwidth_nm=laser_halfwidth_nm,
@@ -581,6 +592,13 @@ def _print_pl_result(name: str, mv, res) -> None:
         if p.verdict != "independent" or p.relation:
             console.print(f"{p.a}-{p.b}: {p.verdict}" + (f" ({p.relation})" if p.relation else "")
                           + f", r = {p.pearson_r:.2f} (p = {p.pearson_p:.3g}, {p.multiple_testing} q = {p.pearson_q:.3g})")
+
+
+def check_movie(mv, source: str) -> None:
+    """A PL movie's physics sanity: wavelengths in (0, 100 um], monotonic; some counts above 0
+    (a camera may read below zero after its offset, but not everywhere)."""
+    check_axis(mv["wavelength"].values, f"{source}: wavelength", "nm", 0.0, 1e5)
+    check_counts(mv.values, f"{source}: movie", camera_offset=True)
 
 
 @pl_app.command("population")
@@ -691,6 +709,8 @@ def photons_g2(
 
     if mode not in ("pulsed", "cw"):
         raise InputError(f"--mode must be 'pulsed' or 'cw', got {mode!r}")
+    # the histogram and its work arrays: ~4 int64/float64 arrays of 2 window / bin bins
+    require_memory(4 * 8 * (2 * window_ns / bin_ns + 1), f"a g2 histogram of +-{window_ns:g} ns in {bin_ns:g} ns bins")
     if Path(file).suffix.lower() in _PHOTON_SUFFIXES:
         result = g2mod.compute_g2_file(
             file,
@@ -722,6 +742,34 @@ def _record_facts(record) -> dict:
     return {k: v for k, v in record.flat().items() if v not in (None, [], (), "")}
 
 
+def _warn_if_unterminated(path) -> None:
+    """A text histogram whose last line has no line end may be truncated: say so."""
+    from pathlib import Path
+
+    p = Path(str(path)) if path else None
+    if p is None or not p.is_file() or p.suffix.lower() in (".ptu", ".npz", ".phu", ".phd"):
+        return
+    with open(p, "rb") as fh:
+        fh.seek(max(0, p.stat().st_size - 1))
+        last = fh.read(1)
+    if last not in (b"\n", b"\r", b""):
+        err_console.print(f"[yellow]warning:[/yellow] {p} does not end with a line end: the file may be "
+                          "truncated (its last bin is read as it stands)", highlight=False, soft_wrap=True)
+
+
+def _checked_irf(irf):
+    """An IRF that can be fitted: counts that make sense, >= 16 bins, its peak inside (not truncated)."""
+    import numpy as np
+
+    counts = check_counts(irf.counts, f"IRF {irf.source}" if getattr(irf, "source", None) else "IRF")
+    if counts.size < 16:
+        raise InputError(f"IRF: {counts.size} bins; an IRF needs at least 16 to be sampled across its peak")
+    k = int(np.argmax(counts))
+    if k in (0, counts.size - 1):
+        raise InputError(f"IRF: its maximum lies in the {'first' if k == 0 else 'last'} bin: the IRF is truncated")
+    return irf
+
+
 @photons_app.command("lifetime")
 def photons_lifetime(
     file: str = typer.Argument(..., help="T3 photon file (.ptu/.npz) or decay histogram (text: time ns, counts; .phu)."),
@@ -741,6 +789,10 @@ def photons_lifetime(
     if irf is None and period_ns is not None:
         raise InputError("--period-ns applies to IRF reconvolution fits (give --irf)")
     decay = lt.load_decay(file, channel=channel)
+    irf = _checked_irf(lt.load_decay(irf)) if irf is not None else None
+    for text_file in (file, irf and irf.source):
+        _warn_if_unterminated(text_file)
+    check_counts(decay.counts, f"{file}: decay")
     result = lt.fit_lifetime(decay, irf, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns, period_ns=period_ns)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -759,18 +811,22 @@ def demo(
     out: str = typer.Option("demo_out", "--out", help="Output directory."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     crystals: int = typer.Option(130, "--crystals", help="NCs in the grown population (seed study: ~130)."),
+    stages: Optional[str] = typer.Option(None, "--stages", help="Comma-separated subset of stages "
+                                         "(structure,growth,migration,stem,pl,photons); default all."),
 ) -> None:
-    """Run the seed study end to end on embedded defaults (grows as capabilities land)."""
+    """Run the seed study end to end on embedded defaults (grows as capabilities land).
+
+    The outputs appear in --out only when the run has ended (written in a staging
+    folder and swapped in whole); run.json records each stage's status and the files."""
     from nanodomains.pipeline.demo import run_demo
 
-    if crystals < 1:
-        raise InputError(f"--crystals must be >= 1, got {crystals}")
     with console.status("demo") as status:
         summary = run_demo(out, seed=seed, n_crystals=crystals,
-                           progress=lambda stage: status.update(f"demo: {stage}"))
-    fig1 = summary["stages"]["structure"]["paper_fig1"]
-    names = [d.get("name", str(d["id"])) for d in fig1["domains"]]
-    _print_nc_table(fig1, names)
+                           progress=lambda stage: status.update(f"demo: {stage}"),
+                           stages=[v.strip() for v in stages.split(",") if v.strip()] if stages else None)
+    fig1 = summary["stages"].get("structure", {}).get("paper_fig1")
+    if fig1:
+        _print_nc_table(fig1, [d.get("name", str(d["id"])) for d in fig1["domains"]])
     from rich.table import Table
 
     t = Table(title="recovered vs truth vs seed study")
@@ -814,29 +870,160 @@ def batch(
     n_ok = sum(r["status"] == "ok" for r in records)
     n_err = sum(r["status"] == "error" for r in records)
     console.print(f"{n_ok} ok, {n_err} failed of {len(records)}; table {out}/batch.parquet, report {out}/report.html")
+    if n_ok < len(records):  # any failed (or unrun) item: a non-zero status, after the summary
+        raise typer.Exit(1)
+
+
+# ---- the entry point: range checks, signals, one-line errors ---------------------
+
+#: commands whose --out is a folder (the others write one file)
+FOLDER_OUTPUTS = {"grow", "migrate", "stem analyze", "pl analyze", "pl population", "photons g2",
+                  "photons lifetime", "demo", "batch"}
+#: parameters that name one input file (a folder there is an error, not "no such file")
+FILE_INPUTS = ("file", "image", "movie", "model", "manifest", "nc_json", "irf", "table", "eds", "truth")
+
+
+def _check_paths(command_path: str, params: dict) -> None:
+    """Shared path checks: an input file that is a folder, an --out of the wrong kind."""
+    from pathlib import Path
+
+    from nanodomains.errors import FileFormatError
+
+    for name in FILE_INPUTS:
+        value = params.get(name)
+        if isinstance(value, str) and Path(value).is_dir():
+            raise FileFormatError(f"{value}: is a folder, expected a file")
+    out = params.get("out")
+    if isinstance(out, str):
+        p = Path(out)
+        if command_path in FOLDER_OUTPUTS:
+            if p.exists() and not p.is_dir():
+                raise FileFormatError(f"--out {out}: is a file, expected a folder")
+        elif p.is_dir():
+            raise FileFormatError(f"--out {out}: is a folder, expected a file name")
+        for parent in p.absolute().parents:  # the nearest existing ancestor must be a writable folder
+            if parent.exists():
+                if not parent.is_dir():
+                    raise FileFormatError(f"--out {out}: {parent} is a file, not a folder")
+                _require_writable(parent, out)
+                break
+
+
+def _require_writable(folder, out: str) -> None:
+    """Try to create a file in ``folder`` (permission bits do not tell for root or /proc)."""
+    import tempfile
+
+    from nanodomains.errors import FileFormatError
+
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".nanodomains-probe-"):
+            pass
+    except OSError as exc:
+        raise FileFormatError(f"--out {out}: {folder} is not writable ({exc.strerror or exc})") from None
+
+
+def _with_range_checks(command_path: str, callback):
+    """``callback`` that first checks its parameters against :data:`nanodomains.limits.RANGES`
+    and the shared path rules (:func:`_check_paths`)."""
+    import functools
+
+    from nanodomains.limits import check_params
+
+    @functools.wraps(callback)
+    def checked(*args, **kwargs):
+        check_params(command_path, kwargs)
+        _check_paths(command_path, kwargs)
+        return callback(*args, **kwargs)
+
+    return checked
+
+
+def cli_command(argv=None):
+    """The Click command of the app, every leaf command wrapped with its range checks."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+
+    def wrap(cmd, path):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            full = f"{path} {name}".strip()
+            if getattr(sub, "commands", None):
+                wrap(sub, full)
+            elif sub.callback is not None:
+                sub.callback = _with_range_checks(full, sub.callback)
+
+    wrap(root, "")
+    return root
+
+
+def _quiet_library_logs() -> None:
+    """Library log records (ptufile's "tag index out of order", ...) below ERROR stay off stderr;
+    what a user must know reaches them as the command's own warning or error."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
+    logging.captureWarnings(False)
+
+
+def _interrupted(signum: int) -> int:
+    import signal as _signal
+
+    name = {_signal.SIGINT: "Ctrl-C", _signal.SIGTERM: "SIGTERM"}.get(signum, _signal.Signals(signum).name)
+    err_console.print(f"interrupted ({name}): finished outputs are complete, partial ones were removed; "
+                      "rerun to complete the rest", highlight=False, soft_wrap=True)
+    return 128 + int(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: run the app, turn project errors into one line."""
+    """Console-script entry point: run the app, turn every expected failure into one line.
+
+    Exit status: 0 done; 1 a batch with failed or unrun items; 2 bad input, an
+    unreadable or unwritable file, or not enough memory (one ``error:`` line, nothing
+    written); 130 Ctrl-C; 143 SIGTERM (one ``interrupted`` line; atomic writers leave
+    no partial file). Click usage errors keep Click's own status (2).
+    """
+    import signal
+
+    _quiet_library_logs()
+    previous = install_interrupt_handlers()
     try:
-        app(args=argv, standalone_mode=False)
+        # non-standalone: an Exit (typer.Exit(1), Ctrl-C turned into Exit(130)) comes back as its code
+        rv = cli_command().main(args=argv, prog_name="nanodomains", standalone_mode=False)
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except NanodomainsError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         return int(code or 0)
-    except typer.Abort:
-        err_console.print("aborted")
-        return 130
-    except Exception as exc:  # click usage errors come here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Terminated as exc:
+        acknowledge_interrupt()
+        return _interrupted(exc.signum)
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        pending = acknowledge_interrupt()
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, Terminated):
+            return _interrupted(cause.signum)
+        return _interrupted(pending or signal.SIGINT)
+    except MemoryError as exc:
+        err_console.print(f"[bold red]error:[/] not enough memory ({exc}); "
+                          "the step needs smaller parameters or inputs", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as exc:  # the file system refused: one line naming the file
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        err_console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True)
+        return 2
+    except Exception as exc:  # click usage errors (typer's own click) come here in non-standalone mode
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    finally:
+        pending = acknowledge_interrupt()  # an interrupt Python lost in a callback still counts
+        restore_interrupt_handlers(previous)
+    if pending is not None or code == 130:
+        return _interrupted(pending or signal.SIGINT)
+    return code
 
 
 if __name__ == "__main__":

@@ -13,12 +13,23 @@ columns, compositions), ``pl_movie`` (.sif .spe .csv .nc -> emitters),
 (.json NC model -> description). Other capabilities register their handlers with
 :func:`register`.
 
-Guarantees
-----------
+Guarantees (tested in ``tests/test_faults.py``; see ``docs/guarantees.md``)
+--------------------------------------------------------------------------
+* Item ids are safe names (:func:`nanodomains.files.safe_name`: no separator, never
+  ``.`` or ``..``, unique ignoring case); every output path is resolved and must lie
+  inside ``DIR/items`` (:func:`nanodomains.files.path_inside`). A bad id refuses the
+  whole manifest before anything is written.
 * Each item's outputs are written into a temporary folder renamed to
   ``DIR/items/<id>/`` when complete (:func:`nanodomains.files.atomic_dir`), so a crash
   or interrupt never leaves a half item; temporary folders and files left by a killed
-  run are removed when the next run starts (one run per output folder at a time).
+  run are removed when the next run starts. One run per output folder at a time (a
+  lock, :func:`nanodomains.files.folder_lock`).
+* ``DIR/run.json`` is the run manifest: every run (start, end, status ``running``,
+  ``complete``, ``interrupted``; a ``running`` entry whose process is gone is marked
+  ``killed``), which run wrote each item, and items in the folder that the current
+  manifest does not list. Every ``result.json`` carries its ``run_id``.
+* An interrupt (Ctrl-C, SIGTERM) cancels the Dask futures, closes the cluster, writes
+  the table, report and run manifest (unfinished items "not run") and re-raises.
 * A rerun skips items whose ``result.json`` exists, and failed items unless
   ``retry_failed`` (a deleted result is recomputed, nothing else).
 * A failing item writes ``DIR/items/<id>.error.json`` (type, message) and does not stop
@@ -33,15 +44,16 @@ scheduler (``scheduler="tcp://host:8786"``); ``workers=0`` runs in-process (no D
 from __future__ import annotations
 
 import csv
-import json
-import shutil
+import hashlib
+import os
 import time
 import traceback
 from pathlib import Path
 from typing import Callable
 
-from nanodomains.errors import FileFormatError, InputError, NanodomainsError
-from nanodomains.files import atomic_dir, atomic_path, read_json, write_json_atomic
+from nanodomains.errors import FileFormatError, InputError, NanodomainsError, acknowledge_interrupt
+from nanodomains.files import (atomic_dir, atomic_path, ensure_dir, folder_lock, path_inside, read_json,
+                               remove_stale_temporaries as remove_stale_in, safe_name, slug, write_json_atomic)
 
 HANDLERS: dict[str, Callable[[Path, Path, dict], dict]] = {}
 EXTENSION_KINDS: dict[str, str] = {}
@@ -115,7 +127,7 @@ def _nc_model(path: Path, out: Path, options: dict) -> dict:
 
     nc = NanoCrystal.from_json(path)
     desc = nc.describe()
-    (out / "describe.json").write_text(json.dumps(desc, indent=2))
+    write_json_atomic(desc, out / "describe.json", indent=2)
     return {"n_domains": len(nc.domains), "n_rp": sum(b.type == "RP" for b in nc.boundaries)}
 
 
@@ -200,18 +212,32 @@ def read_manifest(path: str | Path) -> list[dict]:
         if kind not in HANDLERS:
             raise InputError(f"{p}: item {n} ({file.name}): unknown kind {kind!r}; "
                              f"known: {sorted(HANDLERS)}")
-        item_id = str(row.pop("id", f"{n:04d}_{file.stem}"))
-        if item_id in seen:
-            raise InputError(f"{p}: duplicate item id {item_id!r}")
-        seen.add(item_id)
+        item_id = row.pop("id", None)
+        item_id = slug(f"{n:04d}_{file.stem}") if item_id is None else _valid_id(item_id, p, n)
+        if item_id.lower() in seen:  # case-insensitive: macOS and Windows folders would collide
+            raise InputError(f"{p}: duplicate item id {item_id!r} (ids must differ ignoring case)")
+        seen.add(item_id.lower())
         items.append({"id": item_id, "kind": kind, "path": str(file.resolve()), "options": row})
     return items
+
+
+def _valid_id(item_id, manifest: Path, n: int) -> str:
+    """An explicit item id: a safe folder name, not ending like an error file."""
+    text = str(item_id)
+    try:
+        safe_name(text, "item id")
+    except InputError as exc:
+        raise InputError(f"{manifest}: item {n}: {exc}") from None
+    if text.lower().endswith(".error.json"):
+        raise InputError(f"{manifest}: item {n}: item id {text!r} would collide with an error file (*.error.json)")
+    return text
 
 
 # ---- running ----------------------------------------------------------------------
 
 def _item_dir(out_dir: Path, item_id: str) -> Path:
-    return out_dir / "items" / item_id
+    """``out_dir/items/<id>``, resolved and checked to lie inside ``out_dir/items``."""
+    return path_inside(Path(out_dir) / "items", safe_name(item_id, "item id"))
 
 
 def is_done(out_dir: Path, item_id: str, retry_failed: bool = False) -> bool:
@@ -222,20 +248,25 @@ def is_done(out_dir: Path, item_id: str, retry_failed: bool = False) -> bool:
     return not retry_failed and d.with_name(f"{item_id}.error.json").is_file()
 
 
-def run_item(item: dict, out_dir: str) -> dict:
+def run_item(item: dict, out_dir: str, run_id: str | None = None) -> dict:
     """Run one item; write its folder atomically; never raise (errors are results).
 
     The handler writes into a temporary folder that becomes ``items/<id>/`` (replacing
     an older one) only when the handler and ``result.json`` are done; a failure leaves
-    no folder and writes ``items/<id>.error.json`` instead.
+    no folder and writes ``items/<id>.error.json`` instead. Options with a documented
+    range (:data:`nanodomains.limits.RANGES`) are checked first. An interrupt
+    (KeyboardInterrupt, SIGTERM) is not an item failure: it propagates.
     """
+    from nanodomains.limits import check_params
+
     out = Path(out_dir)
     final = _item_dir(out, item["id"])
     error_file = final.with_name(f"{item['id']}.error.json")
     t0 = time.perf_counter()
-    record = {"id": item["id"], "kind": item["kind"], "path": item["path"]}
+    record = {"id": item["id"], "kind": item["kind"], "path": item["path"], "run_id": run_id}
     try:
-        with atomic_dir(final) as tmp:
+        check_params(item["kind"], item["options"])
+        with _local_dask(), atomic_dir(final) as tmp:
             values = HANDLERS[item["kind"]](Path(item["path"]), tmp, dict(item["options"]))
             record.update(status="ok", elapsed_s=round(time.perf_counter() - t0, 3), results=values)
             write_json_atomic(record, tmp / "result.json", indent=2)
@@ -249,12 +280,26 @@ def run_item(item: dict, out_dir: str) -> dict:
     return record
 
 
+def _local_dask():
+    """Dask collections inside an item (xarray's netCDF writer asks for a scheduler) run
+    synchronously, never through the batch's own cluster: an item never depends on the
+    cluster staying up, so an interrupt cannot turn into a spurious item error."""
+    import contextlib
+
+    try:
+        import dask
+    except ImportError:  # pragma: no cover - dask is a dependency of batch
+        return contextlib.nullcontext()
+    return dask.config.set(scheduler="synchronous")
+
+
 def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
     """Delete the temporary files and folders a killed run left in ``out_dir``; return them.
 
     They are the hidden ``.<name>.tmp-<pid>...`` and ``.<name>.old-<pid>`` entries of
     :func:`nanodomains.files.atomic_path` and :func:`~nanodomains.files.atomic_dir` in
-    ``out_dir`` and ``out_dir/items``. Call it only when no other run writes there.
+    ``out_dir`` and ``out_dir/items`` (an ``.old-`` folder whose item is missing is
+    put back). Call it only while holding the folder's lock (:func:`run_batch` does).
 
     Examples
     --------
@@ -267,17 +312,77 @@ def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
     """
     removed = []
     for folder in (Path(out_dir), Path(out_dir) / "items"):
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.glob(".*")):
-            if ".tmp-" in p.name or ".old-" in p.name:
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink(missing_ok=True)
-                removed.append(p)
+        removed += remove_stale_in(folder, only_dead=False)
     return removed
 
+
+# ---- the run manifest -------------------------------------------------------------
+
+RUN_SCHEMA = "nanodomains.batch.run/1"
+
+
+def _sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_run_manifest(out_dir: str | Path) -> dict | None:
+    """``DIR/run.json`` (the batch's run manifest), or None before the first run."""
+    path = Path(out_dir) / "run.json"
+    return read_json(path) if path.is_file() else None
+
+
+def _start_run(out: Path, manifest: str | Path, items: list[dict], todo: list[dict]) -> dict:
+    """Open a run in ``run.json``: earlier ``running`` entries whose process is gone become ``killed``."""
+    from nanodomains import __version__
+
+    state = read_run_manifest(out) or {"schema": RUN_SCHEMA, "runs": [], "items": {}}
+    for run in state["runs"]:
+        if run.get("status") == "running" and not (run.get("pid") == os.getpid() or _pid_alive(run.get("pid"))):
+            run.update(status="killed", note="the process ended without closing its run; "
+                                              "its finished items are complete, the rest were rerun or not run")
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    state["runs"].append({"run_id": run_id, "pid": os.getpid(), "started": _now(), "status": "running",
+                          "software": f"nanodomains {__version__}", "manifest": str(Path(manifest).resolve()),
+                          "manifest_sha256": _sha256(manifest), "items_to_run": [it["id"] for it in todo]})
+    state["status"] = "running"
+    write_json_atomic(state, out / "run.json", indent=2)
+    return state
+
+
+def _close_run(out: Path, state: dict, items: list[dict], records: list[dict], status: str) -> dict:
+    """Record the run's end, which run wrote each item, and items foreign to the manifest."""
+    run = state["runs"][-1]
+    listed = {it["id"] for it in items}
+    for r in records:
+        if r["status"] in ("ok", "error"):
+            state["items"][r["id"]] = {"status": r["status"], "run_id": r.get("run_id")}
+        else:
+            state["items"].pop(r["id"], None)
+    present = {p.name.removesuffix(".error.json") for p in (out / "items").iterdir() if not p.name.startswith(".")}
+    state["items_not_in_manifest"] = sorted(present - listed)
+    n = {k: sum(r["status"] == k for r in records) for k in ("ok", "error", "not run")}
+    run.update(ended=_now(), status=status, n_ok=n["ok"], n_error=n["error"], n_not_run=n["not run"])
+    state["status"] = "complete" if status == "complete" and not n["not run"] else "incomplete"
+    state["mixed_runs"] = len({v["run_id"] for k, v in state["items"].items() if k in listed}) > 1
+    write_json_atomic(state, out / "run.json", indent=2)
+    return state
+
+
+# ---- the run ----------------------------------------------------------------------
 
 def run_batch(manifest: str | Path, out_dir: str | Path, workers: int = 2,
               scheduler: str | None = None, progress: Callable[[dict], None] | None = None,
@@ -286,7 +391,9 @@ def run_batch(manifest: str | Path, out_dir: str | Path, workers: int = 2,
 
     Items with a stored result are skipped; items with a stored error too, unless
     ``retry_failed``. Temporary files of a killed earlier run are removed first
-    (:func:`remove_stale_temporaries`).
+    (:func:`remove_stale_temporaries`); ``run.json`` records the run (see the module
+    docstring). Nothing is written when the manifest, ``out_dir`` or the scheduler is
+    bad.
 
     Parameters
     ----------
@@ -294,7 +401,7 @@ def run_batch(manifest: str | Path, out_dir: str | Path, workers: int = 2,
         CSV or YAML manifest (:func:`read_manifest`).
     out_dir : str or Path
         Output folder: ``items/<id>/``, ``items/<id>.error.json``, ``batch.parquet``,
-        ``report.html``.
+        ``report.html``, ``run.json``.
     workers : int
         Local Dask worker processes; 0 runs in this process.
     scheduler : str, optional
@@ -318,51 +425,109 @@ def run_batch(manifest: str | Path, out_dir: str | Path, workers: int = 2,
     ...     _ = homogeneous(4.0, seed=1).to_json(Path(d) / "nc.json")
     ...     _ = (Path(d) / "m.csv").write_text("id,path\\nnc,nc.json\\n")
     ...     records = run_batch(Path(d) / "m.csv", Path(d) / "out", workers=0)
-    ...     sorted(p.name for p in (Path(d) / "out").iterdir())
-    ['batch.parquet', 'items', 'report.html']
+    ...     sorted(p.name for p in (Path(d) / "out").iterdir() if not p.name.startswith("."))
+    ['batch.parquet', 'items', 'report.html', 'run.json']
     >>> records[0]["status"], records[0]["results"]["n_domains"]
     ('ok', 1)
     """
+    from nanodomains.limits import check
+
     items = read_manifest(manifest)
+    check("workers", workers)
     out = Path(out_dir)
-    remove_stale_temporaries(out)
-    (out / "items").mkdir(parents=True, exist_ok=True)
-    todo = [it for it in items if not is_done(out, it["id"], retry_failed)]
-    if workers < 0:
-        raise InputError(f"workers must be >= 0, got {workers}")
-    if todo and (workers > 0 or scheduler):
-        _run_dask(todo, out, workers, scheduler, progress)
-    else:
-        for it in todo:
-            rec = run_item(it, str(out))
-            if progress:
-                progress(rec)
-    records = [collect_record(out, it) for it in items]
-    write_table(records, out / "batch.parquet")
-    write_batch_report(records, out)
+    if out.exists() and not out.is_dir():
+        raise FileFormatError(f"--out {out}: is a file, not a folder")
+    pending = [it for it in items if not (out / "items").is_dir() or not is_done(out, it["id"], retry_failed)]
+    client, cluster = (None, None)
+    if pending and (workers > 0 or scheduler):
+        client, cluster = connect(workers, scheduler)  # before anything is written
+    try:
+        ensure_dir(out)
+        with folder_lock(out, "batch"):
+            remove_stale_temporaries(out)
+            ensure_dir(out / "items")
+            todo = [it for it in items if not is_done(out, it["id"], retry_failed)]
+            state = _start_run(out, manifest, items, todo)
+            run_id = state["runs"][-1]["run_id"]
+            status = "interrupted"
+            try:
+                if client is not None and todo:
+                    _run_dask(client, cluster, todo, out, run_id, progress)
+                else:
+                    for it in todo:
+                        rec = run_item(it, str(out), run_id)
+                        if progress:
+                            progress(rec)
+                status = "complete"
+            except BaseException:
+                acknowledge_interrupt()  # the summary below must not be interrupted again
+                raise
+            finally:  # also on Ctrl-C / SIGTERM: the folder says what is done
+                records = [collect_record(out, it) for it in items]
+                write_table(records, out / "batch.parquet")
+                write_batch_report(records, out)
+                _close_run(out, state, items, records, status)
+    finally:
+        if client is not None:
+            close(client, cluster)
     return records
 
 
-def _run_dask(todo, out: Path, workers: int, scheduler: str | None, progress) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+def connect(workers: int, scheduler: str | None, timeout_s: float = 10.0):
+    """A Dask client on ``scheduler`` or on a new LocalCluster; a clear error when unreachable."""
+    from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        client = Client(scheduler)
-        cluster = None
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
+        if "://" not in scheduler or not scheduler.rsplit(":", 1)[-1].isdigit():
+            raise InputError(f"--scheduler {scheduler!r}: expected an address like tcp://host:8786")
+        try:
+            return Client(scheduler, timeout=timeout_s), None
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--scheduler {scheduler}: cannot connect within {timeout_s:g} s ({exc})") from None
+    import logging
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)  # workers' shutdown chatter is not the user's news
+    return Client(cluster), cluster
+
+
+def close(client, cluster) -> None:
+    """Close a client and its LocalCluster (quietly: the workers' shutdown chatter is not news)."""
+    import logging
+
+    if getattr(client, "status", None) == "closed":
+        return
+    quiet = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.CRITICAL)
     try:
-        futures = client.map(run_item, todo, out_dir=str(out), pure=False)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    finally:
+        for lg, level in zip(quiet, levels):
+            lg.setLevel(level)
+
+
+def _run_dask(client, cluster, todo, out: Path, run_id: str, progress) -> None:
+    """Submit ``todo``; on an interrupt cancel every unfinished future and stop the
+    workers before re-raising, so no item lands after the run manifest is closed."""
+    from dask.distributed import as_completed
+
+    futures = client.map(run_item, todo, out_dir=str(out), run_id=run_id, pure=False)
+    try:
         for fut in as_completed(futures):
             rec = fut.result()
             if progress:
                 progress(rec)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    except BaseException:
+        acknowledge_interrupt()
+        try:
+            client.cancel(futures, force=True)
+        finally:
+            close(client, cluster)
+        raise
 
 
 def collect_record(out: Path, item: dict) -> dict:

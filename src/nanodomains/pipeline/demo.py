@@ -27,6 +27,16 @@ adds its recovered-vs-truth entries to ``summary.json``. Stages that are availab
    seed's 0.54 / 0.66 ns (S13, S14).
 
 ``report.html`` (self-contained, figures embedded) shows one section per stage.
+
+Atomicity: the demo writes into a fresh hidden staging folder beside ``out_dir``
+(``.<name>.tmp-<pid>``) and swaps it in whole when every stage has ended
+(:func:`nanodomains.files.atomic_dir`), so ``out_dir`` always holds one complete run,
+never files of two runs. ``run.json`` (the run manifest, :data:`RUN_SCHEMA`) records
+the seed, each stage's status (``complete`` or ``failed: reason``) and every file with
+its size; ``status`` is ``complete`` or ``partial`` (a stage failed). An interrupt
+removes the staging folder and leaves ``out_dir`` as it was; a staging folder left by a
+killed run is removed by the next run. ``out_dir`` must be new, empty or an earlier
+demo run (it is replaced whole).
 """
 
 from __future__ import annotations
@@ -37,7 +47,8 @@ from pathlib import Path
 import numpy as np
 
 from nanodomains import __version__
-from nanodomains.files import write_json_atomic
+from nanodomains.errors import FileFormatError, InputError
+from nanodomains.files import atomic_dir, read_json, write_json_atomic
 from nanodomains.pipeline.report import Section, write_report
 from nanodomains.seeds import seed_record, stream_seeds
 from nanodomains.structure import homogeneous, paper_fig1, write_atoms
@@ -432,11 +443,60 @@ def run_photons_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     return {"emitters": rows, "comparisons": comps}
 
 
-def run_demo(out_dir: str | Path = "demo_out", seed: int = 0, progress=None, n_crystals: int = 130) -> dict:
-    """Run every available stage; write ``summary.json``; return the summary dict."""
+RUN_SCHEMA = "nanodomains.demo.run/1"
+"""Schema of the demo's run manifest ``run.json``."""
+
+
+def check_demo_folder(out: Path) -> None:
+    """Refuse an ``out_dir`` the demo must not replace: a file, or a non-empty folder
+    that holds no earlier demo run (no ``run.json`` of :data:`RUN_SCHEMA`)."""
+    if out.exists() and not out.is_dir():
+        raise FileFormatError(f"--out {out}: is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        run = out / "run.json"
+        try:
+            ok = run.is_file() and read_json(run).get("schema") == RUN_SCHEMA
+        except (FileFormatError, AttributeError):
+            ok = False
+        if not ok:
+            raise InputError(f"--out {out}: the folder holds other files and no demo run (run.json); the demo "
+                             "replaces its output folder whole, so give a new or empty folder")
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise InputError(f"--out {out}: is the working folder (or holds it); give a subfolder")
+
+
+def _file_list(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "run.json"}
+
+
+def run_demo(out_dir: str | Path = "demo_out", seed: int = 0, progress=None, n_crystals: int = 130,
+             stages: list[str] | None = None) -> dict:
+    """Run the stages (default all) in a staging folder, swap it in as ``out_dir``; return the summary.
+
+    ``stages`` names a subset of :data:`STAGES` (in their order); ``run.json`` lists
+    which ran. See the module docstring for the atomicity guarantees.
+    """
+    from nanodomains.seeds import check_seed
+
+    check_seed(seed)
+    chosen = list(STAGES) if stages is None else list(stages)
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown or not chosen:
+        raise InputError(f"demo stages {unknown or chosen!r}: choose from {', '.join(STAGES)}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_demo_folder(out)
+    with atomic_dir(out) as staging:
+        summary = _run_stages(staging, seed, progress, n_crystals, chosen)
+    return summary
+
+
+def _run_stages(out: Path, seed: int, progress, n_crystals: int, chosen: list[str]) -> dict:
+    """The demo proper, written into ``out`` (the staging folder), with its run manifest."""
     t0 = time.perf_counter()
+    run = {"schema": RUN_SCHEMA, "software": f"nanodomains {__version__}", "seed": seed, "status": "running",
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stages": {}}
+    write_json_atomic(run, out / "run.json", indent=2)
     summary: dict = {"version": __version__, "seed": seed, "stages": {}}
     sections: list[Section] = []
     stages = [("structure", run_structure_stage),
@@ -449,15 +509,20 @@ def run_demo(out_dir: str | Path = "demo_out", seed: int = 0, progress=None, n_c
     stage_seq = dict(zip([n for n, _ in stages], np.random.SeedSequence(seed).spawn(len(stages))))
     summary["seeds"] = seed_record(seed, list(stage_seq))
     for name, stage in stages:
+        if name not in chosen:
+            continue
         if progress is not None:
             progress(name)
         t_stage = time.perf_counter()
         try:
             summary["stages"][name] = stage(out, stage_seq[name], sections)
+            run["stages"][name] = "complete"
         except Exception as exc:  # one failing stage must not lose the others' results
             summary["stages"][name] = {"error": f"{type(exc).__name__}: {exc}"}
             sections.append(Section(f"Stage '{name}' failed", f"{type(exc).__name__}: {exc}"))
+            run["stages"][name] = f"failed: {type(exc).__name__}: {exc}"
         summary["stages"][name]["elapsed_s"] = round(time.perf_counter() - t_stage, 2)
+        write_json_atomic(run, out / "run.json", indent=2)
     summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
     summary["comparisons"] = [row for st in summary["stages"].values() for row in st.get("comparisons", [])]
     sections.insert(0, Section("Recovered, truth and the seed study", tables=[(
@@ -467,4 +532,12 @@ def run_demo(out_dir: str | Path = "demo_out", seed: int = 0, progress=None, n_c
                  intro=f"nanodomains {__version__}, seed {seed}. Every number here comes from "
                        "`nanodomains demo`; summary.json holds them beside their truth.")
     write_json_atomic(summary, out / "summary.json", indent=2)
+    failed = [k for k, v in run["stages"].items() if v != "complete"]
+    run.update(status="partial" if failed else "complete", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               failed_stages=failed, files=_file_list(out))
+    write_json_atomic(run, out / "run.json", indent=2)
     return summary
+
+
+STAGES = ("structure", "growth", "migration", "stem", "pl", "photons")
+"""The demo's stages, in the order they run."""

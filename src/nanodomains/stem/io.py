@@ -421,6 +421,8 @@ def _read_any(path: Path, signal: int | str | None) -> tuple[np.ndarray, float |
         attrs["_axes_without_length_unit"] = f"scale {float(ax.get('scale', 1.0)):.6g} and unit {ax.get('units')!r}"
     if ext in (".tif", ".tiff"):
         attrs = {**_tiff_acquisition_attrs(path), **attrs}
+        if (problem := _tiff_calibration_problem(path)) is not None:  # never a made-up scale
+            px, attrs["invalid_calibration"] = None, problem
     elif ext == ".hspy":  # what save_image stored beside the HyperSpy metadata
         stored = _get(sig.get("original_metadata") or {}, "nanodomains") or {}
         skip = {"pixel_size_pm", "pixel_size_source", "source_file", "origin_nm"}
@@ -429,6 +431,33 @@ def _read_any(path: Path, signal: int | str | None) -> tuple[np.ndarray, float |
 
 
 _TIFF_ATTRS_KEY = "nanodomains_attrs"
+
+
+def _tiff_calibration_problem(path: Path) -> str | None:
+    """What is wrong with a TIFF's pixel-size tags (zero, negative, NaN), or None.
+
+    RosettaSciIO replaces an unusable DigitalMicrograph scale (tags 65009/65010) or a
+    zero XResolution by 1 unit per pixel; such a file has an invalid calibration, not
+    a calibration of 1 nm/px.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            values = {name: tags[name].value for name in ("XResolution", "YResolution", "65009", "65010")
+                      if name in tags}
+    except Exception:  # noqa: BLE001 - unreadable tags: the reader reports the file itself
+        return None
+    for name, v in values.items():
+        if isinstance(v, tuple) and len(v) == 2:  # a rational: pixels per unit
+            ok = v[0] > 0 and v[1] > 0
+        else:
+            v = v[0] if isinstance(v, tuple) else v
+            ok = isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+        if not ok:
+            return f"pixel-size tag {name} = {v!r}"
+    return None
 
 
 def _tiff_acquisition_attrs(path: Path) -> dict:
@@ -548,6 +577,9 @@ def _choose_pixel_size(path: Path, pixel_size_pm: float | None, px_file: float |
         return px, "argument"
     if px_file is not None:
         return px_file, "file"
+    if "invalid_calibration" in attrs:
+        raise CalibrationError(f"{path}: invalid calibration in the file ({attrs['invalid_calibration']}); "
+                               "give the pixel size explicitly (--pixel-size-pm)")
     raise CalibrationError(
         f"{path}: the file has no length calibration (no axis unit of length such as nm/A/pm"
         f"{_units_found(attrs)}); "

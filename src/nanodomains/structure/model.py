@@ -133,6 +133,8 @@ class NanoCrystal(BaseModel):
     def _positive_edges(cls, v):
         if not all(np.isfinite(e) and e > 0 for e in v):
             raise ValueError(f"edges_nm must be finite and > 0, got {list(v)}")
+        if any(e > 200 for e in v):  # as _check_edges: the atoms grow as edge^3
+            raise ValueError(f"edges_nm above 200 nm are not nanocrystals, got {list(v)}")
         return v
 
     @field_validator("nominal_formula")
@@ -238,13 +240,18 @@ class NanoCrystal(BaseModel):
             label = str(path)
             if not path.is_file():
                 raise FileFormatError(f"{path}: NC model file not found")
-            text = path.read_text()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise FileFormatError(f"{path}: not UTF-8 text, expected an NC model (JSON)") from exc
         else:
             text = source
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise FileFormatError(f"{label}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        except RecursionError as exc:
+            raise FileFormatError(f"{label}: JSON nested too deeply for an NC model") from exc
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
