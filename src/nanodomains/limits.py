@@ -111,6 +111,9 @@ RANGES: dict[str, Range] = {
     "instrument_sigma_nm": _r(0, 100, "nm", "spectrometer Gaussian sd", lo_open=True),
     "resolution_nm": _r(0, 100, "nm", "spectrometer Gaussian FWHM", lo_open=True),
     "frame_time_s": _r(0, 3600, "s", "frame period", lo_open=True),
+    "laser_nm": _r(100, 20_000, "nm", "excitation laser wavelength (UV to mid-IR)"),
+    "laser_halfwidth_nm": _r(0, 100, "nm", "half width of the window excluded around the laser line",
+                             lo_open=True),
     "window_s": _r(0, 1e6, "s", "sliding correlation window", lo_open=True),
     "surrogates": _r(19, 1_000_000, "", "surrogates per test: fewer than 19 cannot give p < 0.05 "
                                         "(the smallest p is 1/(n+1))", integer=True),
