@@ -37,7 +37,7 @@ LAYERS: dict[str, int] = {
     "nanodomains.files": 0,
     "nanodomains.seeds": 0,
     "nanodomains.records.*": 0,
-    "nanodomains.timetags": 0,  # photon time tags: PTU reading and writing
+    "nanodomains.timetags.*": 0,  # photon time tags: PhotonStream, one reader module per format family
     # 1-2: physics core
     "nanodomains.materials": 1,
     "nanodomains.structure.*": 2,
