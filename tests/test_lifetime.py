@@ -209,7 +209,7 @@ def test_result_json_round_trip(tmp_path):
     r = fit_reconvolution(decay, irf)
     r.to_json(tmp_path / "lt.json")
     d = json.loads((tmp_path / "lt.json").read_text())
-    assert d["schema"] == "nanodomains.lifetime/2" and d["method"] == "reconvolution"
+    assert d["schema"] == "nanodomains.lifetime/3" and d["method"] == "reconvolution"
     assert d["components"][0]["tau_ns"] == {"value": r.tau_ns[0].value, "stderr": r.tau_ns[0].stderr}
     back = LifetimeRecord.from_json(tmp_path / "lt.json")
     assert back == r
@@ -219,12 +219,15 @@ def test_result_json_round_trip(tmp_path):
 def test_fit_lifetime_chooses_reconvolution_with_irf_else_tail():
     rng = np.random.default_rng(6)
     decay, irf = synthetic(rng, [1.2], [2e4], bg=0.5)
-    rec = fit_lifetime(decay, irf, start_ns=0.5)
+    rec = fit_lifetime(decay, irf, start_ns=0.5, compare=False)
     assert rec.method == "reconvolution"
     assert rec == fit_reconvolution(decay, irf, fit_range_ns=(0.5, float(decay.time_ns[-1]))).replace(
         settings=rec.settings)
-    tail = fit_lifetime(decay, start_ns=3.0)
+    tail = fit_lifetime(decay, start_ns=3.0, compare=False)
     assert tail.method == "tail" and tail == fit_tail(decay, start_ns=3.0)
+    # with the comparison (default): the same fit, plus one and two exponentials on the same bins
+    full = fit_lifetime(decay, irf, start_ns=0.5)
+    assert full.tau_ns == rec.tau_ns and [m.n_exp for m in full.comparison] == [1, 2]
     with pytest.raises(InputError, match="period"):
         fit_lifetime(decay, period_ns=10.0)
     with pytest.raises(InputError, match="reconvolution"):
