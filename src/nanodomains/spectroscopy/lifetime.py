@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -330,7 +331,8 @@ def plot_lifetime(result: LifetimeRecord, path: str | os.PathLike | None = None)
     ax.semilogy(t, np.maximum(m, 1e-3), "-", color="C3", label="model")
     lo, hi = result.fit_range_ns if result.fit_range_ns is not None else (float(t[0]), float(t[-1]))
     ax.axvspan(lo, hi, color="C0", alpha=0.06, label="fit range")
-    ax.axvline(lo, color="C0", lw=0.8, ls="--", label=f"start: {result.start_rule or lo}"[:70])
+    rule = textwrap.fill(f"fit start: {result.start_rule or f'{lo:.4g} ns'}", 60)
+    ax.axvline(lo, color="C0", lw=0.8, ls="--", label=rule)
     taus = ", ".join(f"{c.tau_ns.value:.3g}±{c.tau_ns.stderr:.2g}" for c in result.components)
     title = f"{result.method}: tau = {taus} ns, reduced deviance {result.reduced_deviance:.2f}"
     if result.runs_test_p is not None:
@@ -342,7 +344,7 @@ def plot_lifetime(result: LifetimeRecord, path: str | os.PathLike | None = None)
     ax.set_title(title, fontsize=8)
     ax.set_ylabel("counts")
     ax.set_ylim(0.5, max(float(np.max(n)) * 2, 1.0))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper right")
     sel = (t >= lo) & (t <= hi)
     axr.plot(t[sel], result.residuals[sel], lw=0.5, color="0.2")
     axr.axhline(0, color="C3", lw=0.8)
@@ -772,6 +774,8 @@ def fit_tail(
     if n_exp not in (1, 2, 3):
         raise InputError(f"n_exp must be 1, 2 or 3, got {n_exp!r}")
     t, n_all, dt = decay.time_ns, decay.counts, decay.bin_ns
+    if not n_all.sum() > 0:
+        raise InputError(f"{name}: the decay histogram is empty (all counts zero)")
     i0, rule = tail_start(decay) if start_ns is None else (
         int(np.searchsorted(t, start_ns - 1e-3 * dt)), f"given: {start_ns:g} ns")
     if stop_ns is None:

@@ -9,7 +9,8 @@ photon-hdf5.readthedocs.io (0.4/0.5). Read here:
 * ``/photon_data/timestamps`` (int) in ``timestamps_specs/timestamps_unit`` (s);
 * ``/photon_data/detectors`` (channel per photon; absent: one detector, channel 0);
 * ``/photon_data/nanotimes`` (TCSPC micro times) in ``nanotimes_specs/tcspc_unit`` (s);
-* ``/photon_data/measurement_specs/laser_repetition_rate`` (Hz) gives the sync period;
+* ``/setup/laser_repetition_rates`` (0.5; all equal) or
+  ``/photon_data/measurement_specs/laser_repetition_rate`` (0.4), Hz: the sync period;
 * ``/acquisition_duration`` (s).
 
 When the timestamps unit equals the laser period (files converted from T3 data, where
@@ -120,7 +121,12 @@ def iter_photon_hdf5_chunks(path: str | os.PathLike, *, chunk_records: int = 1 <
         for key, ds in (("detectors", det), ("nanotimes", nano)):
             if ds is not None and ds.shape != (n,):
                 raise FileFormatError(f"{path}: {name}/{key} has shape {ds.shape}, timestamps ({n},)")
-        rate = _scalar(pd, "measurement_specs/laser_repetition_rate", path)
+        rate = _scalar(pd, "measurement_specs/laser_repetition_rate", path)  # Photon-HDF5 0.4
+        if rate is None and "setup/laser_repetition_rates" in f:  # 0.5: one rate per laser
+            rates = np.atleast_1d(_scalar(f, "setup/laser_repetition_rates", path))
+            if rates.size > 1 and not np.allclose(rates, rates[0], rtol=1e-9):
+                raise FileFormatError(f"{path}: several laser repetition rates {rates.tolist()}: no single period")
+            rate = rates[0] if rates.size else None
         period_ps = 1e12 / _positive(rate, "laser_repetition_rate", path) if rate is not None else None
         res_ps = None
         warnings = []

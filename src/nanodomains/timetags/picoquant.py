@@ -100,6 +100,7 @@ class LegacyHeader:
     global_clock_ps: float | None = None
     n_curves: int = 0
     n_boards: int = 1
+    warnings: list = field(default_factory=list)
     fields: dict = field(default_factory=dict)
 
 
@@ -107,6 +108,14 @@ def _check_range(path, name, value, lo, hi):
     if not (lo <= value <= hi):
         raise FileFormatError(f"{path}: header field {name} = {value!r} outside {lo}..{hi} (corrupt header?)")
     return value
+
+
+def _agree(path, value: float, expected: float, what: str, *, error_rel=1e-3, warn_rel=1e-9) -> list[str]:
+    """Two header fields that must agree: an error beyond ``error_rel``, a warning beyond ``warn_rel``."""
+    rel = abs(value / expected - 1.0)
+    if rel > error_rel:
+        raise FileFormatError(f"{path}: header inconsistent: {what} (relative difference {rel:.2g}; corrupt header?)")
+    return [f"{path}: header fields disagree slightly: {what} (relative difference {rel:.2g})"] if rel > warn_rel else []
 
 
 def _text_header(r: _Reader) -> tuple[str, str]:
@@ -122,7 +131,7 @@ def _hydraharp_header(buf: bytes, path, kind: str) -> LegacyHeader:
     if version not in ("1.0", "2.0"):
         raise FileFormatError(f"{path}: unsupported format: HydraHarp file format version {version!r} "
                               "(readable: 1.0, 2.0)")
-    n_curves, bits, _active, mode, _sub, _binning = r.take("6i")
+    n_curves, bits, _active, mode, _sub, binning = r.take("6i")
     resolution_ps = r.take("d")
     _offset, tacq_ms = r.take("2i")
     r.skip(4 * 8 + 8 * 8 + 3 * 12 + 4 * 4 + 20)  # StopAt..DispCountsTo, curves, params, repeat, script
@@ -142,20 +151,25 @@ def _hydraharp_header(buf: bytes, path, kind: str) -> LegacyHeader:
     _check_range(path, "BitsPerRecord", bits, 32, 32)
     if not (resolution_ps > 0 and np.isfinite(resolution_ps)):
         raise FileFormatError(f"{path}: header resolution {resolution_ps!r} ps must be finite and > 0")
+    # the bin is the base resolution (ps) times 2^binning: two fields that must agree
+    _check_range(path, "Binning", binning, 0, 24)
+    _check_range(path, "BaseResolution (ps)", base_res_s, 0.1, 1000)
+    warnings = _agree(path, resolution_ps, base_res_s * 2**binning,
+                      f"Resolution {resolution_ps!r} ps vs BaseResolution {base_res_s!r} ps x 2^Binning ({binning})")
     if kind == "ht3":
         _check_range(path, "SyncRate", sync_rate, 1, 10**10)
     return LegacyHeader(kind=kind, version=version, measurement_mode=mode,
                         acquisition_s=tacq_ms / 1000 if tacq_ms > 0 else None, record_offset=offset,
                         declared_records=int(n_records), resolution_ps=float(resolution_ps),
                         sync_rate_hz=float(sync_rate) if sync_rate > 0 else None, sync_divider=sync_divider,
-                        n_curves=n_curves,
+                        n_curves=n_curves, warnings=warnings,
                         fields=dict(base_resolution_s=base_res_s, inputs=n_inputs, modules=n_modules))
 
 
 def _picoharp_common(r: _Reader, path):
-    n_curves, bits, _routing, n_boards, _active, mode, _sub, _range_no, _offset, tacq_ms = r.take("10i")
+    n_curves, bits, _routing, n_boards, _active, mode, _sub, range_no, _offset, tacq_ms = r.take("10i")
     r.skip(4 * 8 + 8 * 8 + 3 * 12 + 4 * 4 + 20)  # StopAt..DispCountsTo, curves, params, repeat, script
-    return n_curves, bits, n_boards, mode, tacq_ms
+    return n_curves, bits, n_boards, mode, tacq_ms, range_no
 
 
 def _picoharp_board(r: _Reader, path) -> dict:
@@ -172,15 +186,20 @@ def _picoharp_header(buf: bytes, path, kind: str) -> LegacyHeader:
     _, version = _text_header(r)
     if version != "2.0":
         raise FileFormatError(f"{path}: unsupported format: PicoHarp file format version {version!r} (readable: 2.0)")
-    n_curves, bits, n_boards, mode, tacq_ms = _picoharp_common(r, path)
+    n_curves, bits, n_boards, mode, tacq_ms, range_no = _picoharp_common(r, path)
     n_boards = _check_range(path, "NumberOfBoards", n_boards, 1, 4)
     boards = [_picoharp_board(r, path) for _ in range(n_boards)]
     res_ns = boards[0]["resolution_ns"]
+    # PicoHarp 300 bins are 4 ps x 2^RangeNo: two header fields that must agree
+    _check_range(path, "RangeNo", range_no, 0, 16)
+    # stored as float32: agreement to its precision (~1e-7)
+    warnings = _agree(path, res_ns * 1000, 4.0 * 2**range_no,
+                      f"Resolution {res_ns!r} ns vs 4 ps x 2^RangeNo ({range_no})", warn_rel=1e-6)
     if kind == "phd":
         return LegacyHeader(kind=kind, version=version, measurement_mode=mode,
                             acquisition_s=tacq_ms / 1000 if tacq_ms > 0 else None, record_offset=r.pos,
                             declared_records=None, resolution_ps=float(res_ns) * 1000, n_curves=n_curves,
-                            n_boards=n_boards)
+                            n_boards=n_boards, warnings=warnings)
     _check_range(path, "BitsPerRecord", bits, 32, 32)
     _ext, _r1, _r2, cnt0, _cnt1, _stop_after, _stop_reason, n_records, img_size = r.take("9i")
     img_size = _check_range(path, "ImgHdrSize", img_size, 0, 1 << 16)
@@ -193,7 +212,8 @@ def _picoharp_header(buf: bytes, path, kind: str) -> LegacyHeader:
                         acquisition_s=tacq_ms / 1000 if tacq_ms > 0 else None, record_offset=r.pos + 4 * img_size,
                         declared_records=int(n_records), resolution_ps=res_ps,
                         sync_rate_hz=float(cnt0) if cnt0 > 0 else None,
-                        sync_divider=boards[0]["sync_divider"], n_curves=n_curves, n_boards=n_boards)
+                        sync_divider=boards[0]["sync_divider"], n_curves=n_curves, n_boards=n_boards,
+                        warnings=warnings)
 
 
 def _timeharp_header(buf: bytes, path, kind: str) -> LegacyHeader:
@@ -365,7 +385,8 @@ def iter_legacy_chunks(path: str | os.PathLike, *, chunk_records: int = 1 << 22,
     h = read_legacy_header(path)
     layout, codec = _layout(h, path)
     yield from iter_record_chunks(path, offset=h.record_offset, declared_records=h.declared_records,
-                                  layout=layout, codec=codec, chunk_records=chunk_records, counts=counts)
+                                  layout=layout, codec=codec, chunk_records=chunk_records, counts=counts,
+                                  header_warnings=h.warnings)
 
 
 # ---------------------------------------------------------------------------------

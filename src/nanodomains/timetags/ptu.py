@@ -157,6 +157,9 @@ def _open_ptu_quiet(path: Path):
     except KeyError as exc:
         ptu.close()
         raise FileFormatError(f"{path}: PTU header lacks tag {exc}") from exc
+    except (TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        ptu.close()  # a tag of the wrong type or shape: the header is corrupt
+        raise FileFormatError(f"{path}: corrupt PTU header ({type(exc).__name__}: {exc})") from exc
     return ptu, n_present, warnings
 
 
@@ -171,6 +174,44 @@ def _overflow_base_after(ptu, raw_record: np.uint32, decoded_time: int) -> int:
     twice = ptu.decode_records(np.array([raw_record, raw_record], dtype=np.uint32))["time"]
     t1, t2 = int(once[0]), int(twice[1])
     return int(decoded_time) - (2 * t1 - t2)
+
+
+def _check_resolutions(ptu, path: Path, is_t3: bool) -> list[str]:
+    """Header fields that must agree with each other (a corrupted one changes every time silently).
+
+    T2: the time-tag unit (``MeasDesc_GlobalResolution``) is the device's base resolution.
+    T3: the global resolution is the sync period, 1 / ``TTResult_SyncRate``, and the
+    micro-time bin is the base resolution times a power of two (the binning). PicoQuant
+    software writes these consistently to double precision; a disagreement beyond 1e-9
+    is a warning, beyond 1e-3 (1 % for the measured sync rate) an error.
+    """
+    tags = ptu.tags
+    warnings: list[str] = []
+
+    def agree(value, expected, what, error_rel):
+        rel = abs(value / expected - 1.0)
+        if rel > error_rel:
+            raise FileFormatError(f"{path}: header inconsistent: {what} (relative difference {rel:.2g}; corrupt header?)")
+        if rel > 1e-9:
+            warnings.append(f"{path}: header fields disagree slightly: {what} (relative difference {rel:.2g})")
+
+    glob = float(tags["MeasDesc_GlobalResolution"])
+    base = tags.get("HW_BaseResolution")
+    base = float(base) if isinstance(base, (int, float)) and base > 0 else None
+    if not is_t3:
+        if base is not None:
+            agree(glob, base, f"T2 time unit MeasDesc_GlobalResolution {glob!r} s vs HW_BaseResolution {base!r} s",
+                  1e-3)
+        return warnings
+    rate = tags.get("TTResult_SyncRate")
+    if isinstance(rate, (int, float)) and rate > 0:
+        agree(glob * rate, 1.0, f"sync period MeasDesc_GlobalResolution {glob!r} s vs 1 / TTResult_SyncRate "
+                                f"({rate} Hz)", 0.01)
+    res = float(ptu.tcspc_resolution)
+    if base is not None and res > 0:
+        k = round(math.log2(res / base))
+        agree(res, base * 2**k, f"micro-time bin {res!r} s vs HW_BaseResolution {base!r} s x 2^{k}", 1e-3)
+    return warnings
 
 
 class _PtuBlocks:
@@ -195,8 +236,9 @@ class _PtuBlocks:
             self.sync_period_ps = None
             self.resolution_ps = unit_s * 1e12
             self.unit_ps = self.resolution_ps
-        if not self.unit_ps > 0:
+        if not (math.isfinite(self.unit_ps) and self.unit_ps > 0):
             raise FileFormatError(f"{path}: MeasDesc_GlobalResolution must be > 0, got {unit_s}")
+        self.header_warnings = _check_resolutions(ptu, path, self.is_t3)
         self.checks = StreamChecks(path, self.sync_period_ps, self.resolution_ps)
         self.n_inputs = int(ptu.tags.get("HW_InpChannels", 0) or 0)
         self.n_impossible = 0
@@ -277,7 +319,8 @@ class _PtuBlocks:
         if self.n_impossible:
             out.append(f"{self.path}: {self.n_impossible} photon records on channels > {self.n_inputs}, which the "
                        "header says the device does not have (corrupt records or header); they were skipped")
-        return out + self.checks.warnings(self.end_units * self.unit_ps * 1e-12, self.acquisition_s)
+        return self.header_warnings + out + self.checks.warnings(self.end_units * self.unit_ps * 1e-12,
+                                                                  self.acquisition_s)
 
 
 def _raw_blocks(path: Path, offset: int, n_records: int, chunk_records: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -326,7 +369,10 @@ def iter_ptu_chunks(
         raise InputError(f"chunk_records must be >= 2, got {chunk_records}")
     ptu, n_records, warnings = _open_ptu(path)
     try:
-        blocks = _PtuBlocks(ptu, path)
+        try:
+            blocks = _PtuBlocks(ptu, path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            raise FileFormatError(f"{path}: corrupt PTU header ({type(exc).__name__}: {exc})") from exc
         pending = None  # one block late, so that the last chunk carries the final warnings
         n_photons = 0
         for start, raw in _raw_blocks(path, int(ptu.record_offset), n_records, chunk_records):

@@ -264,7 +264,7 @@ class StreamChecks:
                 "longer than the period, a sync divider, or corrupt records"
             )
         if acquisition_s is not None and acquisition_s > 0 and math.isfinite(duration_s):
-            if duration_s > 1.05 * acquisition_s + 1.0:
+            if duration_s > 1.001 * acquisition_s + 0.01:  # a device stops at its acquisition time
                 out.append(
                     f"{self.path}: the records span {duration_s:.6g} s, the header's acquisition time is "
                     f"{acquisition_s:.6g} s: corrupt overflow records?"
