@@ -531,3 +531,14 @@ def test_cli_info_reads_legacy_formats(capsys):
     assert "declares 1597208 records" in captured.err
     assert main(["photons", "info", str(PHD)]) == 2
     assert "unsupported format" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_v1_t3_g2_reference():
+    """README: pulsed g2(0) = 0.214 +- 0.076, zero-peak area 8 against side peaks 32-47 (+-200 ns windows)."""
+    from nanodomains.spectroscopy.g2 import compute_g2_file
+
+    r = compute_g2_file(PTU_V1_T3, window_ns=2000, bin_ns=1.0)
+    assert r.period_ns == pytest.approx(400.0) and r.zero_peak_area == 8
+    assert min(r.side_peak_areas) == 32 and max(r.side_peak_areas) == 47
+    assert r.g2_0.value == pytest.approx(0.214, abs=0.001) and r.g2_0.stderr == pytest.approx(0.076, abs=0.002)
