@@ -37,6 +37,9 @@ from nanodomains.timetags.stream import PhotonStream, StreamChecks, record_count
 __all__ = ["RecordLayout", "DecodedBlock", "RecordCounts", "iter_record_chunks",
            "PHOTON", "OVERFLOW", "MARKER", "SYNC", "UNKNOWN", "INVALID"]
 
+#: largest block decoded at once (records)
+MAX_BLOCK_RECORDS = 1 << 20
+
 # record kinds
 PHOTON, OVERFLOW, MARKER, SYNC, UNKNOWN, INVALID = 0, 1, 2, 3, 4, 5
 
@@ -223,7 +226,7 @@ def iter_record_chunks(
     codec : callable
         ``codec(raw uint32 block) -> DecodedBlock``.
     chunk_records : int
-        Records per block (bounds memory).
+        Records per block (bounds memory); at most :data:`MAX_BLOCK_RECORDS`.
     counts : RecordCounts, optional
         Filled with the record tallies while reading.
     header_warnings : list of str, optional
@@ -251,7 +254,9 @@ def iter_record_chunks(
     checks = StreamChecks(path, layout.sync_period_ps, layout.resolution_ps)
     asm = _Assembler(path, layout, checks)
     pending = None  # yield one block late, so the last chunk can carry the final warnings
-    for start, raw in _raw_blocks(path, offset, present, chunk_records):
+    # decoding needs ~60 bytes per record of temporaries: blocks of at most 2^20 records
+    # keep that near 60 MB (and in cache) whatever chunk size the caller asks for
+    for start, raw in _raw_blocks(path, offset, present, min(chunk_records, MAX_BLOCK_RECORDS)):
         decoded = codec(raw)
         counts.add(decoded)
         t, ch, micro, last_macro = asm.photons(decoded, start)

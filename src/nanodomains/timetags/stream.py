@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from nanodomains.errors import FileFormatError, InputError
@@ -196,6 +197,20 @@ def record_count_warning(path, declared: int | None, present: int, trailing_byte
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _first_backwards(macro: np.ndarray, channels: np.ndarray, last: np.ndarray) -> int:
+    """Index of the first photon whose time is below its channel's previous one, else -1.
+
+    ``last`` (per channel) is updated in place up to that photon: one pass, no sort.
+    """
+    for i in range(macro.size):
+        c = channels[i]
+        if macro[i] < last[c]:
+            return i
+        last[c] = macro[i]
+    return -1
+
+
 class StreamChecks:
     """Checks on decoded photons, carried from block to block of one file.
 
@@ -225,23 +240,15 @@ class StreamChecks:
         """
         if macro_units.size == 0:
             return
-        order = np.argsort(channels, kind="stable")
-        ch, t = channels[order], macro_units[order]
-        prev = np.empty_like(t)
-        prev[1:] = t[:-1]
-        new_group = np.ones(t.size, bool)
-        new_group[1:] = ch[1:] != ch[:-1]
-        prev[new_group] = self.last_per_channel[ch[new_group]]
-        bad = np.flatnonzero(t < prev)
-        if bad.size:
-            k = order[bad[0]]
+        bad = _first_backwards(np.ascontiguousarray(macro_units, np.int64),
+                               np.ascontiguousarray(channels, np.uint8), self.last_per_channel)
+        if bad >= 0:
+            c = int(channels[bad])
             raise FileFormatError(
-                f"{self.path}: time tags go backwards in channel {int(channels[k])} at record "
-                f"{int(first_record[k])} ({int(macro_units[k])} after {int(prev[bad[0]])} time units): "
-                f"corrupt record or overflow count; {bad.size} such steps in this block"
+                f"{self.path}: time tags go backwards in channel {c} at record {int(first_record[bad])} "
+                f"({int(macro_units[bad])} after {int(self.last_per_channel[c])} time units): corrupt record "
+                "or overflow count"
             )
-        last = np.flatnonzero(np.append(ch[1:] != ch[:-1], True))
-        self.last_per_channel[ch[last]] = t[last]
 
     def micro_range(self, micro_ps: np.ndarray) -> None:
         """Count micro times outside ``[0, sync period + one bin)``; negative ones are an error."""
