@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,9 +62,9 @@ class _NpyStream:
     """One ``.npy`` member of a zip, read ``count`` elements at a time."""
 
     def __init__(self, zf: zipfile.ZipFile, name: str, path: Path):
-        self.fh = zf.open(name)
         self.name, self.path = name, path
         try:
+            self.fh = zf.open(name)
             version = np.lib.format.read_magic(self.fh)
             reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                       else np.lib.format.read_array_header_2_0)
@@ -77,10 +78,22 @@ class _NpyStream:
 
     def read(self, count: int) -> np.ndarray:
         nbytes = count * self.dtype.itemsize
-        buf = self.fh.read(nbytes)
+        try:
+            buf = self.fh.read(nbytes)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise FileFormatError(f"{self.path}: member {self.name} is corrupt ({exc})") from exc
         if len(buf) != nbytes:
             raise FileFormatError(f"{self.path}: member {self.name} truncated ({len(buf)} of {nbytes} bytes)")
         return np.frombuffer(buf, dtype=self.dtype).copy()
+
+    def finish(self) -> None:
+        """Read to the member's end, where zipfile checks its CRC-32 (corruption is caught)."""
+        try:
+            rest = self.fh.read()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise FileFormatError(f"{self.path}: member {self.name} is corrupt ({exc})") from exc
+        if rest:
+            raise FileFormatError(f"{self.path}: member {self.name} holds {len(rest)} bytes beyond its array")
 
     def scalar(self):
         return self.read(1).reshape(self.shape)[()] if self.shape == () else None
@@ -113,6 +126,7 @@ def _scalars(zf, members, path) -> dict:
                 if s.shape != ():
                     raise FileFormatError(f"{path}: '{key}' must be a scalar, got shape {s.shape}")
                 out[key] = s.read(1)[0] if s.dtype.kind != "U" else str(s.read(1)[0])
+                s.finish()
             finally:
                 s.close()
     return out
@@ -170,11 +184,15 @@ def iter_npz_chunks(path: str | os.PathLike, *, chunk_records: int = 1 << 22) ->
             if t.size:
                 last_t = int(t[-1])
             done += count
+            if done >= n:
+                for s in streams.values():
+                    s.finish()  # CRC-32 of every member checked before the last chunk is handed out
             try:
-                yield PhotonStream(times_ps=t, channels=ch, microtimes_ps=micro, resolution_ps=resolution,
-                                   sync_period_ps=sync, duration_s=duration, source=source)
+                chunk = PhotonStream(times_ps=t, channels=ch, microtimes_ps=micro, resolution_ps=resolution,
+                                     sync_period_ps=sync, duration_s=duration, source=source)
             except InputError as exc:
                 raise FileFormatError(f"{path}: {exc}") from exc
+            yield chunk
             if done >= n:
                 break
     finally:
