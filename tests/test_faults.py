@@ -381,6 +381,16 @@ def _spawn(args, cwd) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (Linux: SigCgt mask in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next((int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:")), 0)
+    return bool(mask >> (sig - 1) & 1)
+
+
 def _wait_for(cond, proc, timeout=120.0):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -494,7 +504,9 @@ def test_demo_refuses_a_folder_of_other_files(tmp_path, capsys):
 
 def test_sigterm_during_a_command_is_one_line_143(inputs, tmp_path):
     proc = _spawn(["stem", "analyze", inputs / "img.tif", "--out", tmp_path / "o"], tmp_path)
-    time.sleep(2.0)  # importing and reading; the analysis takes several seconds
+    # signal once the command has installed its handler (imports take seconds on a loaded machine)
+    assert _wait_for(lambda: _catches(proc.pid, signal.SIGTERM), proc, timeout=120), "handler never installed"
+    time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:

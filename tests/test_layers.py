@@ -38,7 +38,7 @@ LAYERS: dict[str, int] = {
     "nanodomains.limits": 0,  # parameter ranges, input sanity, memory estimates
     "nanodomains.seeds": 0,
     "nanodomains.records.*": 0,
-    "nanodomains.timetags": 0,  # photon time tags: PTU reading and writing
+    "nanodomains.timetags.*": 0,  # photon time tags: PhotonStream, one reader module per format family
     # 1-2: physics core
     "nanodomains.materials": 1,
     "nanodomains.structure.*": 2,

@@ -209,7 +209,7 @@ def test_result_json_round_trip(tmp_path):
     r = fit_reconvolution(decay, irf)
     r.to_json(tmp_path / "lt.json")
     d = json.loads((tmp_path / "lt.json").read_text())
-    assert d["schema"] == "nanodomains.lifetime/2" and d["method"] == "reconvolution"
+    assert d["schema"] == "nanodomains.lifetime/3" and d["method"] == "reconvolution"
     assert d["components"][0]["tau_ns"] == {"value": r.tau_ns[0].value, "stderr": r.tau_ns[0].stderr}
     back = LifetimeRecord.from_json(tmp_path / "lt.json")
     assert back == r
@@ -219,12 +219,15 @@ def test_result_json_round_trip(tmp_path):
 def test_fit_lifetime_chooses_reconvolution_with_irf_else_tail():
     rng = np.random.default_rng(6)
     decay, irf = synthetic(rng, [1.2], [2e4], bg=0.5)
-    rec = fit_lifetime(decay, irf, start_ns=0.5)
+    rec = fit_lifetime(decay, irf, start_ns=0.5, compare=False)
     assert rec.method == "reconvolution"
     assert rec == fit_reconvolution(decay, irf, fit_range_ns=(0.5, float(decay.time_ns[-1]))).replace(
         settings=rec.settings)
-    tail = fit_lifetime(decay, start_ns=3.0)
+    tail = fit_lifetime(decay, start_ns=3.0, compare=False)
     assert tail.method == "tail" and tail == fit_tail(decay, start_ns=3.0)
+    # with the comparison (default): the same fit, plus one and two exponentials on the same bins
+    full = fit_lifetime(decay, irf, start_ns=0.5)
+    assert full.tau_ns == rec.tau_ns and [m.n_exp for m in full.comparison] == [1, 2]
     with pytest.raises(InputError, match="period"):
         fit_lifetime(decay, period_ns=10.0)
     with pytest.raises(InputError, match="reconvolution"):
@@ -274,3 +277,115 @@ def test_cli_lifetime(tmp_path, capsys):
     capsys.readouterr()
     assert main(["photons", "lifetime", str(PH_T2), "--out", str(tmp_path / "t2")]) == 2
     assert "T3" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------
+# goodness of fit and the choice between one and two exponentials
+
+SPC = REAL / "photons" / "tttrlib_bh_spc132_smDNA_m000.spc"
+PTU_V1_T3 = REAL / "photons" / "pqsample_hydraharp_v10_t3.ptu"
+PHD = REAL / "decay" / "pqsample_picoharp_v20.phd"
+
+
+def test_runs_test_by_hand():
+    from nanodomains.spectroscopy.lifetime import information_criteria, runs_test
+
+    # + + - - + - : n+ = 3, n- = 3, N = 6, R = 4; E[R] = 1 + 2*9/6 = 4; Var = 18*(18-6)/(36*5) = 1.2
+    z, p = runs_test(np.array([1.0, 2.0, -1.0, -0.5, 3.0, -2.0]))
+    assert z == pytest.approx(0.0) and p == pytest.approx(0.5)
+    # zeros are dropped; 5 + then 5 - : R = 2, E = 6, Var = 2*25*40/(100*9) = 2.222
+    z, p = runs_test(np.array([1, 1, 0, 1, 1, 1, -1, -1, -1, -1, -1.0]))
+    assert z == pytest.approx((2 - 6) / np.sqrt(2000 / 900)) and p < 0.01
+    assert np.isnan(runs_test(np.array([1.0, 1.0, -1.0]))[1])  # one negative: undefined
+    assert information_criteria(100.0, 3, 50) == (106.0, pytest.approx(100 + 3 * np.log(50)))
+
+
+def test_one_exponential_decay_is_not_flagged():
+    t = np.arange(300) * 0.05
+    flagged = 0
+    for seed in range(3):
+        counts = np.random.default_rng(seed).poisson(3000 * np.exp(-t / 2.0) + 3)
+        r = fit_lifetime(DecayHistogram(t, counts, 0.05, source="one"), start_ns=0.0)
+        models = [m.n_exp for m in r.comparison]
+        # two exponentials either fitted or not separable (recorded why): both say "one suffices"
+        assert models == [1, 2] or (models == [1] and "singular" in r.not_computed["comparison n_exp=2"])
+        flagged += any("inadequate" in w for w in r.warnings)
+        assert r.preferred_n_exp == 1
+    assert flagged == 0
+
+
+def test_two_exponential_decay_is_flagged():
+    t = np.arange(500) * 0.05
+    counts = np.random.default_rng(1).poisson(3000 * np.exp(-t / 0.3) + 600 * np.exp(-t / 4.0) + 2)
+    r = fit_lifetime(DecayHistogram(t, counts, 0.05, source="two"), start_ns=0.0)
+    assert r.preferred_n_exp == 2 and r.n_exp == 1
+    warning = next(w for w in r.warnings if "one exponential is inadequate" in w)
+    two = r.comparison[1]
+    assert two.tau_ns[0].value == pytest.approx(0.3, abs=4 * two.tau_ns[0].stderr)
+    assert two.tau_ns[1].value == pytest.approx(4.0, abs=4 * two.tau_ns[1].stderr)
+    assert "two exponentials give" in warning
+    # asked for two: no warning about the first model, two preferred
+    r2 = fit_lifetime(DecayHistogram(t, counts, 0.05, source="two"), n_exp=2, start_ns=0.0)
+    assert r2.preferred_n_exp == 2 and not any("not supported" in w for w in r2.warnings)
+
+
+def test_tail_start_rule_is_recorded_and_drawn(tmp_path):
+    from nanodomains.spectroscopy.lifetime import plot_lifetime, tail_start
+
+    t = np.arange(400) * 0.01
+    rise = np.clip((t - 0.5) / 0.2, 0, 1)  # peak at 0.7 ns, half maximum crossed at 0.6 ns
+    counts = np.random.default_rng(2).poisson(5000 * rise * np.exp(-np.clip(t - 0.7, 0, None) / 0.8) + 1)
+    d = DecayHistogram(t, counts, 0.01)
+    i0, rule = tail_start(d)
+    r = fit_lifetime(d)
+    assert r.fit_range_ns[0] == pytest.approx(t[i0]) and r.start_rule == rule and "2 x rise" in rule
+    assert 0.85 <= t[i0] <= 1.0  # peak + 2 x (peak - half-maximum crossing)
+    fig = plot_lifetime(r)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert any(label.startswith("fit start") for label in labels)
+
+
+@pytest.mark.realdata
+def test_spc_channel0_one_exponential_inadequate():
+    """README: from 2.778 ns one exponential 0.645 ns (1.72), two 0.186 / 1.913 ns (1.02); from 4.0 ns 1.868 ns (1.03)."""
+    decay = load_decay(SPC, channel=0)
+    r = fit_lifetime(decay)
+    assert r.fit_range_ns[0] == pytest.approx(2.778, abs=0.002)  # the default start rule gives the README's start
+    assert r.tau_ns[0].value == pytest.approx(0.645, abs=0.002) and r.reduced_deviance == pytest.approx(1.72, abs=0.01)
+    two = r.comparison[1]
+    assert [x.value for x in two.tau_ns] == [pytest.approx(0.186, abs=0.002), pytest.approx(1.913, abs=0.005)]
+    assert two.reduced_deviance == pytest.approx(1.02, abs=0.01)
+    assert r.preferred_n_exp == 2 and r.runs_test_p < 1e-10
+    assert any("one exponential is inadequate" in w for w in r.warnings)
+    late = fit_lifetime(decay, start_ns=4.0)
+    assert late.tau_ns[0].value == pytest.approx(1.868, abs=0.005)
+    assert late.reduced_deviance == pytest.approx(1.03, abs=0.01) and late.preferred_n_exp == 1
+    assert not any("inadequate" in w for w in late.warnings)
+
+
+@pytest.mark.realdata
+def test_v1_t3_ptu_tail_fits():
+    """README: summed micro-time tail from 5.376 ns: one exponential 31.17 ns (1.29), two 9.62 / 36.95 ns (1.03)."""
+    r = fit_lifetime(load_decay(PTU_V1_T3), start_ns=5.376)
+    assert r.fit_range_ns[0] == pytest.approx(5.376, abs=1e-3)
+    assert r.tau_ns[0].value == pytest.approx(31.17, abs=0.02) and r.reduced_deviance == pytest.approx(1.29, abs=0.01)
+    two = r.comparison[1]
+    assert [x.value for x in two.tau_ns] == [pytest.approx(9.62, abs=0.02), pytest.approx(36.95, abs=0.02)]
+    assert two.reduced_deviance == pytest.approx(1.03, abs=0.01)
+
+
+@pytest.mark.realdata
+def test_cli_lifetime_spc_and_phd(tmp_path, capsys):
+    from nanodomains.cli import main
+
+    assert main(["photons", "lifetime", str(SPC), "--channel", "0", "--out", str(tmp_path / "spc")]) == 0
+    captured = capsys.readouterr()
+    assert "one exponential is inadequate" in captured.err and "0.186" in captured.err
+    assert "2 exp" in captured.out
+    rec = LifetimeRecord.from_json(tmp_path / "spc" / "lifetime.json")
+    assert rec.preferred_n_exp == 2 and len(rec.comparison) == 2
+    assert main(["photons", "lifetime", str(PHD), "--curve", "1", "--out", str(tmp_path / "phd")]) == 0
+    rec = LifetimeRecord.from_json(tmp_path / "phd" / "lifetime.json")
+    assert rec.source.endswith("(curve 1)") and rec.dof > 100
+    assert main(["photons", "lifetime", str(PHD), "--curve", "9", "--out", str(tmp_path / "x")]) == 2
+    assert "holds 7 histograms" in capsys.readouterr().err

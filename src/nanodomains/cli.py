@@ -662,7 +662,14 @@ def photons_simulate(
     })
     console.print(f"wrote {path} and {tpath}")
 
-_PHOTON_SUFFIXES = (".ptu", ".npz")
+def _nan_if_none(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _print_warnings(warnings) -> None:
+    """Reader and analysis warnings, one line each, on stderr."""
+    for w in dict.fromkeys(warnings or ()):
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
 
 
 def _print_facts(title: str, facts: dict) -> None:
@@ -682,17 +689,22 @@ def _print_facts(title: str, facts: dict) -> None:
 
 @photons_app.command("info")
 def photons_info(
-    file: str = typer.Argument(..., help="Photon file: PicoQuant .ptu (T2/T3) or project .npz."),
+    file: str = typer.Argument(..., help="Photon file: PTU, HT2/HT3, PT2/PT3, T3R, B&H SPC, Photon-HDF5, "
+                                         "Full_SMS HDF5 or project .npz (type read from the file's bytes)."),
 ) -> None:
-    """Print facts about a photon stream (mode, photons per channel, rates, duration)."""
+    """Print facts about a photon stream (format, mode, photons per channel, rates, duration)."""
     from nanodomains.timetags import photon_file_summary
 
-    _print_facts(file, photon_file_summary(file))
+    facts = photon_file_summary(file)
+    warnings = facts.pop("warnings", [])
+    _print_facts(file, facts)
+    _print_warnings(warnings)
 
 
 @photons_app.command("g2")
 def photons_g2(
-    file: str = typer.Argument(..., help="Photon file (.ptu/.npz) or a processed g2 curve (text: tau_ns, counts)."),
+    file: str = typer.Argument(..., help="Photon file (any format of `photons info`) or a processed g2 curve "
+                                         "(text: tau_ns, counts)."),
     out: str = typer.Option(..., "--out", help="Output directory for g2.csv, g2.json, g2.png."),
     channels: tuple[int, int] = typer.Option((0, 1), "--channels", help="Start and stop channel."),
     bin_ns: float = typer.Option(0.1, "--bin-ns", help="Bin width in ns (whole ps)."),
@@ -711,9 +723,19 @@ def photons_g2(
         raise InputError(f"--mode must be 'pulsed' or 'cw', got {mode!r}")
     # the histogram and its work arrays: ~4 int64/float64 arrays of 2 window / bin bins
     require_memory(4 * 8 * (2 * window_ns / bin_ns + 1), f"a g2 histogram of +-{window_ns:g} ns in {bin_ns:g} ns bins")
-    if Path(file).suffix.lower() in _PHOTON_SUFFIXES:
-        result = g2mod.compute_g2_file(
-            file,
+    from nanodomains.timetags import identify_file, iter_photon_chunks
+
+    kind = identify_file(file)
+    if kind.is_time_tags:
+        reader_warnings: list[str] = []
+
+        def chunks():  # keeps the reader's warnings (the last chunk carries them all)
+            for chunk in iter_photon_chunks(file):
+                reader_warnings[:] = chunk.warnings
+                yield chunk
+
+        result = g2mod.compute_g2(
+            chunks(),
             channels=channels,
             bin_ns=bin_ns,
             window_ns=window_ns,
@@ -722,11 +744,15 @@ def photons_g2(
             offset_ns=offset_ns,
             microtime_gate_ns=gate_ns,
         )
-    else:
+        if reader_warnings:
+            result = result.model_copy(update={"warnings": tuple(result.warnings) + tuple(reader_warnings)})
+    elif kind.kind == "text":
         if mode != "pulsed":
             raise InputError(f"{file}: a processed g2 curve is analysed by pulsed peak areas only (--mode pulsed)")
         tau, counts, _ = g2mod.read_g2_text(file)
         result = g2mod.g2_from_peak_areas(tau, counts, period_ns=period_ns, offset_ns=offset_ns, source=file)
+    else:
+        raise InputError(f"{file}: {kind.description} holds no photon time tags for g2")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     g2mod.write_g2_csv(result, out_dir / "g2.csv")
@@ -734,7 +760,9 @@ def photons_g2(
     g2mod.plot_g2(result, out_dir / "g2.png")
     facts = _record_facts(result)
     facts.pop("side_peak_areas", None)
+    facts.pop("warnings", None)
     _print_facts(f"g2 of {file}", facts)
+    _print_warnings(result.warnings)
 
 
 def _record_facts(record) -> dict:
@@ -746,8 +774,10 @@ def _warn_if_unterminated(path) -> None:
     """A text histogram whose last line has no line end may be truncated: say so."""
     from pathlib import Path
 
+    from nanodomains.timetags import identify_file
+
     p = Path(str(path)) if path else None
-    if p is None or not p.is_file() or p.suffix.lower() in (".ptu", ".npz", ".phu", ".phd"):
+    if p is None or not p.is_file() or identify_file(p).kind != "text":
         return
     with open(p, "rb") as fh:
         fh.seek(max(0, p.stat().st_size - 1))
@@ -772,7 +802,8 @@ def _checked_irf(irf):
 
 @photons_app.command("lifetime")
 def photons_lifetime(
-    file: str = typer.Argument(..., help="T3 photon file (.ptu/.npz) or decay histogram (text: time ns, counts; .phu)."),
+    file: str = typer.Argument(..., help="T3 photon file (any format of `photons info`) or decay histogram "
+                                         "(PHU, PHD, text: time ns, counts); type read from the file's bytes."),
     out: str = typer.Option(..., "--out", help="Output directory for lifetime.json and lifetime.png."),
     irf: Optional[str] = typer.Option(None, "--irf", help="Measured IRF (same formats); without it a tail fit."),
     n_exp: int = typer.Option(1, "--n-exp", help="Number of exponentials (1-3)."),
@@ -780,27 +811,40 @@ def photons_lifetime(
     period_ns: Optional[float] = typer.Option(None, "--period-ns", help="Excitation period for the pile-up term."),
     start_ns: Optional[float] = typer.Option(None, "--start-ns", help="First time fitted."),
     stop_ns: Optional[float] = typer.Option(None, "--stop-ns", help="Last time fitted."),
+    curve: int = typer.Option(0, "--curve", help="Histogram index in a PHU/PHD file."),
+    compare: bool = typer.Option(True, "--compare/--no-compare",
+                                 help="Also fit 1 and 2 exponentials on the same bins (AIC/BIC, runs test)."),
 ) -> None:
-    """Fit lifetimes by Poisson maximum likelihood (IRF reconvolution, or tail fit without IRF)."""
+    """Fit lifetimes by Poisson maximum likelihood (IRF reconvolution, or tail fit without IRF).
+
+    Reports goodness (reduced deviance, runs test of the residuals) and, by default, the
+    one- and two-exponential fits side by side with AIC/BIC; warns when one exponential
+    is inadequate. The tail-fit start rule is printed and drawn in lifetime.png.
+    """
     from pathlib import Path
 
     from nanodomains.spectroscopy import lifetime as lt
 
     if irf is None and period_ns is not None:
         raise InputError("--period-ns applies to IRF reconvolution fits (give --irf)")
-    decay = lt.load_decay(file, channel=channel)
+    decay = lt.load_decay(file, channel=channel, curve=curve)
     irf = _checked_irf(lt.load_decay(irf)) if irf is not None else None
     for text_file in (file, irf and irf.source):
         _warn_if_unterminated(text_file)
     check_counts(decay.counts, f"{file}: decay")
-    result = lt.fit_lifetime(decay, irf, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns, period_ns=period_ns)
+    result = lt.fit_lifetime(decay, irf, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns, period_ns=period_ns,
+                             compare=compare)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     result.to_json(out_dir / "lifetime.json")
     lt.plot_lifetime(result, out_dir / "lifetime.png")
     facts = {f"tau_ns[{i}]": str(c.tau_ns) for i, c in enumerate(result.components)}
-    facts.update(_record_facts(result))
+    facts.update({k: v for k, v in _record_facts(result).items() if not k.startswith("comparison")})
+    for m in result.comparison:
+        facts[f"{m.n_exp} exp"] = (" / ".join(str(x) for x in m.tau_ns) + f" ns; reduced deviance "
+                                   f"{m.reduced_deviance:.3g}, BIC {m.bic:.1f}, runs p {_nan_if_none(m.runs_test_p):.2g}")
     _print_facts(f"lifetime of {file}", facts)
+    _print_warnings(result.warnings)
 
 
 # ---- pipeline (demo, batch) -------------------------------------------------

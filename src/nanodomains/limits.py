@@ -128,6 +128,7 @@ RANGES: dict[str, Range] = {
     "offset_ns": _r(-1e6, 1e6, "ns", "delay of the zero peak"),
     "gate_ns": _r(-1e6, 1e6, "ns", "micro-time gate"),
     "n_exp": _r(1, 3, "", "exponential components", integer=True),
+    "curve": _r(0, 4095, "", "histogram index in a PicoQuant PHU/PHD file", integer=True),
     "start_ns": _r(-1e6, 1e6, "ns", "first time fitted"),
     "stop_ns": _r(-1e6, 1e6, "ns", "last time fitted"),
 }

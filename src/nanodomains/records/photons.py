@@ -35,7 +35,8 @@ from pydantic import BeforeValidator, Field
 from nanodomains.files import to_jsonable
 from nanodomains.records.base import FloatArray, Item, Measured, Record
 
-__all__: list[str] = ["G2Record", "LifetimeComponent", "LifetimeRecord", "PhotonEmitterTruth", "PhotonTruth"]
+__all__: list[str] = ["G2Record", "LifetimeComponent", "LifetimeModelFit", "LifetimeRecord", "PhotonEmitterTruth",
+                      "PhotonTruth"]
 
 
 def _skip(default=None, **kw):
@@ -99,6 +100,27 @@ class LifetimeComponent(Item):
     fraction: float | None = None
 
 
+class LifetimeModelFit(Item):
+    """One model of a decay in a model comparison: its lifetimes and goodness numbers.
+
+    ``aic = D + 2k`` and ``bic = D + k ln(M)`` with D the Poisson deviance, k the free
+    parameters and M the bins fitted (the deviance is -2 log-likelihood up to a
+    constant shared by every model of the same bins); lower is better.
+    ``runs_test_p`` is the one-sided p-value of too few sign runs in the residuals.
+    """
+
+    MATCH_ON: ClassVar[str | None] = "n_exp"
+
+    n_exp: int
+    tau_ns: tuple[Measured, ...] = ()
+    fractions: tuple[float | None, ...] = ()
+    reduced_deviance: float | None = None
+    aic: float | None = None
+    bic: float | None = None
+    runs_test_p: float | None = None
+    converged: bool | None = None
+
+
 class LifetimeRecord(Record):
     """Fluorescence lifetimes of a TCSPC decay (Poisson maximum likelihood).
 
@@ -108,9 +130,15 @@ class LifetimeRecord(Record):
     ``reduced_deviance`` = D/dof, ``reduced_chi2``) are ~1 for an adequate model. The decay
     (``time_ns``, ``counts``) and the ``model`` (NaN outside the fit range) are stored but
     not compared; :attr:`residuals` derives the weighted residuals from them.
+
+    Schema 3 adds the goodness of fit beyond the deviance: the runs test of the
+    residual signs (``runs_test_z``, ``runs_test_p``), the information criteria
+    (``aic``, ``bic``), the ``comparison`` of one and two exponentials on the same bins
+    (:class:`LifetimeModelFit`, with ``preferred_n_exp`` by BIC), and ``start_rule``:
+    how the start of the fitted range was chosen.
     """
 
-    SCHEMA: ClassVar[str] = "nanodomains.lifetime/2"
+    SCHEMA: ClassVar[str] = "nanodomains.lifetime/3"
 
     n_exp: int
     components: tuple[LifetimeComponent, ...]
@@ -129,6 +157,13 @@ class LifetimeRecord(Record):
     dof: int | None = _skip()
     converged: bool | None = _skip()
     message: str = _skip("")
+    runs_test_z: float | None = _skip()
+    runs_test_p: float | None = _skip()
+    aic: float | None = _skip()
+    bic: float | None = _skip()
+    comparison: tuple[LifetimeModelFit, ...] = _skip(())
+    preferred_n_exp: int | None = _skip()
+    start_rule: str | None = _skip()
     time_ns: FloatArray = _array()
     counts: FloatArray = _array()
     model: FloatArray = _array()

@@ -34,6 +34,36 @@ likelihood, I = J^T diag(1/mu) J with J = d mu / d theta at the optimum (Cramer-
 The fit quality is reported as reduced deviance D/(M - p) and Pearson chi2/(M - p);
 both are ~1 for an adequate model.
 
+Goodness and model choice
+-------------------------
+A reduced deviance near 1 is necessary, not sufficient: a wrong model can spread its
+misfit over many low-count bins. Two further checks are reported:
+
+* **Runs test** (Wald and Wolfowitz, Ann. Math. Stat. 11, 147 (1940)) on the signs of
+  the residuals n_j - mu_j in the fitted range: with n+ positive and n- negative signs
+  (N = n+ + n-), the number of runs R has mean 1 + 2 n+ n- / N and variance
+  2 n+ n- (2 n+ n- - N) / (N^2 (N - 1)) when residuals are independent; a systematic
+  misfit gives long runs, so ``runs_test_p`` is the one-sided normal p-value of too
+  few runs (``runs_test_z`` < 0).
+* **One against two exponentials** on the same bins by information criteria,
+  AIC = D + 2k (Akaike, IEEE Trans. Autom. Control 19, 716 (1974)) and
+  BIC = D + k ln M (Schwarz, Ann. Stat. 6, 461 (1978)); D is -2 log-likelihood up
+  to a constant that cancels between models of the same bins. :func:`fit_lifetime`
+  fits both (``comparison``); the one-exponential model is flagged inadequate when
+  BIC prefers two exponentials by more than 10 ("very strong" evidence, Kass and
+  Raftery, J. Am. Stat. Assoc. 90, 773 (1995)) or its residuals fail the runs test at
+  p < 0.001, and the warning names the two-exponential lifetimes.
+
+Start of a tail fit
+-------------------
+Without an IRF the fit starts where the excitation has died out. The rule (used when
+``start_ns`` is not given, recorded in ``start_rule`` and drawn in the plot):
+``t_start = t_peak + 2 (t_peak - t_half)``, with t_half the last time before the
+peak at which the counts are below half the maximum: the rise of the decay is the
+IRF's width, and two rise times after the peak the IRF (for a response narrower than
+the decay) holds less than a few per cent of its area. With an IRF, the
+reconvolution fit starts at the first bin of the histogram (``start_rule`` says so).
+
 Results
 -------
 Both fits return a :class:`~nanodomains.records.LifetimeRecord` (schema
@@ -47,15 +77,16 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, optimize, signal
 
 from nanodomains.errors import FitError, InputError, require_positive
-from nanodomains.records import LifetimeComponent, LifetimeRecord, Measured
+from nanodomains.records import LifetimeComponent, LifetimeModelFit, LifetimeRecord, Measured
 from nanodomains.spectroscopy.photons_io import DecayHistogram, read_decay
-from nanodomains.timetags import PhotonStream, iter_photon_chunks
+from nanodomains.timetags import PhotonStream, identify_file, iter_photon_chunks
 
 __all__ = [
     "LifetimeRecord",
@@ -68,7 +99,16 @@ __all__ = [
     "fit_tail",
     "poisson_deviance",
     "exp_convolve",
+    "runs_test",
+    "information_criteria",
 ]
+
+#: BIC difference beyond which two exponentials are preferred "very strongly" (Kass and Raftery 1995)
+BIC_STRONG = 10.0
+#: runs-test p-value below which residuals are called structured
+RUNS_P_LIMIT = 1e-3
+#: largest micro-time histogram accepted (bins); beyond it the micro times are corrupt
+MAX_HISTOGRAM_BINS = 1 << 22
 
 _TINY = 1e-12
 
@@ -78,8 +118,13 @@ _TINY = 1e-12
 
 
 def _micro_counts(stream: PhotonStream, channel: int | None, binning: int) -> np.ndarray:
-    """Counts per micro-time bin of one stream (chunk), one sync period long."""
-    if stream.microtimes_ps is None or stream.sync_period_ps is None:
+    """Counts per micro-time bin of one stream (chunk), one sync period long.
+
+    Without a recorded sync period (Full_SMS files) the histogram ends at the latest
+    micro time. Micro times far beyond the period (corrupt data) are refused rather
+    than histogrammed into an enormous array.
+    """
+    if stream.microtimes_ps is None:
         raise InputError(f"{stream.source or 'photon stream'}: a TCSPC histogram needs T3 data (micro times)")
     if int(binning) != binning or binning < 1:
         raise InputError(f"binning must be an integer >= 1, got {binning!r}")
@@ -88,8 +133,12 @@ def _micro_counts(stream: PhotonStream, channel: int | None, binning: int) -> np
     idx = np.rint(micro / res).astype(np.int64) // int(binning)
     if idx.size and idx.min() < 0:
         raise InputError(f"{stream.source}: negative micro times")
-    nbins = int(round(stream.sync_period_ps / (res * binning)))
-    nbins = max(nbins, int(idx.max()) + 1 if idx.size else 1)
+    period_bins = int(round(stream.sync_period_ps / (res * binning))) if stream.sync_period_ps else 1
+    nbins = max(period_bins, int(idx.max()) + 1 if idx.size else 1)
+    if nbins > max(4 * period_bins, MAX_HISTOGRAM_BINS):
+        raise InputError(
+            f"{stream.source}: micro times up to {int(micro.max())} ps would need a histogram of {nbins} bins "
+            f"(sync period {stream.sync_period_ps} ps, bin {res * binning:g} ps): corrupt micro times")
     return np.bincount(idx, minlength=nbins).astype(float)
 
 
@@ -99,8 +148,9 @@ def _decay_from_counts(counts: np.ndarray, stream: PhotonStream, binning: int, s
         time_ns=np.arange(counts.size) * bin_ns,
         counts=counts,
         bin_ns=bin_ns,
-        period_ns=stream.sync_period_ps / 1000.0,
+        period_ns=stream.sync_period_ps / 1000.0 if stream.sync_period_ps else None,
         source=source,
+        warnings=list(stream.warnings),
     )
 
 
@@ -162,17 +212,27 @@ def tcspc_histogram_file(
     if last is None:
         raise InputError(f"{path}: holds no photons")
     _check_channel(channel, seen, path)
+    if total.sum() <= 0:
+        raise InputError(f"{path}: the decay histogram is empty (no photons{'' if channel is None else f' in channel {channel}'})")
     return _decay_from_counts(total, last, binning, str(path))
 
 
-def load_decay(path: str | os.PathLike, *, channel: int | None = None, binning: int = 1) -> DecayHistogram:
-    """Decay histogram from a T3 photon file (.ptu/.npz) or a histogram file (text/.phu)."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".ptu", ".npz"):
+def load_decay(path: str | os.PathLike, *, channel: int | None = None, binning: int = 1,
+               curve: int = 0) -> DecayHistogram:
+    """Decay histogram from a T3 photon file or a histogram file, by the file's magic bytes.
+
+    Photon files (PTU, HT3, PT3, T3R, SPC, Photon-HDF5, Full_SMS, npz) are histogrammed
+    chunk by chunk (:func:`tcspc_histogram_file`); histogram files (PHU, PHD, two-column
+    text) are read by :func:`~nanodomains.spectroscopy.photons_io.read_decay`.
+    """
+    kind = identify_file(path)
+    if kind.is_time_tags:
+        if curve != 0:
+            raise InputError(f"{path}: curve applies to histogram files, this is {kind.description}")
         return tcspc_histogram_file(path, channel=channel, binning=binning)
     if channel is not None or binning != 1:
-        raise InputError(f"{path}: channel/binning apply to T3 photon files only")
-    return read_decay(path)
+        raise InputError(f"{path}: channel/binning apply to T3 photon files only, this is {kind.description}")
+    return read_decay(path, curve=curve)
 
 
 # ---------------------------------------------------------------------------------
@@ -185,6 +245,42 @@ def poisson_deviance(counts: np.ndarray, mu: np.ndarray) -> float:
     m = np.maximum(np.asarray(mu, float), _TINY)
     pos = n > 0
     return float(2.0 * (np.sum(m - n) + np.sum(n[pos] * np.log(n[pos] / m[pos]))))
+
+
+def runs_test(residuals: np.ndarray) -> tuple[float, float]:
+    """Wald-Wolfowitz runs test on the signs of residuals (zeros dropped).
+
+    Returns
+    -------
+    z : float
+        (R - E[R]) / sd(R); negative when there are too few runs (structured residuals).
+    p : float
+        One-sided p-value P(Z <= z) of too few runs; NaN when fewer than 2 signs of
+        either kind (the test is undefined).
+
+    Examples
+    --------
+    >>> z, p = runs_test(np.array([1, 1, 1, 1, 1, -1, -1, -1, -1, -1] * 3))
+    >>> bool(p < 0.01)
+    True
+    """
+    r = np.asarray(residuals, float)
+    signs = np.sign(r[np.isfinite(r) & (r != 0)])
+    n_pos, n_neg = int(np.sum(signs > 0)), int(np.sum(signs < 0))
+    n = n_pos + n_neg
+    if n_pos < 2 or n_neg < 2:
+        return float("nan"), float("nan")
+    runs = 1 + int(np.count_nonzero(signs[1:] != signs[:-1]))
+    mean = 1.0 + 2.0 * n_pos * n_neg / n
+    var = 2.0 * n_pos * n_neg * (2.0 * n_pos * n_neg - n) / (n * n * (n - 1.0))
+    z = (runs - mean) / math.sqrt(var) if var > 0 else float("nan")
+    p = float(0.5 * math.erfc(-z / math.sqrt(2.0))) if math.isfinite(z) else float("nan")
+    return float(z), p
+
+
+def information_criteria(deviance: float, n_params: int, n_bins: int) -> tuple[float, float]:
+    """AIC = D + 2k and BIC = D + k ln(M) from the Poisson deviance of a fit (lower is better)."""
+    return float(deviance + 2 * n_params), float(deviance + n_params * math.log(n_bins))
 
 
 def exp_convolve(x: np.ndarray, tau_bins: float, *, periodic: bool = False) -> np.ndarray:
@@ -235,11 +331,20 @@ def plot_lifetime(result: LifetimeRecord, path: str | os.PathLike | None = None)
     ax.semilogy(t, np.maximum(m, 1e-3), "-", color="C3", label="model")
     lo, hi = result.fit_range_ns if result.fit_range_ns is not None else (float(t[0]), float(t[-1]))
     ax.axvspan(lo, hi, color="C0", alpha=0.06, label="fit range")
+    rule = textwrap.fill(f"fit start: {result.start_rule or f'{lo:.4g} ns'}", 60)
+    ax.axvline(lo, color="C0", lw=0.8, ls="--", label=rule)
     taus = ", ".join(f"{c.tau_ns.value:.3g}±{c.tau_ns.stderr:.2g}" for c in result.components)
-    ax.set_title(f"{result.method}: tau = {taus} ns, reduced deviance {result.reduced_deviance:.2f}", fontsize=9)
+    title = f"{result.method}: tau = {taus} ns, reduced deviance {result.reduced_deviance:.2f}"
+    if result.runs_test_p is not None:
+        title += f", runs p = {result.runs_test_p:.2g}"
+    others = [m for m in result.comparison if m.n_exp != result.n_exp]
+    for m in others:
+        alt = " / ".join(f"{x.value:.3g}" for x in m.tau_ns)
+        title += f"\n{m.n_exp} exp: {alt} ns, red. dev. {m.reduced_deviance:.2f}, dBIC {m.bic - result.bic:+.1f}"
+    ax.set_title(title, fontsize=8)
     ax.set_ylabel("counts")
     ax.set_ylim(0.5, max(float(np.max(n)) * 2, 1.0))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper right")
     sel = (t >= lo) & (t <= hi)
     axr.plot(t[sel], result.residuals[sel], lw=0.5, color="0.2")
     axr.axhline(0, color="C3", lw=0.8)
@@ -372,8 +477,9 @@ def _trim_range(counts: np.ndarray, fit_range_ns, t: np.ndarray, name: str) -> t
         # bins after the last photon are outside the recorded range (TCSPC window end)
         return 0, int(nz[-1]) + 1
     lo, hi = fit_range_ns
-    i0 = int(np.searchsorted(t, lo - 1e-9))
-    i1 = int(np.searchsorted(t, hi + 1e-9))
+    tol = 1e-3 * (t[1] - t[0])  # bin edges computed as k * bin_ns carry rounding
+    i0 = int(np.searchsorted(t, lo - tol))
+    i1 = int(np.searchsorted(t, hi + tol))
     if i1 - i0 < 3:
         raise InputError(f"{name}: fit range {fit_range_ns} ns holds fewer than 3 bins")
     return i0, i1
@@ -457,6 +563,8 @@ def fit_reconvolution(
         period_ns=float(period_ns) if periodic else None,
         irf_background=irf_bg,
         irf_source=irf.source,
+        start_rule=("whole histogram (IRF reconvolution): first bin to last bin with counts" if fit_range_ns is None
+                    else f"given: {fit_range_ns[0]:g}-{fit_range_ns[1]:g} ns"),
         settings=dict(n_exp=n_exp, period_ns=period_ns, fit_range_ns=fit_range_ns,
                       irf_background=irf_background, tau_init_ns=tau_init_ns),
     )
@@ -595,6 +703,8 @@ def _build_result(method, decay, fit_range, fit, n_exp, *, tail_amplitudes, **ex
     mean, mean_err = _mean_tau(photons, tau, jac @ cov[np.ix_(sel, sel)] @ jac.T)
     n_fit = decay.counts[i0:i1]
     dof, rdev, rchi2 = _quality(n_fit, mu, dev, theta.size)
+    runs_z, runs_p = runs_test(n_fit - mu)
+    aic, bic = information_criteria(dev, theta.size, n_fit.size)
     full_model = np.full(decay.counts.size, np.nan)
     full_model[i0:i1] = mu
     total = float(photons.sum())
@@ -618,6 +728,11 @@ def _build_result(method, decay, fit_range, fit, n_exp, *, tail_amplitudes, **ex
         fit_range_ns=(float(decay.time_ns[i0]), float(decay.time_ns[i1 - 1])),
         converged=ok,
         message=msg,
+        runs_test_z=runs_z if math.isfinite(runs_z) else None,
+        runs_test_p=runs_p if math.isfinite(runs_p) else None,
+        aic=aic,
+        bic=bic,
+        warnings=tuple(decay.warnings),
         source=decay.source,
         time_ns=decay.time_ns.copy(),
         counts=decay.counts.copy(),
@@ -659,19 +774,15 @@ def fit_tail(
     if n_exp not in (1, 2, 3):
         raise InputError(f"n_exp must be 1, 2 or 3, got {n_exp!r}")
     t, n_all, dt = decay.time_ns, decay.counts, decay.bin_ns
-    peak = int(np.argmax(n_all))
-    if start_ns is None:
-        half = n_all[peak] / 2
-        before = np.flatnonzero(n_all[:peak] < half)
-        rise = peak - (int(before[-1]) if before.size else peak - 1)
-        i0 = min(peak + 2 * max(rise, 1), n_all.size - 3)
-    else:
-        i0 = int(np.searchsorted(t, start_ns - 1e-9))
+    if not n_all.sum() > 0:
+        raise InputError(f"{name}: the decay histogram is empty (all counts zero)")
+    i0, rule = tail_start(decay) if start_ns is None else (
+        int(np.searchsorted(t, start_ns - 1e-3 * dt)), f"given: {start_ns:g} ns")
     if stop_ns is None:
         nz = np.flatnonzero(n_all > 0)
         i1 = int(nz[-1]) + 1
     else:
-        i1 = int(np.searchsorted(t, stop_ns + 1e-9))
+        i1 = int(np.searchsorted(t, stop_ns + 1e-3 * dt))
     if i1 - i0 < 2 * n_exp + 3:
         raise InputError(f"{name}: tail fit range holds {max(i1 - i0, 0)} bins, too few for {n_exp} exponentials")
     n = n_all[i0:i1]
@@ -703,8 +814,25 @@ def fit_tail(
     bounds = [(0.0, None)] * n_exp + [(0.2 * dt, 100 * span)] * n_exp + [(0.0, None)]
     scale = np.array([max(a0, 1.0)] * n_exp + taus + [max(b0, 1.0)])
     fit = _poisson_ml(model, jacobian, n, theta0, bounds, scale)
-    return _build_result("tail", decay, (i0, i1), fit, n_exp, tail_amplitudes=True,
+    return _build_result("tail", decay, (i0, i1), fit, n_exp, tail_amplitudes=True, start_rule=rule,
                          settings=dict(n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns))
+
+
+def tail_start(decay: DecayHistogram) -> tuple[int, str]:
+    """The default first bin of a tail fit and the rule that chose it, as text.
+
+    ``t_start = t_peak + 2 (t_peak - t_half)``, t_half the last time before the peak with
+    counts below half the maximum (see the module docstring).
+    """
+    n_all, t, dt = decay.counts, decay.time_ns, decay.bin_ns
+    peak = int(np.argmax(n_all))
+    half = n_all[peak] / 2
+    before = np.flatnonzero(n_all[:peak] < half)
+    rise = peak - (int(before[-1]) if before.size else peak - 1)
+    i0 = min(peak + 2 * max(rise, 1), n_all.size - 3)
+    rule = (f"peak {t[peak]:.4g} ns + 2 x rise {max(rise, 1) * dt:.3g} ns (half maximum to peak) "
+            f"= {t[i0]:.4g} ns")
+    return i0, rule
 
 
 # ---------------------------------------------------------------------------------
@@ -719,6 +847,7 @@ def fit_lifetime(
     start_ns: float | None = None,
     stop_ns: float | None = None,
     period_ns: float | None = None,
+    compare: bool = True,
     **options,
 ) -> LifetimeRecord:
     """Fit lifetimes: IRF reconvolution when an IRF is given, else a tail fit.
@@ -737,6 +866,10 @@ def fit_lifetime(
         The fitted time range.
     period_ns : float, optional
         Excitation period for the pile-up term (reconvolution only).
+    compare : bool
+        Also fit one and two exponentials on the same bins and report them in
+        ``comparison`` with AIC/BIC and the runs test; warn when the one-exponential
+        model is inadequate (module docstring). ``preferred_n_exp`` is BIC's choice.
     **options
         Further keywords of :func:`fit_reconvolution` (``irf_background``,
         ``tau_init_ns``, or ``fit_range_ns`` instead of start/stop); a tail fit takes none.
@@ -751,22 +884,83 @@ def fit_lifetime(
     >>> t = np.arange(400) * 0.05
     >>> counts = np.random.default_rng(0).poisson(2000 * np.exp(-t / 1.5) + 2)
     >>> fit = fit_lifetime(DecayHistogram(t, counts, 0.05))
-    >>> fit.method, round(fit.components[0].tau_ns.value, 1)
-    ('tail', 1.5)
+    >>> fit.method, round(fit.components[0].tau_ns.value, 1), fit.preferred_n_exp
+    ('tail', 1.5, 1)
     """
     if irf is None:
         if period_ns is not None:
             raise InputError("period_ns applies to IRF reconvolution fits (give an IRF)")
         if options:
             raise InputError(f"options {sorted(options)} apply to IRF reconvolution fits (give an IRF)")
-        return fit_tail(decay, n_exp=n_exp, start_ns=start_ns, stop_ns=stop_ns)
-    if not isinstance(irf, DecayHistogram):
-        irf = load_decay(irf)
-    if start_ns is not None or stop_ns is not None:
-        if options.get("fit_range_ns") is not None:
-            raise InputError("give start_ns/stop_ns or fit_range_ns, not both")
-        options["fit_range_ns"] = (
-            float(decay.time_ns[0]) if start_ns is None else float(start_ns),
-            float(decay.time_ns[-1]) if stop_ns is None else float(stop_ns),
-        )
-    return fit_reconvolution(decay, irf, n_exp=n_exp, period_ns=period_ns, **options)
+
+        def fit(n, start, stop):
+            return fit_tail(decay, n_exp=n, start_ns=start, stop_ns=stop)
+    else:
+        if not isinstance(irf, DecayHistogram):
+            irf = load_decay(irf)
+        if start_ns is not None or stop_ns is not None:
+            if options.get("fit_range_ns") is not None:
+                raise InputError("give start_ns/stop_ns or fit_range_ns, not both")
+            options["fit_range_ns"] = (
+                float(decay.time_ns[0]) if start_ns is None else float(start_ns),
+                float(decay.time_ns[-1]) if stop_ns is None else float(stop_ns),
+            )
+
+        def fit(n, start, stop):
+            opts = dict(options)
+            if n != n_exp:
+                opts.pop("tau_init_ns", None)
+            return fit_reconvolution(decay, irf, n_exp=n, period_ns=period_ns, **opts)
+    result = fit(n_exp, start_ns, stop_ns)
+    if not compare:
+        return result
+    return _compare_models(result, fit, n_exp)
+
+
+def _model_fit(r: LifetimeRecord) -> LifetimeModelFit:
+    return LifetimeModelFit(n_exp=r.n_exp, tau_ns=r.tau_ns, fractions=tuple(c.fraction for c in r.components),
+                            reduced_deviance=r.reduced_deviance, aic=r.aic, bic=r.bic,
+                            runs_test_p=r.runs_test_p, converged=r.converged)
+
+
+def _compare_models(result: LifetimeRecord, fit, n_exp: int) -> LifetimeRecord:
+    """Fit one and two exponentials on the bins of ``result``; record the comparison and its verdict."""
+    lo, hi = result.fit_range_ns
+    fits = {n_exp: result}
+    not_computed = dict(result.not_computed)
+    for n in (1, 2):
+        if n in fits:
+            continue
+        try:
+            fits[n] = fit(n, lo, hi) if result.method == "tail" else fit(n, None, None)
+        except (FitError, InputError) as exc:
+            not_computed[f"comparison n_exp={n}"] = str(exc)
+    models = tuple(_model_fit(fits[n]) for n in sorted(fits))
+    preferred = min(models, key=lambda m: m.bic).n_exp
+    warnings = list(result.warnings) + _adequacy_warnings(fits, n_exp)
+    return result.model_copy(update=dict(comparison=models, preferred_n_exp=preferred,
+                                         warnings=tuple(dict.fromkeys(warnings)), not_computed=not_computed))
+
+
+def _taus_text(r: LifetimeRecord) -> str:
+    return " / ".join(f"{c.tau_ns.value:.4g} +- {c.tau_ns.stderr:.2g}" for c in r.components) + " ns"
+
+
+def _adequacy_warnings(fits: dict[int, LifetimeRecord], requested: int) -> list[str]:
+    """Warnings on the one-exponential model (inadequate) or on a second exponential the data do not support."""
+    out = []
+    one, two = fits.get(1), fits.get(2)
+    if one is None:
+        return out
+    reasons = []
+    if two is not None and one.bic - two.bic > BIC_STRONG:
+        reasons.append(f"BIC prefers two exponentials by {one.bic - two.bic:.1f} (> {BIC_STRONG:g})")
+    if one.runs_test_p is not None and one.runs_test_p < RUNS_P_LIMIT:
+        reasons.append(f"its residuals are structured (runs test z = {one.runs_test_z:.2f}, p = {one.runs_test_p:.2g})")
+    if reasons:
+        alt = (f"; two exponentials give {_taus_text(two)} (reduced deviance {two.reduced_deviance:.3g} against "
+               f"{one.reduced_deviance:.3g})" if two is not None else "")
+        out.append(f"one exponential is inadequate for this decay: {' and '.join(reasons)}{alt}")
+    elif requested >= 2 and two is not None and two.bic - one.bic > 0:
+        out.append(f"two exponentials are not supported by the data: BIC prefers one by {two.bic - one.bic:.1f}")
+    return out

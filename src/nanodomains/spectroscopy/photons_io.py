@@ -1,13 +1,22 @@
 """TCSPC decay histograms: the :class:`DecayHistogram` type and its readers.
 
-Photon streams (:class:`~nanodomains.timetags.PhotonStream`) and their files (PTU,
-project npz) live in :mod:`nanodomains.timetags`, shared with the photon simulator.
+Photon streams (:class:`~nanodomains.timetags.PhotonStream`) and their files live in
+:mod:`nanodomains.timetags`, shared with the photon simulator.
 
 Decay histograms
 ----------------
-TCSPC decay curves are read from two-column text (time in ns, counts; tab, space or
-comma separated, optional ``key: value`` header lines) or from PicoQuant PHU files
-into a :class:`DecayHistogram`.
+TCSPC decay curves are read into a :class:`DecayHistogram` from
+
+* PicoQuant PHU (unified histogram, via ptufile),
+* PicoQuant PHD (PicoHarp 300 legacy histogram; :func:`nanodomains.timetags.picoquant.read_phd`,
+  each curve checked against its header's integral count),
+* two-column text (time in ns, counts; tab, space or comma separated, optional
+  ``key: value`` header lines).
+
+The type is decided by the file's magic bytes (:func:`nanodomains.timetags.identify_file`):
+a binary file is never handed to the text reader. HydraHarp HHD and TimeHarp THD
+histogram files are recognised and refused ("unsupported format"): no test file was
+available to check a reader against.
 """
 
 from __future__ import annotations
@@ -15,12 +24,14 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nanodomains.errors import FileFormatError, InputError
+from nanodomains.timetags import identify_file
+
 __all__ = [
     "DecayHistogram",
     "read_two_column_text",
@@ -45,6 +56,8 @@ class DecayHistogram:
         Excitation period in ns when known (T3 data), else None.
     source : str
         File the histogram came from.
+    warnings : list of str
+        What the reader found doubtful (passed on to the fit's record).
     """
 
     time_ns: np.ndarray
@@ -52,6 +65,7 @@ class DecayHistogram:
     bin_ns: float
     period_ns: float | None = None
     source: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.time_ns = np.asarray(self.time_ns, dtype=float)
@@ -65,6 +79,8 @@ class DecayHistogram:
             raise InputError(f"{name}: counts must be finite and >= 0")
         if not (math.isfinite(self.bin_ns) and self.bin_ns > 0):
             raise InputError(f"{name}: bin_ns must be > 0, got {self.bin_ns!r}")
+        if not np.all(np.isfinite(self.time_ns)):
+            raise InputError(f"{name}: time_ns must be finite")
 
 
 # ---------------------------------------------------------------------------------
@@ -140,23 +156,56 @@ def uniform_step(x: np.ndarray, name: str, *, rtol: float = 1e-3) -> float:
 
 
 def read_decay(path: str | os.PathLike, *, curve: int = 0) -> DecayHistogram:
-    """Read a TCSPC decay histogram from text (time ns, counts) or a PicoQuant PHU file.
+    """Read a TCSPC decay histogram: PicoQuant PHU or PHD, or text (time ns, counts).
 
     Parameters
     ----------
     path : path-like
-        Two-column text file or ``.phu`` histogram file.
+        Histogram file; its type is read from its first bytes.
     curve : int
-        Index of the histogram in a PHU file.
+        Index of the histogram in a PHU/PHD file.
+
+    Raises
+    ------
+    FileFormatError
+        ``unsupported format: ...`` for binary files that are not histograms (photon
+        time-tag files are histogrammed by
+        :func:`nanodomains.spectroscopy.lifetime.load_decay`), and any corruption found.
     """
     path = Path(path)
-    if path.suffix.lower() == ".phu":
+    kind = identify_file(path)
+    if kind.kind == "phu":
         return _read_phu(path, curve)
+    if kind.kind == "phd":
+        return _read_phd(path, curve)
+    if kind.kind in ("hhd", "thd"):
+        raise FileFormatError(f"{path}: unsupported format: {kind.description} histogram (no reader: no test "
+                              "file was available to check one against)")
+    if kind.kind != "text":
+        raise FileFormatError(f"{path}: {kind.description} is a photon time-tag file, not a decay histogram "
+                              "(use nanodomains.spectroscopy.lifetime.load_decay)")
+    if curve != 0:
+        raise InputError(f"{path}: curve applies to PHU/PHD files, this is a text file")
     t, c, _ = read_two_column_text(path)
     step = uniform_step(t, str(path))
     if np.any(c < 0):
         raise FileFormatError(f"{path}: negative counts in the decay histogram")
     return DecayHistogram(time_ns=t, counts=c, bin_ns=step, source=str(path))
+
+
+def _read_phd(path: Path, curve: int) -> DecayHistogram:
+    from nanodomains.timetags.picoquant import read_phd
+
+    curves = read_phd(path)
+    if not 0 <= curve < len(curves):
+        raise InputError(f"{path}: curve {curve} out of range, the file holds {len(curves)} histograms")
+    c = curves[curve]
+    counts = c.counts.astype(float)
+    warnings = []
+    if counts.sum() <= 0:
+        raise FileFormatError(f"{path}: curve {curve} holds no counts")
+    return DecayHistogram(time_ns=np.arange(counts.size) * c.resolution_ns, counts=counts, bin_ns=c.resolution_ns,
+                          source=f"{path} (curve {curve})", warnings=warnings)
 
 
 def _read_phu(path: Path, curve: int) -> DecayHistogram:

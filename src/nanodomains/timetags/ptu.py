@@ -1,24 +1,4 @@
-r"""Photon time tags: the :class:`PhotonStream` type and its files (PicoQuant PTU, project npz).
-
-This is the one home of photon-stream I/O: the photon simulator
-(:mod:`nanodomains.optics.photons`) writes its streams with :func:`write_ptu` and
-:func:`write_photons_npz`, and the analyses (:mod:`nanodomains.spectroscopy.g2`,
-:mod:`nanodomains.spectroscopy.lifetime`) read them with :func:`read_photons` and
-:func:`iter_photon_chunks`. It imports only :mod:`nanodomains.errors` and
-:mod:`nanodomains.files` (ground floor).
-
-Photon streams
---------------
-A photon stream is what a time-tagging (TTTR) module records behind a Hanbury Brown
-and Twiss (HBT) setup: for every detected photon a macro time ``t`` (int64, ps, from
-the start of the acquisition), the detector channel ``c`` (uint8) and, in T3 mode,
-the micro time ``m`` (int64, ps) since the last excitation (sync) pulse. In T3 mode
-the macro time is reconstructed as
-
-    t = n_sync * T_sync + m,
-
-with ``n_sync`` the sync counter and ``T_sync`` the sync period; in T2 mode ``t`` is
-the time tag itself (``resolution_ps`` per unit).
+r"""PicoQuant unified TTTR (PTU) files: chunked reading (via ptufile) with verification, and writing.
 
 Reading PTU
 -----------
@@ -40,6 +20,14 @@ payload), so no per-device wrap constant is hard-coded here. In T3 mode photons 
 the last sync period of a block are held back and merged into the next block, so the
 concatenated chunks are globally time ordered.
 
+Verification (issue 18): the records read are those the file holds (its size after the
+header), not the header's ``TTResult_NumberOfRecords``; a disagreement is a warning
+with both numbers. Photon times must not decrease within a channel after overflow
+correction, micro times must lie within the sync period, and photons on inputs the
+header says the device does not have (``HW_InpChannels``) are counted as corrupt
+records: a header whose tag lengths are corrupted shifts the record offset, and the
+header bytes then decode as photons in impossible channels.
+
 Writing PTU
 -----------
 :func:`write_ptu` writes PicoQuant unified TTTR files (magic ``PQTTTR``, tag header of
@@ -55,15 +43,10 @@ small counts). T2 records here carry at most 127 wraps, because ptufile 2026.2 d
 only the low 7 bits of a T2 overflow count (PicoQuant's demo reads all 25); longer gaps
 get several overflow records, which every reader sums correctly.
 
-Project npz
------------
-``times_ps`` (int64), ``channels`` (uint8), optional ``microtimes_ps`` (int64), and the
-scalar attributes ``resolution_ps``, ``duration_s``, optional ``sync_period_ps`` (absent
-for T2/CW streams) and ``source``; see :func:`write_photons_npz`.
-
 Examples
 --------
 >>> import numpy as np, tempfile, pathlib
+>>> from nanodomains.timetags import PhotonStream, read_photons
 >>> s = PhotonStream(np.array([5, 900, 1200]), np.array([0, 1, 0]), duration_s=1e-9)
 >>> s.channel_counts()
 {0: 2, 1: 1}
@@ -75,6 +58,8 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import struct
@@ -90,19 +75,15 @@ import numpy as np
 from nanodomains import __version__
 from nanodomains.errors import FileFormatError, InputError
 from nanodomains.files import atomic_path
+from nanodomains.timetags.stream import PhotonStream, StreamChecks, concat_chunks, record_count_warning
 
 __all__ = [
-    "PhotonStream",
-    "read_photons",
-    "iter_photon_chunks",
     "read_ptu",
     "iter_ptu_chunks",
+    "ptu_facts",
     "write_ptu",
     "encode_hydraharp_t2",
     "encode_hydraharp_t3",
-    "read_photons_npz",
-    "write_photons_npz",
-    "photon_file_summary",
 ]
 
 RECTYPE_HH2_T2 = 0x01010204
@@ -116,131 +97,33 @@ T2_MAX_WRAPS_PER_RECORD = 127
 T3_MAX_WRAPS_PER_RECORD = 1023
 
 
-@dataclass
-class PhotonStream:
-    """Time-tagged photons of one acquisition (or one chunk of it).
-
-    Parameters
-    ----------
-    times_ps : ndarray of int64, shape (N,)
-        Macro times in ps from the start of the acquisition, non-decreasing.
-    channels : ndarray of uint8, shape (N,)
-        Detector channel of each photon.
-    microtimes_ps : ndarray of int64, shape (N,), optional
-        Delay after the last sync (excitation) pulse, T3 data only.
-    resolution_ps : float
-        Time-tag unit (T2) or micro-time bin width (T3) in ps.
-    sync_period_ps : float or None
-        Excitation (sync) period in ps; None for T2/CW data.
-    duration_s : float
-        Acquisition time in s. For a chunk from :func:`iter_ptu_chunks`, the time
-        covered up to the end of that chunk (the last chunk carries the file's).
-    source : str
-        File the photons came from (or a free description).
-    """
-
-    times_ps: np.ndarray
-    channels: np.ndarray
-    microtimes_ps: np.ndarray | None = None
-    resolution_ps: float = 1.0
-    sync_period_ps: float | None = None
-    duration_s: float = 0.0
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        times = np.asarray(self.times_ps)
-        chans = np.asarray(self.channels)
-        if times.ndim != 1 or chans.shape != times.shape:
-            raise InputError(
-                f"{self.source or 'photon stream'}: times_ps and channels must be 1-D of equal "
-                f"length, got shapes {times.shape} and {chans.shape}"
-            )
-        if times.size and not np.issubdtype(times.dtype, np.integer):
-            raise InputError(f"{self.source or 'photon stream'}: times_ps must be integer ps, got {times.dtype}")
-        self.times_ps = times.astype(np.int64, copy=False)
-        if chans.size and (chans.min() < 0 or chans.max() > 255):
-            raise InputError(f"{self.source or 'photon stream'}: channels must fit uint8 (0-255)")
-        self.channels = chans.astype(np.uint8, copy=False)
-        if self.microtimes_ps is not None:
-            micro = np.asarray(self.microtimes_ps)
-            if micro.shape != times.shape:
-                raise InputError(
-                    f"{self.source or 'photon stream'}: microtimes_ps shape {micro.shape} != times_ps {times.shape}"
-                )
-            self.microtimes_ps = micro.astype(np.int64, copy=False)
-        if not (math.isfinite(self.resolution_ps) and self.resolution_ps > 0):
-            raise InputError(f"{self.source or 'photon stream'}: resolution_ps must be > 0, got {self.resolution_ps!r}")
-        if self.sync_period_ps is not None and not (
-            math.isfinite(self.sync_period_ps) and self.sync_period_ps > 0
-        ):
-            raise InputError(
-                f"{self.source or 'photon stream'}: sync_period_ps must be > 0 or None, got {self.sync_period_ps!r}"
-            )
-        if not (math.isfinite(self.duration_s) and self.duration_s >= 0):
-            raise InputError(f"{self.source or 'photon stream'}: duration_s must be >= 0, got {self.duration_s!r}")
-
-    @property
-    def n_photons(self) -> int:
-        """Number of photons."""
-        return int(self.times_ps.size)
-
-    @property
-    def is_t3(self) -> bool:
-        """True when micro times are present."""
-        return self.microtimes_ps is not None
-
-    def channel_counts(self) -> dict[int, int]:
-        """Photons per channel, ``{channel: count}`` for channels with photons."""
-        counts = np.bincount(self.channels, minlength=1) if self.channels.size else np.zeros(0, int)
-        return {int(c): int(n) for c, n in enumerate(counts) if n > 0}
-
-    def select(self, channel: int, microtime_gate_ps: tuple[float, float] | None = None) -> np.ndarray:
-        """Sorted macro times (ps) of one channel, optionally micro-time gated.
-
-        Parameters
-        ----------
-        channel : int
-            Detector channel.
-        microtime_gate_ps : (float, float), optional
-            Keep photons with ``lo <= microtime < hi`` (T3 only).
-        """
-        if microtime_gate_ps is None:
-            return self.times_ps[self.channels == channel]
-        mask = self.channels == channel
-        if microtime_gate_ps is not None:
-            if self.microtimes_ps is None:
-                raise InputError(
-                    f"{self.source or 'photon stream'}: micro-time gating needs T3 data (microtimes_ps), "
-                    "this stream has none"
-                )
-            lo, hi = microtime_gate_ps
-            if not hi > lo:
-                raise InputError(f"micro-time gate must have hi > lo, got ({lo}, {hi}) ps")
-            mask &= (self.microtimes_ps >= lo) & (self.microtimes_ps < hi)
-        return self.times_ps[mask]
-
-    def summary(self) -> dict:
-        """Facts about the stream as a JSON-ready dict."""
-        counts = self.channel_counts()
-        dur = self.duration_s
-        return {
-            "source": self.source,
-            "mode": "T3" if self.is_t3 else "T2",
-            "n_photons": self.n_photons,
-            "duration_s": dur,
-            "channels": counts,
-            "rates_hz": {c: (n / dur if dur > 0 else float("nan")) for c, n in counts.items()},
-            "resolution_ps": self.resolution_ps,
-            "sync_period_ps": self.sync_period_ps,
-            "sync_rate_hz": (1e12 / self.sync_period_ps) if self.sync_period_ps else None,
-        }
-
-
 # ---------------------------------------------------------------------------------
 # PTU
 
 
+@contextlib.contextmanager
+def _quiet_ptufile():
+    """Keep ptufile's header-parsing log lines off stderr (issue 18).
+
+    ptufile logs user-header tags with indices out of order ("tag index out of order",
+    seen in PicoQuant's own sample files) at ERROR level although the data are
+    unaffected; what matters for the data (record counts, times) is checked here.
+    """
+    logger = logging.getLogger("ptufile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _open_ptu(path: Path):
+    with _quiet_ptufile():
+        return _open_ptu_quiet(path)
+
+
+def _open_ptu_quiet(path: Path):
     import ptufile
 
     if not path.is_file():
@@ -255,16 +138,15 @@ def _open_ptu(path: Path):
         bits = int(ptu.tags.get("TTResultFormat_BitsPerRecord", 32))
         if bits not in (0, 32):
             raise FileFormatError(f"{path}: TTResultFormat_BitsPerRecord = {bits}, expected 32")
-        n_declared = int(ptu.tags.get("TTResult_NumberOfRecords", 0))
+        n_declared = int(ptu.tags.get("TTResult_NumberOfRecords", -1))
         size = path.stat().st_size
-        n_present = (size - ptu.record_offset) // 4
-        if n_declared <= 0:
-            n_declared = n_present
-        if n_present < n_declared:
-            raise FileFormatError(
-                f"{path}: truncated: header declares {n_declared} TTTR records, the file holds "
-                f"{max(n_present, 0)}"
-            )
+        offset = int(ptu.record_offset)
+        if not 0 < offset <= size:
+            raise FileFormatError(f"{path}: header ends at byte {offset}, beyond the file ({size} bytes)")
+        n_present = (size - offset) // 4
+        warnings = record_count_warning(path, n_declared, n_present, (size - offset) - 4 * n_present)
+        if n_present == 0:
+            raise FileFormatError(f"{path}: holds no TTTR records (header of {offset} bytes, file of {size})")
         mode = int(ptu.tags["Measurement_Mode"])
         if mode not in (2, 3):
             raise FileFormatError(f"{path}: Measurement_Mode = {mode}, expected 2 (T2) or 3 (T3)")
@@ -275,7 +157,10 @@ def _open_ptu(path: Path):
     except KeyError as exc:
         ptu.close()
         raise FileFormatError(f"{path}: PTU header lacks tag {exc}") from exc
-    return ptu, n_declared
+    except (TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        ptu.close()  # a tag of the wrong type or shape: the header is corrupt
+        raise FileFormatError(f"{path}: corrupt PTU header ({type(exc).__name__}: {exc})") from exc
+    return ptu, n_present, warnings
 
 
 def _overflow_base_after(ptu, raw_record: np.uint32, decoded_time: int) -> int:
@@ -289,6 +174,44 @@ def _overflow_base_after(ptu, raw_record: np.uint32, decoded_time: int) -> int:
     twice = ptu.decode_records(np.array([raw_record, raw_record], dtype=np.uint32))["time"]
     t1, t2 = int(once[0]), int(twice[1])
     return int(decoded_time) - (2 * t1 - t2)
+
+
+def _check_resolutions(ptu, path: Path, is_t3: bool) -> list[str]:
+    """Header fields that must agree with each other (a corrupted one changes every time silently).
+
+    T2: the time-tag unit (``MeasDesc_GlobalResolution``) is the device's base resolution.
+    T3: the global resolution is the sync period, 1 / ``TTResult_SyncRate``, and the
+    micro-time bin is the base resolution times a power of two (the binning). PicoQuant
+    software writes these consistently to double precision; a disagreement beyond 1e-9
+    is a warning, beyond 1e-3 (1 % for the measured sync rate) an error.
+    """
+    tags = ptu.tags
+    warnings: list[str] = []
+
+    def agree(value, expected, what, error_rel):
+        rel = abs(value / expected - 1.0)
+        if rel > error_rel:
+            raise FileFormatError(f"{path}: header inconsistent: {what} (relative difference {rel:.2g}; corrupt header?)")
+        if rel > 1e-9:
+            warnings.append(f"{path}: header fields disagree slightly: {what} (relative difference {rel:.2g})")
+
+    glob = float(tags["MeasDesc_GlobalResolution"])
+    base = tags.get("HW_BaseResolution")
+    base = float(base) if isinstance(base, (int, float)) and base > 0 else None
+    if not is_t3:
+        if base is not None:
+            agree(glob, base, f"T2 time unit MeasDesc_GlobalResolution {glob!r} s vs HW_BaseResolution {base!r} s",
+                  1e-3)
+        return warnings
+    rate = tags.get("TTResult_SyncRate")
+    if isinstance(rate, (int, float)) and rate > 0:
+        agree(glob * rate, 1.0, f"sync period MeasDesc_GlobalResolution {glob!r} s vs 1 / TTResult_SyncRate "
+                                f"({rate} Hz)", 0.01)
+    res = float(ptu.tcspc_resolution)
+    if base is not None and res > 0:
+        k = round(math.log2(res / base))
+        agree(res, base * 2**k, f"micro-time bin {res!r} s vs HW_BaseResolution {base!r} s x 2^{k}", 1e-3)
+    return warnings
 
 
 class _PtuBlocks:
@@ -313,8 +236,14 @@ class _PtuBlocks:
             self.sync_period_ps = None
             self.resolution_ps = unit_s * 1e12
             self.unit_ps = self.resolution_ps
-        if not self.unit_ps > 0:
+        if not (math.isfinite(self.unit_ps) and self.unit_ps > 0):
             raise FileFormatError(f"{path}: MeasDesc_GlobalResolution must be > 0, got {unit_s}")
+        self.header_warnings = _check_resolutions(ptu, path, self.is_t3)
+        self.checks = StreamChecks(path, self.sync_period_ps, self.resolution_ps)
+        self.n_inputs = int(ptu.tags.get("HW_InpChannels", 0) or 0)
+        self.n_impossible = 0
+        acq_ms = ptu.tags.get("MeasDesc_AcquisitionTime")
+        self.acquisition_s = float(acq_ms) / 1000 if isinstance(acq_ms, (int, float)) and acq_ms > 0 else None
         self.base = 0  # record time units
         self.end_units = 0
         self.last_units = 0  # latest photon time (record units) seen so far
@@ -342,8 +271,19 @@ class _PtuBlocks:
             self.base += _overflow_base_after(self.ptu, raw[last], int(time_units[last]))
             self.end_units = max(self.end_units, self.base)
         ch = chan[is_photon].astype(np.uint8)
+        index = start + np.flatnonzero(is_photon)
+        if self.n_inputs > 0:
+            # HW_InpChannels counts the sync input on some devices and not on others
+            possible = ch <= self.n_inputs
+            if not np.all(possible):
+                self.n_impossible += int(np.count_nonzero(~possible))
+                ph_units, ch, index = ph_units[possible], ch[possible], index[possible]
+                is_photon = is_photon.copy()
+                is_photon[np.flatnonzero(is_photon)[~possible]] = False
+        self.checks.macro_order(ph_units, ch, index)
         if self.is_t3:
             micro = np.rint(dec["dtime"][is_photon].astype(np.float64) * self.resolution_ps).astype(np.int64)
+            self.checks.micro_range(micro)
             t = np.rint(ph_units.astype(np.float64) * self.sync_period_ps).astype(np.int64) + micro
         else:
             micro = None
@@ -372,6 +312,15 @@ class _PtuBlocks:
         return PhotonStream(times_ps=t, channels=ch, microtimes_ps=micro, resolution_ps=self.resolution_ps,
                             sync_period_ps=self.sync_period_ps,
                             duration_s=self.end_units * self.unit_ps * 1e-12, source=str(self.path))
+
+    def final_warnings(self) -> list[str]:
+        """Warnings of the checks over the whole file."""
+        out = []
+        if self.n_impossible:
+            out.append(f"{self.path}: {self.n_impossible} photon records on channels > {self.n_inputs}, which the "
+                       "header says the device does not have (corrupt records or header); they were skipped")
+        return self.header_warnings + out + self.checks.warnings(self.end_units * self.unit_ps * 1e-12,
+                                                                  self.acquisition_s)
 
 
 def _raw_blocks(path: Path, offset: int, n_records: int, chunk_records: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -418,12 +367,26 @@ def iter_ptu_chunks(
     path = Path(path)
     if chunk_records < 2:
         raise InputError(f"chunk_records must be >= 2, got {chunk_records}")
-    ptu, n_records = _open_ptu(path)
+    ptu, n_records, warnings = _open_ptu(path)
     try:
-        blocks = _PtuBlocks(ptu, path)
+        try:
+            blocks = _PtuBlocks(ptu, path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            raise FileFormatError(f"{path}: corrupt PTU header ({type(exc).__name__}: {exc})") from exc
+        pending = None  # one block late, so that the last chunk carries the final warnings
+        n_photons = 0
         for start, raw in _raw_blocks(path, int(ptu.record_offset), n_records, chunk_records):
             t, ch, micro = blocks.decode(raw, start)
-            yield blocks.release(t, ch, micro, more=start + raw.size < n_records)
+            chunk = blocks.release(t, ch, micro, more=start + raw.size < n_records)
+            chunk.warnings = list(warnings)
+            n_photons += chunk.n_photons
+            if pending is not None:
+                yield pending
+            pending = chunk
+        if n_photons == 0:
+            raise FileFormatError(f"{path}: holds no photon records ({n_records} records)")
+        pending.warnings = warnings + blocks.final_warnings()
+        yield pending
     finally:
         ptu.close()
 
@@ -443,158 +406,16 @@ def read_ptu(path: str | os.PathLike, *, chunk_records: int = 1 << 22) -> Photon
     PhotonStream
         Time-ordered photons; ``microtimes_ps`` and ``sync_period_ps`` set for T3.
     """
-    chunks = list(iter_ptu_chunks(path, chunk_records=chunk_records))
-    if not chunks:
-        raise FileFormatError(f"{path}: holds no TTTR records")
-    return _concat(chunks)
+    return concat_chunks(list(iter_ptu_chunks(path, chunk_records=chunk_records)))
 
 
-def _concat(chunks: list[PhotonStream]) -> PhotonStream:
-    first, last = chunks[0], chunks[-1]
-    micro = None
-    if first.microtimes_ps is not None:
-        micro = np.concatenate([c.microtimes_ps for c in chunks])
-    return PhotonStream(
-        times_ps=np.concatenate([c.times_ps for c in chunks]),
-        channels=np.concatenate([c.channels for c in chunks]),
-        microtimes_ps=micro,
-        resolution_ps=first.resolution_ps,
-        sync_period_ps=first.sync_period_ps,
-        duration_s=last.duration_s,
-        source=first.source,
-    )
+def ptu_facts(path: str | os.PathLike) -> dict:
+    """Header facts of a PTU file: record type and the header's record count."""
+    import ptufile
 
-
-def photon_file_summary(path: str | os.PathLike, *, chunk_records: int = 1 << 22) -> dict:
-    """Facts about a photon file (mode, photons per channel, rates, duration).
-
-    PTU files are scanned chunk by chunk, so memory stays bounded by
-    ``chunk_records`` whatever the file size; npz files are loaded.
-    """
-    path = Path(path)
-    counts: dict[int, int] = {}
-    n = 0
-    last = None
-    for chunk in iter_photon_chunks(path, chunk_records=chunk_records):
-        for c, k in chunk.channel_counts().items():
-            counts[c] = counts.get(c, 0) + k
-        n += chunk.n_photons
-        last = chunk
-    if last is None:
-        raise FileFormatError(f"{path}: holds no TTTR records")
-    summary = last.summary()
-    dur = last.duration_s
-    summary.update(
-        source=str(path),
-        n_photons=n,
-        channels=counts,
-        rates_hz={c: k / dur if dur > 0 else float("nan") for c, k in counts.items()},
-    )
-    if path.suffix.lower() == ".ptu":
-        import ptufile
-
-        with ptufile.PtuFile(path) as ptu:
-            summary["record_type"] = ptu.record_type.name
-            summary["n_records"] = int(ptu.tags.get("TTResult_NumberOfRecords", 0))
-    return summary
-
-
-# ---------------------------------------------------------------------------------
-# npz
-
-
-def write_photons_npz(stream: PhotonStream, path: str | os.PathLike, *, compressed: bool = True) -> Path:
-    """Write a :class:`PhotonStream` to the project npz format.
-
-    Keys: ``times_ps`` (int64), ``channels`` (uint8), ``microtimes_ps`` (int64, T3
-    only), ``resolution_ps``, ``duration_s``, ``sync_period_ps`` (only when set), and
-    ``source`` (str), all scalars as 0-d arrays. Written atomically.
-    """
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise InputError(f"{path}: photon streams are written as .npz")
-    arrays: dict[str, np.ndarray] = {
-        "times_ps": stream.times_ps.astype(np.int64, copy=False),
-        "channels": stream.channels.astype(np.uint8, copy=False),
-        "resolution_ps": np.float64(stream.resolution_ps),
-        "duration_s": np.float64(stream.duration_s),
-        "source": np.str_(stream.source),
-    }
-    if stream.microtimes_ps is not None:
-        arrays["microtimes_ps"] = stream.microtimes_ps.astype(np.int64, copy=False)
-    if stream.sync_period_ps is not None:
-        arrays["sync_period_ps"] = np.float64(stream.sync_period_ps)
-    with atomic_path(path) as tmp:
-        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
-    return path
-
-
-def read_photons_npz(path: str | os.PathLike) -> PhotonStream:
-    """Read a photon stream written by :func:`write_photons_npz`.
-
-    Raises
-    ------
-    FileFormatError
-        Missing keys, wrong dtypes, unreadable or truncated archive.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except Exception as exc:
-        raise FileFormatError(f"{path}: not a readable npz archive ({exc})") from exc
-    for key in ("times_ps", "channels", "resolution_ps", "duration_s"):
-        if key not in data:
-            raise FileFormatError(f"{path}: photon npz lacks '{key}' (has {sorted(data)})")
-    times, chans = data["times_ps"], data["channels"]
-    if times.dtype != np.int64:
-        raise FileFormatError(f"{path}: 'times_ps' must be int64, got {times.dtype}")
-    if chans.dtype != np.uint8:
-        raise FileFormatError(f"{path}: 'channels' must be uint8, got {chans.dtype}")
-    micro = data.get("microtimes_ps")
-    if micro is not None and micro.dtype != np.int64:
-        raise FileFormatError(f"{path}: 'microtimes_ps' must be int64, got {micro.dtype}")
-    if times.size > 1 and np.any(np.diff(times) < 0):
-        raise FileFormatError(f"{path}: 'times_ps' is not sorted in time")
-    sync = data.get("sync_period_ps")
-    try:
-        return PhotonStream(
-            times_ps=times,
-            channels=chans,
-            microtimes_ps=micro,
-            resolution_ps=float(data["resolution_ps"]),
-            sync_period_ps=None if sync is None else float(sync),
-            duration_s=float(data["duration_s"]),
-            source=str(data["source"]) if "source" in data else str(path),
-        )
-    except InputError as exc:
-        raise FileFormatError(f"{path}: {exc}") from exc
-
-
-# ---------------------------------------------------------------------------------
-# dispatch
-
-
-def read_photons(path: str | os.PathLike) -> PhotonStream:
-    """Read a photon stream from a PTU (T2/T3) or project npz file, by suffix."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".ptu":
-        return read_ptu(path)
-    if suffix == ".npz":
-        return read_photons_npz(path)
-    raise FileFormatError(f"{path}: unknown photon file type '{suffix}', expected .ptu or .npz")
-
-
-def iter_photon_chunks(path: str | os.PathLike, *, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
-    """Chunks of a photon file: PTU read block by block; npz yielded as one chunk."""
-    path = Path(path)
-    if path.suffix.lower() == ".ptu":
-        yield from iter_ptu_chunks(path, chunk_records=chunk_records)
-    else:
-        yield read_photons(path)
+    with _quiet_ptufile(), ptufile.PtuFile(path) as ptu:
+        return {"record_type": ptu.record_type.name,
+                "n_records_header": int(ptu.tags.get("TTResult_NumberOfRecords", 0))}
 
 
 # ---------------------------------------------------------------------------------
