@@ -56,16 +56,26 @@ region excludes that border.
 Reflection detection: Hann-windowed power spectrum, 3x3 box-averaged, divided by
 its ring (|k|) geometric-mean background; local maxima above ``min_snr`` (pure noise
 gives a ratio of ~1 with a spread of ~1/3, so the default 8 practically never fires
-on noise). A basis (g1, g2) is chosen among the detected reflections with
-1/|g| in ``lattice_pm_range`` (the 10 shortest and 12 strongest) as the largest
-reciprocal cell that indexes (integer h, k within 0.2, loose enough for split
-reflections of multi-domain images) at least 90 % of the SNR-weighted reflections
-indexed by the best candidate, then Lagrange-reduced and oriented: g1 = (100)
-nearest +x, g2 = (010) nearest +y. For a [100]-projected perovskite (CsPbX3: Cs at
-(0,0), Pb+X at (1/2,1/2), X at (1/2,0), (0,1/2)) that is the pseudo-cubic cell; if
-the chosen cell is square and unindexed reflections sit at its (1/2, 1/2)
-positions, it is the centred (110) cell (weak (100) reflections, or (100) split by
-an RP fault) and the primitive cell is used instead. g1 and g2 are then refined on
+on noise).
+
+Lattice finding (:func:`find_lattice`), for any 2-D lattice in any orientation:
+(i) the reflections with at least :data:`STRONG_POWER_FRACTION` of the strongest
+power generate the lattice: the strongest and the strongest non-collinear one give a
+Lagrange-Gauss reduced basis; each other strong reflection, in order of decreasing
+power, is indexed (integer h, k within 0.2, loose enough for split reflections of
+multi-domain images), or sits at a half-integer position, which refines the cell to an
+index-2 supercell when the column motif agrees (the translations it removes change the
+image, motif difference M below) or when the reflection alone is conclusive (within
+:data:`HALF_INTEGER_TOL` of the half-integer position with >=
+:data:`HALF_INTEGER_POWER_FRACTION` of the strongest power: only the image's own
+periodicity puts that much power exactly there); any other stays unindexed.
+(ii) The primitive cell comes from the column motif: an index-2 supercell of that
+cell replaces it when every translation it removes changes the image (two inequivalent
+columns, e.g. the A and B columns of a [100] perovskite whose contrast difference
+makes only weak (100) reflections, or (100) split by RP faults). (iii) The projection
+is named from the primitive cell's shape: square [100] (a x a), rectangle with sqrt 2
+[110] (a/sqrt2 x a), hexagon [111], else "none"; the basis is oriented with
+g1 nearest +x and g2 towards +y. g1 and g2 are then refined on
 a reference region from the (110) and (1-10) reflections (which an RP shift leaves
 unchanged), each as the amplitude-weighted mean phase gradient,
 :math:`\Delta\mathbf g = \langle\nabla P\rangle/2\pi` (Hytch 1998, Sect. 3),
@@ -137,6 +147,13 @@ MOTIF_RATIO = 2.5
 #: ... and >= this x the M of each of its generators (a modulated direction, as the
 #: layering of a PbTiO3/SrRuO3 supercrystal, may repeat the motif only roughly)
 MOTIF_RATIO_EACH = 1.5
+#: a strong reflection this close (in each index) to a half-integer position of the cell,
+#: with at least this fraction of the strongest power, belongs to the image's reciprocal
+#: lattice whatever the motif test says: only the image's own periodicity puts that much
+#: power exactly there (fig. 1 forward model: (110) at 27 %, (130) of the a/2 column grid at
+#: 55 %; NSMO's superlattice < 0.7 %, split-reflection side lobes sit off half-integers)
+HALF_INTEGER_TOL = 0.05
+HALF_INTEGER_POWER_FRACTION = 0.1
 #: M below which a translation counts as repeating the motif exactly (noise-free images)
 MOTIF_FLOOR = 0.02
 #: M above which no short cell translation reproduces the image: no lattice
@@ -725,10 +742,16 @@ def _strong_lattice(k: np.ndarray, snr: np.ndarray, min_snr: float, arr: np.ndar
     first basis (Lagrange-Gauss reduced); the other strong reflections are taken in
     order of decreasing power: one with integer indices (within 0.2, |h|, |k| <= 6)
     is explained; one at a half-integer position (|h|, |k| <= 4) refines the lattice
-    to the index-2 supercell it generates with the basis if the column motif agrees
-    (the translations that supercell removes change the image, :func:`_motif_test`;
-    side lobes of reflections split by a fault do not pass; with ``arr`` None no
-    half-integer reflection is taken); any other (scan noise, artefacts) stays
+    to an index-2 supercell if the column motif agrees (the translations that supercell
+    removes change the image, :func:`_motif_test`; side lobes of reflections split by a
+    fault do not pass; skipped with ``arr`` None), or else to the supercell it generates
+    with the basis if the reflection alone is conclusive (:func:`_self_evident`: on the
+    half-integer position within :data:`HALF_INTEGER_TOL`, >= :data:`HALF_INTEGER_POWER_FRACTION`
+    of the strongest power). The latter is needed on the forward model's [100] CsPbX3
+    image with RP domains (strongest reflections (220)-type in units of the primitive
+    cell a, then (240), (110)): the first cell (edge a/(2 sqrt 2)) is 8 times smaller
+    than the primitive one and its first index-2 step, the a/2 column grid, does not
+    pass the motif test (its generators, Cs -> X, change the image too). Any other reflection (scan noise, artefacts) stays
     unindexed. Weak reflections (superlattice, sublattice contrast) play no part.
     """
     strong = np.flatnonzero(snr >= max(min_snr, STRONG_POWER_FRACTION * snr.max()))
@@ -741,23 +764,31 @@ def _strong_lattice(k: np.ndarray, snr: np.ndarray, min_snr: float, arr: np.ndar
     basis = np.stack(_reduce(ga, k[second[0]]))
     notes: list[str] = []
     tried: set[tuple[int, int]] = set()
-    for i in order if arr is not None else ():
+    for i in order:
         hk = k[i] @ np.linalg.inv(basis)
         twice = np.round(2 * hk)
         if (np.abs(hk - np.round(hk)).max() < _INDEX_TOL or np.abs(2 * hk - twice).max() >= 2 * _INDEX_TOL
                 or np.abs(hk).max() > 4.5):
             continue
         parity = (int(twice[0]) % 2, int(twice[1]) % 2)
-        if parity in tried:
-            continue
-        tried.add(parity)
-        m = _motif_values(arr, basis)
-        tests = [_motif_test(arr, basis, w, m) + (w,) for w in _SUPERCELLS_FOR_PARITY[parity]]
-        passed = [t for t in tests if t[0]]
-        best = max(passed, key=lambda t: _motif_score(m, t[3])) if passed else tests[0]
-        notes.append(f"half-integer reflection at {1 / norm[i]:.2f} px: " + best[1])
-        if passed:
-            basis = best[2]
+        where = f"half-integer reflection at {1 / norm[i]:.2f} px"
+        if arr is not None and parity not in tried:
+            tried.add(parity)
+            m = _motif_values(arr, basis)
+            tests = [_motif_test(arr, basis, w, m) + (w,) for w in _SUPERCELLS_FOR_PARITY[parity]]
+            passed = [t for t in tests if t[0]]
+            best = max(passed, key=lambda t: _motif_score(m, t[3])) if passed else tests[0]
+            notes.append(f"{where}: " + best[1])
+            if passed:
+                basis = best[2]
+                tried.clear()
+                continue
+        if _self_evident(hk, snr[i], snr[order[0]]):
+            # the reciprocal lattice generated by the basis and this reflection (index-2 supercell)
+            name, _, _, new = _SUPERCELLS[_SUPERCELLS_FOR_PARITY[parity][0]]
+            basis = np.stack(_reduce(*new(basis[0], basis[1])))
+            notes.append(f"{where} ({float(snr[i] / snr[order[0]]):.0%} of the strongest power, indices "
+                         f"({hk[0]:.3f}, {hk[1]:.3f})): {name} (the lattice of the reflections)")
             tried.clear()
     hk_s, ok_s = _index(k[strong], basis)
     ok_s &= np.abs(hk_s).max(axis=1) <= 6
@@ -772,6 +803,14 @@ def _strong_lattice(k: np.ndarray, snr: np.ndarray, min_snr: float, arr: np.ndar
                        f"({len(k) // 2} detected); two isolated peaks do not make a lattice")
     return basis, "; ".join([f"{len(strong) // 2} strong reflection(s) (power >= {STRONG_POWER_FRACTION:g} x the "
                              f"strongest): their lattice indexes {frac:.0%} of their power"] + notes)
+
+
+def _self_evident(hk: np.ndarray, power: float, strongest: float) -> bool:
+    """A half-integer reflection that belongs to the lattice on the reflections' evidence alone:
+    within :data:`HALF_INTEGER_TOL` of the half-integer position in both indices, with at least
+    :data:`HALF_INTEGER_POWER_FRACTION` of the strongest power."""
+    return bool(np.abs(hk - np.round(2 * hk) / 2).max() <= HALF_INTEGER_TOL
+                and power >= HALF_INTEGER_POWER_FRACTION * strongest)
 
 
 def _motif_values(arr: np.ndarray, basis: np.ndarray) -> dict[str, float]:
@@ -1087,9 +1126,10 @@ def find_lattice(
     mask, mask_radius_per_px :
         GPA mask for the refinement (default R = |g|/4).
     centring : {"motif", "none"}
-        "motif": decide the primitive cell from the column motif; "none": keep the
-        cell of the strong reflections (e.g. the centred (110) cell of a [100]
-        perovskite whose A and B columns look alike).
+        "motif": decide the primitive cell from the column motif; "none": the lattice
+        of the strong reflections alone (the half-integer reflections that are
+        conclusive by themselves included, no motif test), e.g. the centred (110) cell
+        of a [100] perovskite whose (100) reflections are weak or split by RP faults.
 
     Returns
     -------
