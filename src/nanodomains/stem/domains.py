@@ -596,13 +596,25 @@ def covering_radius_px(positions_px: np.ndarray) -> float:
     return float(np.median(a[ok] * b[ok] * c[ok] / (2 * area2[ok])))
 
 
-def fill_label_holes(labels: np.ndarray, positions_px: np.ndarray, column_domain: np.ndarray) -> np.ndarray:
+def fill_label_holes(labels: np.ndarray, positions_px: np.ndarray, column_domain: np.ndarray,
+                     gap_px: float = 0.0) -> np.ndarray:
     """Unlabelled pixels enclosed by the crystal take the label of their nearest labelled column.
 
     A column that was not detected (a weak oxygen column, a failed fit) leaves a hole
-    in a label map drawn around the columns; the crystal has none.
+    in a label map drawn around the columns, and the wider spacing at a
+    Ruddlesden-Popper fault (the rock-salt layer) a gap across the crystal; the
+    crystal has neither. Holes are filled, and gaps narrower than 2 ``gap_px``
+    (a morphological closing by a disk of radius ``gap_px``, the image border
+    continued) are closed.
     """
-    inside = ndimage.binary_fill_holes(labels > 0)
+    occupied = labels > 0
+    if gap_px > 0:
+        r = int(np.ceil(gap_px))
+        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+        disk = yy**2 + xx**2 <= gap_px**2
+        padded = np.pad(occupied, r + 1, mode="edge")
+        occupied = occupied | ndimage.binary_closing(padded, disk)[r + 1:-r - 1, r + 1:-r - 1]
+    inside = ndimage.binary_fill_holes(occupied)
     holes = inside & (labels == 0)
     if not holes.any():
         return labels
@@ -916,9 +928,10 @@ def _traced_length(labels: np.ndarray, i: int, j: int, points: np.ndarray, smoot
     The indicator +1 (label i) / -1 (label j) is smoothed by a Gaussian of
     ``smooth_px`` as a normalised convolution over the pixels of the two labels
     (vacuum and third domains do not pull it), and the length of its zero contour
-    (marching squares, :func:`skimage.measure.find_contours`) is taken where the
-    two labels make up at least half of the neighbourhood, within ``smooth_px`` of
-    the boundary's pixel edges. A boundary drawn around
+    (marching squares, :func:`skimage.measure.find_contours`) is taken inside the
+    crystal where the two labels make up at least half of the crystal around, within
+    ``smooth_px`` of the boundary's pixel edges (so it runs up to the crystal edge,
+    and not across corner contacts with a third domain). A boundary drawn around
     columns zigzags cell by cell; traced at about half a cell its length is that
     of the line along the boundary, at any orientation.
     """
@@ -935,8 +948,10 @@ def _traced_length(labels: np.ndarray, i: int, j: int, points: np.ndarray, smoot
     ij = np.clip(np.round(points - lo).astype(int), 0, np.array(box.shape) - 1)
     near[ij[:, 0], ij[:, 1]] = True
     near = ndimage.distance_transform_edt(~near) <= smooth_px
-    valid = (den > 0.5) & near
-    f = np.where(den > 0.5, num / np.maximum(den, 1e-12), 0.0)
+    crystal = box > 0
+    share = den / np.maximum(ndimage.gaussian_filter(crystal.astype(float), smooth_px, mode="nearest"), 1e-12)
+    valid = crystal & (share > 0.5) & near  # vacuum does not count: the trace runs up to the crystal edge
+    f = np.where(valid, num / np.maximum(den, 1e-12), 0.0)
     length = 0.0
     for c in find_contours(f, 0.0, mask=valid):
         length += float(np.hypot(*np.diff(c, axis=0).T).sum())
@@ -1350,8 +1365,9 @@ def _relabel_by_area(cols: _Columns, col_lab: np.ndarray, n_regions: int, region
 
     Returns the label map, the column labels and the GPA registry class per new id.
     """
-    lab_map = label_map_from_columns(cols.pos, col_lab, shape, 1.05 * covering_radius_px(cols.pos[col_lab > 0]))
-    lab_map = fill_label_holes(lab_map, cols.pos, col_lab)
+    radius = 1.05 * covering_radius_px(cols.pos[col_lab > 0])
+    lab_map = label_map_from_columns(cols.pos, col_lab, shape, radius)
+    lab_map = fill_label_holes(lab_map, cols.pos, col_lab, gap_px=radius)
     areas = np.bincount(lab_map.ravel(), minlength=n_regions + 1)[1:]
     order = [k + 1 for k in np.argsort(-areas, kind="stable") if areas[k] > 0]
     if not order:
