@@ -10,16 +10,24 @@
    maps; domains R1..Rn; RP and other boundaries; per-domain lattice constants);
 4. :func:`nanodomains.stem.composition.domain_composition` (Br fraction, mixed and
    shifted fraction with bootstrap intervals, formula, Vegard cross-check) for
-   CsPbX3 images;
+   CsPbX3 images, where its inputs exist: a [100] zone axis with bright, dim and X
+   columns, a background (the vacuum level; without vacuum the fitted background of
+   the joint column fits, the column intensities then the Gaussian volumes above it,
+   StatSTEM's scattering cross-sections, De Backer et al., Ultramicroscopy 171, 104
+   (2016); or a level given), and a thickness;
 5. optionally :func:`nanodomains.stem.linescan.boundary_scan` across every boundary
    of registered EDS maps;
 
-and :meth:`AnalysisResult.write` writes ``domains.json`` (the
-:class:`~nanodomains.records.StemDomains` record, schema ``nanodomains.stem.domains/2``,
+Each stage reports what it could do: lattice, columns, strain, domains and boundaries
+need no vacuum; a stage whose inputs are missing is written to ``not_computed`` with
+the reason while everything else is written. :meth:`AnalysisResult.write` writes
+``domains.json`` (the :class:`~nanodomains.records.StemDomains` record, schema
+``nanodomains.stem.domains/2``,
 the same type the simulators' truth sidecars hold), ``columns.csv`` (plain CSV: its
 metadata are in ``domains.json`` under ``columns``), ``gpa.nc`` and ``overview.png``
-(image, labelled (100) amplitude map and composition plot in the manner of the seed's
-Fig. 1a, b, g; Liu et al., Nano Lett. 23, 10089 (2023)). The physics and its
+(image with the domain outlines and names, (100) amplitude map, and the composition
+plot in the manner of the seed's Fig. 1a, b, g, Liu et al., Nano Lett. 23, 10089
+(2023), or the per-domain lattice parameters). The physics and its
 references are in the docstrings of those modules.
 """
 

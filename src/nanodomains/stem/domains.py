@@ -608,14 +608,18 @@ def fill_label_holes(labels: np.ndarray, positions_px: np.ndarray, column_domain
     continued) are closed.
     """
     occupied = labels > 0
-    if gap_px > 0:
-        r = int(np.ceil(gap_px))
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        disk = yy**2 + xx**2 <= gap_px**2
-        padded = np.pad(occupied, r + 1, mode="edge")
-        occupied = occupied | ndimage.binary_closing(padded, disk)[r + 1:-r - 1, r + 1:-r - 1]
-    inside = ndimage.binary_fill_holes(occupied)
-    holes = inside & (labels == 0)
+    if gap_px > 0:  # closing by a Euclidean disk (distance transforms), the border continued
+        r = int(np.ceil(gap_px)) + 1
+        padded = np.pad(occupied, r, mode="edge")
+        dilated = ndimage.distance_transform_edt(~padded) <= gap_px if not padded.all() else padded
+        if dilated.all():  # no background left: the closing fills everything (EDT needs a zero)
+            occupied = np.ones_like(occupied)
+        else:
+            occupied = occupied | (ndimage.distance_transform_edt(dilated) > gap_px)[r:-r, r:-r]
+    # holes: connected unoccupied regions that do not reach the image border
+    empty, _ = ndimage.label(~occupied)
+    border = np.unique(np.concatenate([empty[0], empty[-1], empty[:, 0], empty[:, -1]]))
+    holes = (labels == 0) & (occupied | ((empty > 0) & ~np.isin(empty, border)))
     if not holes.any():
         return labels
     keep = column_domain > 0
