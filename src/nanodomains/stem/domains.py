@@ -944,7 +944,12 @@ def _traced_length(labels: np.ndarray, i: int, j: int, points: np.ndarray, smoot
     pad = int(np.ceil(3 * smooth_px)) + 2
     lo = np.maximum(np.floor(points.min(axis=0)).astype(int) - pad, 0)
     hi = np.minimum(np.ceil(points.max(axis=0)).astype(int) + pad + 1, labels.shape)
-    box = labels[lo[0]:hi[0], lo[1]:hi[1]]
+    # a trace smoothed over smooth_px needs no finer grid than ~smooth_px / 6: subsample
+    step = max(int(smooth_px // 6), 1)
+    box = labels[lo[0]:hi[0]:step, lo[1]:hi[1]:step]
+    points = (points - lo) / step
+    lo = np.zeros(2)
+    smooth_px = smooth_px / step
     wi, wj = (box == i).astype(float), (box == j).astype(float)
     num = ndimage.gaussian_filter(wi - wj, smooth_px, mode="nearest")
     den = ndimage.gaussian_filter(wi + wj, smooth_px, mode="nearest")
@@ -959,7 +964,7 @@ def _traced_length(labels: np.ndarray, i: int, j: int, points: np.ndarray, smoot
     length = 0.0
     for c in find_contours(f, 0.0, mask=valid):
         length += float(np.hypot(*np.diff(c, axis=0).T).sum())
-    return length
+    return length * step
 
 
 def boundary_table(labels: np.ndarray, registry: dict[int, int], pixel_size_pm: float,
