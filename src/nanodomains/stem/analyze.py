@@ -449,7 +449,8 @@ def _check_background(background: Any) -> float | str:
 
 
 def _background(img: np.ndarray, pos: np.ndarray, cell_px: float, background: float | str, cols: Any,
-                use: np.ndarray, px: float) -> tuple[StemBackground | None, np.ndarray | None, np.ndarray | None, str | None]:
+                use: np.ndarray, px: float
+                ) -> tuple[StemBackground | None, np.ndarray | None, np.ndarray | None, str | None]:
     """The background and the column intensities above it (image units x px).
 
     Returns (background item, intensities, complete-cell flags, reason if none).
@@ -618,10 +619,11 @@ def _boundary_item(b: dict[str, Any]) -> StemBoundary:
     return StemBoundary(domains=tuple(b["domains"]), type=b["type"], length_nm=b["length_nm"],
                         segment_nm=b.get("segment_nm", []), midpoint_nm=b["midpoint_nm"], normal=b["normal"],
                         n_edges=b.get("n_edges"), eds_step=b.get("eds_step"),
-                        phase_jump_rad=_finite_tuple(b.get("phase_jump_rad")), phase_jump_z=_finite(b.get("phase_jump_z")),
+                        phase_jump_rad=_finite_tuple(b.get("phase_jump_rad")),
+                        phase_jump_z=_finite(b.get("phase_jump_z")),
                         column_contrast_z=_finite_tuple(b.get("column_contrast_z")), column_swap=b.get("column_swap"),
-                        lattice_step_rel=_finite(b.get("lattice_step_rel")), lattice_step_z=_finite(b.get("lattice_step_z")),
-                        evidence=b.get("evidence"))
+                        lattice_step_rel=_finite(b.get("lattice_step_rel")),
+                        lattice_step_z=_finite(b.get("lattice_step_z")), evidence=b.get("evidence"))
 
 
 def _finite(v: Any) -> float | None:
@@ -796,18 +798,15 @@ def analyze_image(
         not_computed["composition"] = "column names are not CsPbX3, or composition=False"
     else:
         reason = _composition_inputs(res.lattice, cols, names, seg)
-        if reason is None:
-            out = _composition_step(image, cols, seg, tab, names, float(np.mean(res.lattice.cell_px)),
-                                    background=background, probe=probe, thickness_nm=thickness_nm,
-                                    termination=termination, n_boot=n_boot, seed=seed,
-                                    lattice_convention=lattice_convention, pixel_size_rel_err=pixel_size_rel_err)
-            if isinstance(out, str):
-                reason = out
-            else:
-                step = out
-                warnings += step.warnings
-        if reason is not None:
-            not_computed["composition"] = reason
+        out = reason if reason is not None else _composition_step(
+            image, cols, seg, tab, names, float(np.mean(res.lattice.cell_px)), background=background, probe=probe,
+            thickness_nm=thickness_nm, termination=termination, n_boot=n_boot, seed=seed,
+            lattice_convention=lattice_convention, pixel_size_rel_err=pixel_size_rel_err)
+        if isinstance(out, str):
+            not_computed["composition"] = out
+        else:
+            step = out
+            warnings += step.warnings
     rows = seg.domains if seg is not None else []
     bounds = [dict(b) for b in seg.boundaries] if seg is not None else []
     if eds_maps is not None and bounds:
