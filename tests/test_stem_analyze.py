@@ -13,7 +13,7 @@ from nanodomains.testing.stem import analysed, simulated
 from nanodomains.testing.stem import perovskite_image
 
 from nanodomains.cli import main
-from nanodomains.errors import FitError
+from nanodomains.errors import FitError, InputError
 from nanodomains.records import StemDomains, StemValidation
 from nanodomains.stem.analyze import ABO3_NAMES, CSPBX3_NAMES, _eds_steps, analyze_for_batch, analyze_image, lattice_check
 from nanodomains.stem.io import save_image
@@ -117,6 +117,7 @@ def _npy(path, arr):
     ("bad_lattice", "--calibrate-lattice-pm"),
     ("region_outside", "calibration region"),
     ("direction_alone", "needs the reference lattice"),
+    ("bad_background", "--background"),
 ])
 def test_cli_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, case, match):
     out = tmp_path / "out"
@@ -152,6 +153,7 @@ def test_cli_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, ca
             "bad_lattice": ["--calibrate-lattice-pm", "-590"],
             "region_outside": ["--calibrate-lattice-pm", "590", "--calibration-region", "0:30,0:30"],  # border only
             "direction_alone": ["--calibration-direction", "x"],
+            "bad_background": ["--background", "lots"],
         }[case]]
     rc = main(["stem", "analyze", path, "--out", str(out), *args])
     err = capsys.readouterr().err
@@ -274,3 +276,64 @@ def test_cli_validate_compares_with_the_truth_region_by_region(tmp_path, capsys)
     other = write_truth(simulated("homogeneous", 3, edge_nm=8.0).truth, tmp_path / "h.truth.json")
     assert main(["stem", "validate", str(tmp_path / "a"), str(other)]) == 2
     assert "not the analysis of this simulated image" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 13: stages without vacuum
+
+
+def test_crop_inside_a_nanocrystal_gives_domains_lattices_and_compositions():
+    """No vacuum in the field: the background comes from the column fits (Gaussian column
+    volumes above the fitted background, StatSTEM's cross-sections), every stage runs."""
+    from nanodomains.stem.validation import projected_regions
+
+    sim = simulated("fig1", 1)
+    tm, regions = projected_regions(sim.truth)
+    crop = sim.image.isel(y=slice(110, 770), x=slice(110, 770))  # the NC spans px 65-817: all crystal
+    rows, cols = np.nonzero(tm >= 0)  # -1 outside the NC
+    assert rows.min() < 100 and rows.max() > 780 and cols.min() < 100 and cols.max() > 780
+    res = analyze_image(crop, thickness_nm=15.0, n_boot=100)  # the cube's edge: 'cube' needs the whole NC
+    rec = res.record
+    assert rec.not_computed == {} and rec.background.method == "column_fits"
+    assert "De Backer" in rec.background.cross_section and "no vacuum" in rec.background.source
+    assert rec.background.n_vacuum_px is None and rec.background.level_per_px.stderr > 0
+    assert "no cross-talk" in rec.table.note and "joint fit" in rec.table.note
+    by_label = {r["label"]: r for r in regions}
+    lab, tmc = res.segmentation.labels, tm[110:770, 110:770]
+    assert len(rec.domains) == 4 and sorted(b.type for b in rec.boundaries) == ["RP"] * 4
+    for d in rec.domains:
+        truth = by_label[int(np.bincount(tmc[lab == d.id] + 1).argmax()) - 1]
+        assert d.lattice_pm.value == pytest.approx(truth["lattice_pm"], rel=2e-3)
+        assert d.br_fraction.value == pytest.approx(truth["br_fraction"], abs=0.05)
+        assert d.mixed_fraction.value == pytest.approx(truth["mixed_fraction"], abs=0.05)
+    for b in rec.boundaries:
+        assert b.phase_jump_z >= 3 and b.column_swap and "half-cell shift measured" in b.evidence
+
+
+def test_stages_without_their_inputs_are_reported_not_computed(tmp_path):
+    """Forced vacuum background on a crop without vacuum, and 'cube' thickness of a crystal
+    that touches the border: the composition is not computed (with the reason), the rest is."""
+    from nanodomains.stem.analyze import _background, _check_background
+    from nanodomains.stem.domains import column_positions_px
+
+    sim = simulated("homogeneous", 1, edge_nm=10.0)
+    crop = sim.image.isel(y=slice(200, 480), x=slice(200, 480))
+    res = analyze_image(crop, n_boot=20)  # thickness 'cube': the crystal touches the border
+    rec = res.record
+    assert "thickness" in rec.not_computed["composition"] and "--thickness-nm" in rec.not_computed["composition"]
+    assert len(rec.domains) == 1 and rec.domains[0].lattice_pm.value > 0 and rec.boundaries == ()
+    assert rec.domains[0].composition.reason == rec.not_computed["composition"] and rec.background is None
+    paths = res.write(tmp_path)
+    assert {"domains", "columns", "gpa", "overview"} <= set(paths)
+    cols, px = res.columns, rec.pixel_size_pm
+    pos = column_positions_px(cols, px, res.segmentation.origin_nm)
+    cell = float(np.mean(res.gpa.lattice.cell_px))
+    use = cols["fit_ok"].to_numpy(bool)
+    bg, *_, reason = _background(crop.values, pos, cell, "vacuum", cols, use, px)
+    assert bg is None and "vacuum" in reason
+    bg, inten, _, _ = _background(crop.values, pos, cell, 3.5, cols, use, px)
+    assert bg.method == "argument" and bg.level_per_px.value == 3.5 and np.isfinite(inten).all()
+    bg, inten, _, _ = _background(crop.values, pos, cell, "auto", cols, use, px)
+    assert bg.method == "column_fits" and bg.n_columns > 100
+    assert _check_background("2.5") == 2.5 and _check_background(None) == "auto"
+    with pytest.raises(InputError, match="--background"):
+        _check_background("lots")

@@ -232,3 +232,84 @@ def test_paper_fig1_at_10_pm_has_no_spurious_boundary():
     res = analyze_image(sim.image, n_boot=50)
     assert sorted(b.type for b in res.boundaries) == ["RP"] * 4
     check_acceptance(sim, res, "paper_fig1 at 10 pm")
+
+
+# --------------------------------------------------------------------------- issue 13: evidence, holes, lengths
+
+
+@pytest.mark.parametrize("angle_deg", [0.0, 17.0, 45.0])
+def test_boundary_length_is_measured_along_the_boundary(angle_deg):
+    # a straight boundary drawn with a column-scale zigzag (amplitude 5 px, period 14 px),
+    # across a 500 px square: pixel by pixel it measures ~2.4x; traced it is the line
+    yy, xx = np.mgrid[0:600, 0:600].astype(float)
+    t = np.radians(angle_deg)
+    u = (xx - 300) * np.cos(t) + (yy - 300) * np.sin(t)
+    v = -(xx - 300) * np.sin(t) + (yy - 300) * np.cos(t)
+    lab = np.where(v > 5 * np.sign(np.sin(2 * np.pi * u / 14)), 1, 2)
+    lab[(np.abs(xx - 300) >= 250) | (np.abs(yy - 300) >= 250)] = 0
+    true_nm = 500 / max(abs(np.cos(t)), abs(np.sin(t))) * 0.01
+    pixel = D.boundary_table(lab, {1: 1, 2: 1}, 10.0)[0]["length_nm"]
+    traced = D.boundary_table(lab, {1: 1, 2: 1}, 10.0, smooth_px=14.0)[0]["length_nm"]
+    assert pixel > 2 * true_nm
+    assert traced == pytest.approx(true_nm, rel=0.03)
+
+
+def test_label_map_covers_the_crystal_without_holes():
+    # cations only (O columns not detected): the covering radius is a/2, not a/(2 sqrt 2)
+    a = 20.0
+    j, i = np.meshgrid(np.arange(12), np.arange(12))
+    cations = np.concatenate([np.stack([i.ravel(), j.ravel()], 1), np.stack([i.ravel(), j.ravel()], 1) + 0.5]) * a + 30
+    full = np.concatenate([cations, np.stack([i.ravel(), j.ravel() + 0.5], 1) * a + 30,
+                           np.stack([i.ravel() + 0.5, j.ravel()], 1) * a + 30])
+    assert D.covering_radius_px(cations) == pytest.approx(a / 2, rel=1e-6)
+    assert D.covering_radius_px(full) == pytest.approx(a / (2 * np.sqrt(2)), rel=1e-6)
+    # the old fixed radius a/(2 sqrt 2) leaves a hole at every O site; filled, none is left
+    lab = D.label_map_from_columns(cations, np.ones(len(cations), int), (300, 300), 1.05 * a / (2 * np.sqrt(2)))
+    inside = np.zeros((300, 300), bool)
+    inside[35:245, 35:245] = True
+    assert (lab[inside] == 0).mean() > 0.05
+    filled = D.fill_label_holes(lab, cations, np.ones(len(cations), int))
+    assert (filled[inside] > 0).all() and (filled[:20] == 0).all()  # vacuum outside stays 0
+
+
+def test_domain_lattice_in_any_orientation_with_a_reference_of_another_cell():
+    # a rotated (17 deg) rectangular cell 14.4 x 14.9 px over 80 x 30 cells; the reference
+    # lattice (the image mean) is square 14.7 px: 2-3 % off, which over 80 cells misindexes
+    t = np.radians(17.0)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    basis = (rot @ np.diag([14.4, 14.9])).T  # rows a1, a2 as (y, x)
+    n1, n2 = np.meshgrid(np.arange(0, 160), np.arange(0, 60))
+    pos = 0.5 * np.stack([n1.ravel(), n2.ravel()], 1) @ basis + 40.0
+    pos += np.random.default_rng(1).normal(0, 0.2, pos.shape)
+    from nanodomains.stem.gpa import Lattice
+
+    ref = Lattice(np.linalg.inv((rot @ np.diag([14.7, 14.7])).T).T, np.zeros((2, 2)), 10.0)
+    row = D.domain_lattices(pos, np.ones(len(pos), int), np.ones(len(pos), bool), np.ones(len(pos), bool), ref, [1])[0]
+    assert row["lattice_a1_pm"] == pytest.approx(144.0, rel=5e-4)
+    assert row["lattice_a2_pm"] == pytest.approx(149.0, rel=5e-4)
+    assert row["lattice_n_columns"] == len(pos)
+
+
+def _segment(img, px_pm=25.0):
+    from nanodomains.stem.columns import find_columns
+
+    da = image_from_array(img, px_pm)
+    res = gpa(da, lattice=find_lattice(da, refine=False), reflections=CLASSIFY_REFLECTIONS, unwrap=False)
+    return D.segment_domains(da, res, find_columns(da, res))
+
+
+def test_rp_boundary_is_claimed_with_its_measured_shift_and_a_lattice_step_is_other():
+    rp = _segment(perovskite_image((400, 600), 23.6, dose=200, seed=3, fault_x_px=300.3)[0])
+    assert [b["type"] for b in rp.boundaries] == ["RP"]
+    b = rp.boundaries[0]
+    assert all(abs(abs(j) - np.pi) < 0.3 for j in b["phase_jump_rad"]) and b["phase_jump_z"] > 5
+    assert b["column_swap"] and "half-cell shift measured" in b["evidence"]
+    # a 2 % lattice-constant step without a shift: an "other" boundary, never RP
+    step = _segment(perovskite_image((400, 600), 23.6, dose=200, seed=4, strain_x=0.02,
+                                     strain_from_x_px=300.0)[0])
+    assert all(b["type"] == "other" for b in step.boundaries)
+    for b in step.boundaries:
+        assert max(abs(j) for j in b["phase_jump_rad"]) < 0.5 and not b["column_swap"]
+    # a single crystal has none
+    one = _segment(perovskite_image((400, 400), 23.6, dose=200, seed=5)[0])
+    assert one.n_domains == 1 and one.boundaries == []

@@ -393,8 +393,16 @@ def stem_analyze(
         None, "--calibration-region", help="Reference region in px, y0:y1,x0:x1 (default the whole image)."),
     calibration_direction: str = typer.Option("both", "--calibration-direction", help="both | x | y: which cell edge is known."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    background: str = typer.Option(
+        "auto", "--background",
+        help="Background for the composition: a level (image units per pixel), vacuum, columns (the column fits' "
+             "background, for crystals that fill the field) or auto (vacuum if the field has some, else columns)."),
 ) -> None:
-    """Nanodomains, boundaries, lattice constants and compositions of an image."""
+    """Nanodomains, boundaries, lattice constants and compositions of an image.
+
+    Lattice, columns, strain, domains and boundaries need no vacuum; the composition
+    is computed where its inputs exist and otherwise reported as not computed.
+    """
     from rich.table import Table
 
     from nanodomains.stem.analyze import analyze_image
@@ -409,7 +417,8 @@ def stem_analyze(
     res = analyze_image(image, table, pixel_size_pm=pixel_size_pm, names=type_names, classification=classification,
                         thickness_nm=thickness_nm if thickness_nm is not None else "cube", eds_maps=eds, seed=seed,
                         probe=pr, calibrate_lattice_pm=calibrate_lattice_pm,
-                        calibration_region=_region_slices(calibration_region), calibration_direction=calibration_direction)
+                        calibration_region=_region_slices(calibration_region), calibration_direction=calibration_direction,
+                        background=background)
     paths = res.write(out)
     rec = res.record
     if calibrate_lattice_pm is not None:
@@ -423,17 +432,22 @@ def stem_analyze(
         console.print(f"{stage}: not computed ({reason})")
     t = Table(title=f"{len(rec.domains)} domain(s), {int(len(res.columns))} columns; table: "
                     f"{rec.table.method if rec.table else 'none'}")
-    for col in ("domain", "area nm2", "a (pm)", "Br", "s", "formula", "Vegard"):
+    for col in ("domain", "area nm2", "a (pm)", "a1, a2 (pm)", "Br", "s", "formula", "Vegard"):
         t.add_column(col, justify="right")
     for d in rec.domains:
         vegard = d.composition.vegard_agrees if d.composition is not None else None
-        t.add_row(d.name, f"{d.area_nm2:.1f}", f"{d.lattice_pm.value:.2f} ± {_fmt(d.lattice_pm.stderr, '.2f')}",
+        a12 = ", ".join(_fmt(m.value if m is not None else None, ".1f") for m in (d.lattice_a1_pm, d.lattice_a2_pm))
+        t.add_row(d.name, f"{d.area_nm2:.1f}", f"{d.lattice_pm.value:.2f} ± {_fmt(d.lattice_pm.stderr, '.2f')}", a12,
                   f"{_fmt(d.br_fraction.value, '.3f')} ± {_fmt(d.br_fraction.stderr, '.3f')}",
                   _fmt(d.shifted_fraction.value, ".2f"), d.formula or "-",
                   {True: "agrees", False: "DISAGREES", None: "-"}[vegard])
     console.print(t)
+    if rec.background is not None:
+        console.print(f"background: {rec.background.method} ({rec.background.source}), "
+                      f"{rec.background.level_per_px.value:.4g} per px")
     for b in rec.boundaries:
-        console.print(f"boundary R{b.domains[0]}-R{b.domains[1]}: {b.type}, {b.length_nm:.1f} nm")
+        console.print(f"boundary R{b.domains[0]}-R{b.domains[1]}: {b.type}, {b.length_nm:.1f} nm"
+                      + (f" ({b.evidence})" if b.evidence else ""))
     console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 

@@ -151,6 +151,16 @@ class StemBoundary(Item):
     extent of the boundary pixels along their mean direction); ``midpoint_nm`` and
     ``normal`` (unit step from ``domains[0]`` to ``domains[1]``). ``eds_step``: the
     EDS line-scan step fit across it, when EDS maps were given.
+
+    Evidence (analysis; :func:`nanodomains.stem.domains.boundary_evidence`): an "RP"
+    boundary is claimed only where the half-cell shift is measured.
+    ``phase_jump_rad`` the jumps of the registry phases D10, D01 (pi at a half-cell
+    shift, 0 without), ``phase_jump_z`` the smaller of the two in units of the
+    within-domain phase scatter, ``column_contrast_z`` the bright-minus-dim
+    sublattice contrast of each side (z-scores; opposite signs: the columns swap),
+    ``column_swap`` whether that swap is measured, ``lattice_step_rel`` and
+    ``lattice_step_z`` the step of the column spacing, ``evidence`` one line saying
+    why the type was given. ``length_nm`` is measured along the boundary.
     """
 
     domains: tuple[int, int] = _skip()
@@ -162,6 +172,13 @@ class StemBoundary(Item):
     n_edges: int | None = _skip()
     model_domains: tuple[int, int] | None = _skip()
     eds_step: dict[str, Any] | None = _skip()
+    phase_jump_rad: tuple[float | None, float | None] | None = _skip()
+    phase_jump_z: float | None = _skip()
+    column_contrast_z: tuple[float | None, float | None] | None = _skip()
+    column_swap: bool | None = _skip()
+    lattice_step_rel: float | None = _skip()
+    lattice_step_z: float | None = _skip()
+    evidence: str | None = _skip()
 
 
 class StemColumnSet(Item):
@@ -176,11 +193,23 @@ class StemColumnSet(Item):
 
 
 class StemBackground(Item):
-    """Vacuum level subtracted from the column cross-sections (image units per pixel)."""
+    """Background under the columns and the column intensities measured above it.
+
+    ``method``: "vacuum" (mean of the pixels far from every column; cross-sections
+    are Voronoi sums minus it), "column_fits" (no vacuum in the field: the fitted
+    background of the joint column fits; cross-sections are the Gaussian column
+    volumes above it, StatSTEM's scattering cross-sections, De Backer et al.,
+    Ultramicroscopy 171, 104 (2016)) or "argument" (a level given by the user,
+    ``--background``; Voronoi sums minus it). ``level_per_px`` in image units per
+    pixel; ``cross_section`` names the column intensity used.
+    """
 
     level_per_px: Measured
     n_vacuum_px: int | None = None
+    n_columns: int | None = None
     source: str
+    method: str | None = None
+    cross_section: str | None = None
 
 
 class StemTable(Item):

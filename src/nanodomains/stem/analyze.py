@@ -10,21 +10,30 @@
    maps; domains R1..Rn; RP and other boundaries; per-domain lattice constants);
 4. :func:`nanodomains.stem.composition.domain_composition` (Br fraction, mixed and
    shifted fraction with bootstrap intervals, formula, Vegard cross-check) for
-   CsPbX3 images;
+   CsPbX3 images, where its inputs exist: a [100] zone axis with bright, dim and X
+   columns, a background (the vacuum level; without vacuum the fitted background of
+   the joint column fits, the column intensities then the Gaussian volumes above it,
+   StatSTEM's scattering cross-sections, De Backer et al., Ultramicroscopy 171, 104
+   (2016); or a level given), and a thickness;
 5. optionally :func:`nanodomains.stem.linescan.boundary_scan` across every boundary
    of registered EDS maps;
 
-and :meth:`AnalysisResult.write` writes ``domains.json`` (the
-:class:`~nanodomains.records.StemDomains` record, schema ``nanodomains.stem.domains/2``,
+Each stage reports what it could do: lattice, columns, strain, domains and boundaries
+need no vacuum; a stage whose inputs are missing is written to ``not_computed`` with
+the reason while everything else is written. :meth:`AnalysisResult.write` writes
+``domains.json`` (the :class:`~nanodomains.records.StemDomains` record, schema
+``nanodomains.stem.domains/2``,
 the same type the simulators' truth sidecars hold), ``columns.csv`` (plain CSV: its
 metadata are in ``domains.json`` under ``columns``), ``gpa.nc`` and ``overview.png``
-(image, labelled (100) amplitude map and composition plot in the manner of the seed's
-Fig. 1a, b, g; Liu et al., Nano Lett. 23, 10089 (2023)). The physics and its
+(image with the domain outlines and names, (100) amplitude map, and the composition
+plot in the manner of the seed's Fig. 1a, b, g, Liu et al., Nano Lett. 23, 10089
+(2023), or the per-domain lattice parameters). The physics and its
 references are in the docstrings of those modules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -34,7 +43,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from nanodomains.errors import FileFormatError, InputError, NanodomainsError
+from nanodomains.errors import FileFormatError, FitError, InputError, NanodomainsError
 from nanodomains.files import atomic_path
 from nanodomains.records import (
     Measured,
@@ -154,18 +163,20 @@ class AnalysisResult:
         return paths
 
     def maps_dataset(self) -> xr.Dataset:
-        """GPA maps plus the segmentation maps (registry, lattice, contrast, domain labels)."""
+        """GPA maps plus the segmentation maps (registry, lattice, contrast, domain labels) when segmented."""
         from nanodomains.stem.gpa import strain_from_lock_in
 
         ds = self.gpa.to_dataset()
         seg = self.segmentation
         dims = ("y", "x")
-        ds["registry"] = (dims, seg.registry_map.astype(np.float32), {"long_name": "registry map rho (see domains.py)"})
-        ds["lattice_local"] = (dims, seg.lattice_map_pm.astype(np.float32),
-                               {"units": "pm", "long_name": "local cell edge from the (110) and (1-10) lock-ins"})
-        ds["contrast"] = (dims, seg.contrast_map.astype(np.float32),
-                          {"long_name": "(A10 + A01) / (A11 + A1-1)"})
-        ds["domain"] = (dims, seg.labels.astype(np.int16), {"long_name": "domain id (0: outside the crystal)"})
+        if seg is not None:
+            ds["registry"] = (dims, seg.registry_map.astype(np.float32),
+                              {"long_name": "registry map rho (see domains.py)"})
+            ds["lattice_local"] = (dims, seg.lattice_map_pm.astype(np.float32),
+                                   {"units": "pm", "long_name": "local cell edge from the (110) and (1-10) lock-ins"})
+            ds["contrast"] = (dims, seg.contrast_map.astype(np.float32),
+                              {"long_name": "(A10 + A01) / (A11 + A1-1)"})
+            ds["domain"] = (dims, seg.labels.astype(np.int16), {"long_name": "domain id (0: outside the crystal)"})
         hk = self.gpa.reflections_hk
         i, j = hk.index((1, 1)), hk.index((1, -1))
         h = [self.gpa.amplitude[k].astype(np.float64) * np.exp(1j * self.gpa.phase[k].astype(np.float64)) for k in (i, j)]
@@ -178,44 +189,112 @@ class AnalysisResult:
         return ds
 
     def plot_overview(self, path: str | Path) -> Path:
-        """Overview figure: image with domains (a), labelled (100) amplitude (b), compositions (g)."""
+        """Overview figure, readable for images of 1000+ px and thousands of columns.
+
+        (a) the image with the domain outlines (RP boundaries red, other boundaries
+        cyan, crystal edge white) and the domain names; (b) the normalised (100)
+        GPA amplitude with the same outlines; (c) the compositions against the model
+        (Z-contrast, CsPbX3) or, where no composition was computed, the lattice
+        parameters a1, a2 of every domain.
+        """
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
 
-        seg = self.segmentation
         img = self.image.values
         h_nm = self.image.attrs["pixel_size_pm"] * 1e-3
-        y0, x0 = seg.origin_nm
+        y0, x0 = (float(self.image["y"][0]), float(self.image["x"][0])) if "y" in self.image.coords else (0.0, 0.0)
         ext = (x0 - h_nm / 2, x0 + (img.shape[1] - 0.5) * h_nm, y0 + (img.shape[0] - 0.5) * h_nm, y0 - h_nm / 2)
         has_comp = any(d.br_fraction.value is not None for d in self.domains)
-        fig, axes = plt.subplots(1, 3 if has_comp else 2, figsize=(15 if has_comp else 10, 5))
-        ax = axes[0]
+        aspect = img.shape[0] / img.shape[1]
+        fig, axes = plt.subplots(1, 3, figsize=(16, 5.6 * min(max(aspect, 0.5), 1.5)))
         lo, hi = np.percentile(img, [1, 99.5])
-        ax.imshow(np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1) ** 0.6, cmap="gray", extent=ext)
-        if seg.n_domains > 1:
-            ax.contour(seg.labels, levels=np.arange(0.5, seg.n_domains + 1), colors="yellow", linewidths=0.6,
-                       extent=(ext[0], ext[1], ext[3], ext[2]), origin="upper")
-        ax.set_title("(a) ADF-STEM image, domain boundaries")
-        ax.set_xlabel("x (nm)")
-        ax.set_ylabel("y (nm)")
-        ax = axes[1]
-        ax.imshow(self.gpa.amplitude_100_norm, cmap="viridis", vmin=0, vmax=1, extent=ext)
-        for b in self.boundaries:
-            ax.plot(*b.midpoint_nm, marker="o", ms=3, color="red" if b.type == "RP" else "white")
-        for d in self.domains:
-            ax.text(*d.centroid_nm, d.name, color="white", ha="center", va="center", fontsize=11,
-                    fontweight="bold")
-        ax.set_title("(b) normalised (100) GPA amplitude, domains R1..Rn")
-        ax.set_xlabel("x (nm)")
+        axes[0].imshow(np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1) ** 0.6, cmap="gray", extent=ext)
+        axes[1].imshow(self.gpa.amplitude_100_norm, cmap="viridis", vmin=0, vmax=1, extent=ext)
+        outlines = self._outline_rgba()
+        for ax in axes[:2]:
+            if outlines is not None:
+                ax.imshow(outlines, extent=ext, interpolation="nearest")
+            self._label_domains(ax)
+            ax.set_xlabel("x (nm)")
+        axes[0].set_ylabel("y (nm)")
+        nb = len(self.boundaries)
+        n_rp = sum(b.type == "RP" for b in self.boundaries)
+        axes[0].set_title(f"(a) ADF-STEM image: {len(self.domains)} domain(s), {n_rp} RP + {nb - n_rp} other "
+                          "boundaries", fontsize=10)
+        axes[1].set_title("(b) normalised (100) GPA amplitude", fontsize=10)
+        axes[0].legend(handles=[Line2D([], [], color="red", lw=2, label="RP boundary"),
+                                Line2D([], [], color="cyan", lw=2, label="other boundary"),
+                                Line2D([], [], color="white", lw=2, label="crystal edge")],
+                       loc="lower right", fontsize=7, framealpha=0.7)
         if has_comp:
             self._plot_composition(axes[2])
+        else:
+            self._plot_lattices(axes[2])
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path, dpi=110, format="png")
+        fig.savefig(path, dpi=130, format="png")
         plt.close(fig)
         return path
+
+    def _outline_rgba(self) -> np.ndarray | None:
+        """RGBA overlay of the boundary pixels (RP red, other cyan, crystal edge white), widened for large images."""
+        from scipy import ndimage
+
+        seg = self.segmentation
+        if seg is None:
+            return None
+        lab = seg.labels.astype(np.int64)
+        n = int(lab.max())
+        kind = np.zeros((n + 1, n + 1), np.int8)  # 1 other, 2 RP, 3 crystal edge
+        kind[0, 1:] = kind[1:, 0] = 3
+        for b in self.boundaries:
+            i, j = b.domains
+            kind[i, j] = kind[j, i] = 2 if b.type == "RP" else 1
+        edge = np.zeros(lab.shape, np.int8)
+        for axis in (0, 1):
+            a, c = np.take(lab, np.arange(lab.shape[axis] - 1), axis=axis), np.take(lab, np.arange(1, lab.shape[axis]),
+                                                                                   axis=axis)
+            k = np.where(a != c, kind[a, c], 0)
+            sl = (slice(None, -1), slice(None)) if axis == 0 else (slice(None), slice(None, -1))
+            edge[sl] = np.maximum(edge[sl], k)
+        width = max(int(round(max(lab.shape) / 500)), 0)  # ~2-3 px lines on 1000-1500 px images
+        out = np.zeros(lab.shape + (4,), np.float32)
+        colours = {3: (1, 1, 1, 0.8), 1: (0, 1, 1, 1), 2: (1, 0, 0, 1)}
+        for k in (3, 1, 2):  # RP drawn last, on top
+            m = edge == k
+            if width:
+                m = ndimage.binary_dilation(m, iterations=width)
+            out[m] = colours[k]
+        return out if edge.any() else None
+
+    def _label_domains(self, ax) -> None:
+        import matplotlib.patheffects as pe
+
+        size = 11 if len(self.domains) <= 8 else 8
+        for d in self.domains:
+            ax.text(*d.centroid_nm, d.name, color="white", ha="center", va="center", fontsize=size,
+                    fontweight="bold", path_effects=[pe.withStroke(linewidth=2.5, foreground="black")])
+
+    def _plot_lattices(self, ax) -> None:
+        """Cell edges a1, a2 (pm) of every domain with their standard errors."""
+        names = [d.name for d in self.domains]
+        x = np.arange(len(names))
+        for k, (key, mk) in enumerate((("lattice_a1_pm", "o"), ("lattice_a2_pm", "s"))):
+            v = [getattr(d, key) for d in self.domains]
+            val = [m.value if m is not None and m.value is not None else np.nan for m in v]
+            err = [m.stderr if m is not None and m.stderr is not None else 0.0 for m in v]
+            ax.errorbar(x + (k - 0.5) * 0.15, val, yerr=err, fmt=mk, capsize=3, label=key.split("_")[1])
+        ax.set_xticks(x, names)
+        ax.set_ylabel("cell edge (pm)")
+        ax.set_title("(c) lattice parameters per domain (columns' least-squares lattice)", fontsize=10)
+        ax.legend(fontsize=8)
+        reason = self.record.not_computed.get("composition")
+        if reason:
+            ax.text(0.02, 0.02, "composition not computed:\n" + "\n".join(_wrap(reason, 60)), transform=ax.transAxes,
+                    fontsize=7, va="bottom")
 
     def _plot_composition(self, ax) -> None:
         from nanodomains.stem.composition import CompositionModel
@@ -236,8 +315,14 @@ class AnalysisResult:
         ax.set_xlabel("Br fraction b")
         ax.set_ylabel("column intensity ratio X / bright")
         method = self.record.table.method if self.record.table is not None else "?"
-        ax.set_title(f"(g) Z-contrast composition ({method})")
+        ax.set_title(f"(c) Z-contrast composition ({method})", fontsize=10)
         ax.legend(fontsize=7, loc="upper right")
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)
+
 
 def _load_table(table: Any) -> xr.Dataset | None:
     from nanodomains.stem import tables
@@ -301,6 +386,23 @@ def _prepare_image(image: Any, pixel_size_pm: float | None, names: tuple[str, ..
     return image
 
 
+def _reference_lattice(image: xr.DataArray, calibrate_lattice_pm: float | None, calibration_region: Any) -> Any:
+    """The lattice the analysis is referred to (not refined: :func:`~nanodomains.stem.gpa.gpa` refines it).
+
+    After a calibration on a reference lattice, the lattice that calibration measured
+    (searched in px, :func:`~nanodomains.stem.gpa.calibrate_on_lattice`), with the
+    new pixel size: searching again in pm could settle on another cell of the same
+    reflections (on the ~17 deg rotated SrTiO3 of Acquisition_18 the centred
+    a sqrt 2 cell, 552 pm instead of 390.5 pm).
+    """
+    from nanodomains.stem.gpa import find_lattice
+
+    if calibrate_lattice_pm is None:
+        return find_lattice(image, refine=False)
+    found = find_lattice(image.values, lattice_pm_range=None, reference=calibration_region, refine=False)
+    return dataclasses.replace(found, pixel_size_pm=float(image.attrs["pixel_size_pm"]))
+
+
 def _annotate_columns(cols: Any, seg: Any, names: tuple[str, ...]) -> Any:
     """Step 4: the column table with its domain, sublattice, registry and interior flag."""
     from nanodomains.stem.domains import column_registry
@@ -325,14 +427,70 @@ class _CompositionStep:
     warnings: list[str]
 
 
-def _background(img: np.ndarray, pos: np.ndarray, cell_px: float, background: float | None) -> StemBackground:
+BACKGROUND_CHOICES = ("auto", "vacuum", "columns")
+
+
+def _check_background(background: Any) -> float | str:
+    """``background``: a level (image units per pixel) or one of :data:`BACKGROUND_CHOICES`."""
+    if background is None:
+        return "auto"
+    if isinstance(background, str):
+        if background in BACKGROUND_CHOICES:
+            return background
+        try:
+            background = float(background)
+        except ValueError:
+            raise InputError(f"background (--background) must be a level (image units per pixel) or one of "
+                             f"{', '.join(BACKGROUND_CHOICES)}, got {background!r}") from None
+    if isinstance(background, bool) or not isinstance(background, (int, float)) or not math.isfinite(background):
+        raise InputError(f"background (--background) must be a finite level or one of {', '.join(BACKGROUND_CHOICES)}, "
+                         f"got {background!r}")
+    return float(background)
+
+
+def _background(img: np.ndarray, pos: np.ndarray, cell_px: float, background: float | str, cols: Any,
+                use: np.ndarray, px: float
+                ) -> tuple[StemBackground | None, np.ndarray | None, np.ndarray | None, str | None]:
+    """The background and the column intensities above it (image units x px).
+
+    Returns (background item, intensities, complete-cell flags, reason if none).
+    ``auto``: the vacuum level where the field has vacuum, else the column fits.
+    """
     from nanodomains.stem import composition as comp
 
-    if background is not None:
-        return StemBackground(level_per_px=measured(float(background), None), source="argument")
-    bg, bg_err, n_vac = comp.background_level(img, pos, cell_px)
-    return StemBackground(level_per_px=measured(bg, bg_err), n_vacuum_px=n_vac,
-                          source="mean of pixels > 1.5 cells from every column")
+    if not isinstance(background, str):
+        inten, complete = comp.column_cross_sections(img, pos, cell_px, background)
+        return (StemBackground(level_per_px=measured(background, None), source="argument (--background)",
+                               method="argument", cross_section=_VORONOI),
+                inten, complete, None)
+    if background in ("auto", "vacuum"):
+        try:
+            bg, bg_err, n_vac = comp.background_level(img, pos, cell_px)
+        except InputError as exc:
+            if background == "vacuum":
+                return None, None, None, f"no vacuum level: {exc}"
+        else:
+            inten, complete = comp.column_cross_sections(img, pos, cell_px, bg)
+            return (StemBackground(level_per_px=measured(bg, bg_err), n_vacuum_px=n_vac,
+                                   source="mean of pixels > 1.5 cells from every column", method="vacuum",
+                                   cross_section=_VORONOI),
+                    inten, complete, None)
+    try:
+        lev, lev_err, n = comp.background_from_column_fits(cols["background"].to_numpy(float), use)
+    except InputError as exc:
+        return None, None, None, str(exc)
+    inten = cols["gaussian_volume"].to_numpy(float) / (px * 1e-3) ** 2  # back to image units x px
+    return (StemBackground(level_per_px=measured(lev, lev_err), n_columns=n, method="column_fits",
+                           source="fitted background of the joint column fits (median under the columns; "
+                                  "no vacuum in the field)" if background == "auto" else
+                                  "fitted background of the joint column fits (median under the columns)",
+                           cross_section="Gaussian column volume 2 pi A sigma^2 above the fitted background "
+                                         "(StatSTEM scattering cross-section, De Backer et al., Ultramicroscopy "
+                                         "171, 104 (2016))"),
+            inten, np.isfinite(inten), None)
+
+
+_VORONOI = "Voronoi-cell sum of the image minus the background level (StatSTEM)"
 
 
 def _table_item(tab: xr.Dataset, note: str) -> StemTable:
@@ -350,28 +508,46 @@ def _table_item(tab: xr.Dataset, note: str) -> StemTable:
 
 
 def _composition_step(image: xr.DataArray, cols: Any, seg: Any, tab: xr.Dataset | None, names: tuple[str, ...],
-                      cell_px: float, *, background: float | None, probe: dict | None, thickness_nm: Any,
+                      cell_px: float, *, background: float | str, probe: dict | None, thickness_nm: Any,
                       termination: str, n_boot: int, seed: int, lattice_convention: str,
-                      pixel_size_rel_err: float) -> _CompositionStep:
-    """Step 5: background, cross-sections (added to ``cols``), table and per-domain inversion."""
+                      pixel_size_rel_err: float) -> _CompositionStep | str:
+    """Step 5: background, cross-sections (added to ``cols``), table and per-domain inversion.
+
+    Returns the step, or the reason it could not be done (no background, the
+    thickness unknown for a crystal that fills the field).
+    """
     from nanodomains.stem import composition as comp
     from nanodomains.stem.domains import column_positions_px
 
     px = float(image.attrs["pixel_size_pm"])
     pos = column_positions_px(cols, px, seg.origin_nm)
-    bg = _background(image.values, pos, cell_px, background)
-    inten, complete = comp.column_cross_sections(image.values, pos, cell_px, bg.level_per_px.value)
-    cols["cross_section"] = inten * (px * 1e-3) ** 2
-    warnings = []
-    if tab is None:
-        tab, note = comp.default_table({**image.attrs, **(probe or {})})
-    else:
-        note = f"{tab.attrs.get('method')} table given by the user"
-    if "no cross-talk correction" in note:
-        warnings.append(f"column-intensity table: {note} (Br fraction biased low by ~0.1; give --probe)")
-    area = float((seg.labels > 0).sum() * (px * 1e-3) ** 2)
     lab = seg.labels
     touches = bool(np.any(lab[0] > 0) or np.any(lab[-1] > 0) or np.any(lab[:, 0] > 0) or np.any(lab[:, -1] > 0))
+    if thickness_nm == "cube" and touches:
+        return ("the crystal touches the image border, so its thickness cannot be estimated from its projected "
+                "area (thickness_nm='cube'); give thickness_nm (--thickness-nm)")
+    fit_ok = cols["fit_ok"].to_numpy(bool)
+    bg, inten, complete, reason = _background(image.values, pos, cell_px, background, cols,
+                                              fit_ok & (seg.column_domain > 0), px)
+    if bg is None:
+        return f"no background: {reason}"
+    cols["cross_section"] = inten * (px * 1e-3) ** 2
+    warnings = []
+    volumes = bg.method == "column_fits"
+    if tab is None:
+        # column volumes of a joint fit are separated from their neighbours: no a/2-square cross-talk
+        tab, note = comp.default_table({**image.attrs, **(probe or {})}, crosstalk=not volumes)
+        if volumes:
+            note += " (column volumes of the joint fit: neighbours separated by the fit)"
+    else:
+        note = f"{tab.attrs.get('method')} table given by the user"
+        if volumes:
+            warnings.append("column intensities are Gaussian volumes above the column fits' background (no vacuum "
+                            "in the field), but the given table describes Voronoi sums above vacuum: the Br "
+                            "fractions may be biased; give --background with the vacuum level if known")
+    if "no cross-talk correction (beam energy" in note:
+        warnings.append(f"column-intensity table: {note} (Br fraction biased low by ~0.1; give --probe)")
+    area = float((lab > 0).sum() * (px * 1e-3) ** 2)
     models: dict[int, Any] = {}
     thick_note: list[str] = []
 
@@ -385,12 +561,35 @@ def _composition_step(image: xr.DataArray, cols: Any, seg: Any, tab: xr.Dataset 
 
     cls = np.select([cols["type"] == names[1], cols["type"] == names[0], cols["type"] == names[2]],
                     ["bright", "dim", "X"], "none")
-    use = seg.column_interior & complete & cols["fit_ok"].to_numpy(bool)
+    use = seg.column_interior & complete & fit_ok
     res = comp.domain_composition(inten, cls, seg.column_domain, use, seg.domains, model_for, n_boot=n_boot,
                                   seed=seed, lattice_convention=lattice_convention,
                                   pixel_size_rel_err=pixel_size_rel_err, table_method=tab.attrs.get("method"))
     return _CompositionStep({d["id"]: r for d, r in zip(seg.domains, res)}, bg, _table_item(tab, note), tab,
                             thick_note[0] if thick_note else None, warnings)
+
+
+def _composition_inputs(lattice: Any, cols: Any, names: tuple[str, ...], seg: Any) -> str | None:
+    """Why the composition cannot be computed from these inputs (None: it can).
+
+    It needs a [100] zone axis (the Z-contrast model of :mod:`nanodomains.stem.composition`
+    is for [100]-projected CsPbX3: a square cell), domains, and columns of all three
+    types.
+    """
+    if seg is None:
+        return "no domains (see not_computed['domains'])"
+    projection = getattr(lattice, "projection", None)  # named by the lattice step when it knows the zone axis
+    if projection is not None and "100" not in str(projection):
+        return f"zone axis {projection}: the Z-contrast composition model is for [100] projections"
+    c = lattice.cell_px
+    if c.max() / c.min() > 1.15 or abs(lattice.angle_deg - 90) > 10:
+        return (f"the cell is not square (|a1|/|a2| = {c.max() / c.min():.3f}, {lattice.angle_deg:.1f} deg): "
+                "not a [100] projection, for which the Z-contrast composition model is made")
+    counts = cols["type"].astype(str).value_counts()
+    missing = [n for n in names if counts.get(n, 0) == 0]
+    if missing:
+        return f"no columns typed {', '.join(missing)}: the three column types are needed"
+    return None
 
 
 def _m(value, err) -> Measured:
@@ -419,7 +618,20 @@ def _domain_item(row: dict[str, Any], comp: dict[str, Any] | None, reason: str |
 def _boundary_item(b: dict[str, Any]) -> StemBoundary:
     return StemBoundary(domains=tuple(b["domains"]), type=b["type"], length_nm=b["length_nm"],
                         segment_nm=b.get("segment_nm", []), midpoint_nm=b["midpoint_nm"], normal=b["normal"],
-                        n_edges=b.get("n_edges"), eds_step=b.get("eds_step"))
+                        n_edges=b.get("n_edges"), eds_step=b.get("eds_step"),
+                        phase_jump_rad=_finite_tuple(b.get("phase_jump_rad")),
+                        phase_jump_z=_finite(b.get("phase_jump_z")),
+                        column_contrast_z=_finite_tuple(b.get("column_contrast_z")), column_swap=b.get("column_swap"),
+                        lattice_step_rel=_finite(b.get("lattice_step_rel")),
+                        lattice_step_z=_finite(b.get("lattice_step_z")), evidence=b.get("evidence"))
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _finite_tuple(v: Any) -> tuple[float | None, ...] | None:
+    return None if v is None else tuple(_finite(x) for x in v)
 
 
 def _lattice_item(lattice: Any) -> StemLattice:
@@ -443,7 +655,7 @@ def _settings(table: Any, kw: dict[str, Any], seg: Any) -> dict[str, Any]:
     if not isinstance(kw.get("eds_maps"), (str, Path, type(None))):
         kw = {**kw, "eds_maps": f"given {type(kw['eds_maps']).__name__}"}
     tab = table if isinstance(table, (str, Path, type(None))) else f"given {type(table).__name__}"
-    return {"analysis": {"table": tab, **kw}, "segmentation": seg.parameters}
+    return {"analysis": {"table": tab, **kw}, "segmentation": seg.parameters if seg is not None else None}
 
 
 def analyze_image(
@@ -456,7 +668,7 @@ def analyze_image(
     composition: bool | None = None,
     thickness_nm: Any = "cube",
     termination: str = "CsX",
-    background: float | None = None,
+    background: float | str | None = "auto",
     n_boot: int = 300,
     seed: int = 0,
     lattice_convention: str = "cubic",
@@ -489,8 +701,15 @@ def analyze_image(
     thickness_nm : float or "cube"
         Column length for the inversion (see :mod:`nanodomains.stem.composition`).
     termination : {"CsX", "none"}
-    background : float, optional
-        Vacuum level per pixel; default measured on the vacuum pixels.
+    background : float or {"auto", "vacuum", "columns"}
+        Background under the columns for the composition (:class:`~nanodomains.records.StemBackground`
+        says which was used). A number: that level (image units per pixel),
+        subtracted from the Voronoi sums. "auto" (default, also None): the vacuum
+        level where the field has vacuum, else the fitted background of the joint
+        column fits with the Gaussian column volumes as intensities (StatSTEM's
+        scattering cross-sections; De Backer et al., Ultramicroscopy 171, 104
+        (2016)). "vacuum" / "columns" force one of the two. No other stage needs a
+        background.
     n_boot, seed : int
         Bootstrap resamplings and seed.
     lattice_convention : {"cubic", "pseudocubic"}
@@ -535,7 +754,7 @@ def analyze_image(
     """
     from nanodomains.stem import domains as dom
     from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, find_columns
-    from nanodomains.stem.gpa import find_lattice, gpa
+    from nanodomains.stem.gpa import gpa
 
     kw = dict(pixel_size_pm=pixel_size_pm, names=list(names), classification=classification,
               composition=composition, thickness_nm=thickness_nm, termination=termination, background=background,
@@ -552,27 +771,42 @@ def analyze_image(
     if composition is None:
         composition = names == CSPBX3_NAMES
     tab = _load_table(table)
-    # steps 2-3: lattice, GPA, columns, domains
-    lat = find_lattice(image, refine=False)  # gpa() refines it
+    background = _check_background(background)
+    # steps 2-3: lattice, GPA, columns (no vacuum needed); a failure here means no lattice: raised
+    lat = _reference_lattice(image, calibrate_lattice_pm, calibration_region)
     res = gpa(image, lattice=lat, reflections=CLASSIFY_REFLECTIONS, unwrap=False)
     cols = find_columns(image, res, names=names, method=classification)
-    seg = dom.segment_domains(image, res, cols, **(segment_kwargs or {}))
-    cols = _annotate_columns(cols, seg, names)
     check = lattice_check(float(np.mean(res.lattice.lattice_pm)), names, lattice_convention)
     warnings = [check["note"]] if check["status"] == "outside" else []
     not_computed: dict[str, str] = {}
+    # step 4: domains and boundaries (no vacuum needed); what cannot be segmented is said, the rest written
+    seg = None
+    try:
+        seg = dom.segment_domains(image, res, cols, **(segment_kwargs or {}))
+    except FitError as exc:
+        not_computed["domains"] = f"domain segmentation failed: {exc}"
+        not_computed["boundaries"] = "no domains"
+    if seg is not None:
+        cols = _annotate_columns(cols, seg, names)
+    # step 5: composition where its inputs exist
     step = None
-    if composition:
-        step = _composition_step(image, cols, seg, tab, names, float(np.mean(res.lattice.cell_px)),
-                                 background=background, probe=probe, thickness_nm=thickness_nm,
-                                 termination=termination, n_boot=n_boot, seed=seed,
-                                 lattice_convention=lattice_convention, pixel_size_rel_err=pixel_size_rel_err)
-        warnings += step.warnings
-    else:
+    if not composition:
         not_computed["composition"] = "column names are not CsPbX3, or composition=False"
-    bounds = [dict(b) for b in seg.boundaries]
-    if eds_maps is not None:
-        _eds_steps(eds_maps, bounds, seg.domains)
+    else:
+        reason = _composition_inputs(res.lattice, cols, names, seg)
+        out = reason if reason is not None else _composition_step(
+            image, cols, seg, tab, names, float(np.mean(res.lattice.cell_px)), background=background, probe=probe,
+            thickness_nm=thickness_nm, termination=termination, n_boot=n_boot, seed=seed,
+            lattice_convention=lattice_convention, pixel_size_rel_err=pixel_size_rel_err)
+        if isinstance(out, str):
+            not_computed["composition"] = out
+        else:
+            step = out
+            warnings += step.warnings
+    rows = seg.domains if seg is not None else []
+    bounds = [dict(b) for b in seg.boundaries] if seg is not None else []
+    if eds_maps is not None and bounds:
+        _eds_steps(eds_maps, bounds, rows)
     reason = not_computed.get("composition")
     record = StemDomains(
         source=image.attrs.get("source_file"), settings=_settings(table, kw, seg), warnings=tuple(warnings),
@@ -588,7 +822,7 @@ def analyze_image(
         shifted_fraction_definition=_shifted_definition() if step else None,
         eds=("line scan with an error-function step across each boundary (nanodomains.stem.linescan)"
              if eds_maps is not None else None),
-        domains=tuple(_domain_item(r, step.per_domain.get(r["id"]) if step else None, reason) for r in seg.domains),
+        domains=tuple(_domain_item(r, step.per_domain.get(r["id"]) if step else None, reason) for r in rows),
         boundaries=tuple(_boundary_item(b) for b in bounds),
         elapsed_s=time.perf_counter() - t0)
     return AnalysisResult(image, res, cols, seg, record, step.table_used if step else None)
