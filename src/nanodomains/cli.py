@@ -406,6 +406,7 @@ def stem_analyze(
     from rich.table import Table
 
     from nanodomains.stem.analyze import analyze_image
+    from nanodomains.stem.probe import ProbeParameters
 
     type_names = tuple(v.strip() for v in names.split(","))
     pr = None
@@ -414,6 +415,7 @@ def stem_analyze(
         if len(vals) != 3:
             raise InputError(f"--probe {probe!r}: expected kV,mrad,source-FWHM-pm, e.g. 300,24,40")
         pr = dict(zip(("beam_energy_kev", "convergence_semiangle_mrad", "source_fwhm_pm"), vals))
+        ProbeParameters(**pr)  # refused up front, even when no stage ends up using the probe
     res = analyze_image(image, table, pixel_size_pm=pixel_size_pm, names=type_names, classification=classification,
                         thickness_nm=thickness_nm if thickness_nm is not None else "cube", eds_maps=eds, seed=seed,
                         probe=pr, calibrate_lattice_pm=calibrate_lattice_pm,
