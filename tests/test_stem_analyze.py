@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from conftest import REALDATA
 
 import numpy as np
@@ -22,12 +23,36 @@ REAL = REALDATA / "stem" / "pto_sro_haadf.hspy"
 DOMAIN_KEYS = {"id", "area_nm2", "centroid_nm", "lattice_pm", "br_fraction", "shifted_fraction", "mixed_fraction",
                "formula", "composition"}
 
+V2_FIXTURE = Path(__file__).parent / "data" / "stem_domains_v2.json"
+
+
+def test_schema_2_domains_json_written_by_the_old_code_still_loads():
+    """tests/data/stem_domains_v2.json was written by the records of commit 0f8a0e7
+    (schema /2, before the boundary evidence, background method and lattice projection)."""
+    from nanodomains.errors import FileFormatError
+    from nanodomains.records import load_record
+
+    assert json.loads(V2_FIXTURE.read_text())["schema"] == "nanodomains.stem.domains/2"
+    for rec in (load_record(V2_FIXTURE), StemDomains.from_json(V2_FIXTURE)):
+        assert type(rec) is StemDomains and rec.SCHEMA == "nanodomains.stem.domains/3"
+        assert rec.lattice.a1_pm.value == 412.8 and rec.lattice.projection is None
+        assert [d.registry for d in rec.domains] == [1, -1] and rec.domains[0].composition.reason
+        b = rec.boundaries[0]
+        assert b.type == "RP" and b.length_nm == 54.2 and b.evidence is None and b.phase_jump_rad is None
+        assert rec.background.source == "vacuum" and rec.background.method is None
+        assert rec.not_computed == {"composition": "no vacuum in the field"}
+        # written back, it is a /3 record that reads back equal
+        assert json.loads(rec.to_json())["schema"] == "nanodomains.stem.domains/3"
+        assert StemDomains.from_json(rec.to_json()) == rec
+    with pytest.raises(FileFormatError, match="schema"):
+        StemDomains.from_dict({**json.loads(V2_FIXTURE.read_text()), "schema": "nanodomains.stem.domains/1"})
+
 
 def test_outputs_of_paper_fig1(tmp_path):
     sim, res = analysed("fig1", 1)
     paths = res.write(tmp_path)
     d = json.loads(paths["domains"].read_text())
-    assert d["schema"] == "nanodomains.stem.domains/2" and d["origin"] == "analysis"
+    assert d["schema"] == "nanodomains.stem.domains/3" and d["origin"] == "analysis"
     assert d["pixel_size_pm"] == 20.0 and len(d["domains"]) == 4
     for row in d["domains"]:
         assert DOMAIN_KEYS <= set(row)

@@ -1,6 +1,6 @@
 """STEM records: lattice, domain, boundary, composition, column-set summary, ``domains.json``.
 
-One type, :class:`StemDomains` (schema ``nanodomains.stem.domains/2``), is both what
+One type, :class:`StemDomains` (schema ``nanodomains.stem.domains/3``), is both what
 :func:`nanodomains.stem.analyze.analyze_image` finds in an ADF-STEM image (written as
 ``domains.json`` by ``nanodomains stem analyze``, the batch and the demo) and the
 projected truth the STEM and EDS simulators put in their truth sidecars
@@ -13,6 +13,12 @@ Conventions (see :mod:`nanodomains.records.base`): every fitted number is a
 ``[x, y]`` in nm in the image frame. Fields that are conventions, provenance or counts
 that truth and analysis define differently (names, registry sign, formula text, column
 counts) carry ``compare=False`` and are not judged by ``compare``.
+
+Schema history: ``/3`` added the boundary evidence (``StemBoundary.phase_jump_rad``
+... ``evidence``), ``StemBackground.method``, ``cross_section`` and ``n_columns``,
+and ``StemLattice.angle_err_deg``, ``ratio``, ``projection``, ``evidence`` and
+``pseudocubic_pm``. Files of schema ``/2`` still load (:meth:`StemDomains.from_dict`,
+:func:`~nanodomains.records.load_record`): the fields they lack take their defaults.
 
 Examples
 --------
@@ -28,6 +34,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -228,7 +235,9 @@ class StemDomains(Record):
     (``composition``, ...) with the reason.
     """
 
-    SCHEMA: ClassVar[str] = "nanodomains.stem.domains/2"
+    SCHEMA: ClassVar[str] = "nanodomains.stem.domains/3"
+    #: earlier schemas read as this one (every field added since has a default)
+    READS_SCHEMAS: ClassVar[tuple[str, ...]] = ("nanodomains.stem.domains/2",)
 
     pixel_size_pm: float
     shape_px: tuple[int, int]
@@ -250,6 +259,20 @@ class StemDomains(Record):
     domains: tuple[StemDomain, ...] = ()
     boundaries: tuple[StemBoundary, ...] = ()
     elapsed_s: float | None = _skip()
+
+    @classmethod
+    def from_dict(cls, data: Mapping, *, source: str = "record") -> StemDomains:
+        """Validate a dict written by :meth:`to_dict`, of this schema or one in ``READS_SCHEMAS``."""
+        if isinstance(data, Mapping) and data.get("schema") in StemDomains.READS_SCHEMAS:
+            data = {**data, "schema": StemDomains.SCHEMA}
+        return super(StemDomains, StemDomains).from_dict(data, source=source)
+
+
+class StemDomainsV2(StemDomains):
+    """Reader of ``nanodomains.stem.domains/2`` files (:func:`~nanodomains.records.load_record`
+    chooses the type by schema): returns a :class:`StemDomains` (schema ``/3``)."""
+
+    SCHEMA: ClassVar[str] = "nanodomains.stem.domains/2"
 
 
 class StemRegionMatch(Item):

@@ -22,7 +22,7 @@ Each stage reports what it could do: lattice, columns, strain, domains and bound
 need no vacuum; a stage whose inputs are missing is written to ``not_computed`` with
 the reason while everything else is written. :meth:`AnalysisResult.write` writes
 ``domains.json`` (the :class:`~nanodomains.records.StemDomains` record, schema
-``nanodomains.stem.domains/2``,
+``nanodomains.stem.domains/3``,
 the same type the simulators' truth sidecars hold), ``columns.csv`` (plain CSV: its
 metadata are in ``domains.json`` under ``columns``), ``gpa.nc`` and ``overview.png``
 (image with the domain outlines and names, (100) amplitude map, and the composition
