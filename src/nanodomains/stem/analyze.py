@@ -155,7 +155,7 @@ class AnalysisResult:
             self.columns.to_csv(tmp, index=False, float_format="%.6g")
         ds = self.maps_dataset()
         with atomic_path(paths["gpa"]) as tmp:
-            ds.to_netcdf(tmp, engine="h5netcdf")
+            ds.to_netcdf(tmp, engine="h5netcdf", encoding=_map_encoding(ds))
         if figure:
             paths["overview"] = out / "overview.png"
             with atomic_path(paths["overview"]) as tmp:
@@ -163,8 +163,13 @@ class AnalysisResult:
         return paths
 
     def maps_dataset(self) -> xr.Dataset:
-        """GPA maps plus the segmentation maps (registry, lattice, contrast, domain labels) when segmented."""
-        from nanodomains.stem.gpa import strain_from_lock_in
+        """GPA maps plus the segmentation maps (registry, lattice, contrast, domain labels) when segmented.
+
+        Every map on the image grid is float32 (the GPA maps are float32 already; the
+        strain maps of the GPA result, float64 in memory, are rounded to float32, a
+        relative precision of 6e-8, far below their noise); coordinates stay float64.
+        """
+        from nanodomains.stem import domains as dom
 
         ds = self.gpa.to_dataset()
         seg = self.segmentation
@@ -177,15 +182,15 @@ class AnalysisResult:
             ds["contrast"] = (dims, seg.contrast_map.astype(np.float32),
                               {"long_name": "(A10 + A01) / (A11 + A1-1)"})
             ds["domain"] = (dims, seg.labels.astype(np.int16), {"long_name": "domain id (0: outside the crystal)"})
-        hk = self.gpa.reflections_hk
-        i, j = hk.index((1, 1)), hk.index((1, -1))
-        h = [self.gpa.amplitude[k].astype(np.float64) * np.exp(1j * self.gpa.phase[k].astype(np.float64)) for k in (i, j)]
-        st = strain_from_lock_in(h[0], h[1], self.gpa.g_per_px[i], self.gpa.g_per_px[j])
+        st = seg.strain_110 if seg is not None and seg.strain_110 is not None else dom.strain_110(self.gpa)
         for k, v in st.items():
             ds[f"{k}_110"] = (dims, v.astype(np.float32),
                               {"long_name": f"{k} from the (110) and (1-10) reflections (unaffected by RP shifts)"})
         ds.attrs["strain_note"] = ("exx, eyy, exy, rotation use (100) and (010), whose phases jump by pi at RP faults; "
                                    "the *_110 maps use (110) and (1-10)")
+        for name, var in ds.data_vars.items():
+            if var.dtype == np.float64 and {"y", "x"} <= set(var.dims):
+                ds[name] = var.astype(np.float32)
         return ds
 
     def plot_overview(self, path: str | Path) -> Path:
@@ -203,17 +208,20 @@ class AnalysisResult:
         import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
 
-        img = self.image.values
+        # rasters drawn at screen resolution: f x f pixel blocks averaged (a panel is ~600 px wide)
+        f = max(1, math.ceil(max(self.image.shape) / OVERVIEW_MAX_PX))
+        img = _block_mean(self.image.values, f)
         h_nm = self.image.attrs["pixel_size_pm"] * 1e-3
         y0, x0 = (float(self.image["y"][0]), float(self.image["x"][0])) if "y" in self.image.coords else (0.0, 0.0)
-        ext = (x0 - h_nm / 2, x0 + (img.shape[1] - 0.5) * h_nm, y0 + (img.shape[0] - 0.5) * h_nm, y0 - h_nm / 2)
+        ext = (x0 - h_nm / 2, x0 + (img.shape[1] * f - 0.5) * h_nm, y0 + (img.shape[0] * f - 0.5) * h_nm,
+               y0 - h_nm / 2)
         has_comp = any(d.br_fraction.value is not None for d in self.domains)
         aspect = img.shape[0] / img.shape[1]
         fig, axes = plt.subplots(1, 3, figsize=(16, 5.6 * min(max(aspect, 0.5), 1.5)))
         lo, hi = np.percentile(img, [1, 99.5])
         axes[0].imshow(np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1) ** 0.6, cmap="gray", extent=ext)
-        axes[1].imshow(self.gpa.amplitude_100_norm, cmap="viridis", vmin=0, vmax=1, extent=ext)
-        outlines = self._outline_rgba()
+        axes[1].imshow(_block_mean(self.gpa.amplitude_100_norm, f), cmap="viridis", vmin=0, vmax=1, extent=ext)
+        outlines = self._outline_rgba(f)
         for ax in axes[:2]:
             if outlines is not None:
                 ax.imshow(outlines, extent=ext, interpolation="nearest")
@@ -239,14 +247,19 @@ class AnalysisResult:
         plt.close(fig)
         return path
 
-    def _outline_rgba(self) -> np.ndarray | None:
-        """RGBA overlay of the boundary pixels (RP red, other cyan, crystal edge white), widened for large images."""
+    def _outline_rgba(self, f: int = 1) -> np.ndarray | None:
+        """RGBA overlay of the boundary pixels (RP red, other cyan, crystal edge white), widened for large images.
+
+        ``f``: drawn on the labels of every f-th pixel (the centres of the f x f blocks
+        the figure's rasters average).
+        """
         from scipy import ndimage
 
         seg = self.segmentation
         if seg is None:
             return None
-        lab = seg.labels.astype(np.int64)
+        ny, nx = (seg.labels.shape[0] // f) * f, (seg.labels.shape[1] // f) * f
+        lab = seg.labels[f // 2:ny:f, f // 2:nx:f].astype(np.int64)
         n = int(lab.max())
         kind = np.zeros((n + 1, n + 1), np.int8)  # 1 other, 2 RP, 3 crystal edge
         kind[0, 1:] = kind[1:, 0] = 3
@@ -317,6 +330,25 @@ class AnalysisResult:
         method = self.record.table.method if self.record.table is not None else "?"
         ax.set_title(f"(c) Z-contrast composition ({method})", fontsize=10)
         ax.legend(fontsize=7, loc="upper right")
+
+def _map_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """netCDF encoding of ``gpa.nc``: the integer label maps (mostly constant) zlib-compressed
+    (level 1: ~100x smaller, a few ms), the float maps stored as they are (noise does not compress)."""
+    return {name: {"zlib": True, "complevel": 1} for name, var in ds.data_vars.items()
+            if np.issubdtype(var.dtype, np.integer) and {"y", "x"} <= set(var.dims)}
+
+
+#: the overview's rasters are averaged in blocks to at most this many pixels a side
+OVERVIEW_MAX_PX = 1024
+
+
+def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """Mean of f x f blocks (the last rows/columns that do not fill a block dropped)."""
+    if f <= 1:
+        return np.asarray(a)
+    ny, nx = (a.shape[0] // f) * f, (a.shape[1] // f) * f
+    return np.asarray(a[:ny, :nx], dtype=np.float64).reshape(ny // f, f, nx // f, f).mean(axis=(1, 3))
+
 
 def _wrap(text: str, width: int) -> list[str]:
     import textwrap
