@@ -113,7 +113,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from nanodomains.errors import FitError, InputError
-from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, lattice_from_columns
+from nanodomains.stem.columns import CLASSIFY_REFLECTIONS, lattice_from_columns, nearest_column_map
 from nanodomains.stem.gpa import GPAResult, Lattice, strain_from_lock_in
 
 __all__ = [
@@ -697,7 +697,7 @@ def column_labels(positions_px: np.ndarray, labels: np.ndarray, valid: np.ndarra
 
 
 def label_map_from_columns(positions_px: np.ndarray, column_domain: np.ndarray, shape: tuple[int, int],
-                           radius_px: float, chunk_rows: int = 512) -> np.ndarray:
+                           radius_px: float) -> np.ndarray:
     """Pixel labels: the label of the nearest labelled column within ``radius_px``, else 0.
 
     The truth sidecars of :mod:`nanodomains.stem.simulate` define their label maps the
@@ -707,17 +707,9 @@ def label_map_from_columns(positions_px: np.ndarray, column_domain: np.ndarray, 
     out = np.zeros(shape, dtype=np.int32)
     if not keep.any():
         return out
-    tree = cKDTree(positions_px[keep])
-    lab = column_domain[keep]
-    xs = np.arange(shape[1], dtype=np.float64)
-    for r0 in range(0, shape[0], chunk_rows):
-        r1 = min(shape[0], r0 + chunk_rows)
-        yy, xx = np.meshgrid(np.arange(r0, r1, dtype=np.float64), xs, indexing="ij")
-        d, i = tree.query(np.stack([yy.ravel(), xx.ravel()], axis=1), distance_upper_bound=radius_px, workers=-1)
-        ok = np.isfinite(d)
-        blk = np.zeros(d.shape, dtype=np.int32)
-        blk[ok] = lab[i[ok]]
-        out[r0:r1] = blk.reshape(yy.shape)
+    idx, _ = nearest_column_map(positions_px[keep], shape, radius_px)  # -1: no column within the radius
+    ok = idx >= 0
+    out[ok] = column_domain[keep][idx[ok]]
     return out
 
 
