@@ -1618,6 +1618,8 @@ def boundary_evidence(bounds: list[dict[str, Any]], lab_map: np.ndarray, res: GP
     ``lattice_step_rel`` (relative step of the median column spacing, j vs i) with
     ``lattice_step_z`` and ``evidence`` (one line).
     """
+    if not bounds:  # a single crystal: nothing to type, no phase maps needed
+        return []
     i10, i01 = _refl_index(res, (1, 0)), _refl_index(res, (0, 1))
     dmaps = [np.angle(np.exp(1j * (res.phase[k].astype(np.float64) - h))) for k, h in ((i10, half_phases[0]),
                                                                                           (i01, half_phases[1]))]
