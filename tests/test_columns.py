@@ -171,3 +171,16 @@ def test_real_pto_sro_columns_and_sublattices():
     # PbTiO3/SrRuO3 (see docs/stem_analysis.md); the period in px (~24) is the one
     # TEMUL's example for this file uses
     assert np.all((lf["lattice_pm"] > 340) & (lf["lattice_pm"] < 420))
+
+
+def test_nearest_column_map_equals_a_kd_tree_query_of_every_pixel():
+    rng = np.random.default_rng(7)
+    pos = rng.uniform(-5, 105, size=(300, 2)) * [1.0, 1.3]
+    shape, r = (100, 130), 6.5
+    idx, dist = C.nearest_column_map(pos, shape, r)
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(float)
+    d, i = cKDTree(pos).query(np.stack([yy.ravel(), xx.ravel()], axis=1), distance_upper_bound=r)
+    ok = np.isfinite(d)
+    assert np.array_equal(idx.ravel() >= 0, ok)
+    assert np.array_equal(idx.ravel()[ok], i[ok]) and np.array_equal(dist.ravel()[ok], d[ok])
+    assert np.all(np.isinf(dist.ravel()[~ok]))

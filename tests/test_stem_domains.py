@@ -313,3 +313,37 @@ def test_rp_boundary_is_claimed_with_its_measured_shift_and_a_lattice_step_is_ot
     # a single crystal has none
     one = _segment(perovskite_image((400, 400), 23.6, dose=200, seed=5)[0])
     assert one.n_domains == 1 and one.boundaries == []
+
+
+def test_fast_map_kernels_equal_the_library_results():
+    """The speed-ups of segmentation (issue 13) give the library's numbers exactly."""
+    from scipy import ndimage
+    from skimage.restoration import unwrap_phase
+    from skimage.segmentation import expand_labels
+
+    rng = np.random.default_rng(3)
+    for shape, p in (((1, 9), 0.7), ((9, 1), 0.7), ((64, 80), 0.97), ((257, 190), 0.9995), ((50, 50), 0.4)):
+        for _ in range(5):
+            m = rng.random(shape) < p
+            if m.all():
+                continue
+            assert np.array_equal(D.distance_to_background(m), ndimage.distance_transform_edt(m))
+        lab = np.where(rng.random(shape) < 1 - p, rng.integers(1, 4, shape), 0)
+        if lab.any():
+            assert np.array_equal(D.fill_nearest(lab), expand_labels(lab, distance=D.fill_distance(shape)))
+    full = np.ones((6, 7), bool)  # no background at all: scipy's own convention
+    assert np.array_equal(D.distance_to_background(full), ndimage.distance_transform_edt(full))
+    # masked coarse-grid unwrap: a smooth phase spanning many turns, two crystal parts
+    y, x = np.mgrid[:240, :300].astype(float)
+    true = 0.05 * x + 3 * np.sin(2 * np.pi * y / 200) + 1.5 * np.cos(2 * np.pi * (x - y) / 330)
+    wrapped = np.angle(np.exp(1j * true))
+    mask = (np.hypot(y - 110, x - 90) < 80) | ((x > 190) & (y > 40) & (y < 220))
+    got = D.unwrap_in_mask(wrapped, mask, 0.01)
+    k = (got - true)[mask] / (2 * np.pi)
+    assert np.abs(k - np.round(k)).max() < 1e-9
+    for part in (1, 2):  # one constant multiple of 2 pi per connected part, as skimage
+        parts, _ = ndimage.label(mask)
+        assert np.ptp(np.round(k[parts[mask] == part])) == 0
+    ref = unwrap_phase(np.ma.masked_array(wrapped, ~mask)).filled(0.0)
+    kk = (got - ref)[mask] / (2 * np.pi)
+    assert np.abs(kk - np.round(kk)).max() < 1e-9 and np.all(got[~mask] == 0)
