@@ -5,8 +5,7 @@ the same image in the same run:
 
 * ours: ``python -m nanodomains.cli stem analyze IMAGE --names B,A,O --out DIR``
   (lattice, columns, GPA, domains, boundaries, records and the overview figure;
-  ``--names B,A,O`` because the default CsPbX3 mode of this branch still needs vacuum,
-  which these crystals, filling the field, do not have);
+  ``--names B,A,O``: SrTiO3 is an ABO3 perovskite);
 * Atomap: this script with ``--atomap-worker``: ``hs.load`` of the same file,
   ``get_atom_positions`` with ``separation`` = 0.3 x the known period (its maximum
   filter's square window of half-width ``separation`` must not reach the tail of the
