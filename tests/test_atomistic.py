@@ -289,20 +289,23 @@ def chgnet():
         skip_or_fail(f"CHGNet not installed (extra 'atomistic'): {exc}")
 
 
-def test_coarse_bulk_neb_with_chgnet(chgnet):
-    """CsPbBr3 2x2x2, 3 images: converges to 0.05 eV/A and lands near the shipped 5-image value."""
+def test_bulk_neb_with_chgnet_reproduces_the_shipped_path(chgnet):
+    """CsPbBr3 2x2x2 (40 atoms), the shipped protocol: converges to 0.05 eV/A, same barrier as shipped.
+
+    The hosts are rattled with fixed seeds, so the calculation is deterministic up to
+    floating-point order: the table can be regenerated.
+    """
     from nanodomains.migration.barriers import host_structure
 
     calc = CountingCalculator(chgnet)
     host = host_structure("bulk", 1.0, calc)
     assert 560 < np.cbrt(host.get_volume() / 8) * 100 < 620  # CsPbBr3 pseudo-cubic 5.87 A (exp.)
-    spec = PathSpec("bulk_Br", "Br", "bulk", "bulk", 1.0, 1, 1)
-    path, _ = neb_path(host, spec, calc, n_images=3, fmax=0.05)
+    spec = next(p for p in PATHS if p.name == "bulk_Br")
+    path, _ = neb_path(host, spec, calc, n_images=5, fmax=0.05)
     assert path.converged and path.max_force_ev_per_a <= 0.05
     assert 0.05 < path.barrier_ev.value < 0.5
-    shipped = load_barrier_table()
-    if "bulk_Br" in {p.name for p in shipped.paths}:
-        assert path.barrier_ev.value == pytest.approx(shipped.path("bulk_Br").barrier_ev.value, abs=0.05)
+    shipped = load_barrier_table().path("bulk_Br")
+    assert path.barrier_ev.value == pytest.approx(shipped.barrier_ev.value, abs=0.01)
 
 
 @pytest.mark.slow

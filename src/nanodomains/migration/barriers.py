@@ -148,10 +148,13 @@ def _fault_paths(halide: str, f: float) -> list[PathSpec]:
             PathSpec(f"surface_{halide}", halide, "surface", "slab", f, 2 * SLAB_LAYERS - 1, 2 * SLAB_LAYERS, 2)]
 
 
-#: The shipped table's paths: bulk in pure and mixed hosts, then fault and surface paths.
+#: The shipped table's paths, in the order they are computed: bulk in pure hosts, the
+#: fault crossing and its neighbours, along the fault, surface, then mixed hosts.
+_FAULT = {h: {p.environment + p.name.split("_")[0]: p for p in _fault_paths(h, f)} for h, f in (("I", 0.0), ("Br", 1.0))}
 PATHS: tuple[PathSpec, ...] = tuple(
     [PathSpec("bulk_I", "I", "bulk", "bulk", 0.0, 1, 1), PathSpec("bulk_Br", "Br", "bulk", "bulk", 1.0, 1, 1)]
-    + _fault_paths("I", 0.0) + _fault_paths("Br", 1.0)
+    + [p for key in ("across_faultacross", "near_faultinto", "near_faultnear", "along_faultalong", "surfacesurface")
+       for h in ("I", "Br") for p in [_FAULT[h][key]]]
     + [PathSpec(f"bulk_{h}_br{f:g}", h, "bulk", "bulk", f, 1, 1) for f in (0.5, 0.25, 0.75) for h in ("I", "Br")])
 
 
@@ -345,11 +348,12 @@ def attempt_frequency(minimum, saddle, ion: int, calc, *, vib_cutoff_a: float = 
 
 
 def compute_path(spec: PathSpec, calc, host=None, *, n_images: int = 5, fmax: float = 0.05, steps: int = 800,
-                 frequency: bool = True) -> BarrierPath:
+                 frequency: bool = True, notes: list | None = None) -> BarrierPath:
     """Relax the host (unless given), run the CI-NEB of ``spec`` and its attempt frequency.
 
-    An attempt-frequency failure leaves ``attempt_frequency_thz`` None (the reason is
-    printed); an unconverged band raises :class:`NEBNotConverged`.
+    An attempt-frequency failure leaves ``attempt_frequency_thz`` None, with the reason
+    appended to ``notes`` (and printed); an unconverged band raises
+    :class:`NEBNotConverged`.
     """
     counter = calc if isinstance(calc, CountingCalculator) else CountingCalculator(calc)
     if host is None:
@@ -361,7 +365,10 @@ def compute_path(spec: PathSpec, calc, host=None, *, n_images: int = 5, fmax: fl
             nu, nu_se = attempt_frequency(states["initial"], states["saddle"], states["ion"], counter)
             path = path.replace(attempt_frequency_thz=measured(nu, nu_se))
         except FitError as exc:
-            print(f"[{spec.name}] attempt frequency not computed: {exc}", flush=True)
+            note = f"{spec.name}: attempt frequency not computed: {exc}"
+            print(note, flush=True)
+            if notes is not None:
+                notes.append(note)
         path = path.replace(force_calls=path.force_calls + counter.calls - calls0,
                             wall_s=path.wall_s + time.perf_counter() - t0)
     return path
@@ -476,10 +483,23 @@ def _write_part(parts: Path, kind: str, name: str, payload: dict) -> None:
         Path(tmp).write_text(json.dumps(payload))
 
 
-def _run_task(task: tuple, parts: str, settings: dict) -> str:
-    """One unit of the table (a path, a site-energy set or a fault energy), written to ``parts``."""
+def _cached_host(parts: Path, kind: str, br_fraction: float, calc):
+    """The relaxed host of a build, from ``parts`` when an earlier unit relaxed it."""
     from ase.io import read, write
 
+    host_file = parts / f"host_{kind}_br{br_fraction:g}.extxyz"
+    if host_file.exists():
+        host = read(host_file)
+        host.info.setdefault("kind", kind)
+        return host
+    host = host_structure(kind, br_fraction, calc)
+    with atomic_path(host_file) as tmp:
+        write(tmp, host, format="extxyz")
+    return host
+
+
+def _run_task(task: tuple, parts: str, settings: dict) -> str:
+    """One unit of the table (a path, a site-energy set or a fault energy), written to ``parts``."""
     kind, arg = task
     parts = Path(parts)
     calc = CountingCalculator(make_calculator(settings["calculator"], threads=1))
@@ -487,21 +507,15 @@ def _run_task(task: tuple, parts: str, settings: dict) -> str:
     name = arg.name if kind == "path" else str(arg)
     try:
         if kind == "path":
-            host_file = parts / f"host_{arg.host_key}.extxyz"
-            host = read(host_file) if host_file.exists() else None
-            if host is None:
-                host = host_structure(arg.host, arg.br_fraction, calc)
-                with atomic_path(host_file) as tmp:
-                    write(tmp, host, format="extxyz")
-            else:
-                host.info.setdefault("kind", arg.host)
+            host = _cached_host(parts, arg.host, arg.br_fraction, calc)
+            notes = []
             path = compute_path(arg, calc, host, n_images=settings["n_images"], fmax=settings["fmax"],
-                                steps=settings["steps"])
-            payload = {"ok": True, "item": path.model_dump(mode="json")}
+                                steps=settings["steps"], notes=notes)
+            payload = {"ok": True, "item": path.model_dump(mode="json"), "warnings": notes}
             msg = (f"barrier {path.barrier_ev} eV, reverse {path.reverse_barrier_ev} eV, nu "
                    f"{path.attempt_frequency_thz} THz, {path.force_calls} force calls")
         elif kind == "sites":
-            host = host_structure("rp", 0.0 if arg == "I" else 1.0, calc)
+            host = _cached_host(parts, "rp", 0.0 if arg == "I" else 1.0, calc)
             items = site_energies(host, arg, calc)
             payload = {"ok": True, "items": [s.model_dump(mode="json") for s in items]}
             msg = ", ".join(f"{s.distance_from_fault_nm:.2f} nm: {s.energy_ev.value:+.3f} eV" for s in items)
@@ -530,11 +544,15 @@ def default_tasks(paths=None, sites: bool = True, faults=(0.0, 0.4, 0.5, 1.0)) -
         unknown = set(paths) - {p.name for p in PATHS}
         if unknown:
             raise InputError(f"unknown path(s) {sorted(unknown)}; known: {[p.name for p in PATHS]}")
-    tasks = [("path", p) for p in specs[:2]]
+    fault_specs = [p for p in specs if p.host != "bulk" or p.br_fraction in (0.0, 1.0)]
+    mixed_specs = [p for p in specs if p not in fault_specs]
+    tasks = [("path", p) for p in fault_specs[:2]]
     tasks += [("fault", f) for f in faults if f in (0.0, 1.0)]
-    tasks += [("path", p) for p in specs[2:]]
+    tasks += [("path", p) for p in fault_specs[2:8]]  # across, into, near
     if sites:
         tasks += [("sites", "I"), ("sites", "Br")]
+    tasks += [("path", p) for p in fault_specs[8:]]
+    tasks += [("path", p) for p in mixed_specs]
     tasks += [("fault", f) for f in faults if f not in (0.0, 1.0)]
     return tasks
 
@@ -599,6 +617,7 @@ def assemble_table(parts, tasks, *, calculator: str = "chgnet", settings: dict |
             not_computed[label] = "not computed yet (build interrupted or still running)"
             continue
         data = json.loads(f.read_text())
+        warnings += data.get("warnings", [])
         cost[label] = {"wall_s": round(data["wall_s"], 1), "force_calls": data["force_calls"]}
         if not data["ok"]:
             not_computed[label] = data["reason"]
