@@ -20,7 +20,7 @@ from nanodomains.errors import FileFormatError, FitError, InputError
 from nanodomains.migration.atomistic import CountingCalculator, make_calculator, max_force, relax
 from nanodomains.migration.barriers import (PATHS, NEBNotConverged, PathSpec, assemble_table, attempt_frequency,
                                             find_hop, load_barrier_table, neb_path)
-from nanodomains.migration.md import poisson_interval, expected_hops, hops_in_trajectory
+from nanodomains.migration.md import expected_hops, expected_hops_stderr, hops_in_trajectory, poisson_interval
 from nanodomains.records.atomistic import BarrierPath, BarrierTable, FaultEnergy, SiteEnergy
 from nanodomains.structure.atoms import SITE_CS, SITE_PB, SITE_X, periodic_atoms
 
@@ -267,6 +267,11 @@ def test_periodic_hops_and_rate_law_by_hand():
     assert list(ev["ion"]) == [0] and list(ev["to_site"]) == [1] and ev["time_ps"][0] == pytest.approx(0.4)
     # 2 vacancies x 8 neighbours x 1 THz x exp(-0.2 eV / kT at 500 K) x 10 ps
     assert expected_hops(0.2, 1.0, 500.0, 10.0, 2) == pytest.approx(160 * math.exp(-0.2 / (8.617333262e-5 * 500)))
+    n = expected_hops(0.2, 1.0, 500.0, 10.0, 2)
+    from nanodomains.records.base import measured
+
+    se = expected_hops_stderr(n, measured(0.2, 0.00430867), measured(1.0, 0.1), 500.0)  # 0.1 kT and 10 %
+    assert se == pytest.approx(n * math.hypot(0.1, 0.1), rel=1e-4)
     assert poisson_interval(0) == pytest.approx((0.0, 3.6889), abs=1e-3)
     lo, hi = poisson_interval(10)
     assert lo == pytest.approx(4.795, abs=1e-2) and hi == pytest.approx(18.39, abs=1e-2)

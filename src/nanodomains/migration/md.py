@@ -452,6 +452,16 @@ def expected_hops(barrier_ev: float, attempt_thz: float, temperature_k: float, t
     return float(n_vacancies * rate_per_ps * time_ps)
 
 
+def expected_hops_stderr(n_expected: float, barrier_ev, attempt_thz, temperature_k: float) -> float | None:
+    """Propagated stderr of :func:`expected_hops`: (dN/N)^2 = (d nu/nu)^2 + (dEa/kT)^2."""
+    from nanodomains.materials import KB_EV
+
+    if barrier_ev.stderr is None or attempt_thz.stderr is None:
+        return None
+    rel = math.hypot(attempt_thz.stderr / attempt_thz.value, barrier_ev.stderr / (KB_EV * temperature_k))
+    return float(n_expected * rel)
+
+
 def run_atomistic_md(atoms, calc, *, temperature_k: float = 500.0, time_ps: float = 10.0, timestep_fs: float = 2.0,
                      friction_per_fs: float = 0.01, sample_every_fs: float = 20.0, seed: int = 1,
                      watch=None, progress=None) -> dict:
@@ -536,6 +546,7 @@ def md_check(calc="chgnet", *, halide: str = "I", temperature_k: float = 500.0, 
     block_of = lambda s: int(not (half[x[s], 2] <= 2 * RP_LAYERS))  # noqa: E731
     crossings = int(sum(block_of(a) != block_of(b) for a, b in zip(ev["from_site"], ev["to_site"])))
     n_exp = expected_hops(bulk.barrier_ev.value, bulk.attempt_frequency_thz.value, temperature_k, time_ps, 2)
+    n_exp_se = expected_hops_stderr(n_exp, bulk.barrier_ev, bulk.attempt_frequency_thz, temperature_k)
     n_hops = len(ev["time_ps"])
     if out_npz is not None:
         from nanodomains.files import atomic_path
@@ -550,7 +561,7 @@ def md_check(calc="chgnet", *, halide: str = "I", temperature_k: float = 500.0, 
                    timestep_fs=timestep_fs, n_atoms=len(atoms), n_vacancies=2,
                    steps_per_s=run["steps_per_s"], wall_s=run["wall_s"], n_hops=n_hops,
                    hop_times_ps=ev["time_ps"], fault_crossings=crossings,
-                   expected_hops=measured(n_exp, None), observed_hops_95=(lo, hi),
+                   expected_hops=measured(n_exp, n_exp_se), observed_hops_95=(lo, hi),
                    bulk_barrier_ev=bulk.barrier_ev, attempt_frequency_thz=bulk.attempt_frequency_thz,
                    settings={"friction_per_fs": 0.01, "sample_every_fs": sample_every_fs, "min_frames": min_frames,
                              "seed": seed, "cell": "RP 2x2, two blocks of 3 layers", "fault_planes_half_z": plane})
