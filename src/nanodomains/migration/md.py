@@ -28,6 +28,16 @@ Pipeline
    stays there for ``min_frames`` frames (vibrations about the saddle are not hops).
    The hop events go through :func:`~nanodomains.migration.tracking.track_events`,
    the trackers of the kMC: hop counts, MSD, residence, flux, RP / coherent crossings.
+
+ASE MD check with the atomistic model
+-------------------------------------
+:func:`md_check` runs Langevin NVT (``ase.md.langevin``) with the same ASE calculator as
+the NEB table (CHGNet by default, :mod:`nanodomains.migration.atomistic`) on a periodic
+RP supercell with two halide vacancies, detects hops with the same persistence rule
+(:func:`hops_in_trajectory`, minimum image) and compares their number with the kMC rate
+law on the table's bulk barrier and Vineyard attempt frequency
+(:func:`expected_hops`: n_vac z nu exp(-Ea/kT) t, z = 8 octahedron-edge neighbours).
+The result is an :class:`~nanodomains.records.atomistic.MDCheck` record.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import glob
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -383,3 +394,183 @@ def run_reaxff(nc, forcefield: str | Path, workdir: str | Path, *, temperature_k
         raise FileFormatError(f"{files['dump']}: halide atoms missing from the dump")
     times = steps * timestep_fs / 1000.0
     return system, analyse_trajectory(system, times, pos[:, index] / 10.0, min_frames=min_frames)
+
+
+# =====================================================================================
+# Short NVT MD with the atomistic model (ASE, CHGNet by default): the check of the NEB
+# barriers on hop times (issue 15, item 5).
+#
+# Langevin dynamics (ase.md.langevin, friction ``friction_per_fs``) at T on a periodic
+# RP supercell (periodic_atoms(rp_layers=L)) with halide vacancies on the layers farthest
+# from the faults. Halides are assigned every ``sample_every_fs`` to the nearest X site
+# of the relaxed host (minimum image); a hop counts when the new assignment persists
+# for ``min_frames`` frames (as for ReaxFF above). Expected hops from the table: each
+# vacancy hops to its 8 octahedron-edge neighbours with rate nu exp(-Ea / kT) each
+# (harmonic TST, Vineyard attempt frequency and CI-NEB barrier of the bulk path), so in
+# time t the n vacancies make Poisson(8 n nu exp(-Ea/kT) t) hops.
+# =====================================================================================
+
+
+def periodic_site_assignment(site_positions, cell, positions) -> np.ndarray:
+    """Nearest site (minimum image in ``cell``) of every position; (F, I) from (F, I, 3)."""
+    sites = np.asarray(site_positions, float)
+    cell = np.asarray(cell, float)
+    inv = np.linalg.inv(cell)
+    pos = np.asarray(positions, float)
+    out = np.empty(pos.shape[:2], dtype=np.int64)
+    for f in range(pos.shape[0]):  # frames are few (hundreds); the ion x site work is vectorised
+        d = pos[f][:, None, :] - sites[None, :, :]
+        frac = d @ inv
+        frac -= np.round(frac)
+        out[f] = np.argmin(((frac @ cell) ** 2).sum(axis=2), axis=1)
+    return out
+
+
+def hops_in_trajectory(site_positions, cell, times_ps, positions, ion_site0, min_frames: int = 3) -> dict:
+    """Persistent halide hops in a periodic trajectory (see :func:`hops_from_positions`)."""
+    t = np.asarray(times_ps, float)
+    pos = np.asarray(positions, float)
+    site0 = np.asarray(ion_site0, np.int64)
+    if pos.ndim != 3 or pos.shape[0] != len(t) or pos.shape[1] != len(site0):
+        raise InputError(f"positions must have shape (frames, ions, 3) matching {len(t)} times and "
+                         f"{len(site0)} ions, got {pos.shape}")
+    if int(min_frames) != min_frames or min_frames < 1:
+        raise InputError(f"min_frames must be an integer >= 1, got {min_frames!r}")
+    assigned = periodic_site_assignment(site_positions, cell, pos)
+    ev_frame, ev_ion, ev_from, ev_to = _persistent_hops(assigned, site0, int(min_frames))
+    order = np.lexsort((ev_ion, ev_frame))
+    return {"time_ps": t[ev_frame[order]], "ion": ev_ion[order], "from_site": ev_from[order],
+            "to_site": ev_to[order], "assigned": assigned}
+
+
+def expected_hops(barrier_ev: float, attempt_thz: float, temperature_k: float, time_ps: float,
+                  n_vacancies: int, n_neighbours: int = 8) -> float:
+    """Mean number of vacancy hops in ``time_ps``: n_vac z nu exp(-Ea/kT) t (kMC rate law)."""
+    from nanodomains.materials import KB_EV
+
+    rate_per_ps = n_neighbours * attempt_thz * math.exp(-barrier_ev / (KB_EV * temperature_k))
+    return float(n_vacancies * rate_per_ps * time_ps)
+
+
+def expected_hops_stderr(n_expected: float, barrier_ev, attempt_thz, temperature_k: float) -> float | None:
+    """Propagated stderr of :func:`expected_hops`: (dN/N)^2 = (d nu/nu)^2 + (dEa/kT)^2."""
+    from nanodomains.materials import KB_EV
+
+    if barrier_ev.stderr is None or attempt_thz.stderr is None:
+        return None
+    rel = math.hypot(attempt_thz.stderr / attempt_thz.value, barrier_ev.stderr / (KB_EV * temperature_k))
+    return float(n_expected * rel)
+
+
+def run_atomistic_md(atoms, calc, *, temperature_k: float = 500.0, time_ps: float = 10.0, timestep_fs: float = 2.0,
+                     friction_per_fs: float = 0.01, sample_every_fs: float = 20.0, seed: int = 1,
+                     watch=None, progress=None) -> dict:
+    """Langevin NVT of ``atoms`` with ``calc``; samples the positions of atoms ``watch``.
+
+    Returns ``times_ps`` (F,), ``positions`` (F, len(watch), 3) in A (unwrapped by the
+    integrator, i.e. Cartesian as ASE keeps them), ``steps``, ``wall_s`` and
+    ``steps_per_s``. ``progress(step, n_steps)`` is called at every sample.
+    """
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    require_positive("temperature_k", temperature_k)
+    require_positive("time_ps", time_ps)
+    require_positive("timestep_fs", timestep_fs)
+    require_positive("sample_every_fs", sample_every_fs)
+    watch = np.arange(len(atoms)) if watch is None else np.asarray(watch, dtype=np.int64)
+    atoms.calc = calc
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_k, rng=rng)
+    Stationary(atoms)
+    dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_k, friction=friction_per_fs / units.fs,
+                   rng=rng)
+    n_steps = int(round(time_ps * 1000.0 / timestep_fs))
+    every = max(1, int(round(sample_every_fs / timestep_fs)))
+    frames, times = [atoms.positions[watch].copy()], [0.0]
+    t0 = time.perf_counter()
+    done = 0
+    while done < n_steps:
+        k = min(every, n_steps - done)
+        dyn.run(k)
+        done += k
+        frames.append(atoms.positions[watch].copy())
+        times.append(done * timestep_fs / 1000.0)
+        if progress is not None:
+            progress(done, n_steps)
+    wall = time.perf_counter() - t0
+    return {"times_ps": np.array(times), "positions": np.stack(frames), "steps": n_steps, "wall_s": wall,
+            "steps_per_s": n_steps / wall if wall > 0 else float("nan")}
+
+
+def md_check(calc="chgnet", *, halide: str = "I", temperature_k: float = 500.0, time_ps: float = 10.0,
+             timestep_fs: float = 2.0, sample_every_fs: float = 20.0, min_frames: int = 3, seed: int = 1,
+             table=None, progress=None, out_npz=None):
+    """NVT MD of a CsPbX3 RP supercell with two halide vacancies; hops against the table's rates.
+
+    The cell is the NEB table's RP host (2x2 in plane, two blocks of L = 3 layers, relaxed),
+    with one ``halide`` vacancy on the middle layer of each block (bulk-like, 1.75 a from
+    the faults). ``table`` (a :class:`~nanodomains.records.atomistic.BarrierTable`,
+    default the shipped one) gives the bulk barrier and attempt frequency of ``halide``
+    for the expected hop count. Returns an :class:`~nanodomains.records.atomistic.MDCheck`.
+    """
+    from nanodomains.migration.atomistic import CountingCalculator, make_calculator, model_description
+    from nanodomains.migration.barriers import RP_LAYERS, host_structure, load_barrier_table
+    from nanodomains.records.atomistic import MDCheck
+    from nanodomains.records.base import measured
+    from nanodomains.structure.atoms import SITE_X
+
+    if halide not in ("I", "Br"):
+        raise InputError(f"halide must be 'I' or 'Br', got {halide!r}")
+    table = load_barrier_table() if table is None else table
+    bulk = table.path(f"bulk_{halide}")  # error naming the path if missing or unconverged
+    if bulk.attempt_frequency_thz is None or bulk.attempt_frequency_thz.value is None:
+        raise InputError(f"bulk_{halide} has no computed attempt frequency in the table")
+    model = CountingCalculator(make_calculator(calc, threads=1))
+    f = 0.0 if halide == "I" else 1.0
+    host = host_structure("rp", f, model, seed=0)
+    half = host.get_array("half_index")
+    x = np.flatnonzero(host.get_array("site") == SITE_X)
+    sites_xyz = host.positions[x].copy()
+    mid = [RP_LAYERS, 3 * RP_LAYERS + 1]  # middle PbX2 layers of the two blocks
+    vac_atoms = [int(x[half[x, 2] == z][0]) for z in mid]
+    keep = np.setdiff1d(np.arange(len(host)), vac_atoms)
+    atoms = host[keep]
+    ion_atoms = np.flatnonzero(np.isin(keep, x))
+    ion_site0 = np.searchsorted(x, keep[ion_atoms])
+    run = run_atomistic_md(atoms, model, temperature_k=temperature_k, time_ps=time_ps, timestep_fs=timestep_fs,
+                           sample_every_fs=sample_every_fs, seed=seed, watch=ion_atoms, progress=progress)
+    ev = hops_in_trajectory(sites_xyz, host.cell.array, run["times_ps"], run["positions"], ion_site0, min_frames)
+    plane = [(2 * RP_LAYERS + 0.5), (4 * RP_LAYERS + 1.5)]
+    block_of = lambda s: int(not (half[x[s], 2] <= 2 * RP_LAYERS))  # noqa: E731
+    crossings = int(sum(block_of(a) != block_of(b) for a, b in zip(ev["from_site"], ev["to_site"])))
+    n_exp = expected_hops(bulk.barrier_ev.value, bulk.attempt_frequency_thz.value, temperature_k, time_ps, 2)
+    n_exp_se = expected_hops_stderr(n_exp, bulk.barrier_ev, bulk.attempt_frequency_thz, temperature_k)
+    n_hops = len(ev["time_ps"])
+    if out_npz is not None:
+        from nanodomains.files import atomic_path
+
+        with atomic_path(out_npz) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, times_ps=run["times_ps"], positions=run["positions"], sites=sites_xyz,
+                                    cell=host.cell.array, ion_site0=ion_site0, hop_time_ps=ev["time_ps"],
+                                    hop_from=ev["from_site"], hop_to=ev["to_site"])
+    lo, hi = poisson_interval(n_hops)
+    return MDCheck(model=model_description(model), halide=halide, temperature_k=temperature_k, time_ps=time_ps,
+                   timestep_fs=timestep_fs, n_atoms=len(atoms), n_vacancies=2,
+                   steps_per_s=run["steps_per_s"], wall_s=run["wall_s"], n_hops=n_hops,
+                   hop_times_ps=ev["time_ps"], fault_crossings=crossings,
+                   expected_hops=measured(n_exp, n_exp_se), observed_hops_95=(lo, hi),
+                   bulk_barrier_ev=bulk.barrier_ev, attempt_frequency_thz=bulk.attempt_frequency_thz,
+                   settings={"friction_per_fs": 0.01, "sample_every_fs": sample_every_fs, "min_frames": min_frames,
+                             "seed": seed, "cell": "RP 2x2, two blocks of 3 layers", "fault_planes_half_z": plane})
+
+
+def poisson_interval(n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) confidence interval of a Poisson mean from ``n`` counts."""
+    from scipy.stats import chi2
+
+    a = 1 - level
+    lo = 0.0 if n == 0 else float(chi2.ppf(a / 2, 2 * n) / 2)
+    return lo, float(chi2.ppf(1 - a / 2, 2 * n + 2) / 2)

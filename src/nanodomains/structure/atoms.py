@@ -128,3 +128,105 @@ def write_atoms(atoms, path) -> None:
         raise InputError(f"{p}: atoms export supports .extxyz/.xyz or .cif, got {p.suffix.lower()!r}")
     with atomic_path(p) as tmp:
         write(tmp, atoms, format=fmt)
+
+
+def periodic_atoms(n_cells=(2, 2, 2), br_fraction: float = 0.0, lattice_pm: float | None = None, *,
+                   rp_layers: int | None = None, slab_layers: int | None = None, vacuum_a: float = 15.0,
+                   seed: int | np.random.Generator = 0):
+    """A periodic CsPbX3 supercell, optionally with RP faults or as a CsX-terminated slab.
+
+    Same half-cell integer grid as :func:`build_atoms` (Pb at odd H, Cs at even H, X
+    between two Pb). Three kinds, stacked along z:
+
+    * bulk (default): ``n_cells`` cubic cells, ``Cs Pb X3`` per cell;
+    * ``rp_layers=L``: two blocks of L octahedral layers per period, each ending in a CsX
+      layer; the second block is displaced by 1/2 a<111> (its CsX layer starts a/2 above
+      the last one of the first block, shifted by (a/2, a/2) in plane), so the period holds
+      two rock-salt CsX double layers (RP faults) at z = (L + 1/4) a and (2L + 3/4) a:
+      ``Cs_{L+1} Pb_L X_{3L+1}`` per in-plane cell and block, period (2L + 1) a
+      (``n_cells[2]`` is ignored);
+    * ``slab_layers=L``: one block of L octahedral layers, CsX-terminated on both sides,
+      with ``vacuum_a`` of vacuum along z (periodic in plane).
+
+    Halide sites get exactly ``round(br_fraction * n_X)`` Br atoms at random (``seed``).
+    Per-atom arrays ``site`` (0 Cs, 1 Pb, 2 X) and ``half_index`` (H, int (N, 3)) as in
+    :func:`build_atoms`; ``atoms.info`` holds ``kind``, ``layers`` and, for RP cells,
+    ``fault_planes_a`` (z of the two fault planes, A, unrelaxed).
+    """
+    from ase import Atoms
+
+    from nanodomains import materials
+
+    nx, ny, nz = (int(v) for v in n_cells)
+    if min(nx, ny, nz) < 1:
+        raise InputError(f"n_cells must be positive integers, got {n_cells!r}")
+    if not 0.0 <= br_fraction <= 1.0:
+        raise InputError(f"br_fraction must be in [0, 1], got {br_fraction!r}")
+    if rp_layers is not None and slab_layers is not None:
+        raise InputError("give rp_layers or slab_layers, not both")
+    a = float(lattice_pm if lattice_pm is not None else materials.lattice_constant_pm(br_fraction)) / 100.0
+    if rp_layers is not None:
+        layers = _layer_stack([(int(rp_layers), 0), (int(rp_layers), 1)])
+        period_h, kind, n_layers = 4 * int(rp_layers) + 2, "rp", int(rp_layers)
+    elif slab_layers is not None:
+        layers = _layer_stack([(int(slab_layers), 0)])
+        period_h, kind, n_layers = None, "slab", int(slab_layers)
+    else:
+        layers = [(z, "PbX2" if z % 2 else "CsX", 0) for z in range(2 * nz)]
+        period_h, kind, n_layers = 2 * nz, "bulk", nz
+    if n_layers < 1:
+        raise InputError(f"the number of octahedral layers must be >= 1, got {n_layers}")
+    half, site = _fill_layers(layers, nx, ny)
+    rng = make_rng(seed)
+    x_idx = np.flatnonzero(site == SITE_X)
+    n_br = int(round(br_fraction * len(x_idx)))
+    is_br = np.zeros(len(site), bool)
+    is_br[rng.permutation(x_idx)[:n_br]] = True
+    numbers = np.where(site == SITE_CS, 55, np.where(site == SITE_PB, 82, np.where(is_br, 35, 53)))
+    if period_h is None:
+        zmax = float(half[:, 2].max()) * a / 2
+        cell_z = zmax + vacuum_a
+    else:
+        cell_z = period_h * a / 2
+    atoms = Atoms(numbers=numbers, positions=half * (a / 2), cell=[nx * a, ny * a, cell_z], pbc=True)
+    if period_h is None:
+        atoms.positions[:, 2] += vacuum_a / 2
+    atoms.set_array("site", site.astype(np.int32))
+    atoms.set_array("half_index", half.astype(np.int32))
+    atoms.info.update({"kind": kind, "layers": n_layers, "lattice_pm": a * 100.0, "br_fraction": br_fraction})
+    if kind == "rp":
+        atoms.info["fault_planes_a"] = [(2 * n_layers + 0.5) * a / 2, (4 * n_layers + 1.5) * a / 2]
+    return atoms
+
+
+def _layer_stack(blocks):
+    """(z, kind, registry) of consecutive blocks of (L octahedral layers, registry)."""
+    out, z = [], 0
+    for n, reg in blocks:
+        for k in range(2 * n + 1):
+            out.append((z, "PbX2" if k % 2 else "CsX", reg))
+            z += 1
+    return out
+
+
+def _fill_layers(layers, nx: int, ny: int):
+    """Half-index positions and site kinds of a stack of CsX / PbX2 layers.
+
+    Registry 0: CsX layer Cs (even, even), X (odd, odd); PbX2 layer Pb (odd, odd),
+    X (even, odd) and (odd, even). Registry 1 (1/2 a<111> shift) swaps even and odd.
+    """
+    ii, jj = np.meshgrid(np.arange(2 * nx), np.arange(2 * ny), indexing="ij")
+    ii, jj = ii.ravel(), jj.ravel()
+    half, site = [], []
+    for z, kind, reg in layers:
+        pi, pj = (ii + reg) % 2, (jj + reg) % 2  # parity in the layer's own registry
+        if kind == "CsX":
+            sel = [(pi == 0) & (pj == 0), (pi == 1) & (pj == 1)]
+            kinds = [SITE_CS, SITE_X]
+        else:
+            sel = [(pi == 1) & (pj == 1), pi != pj]
+            kinds = [SITE_PB, SITE_X]
+        for m, s in zip(sel, kinds):
+            half.append(np.column_stack([ii[m], jj[m], np.full(m.sum(), z)]))
+            site.append(np.full(m.sum(), s))
+    return np.concatenate(half), np.concatenate(site)
