@@ -199,3 +199,30 @@ def test_bad_input():
     pop = growth.simulate_population(SEED_FORMULA, 5, seed=1)
     with pytest.raises(InputError, match="outside"):
         pop.record(5)
+
+
+def test_energy_fault_rule_by_hand():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _barrier_fixture import fault, table
+
+    from nanodomains.growth import energy_rule_parameters, predict_fractions, simulate_population
+
+    tab = table(faults=(fault("CsPbI3", 0.0, 0.05, 629, 15.0, se=0.01), fault("CsPbBr3", 1.0, 0.05, 587, 15.0)))
+    p = energy_rule_parameters(tab)
+    # eps_c = sqrt(2 gamma / (M L)), M = 3 K (1 - 2 nu) / (1 - nu), L = capture distance
+    m = 3 * 15e9 * (1 - 0.6) / 0.7
+    assert p.critical_mismatch(0.4) == pytest.approx(np.sqrt(2 * 0.05 / (m * 6e-9)), rel=1e-12)
+    # a larger fault energy makes faults rarer
+    hard = energy_rule_parameters(table(faults=(fault("CsPbI3", 0.0, 0.5, 629, 15.0),
+                                                fault("CsPbBr3", 1.0, 0.5, 587, 15.0))))
+    soft_pop = simulate_population("CsPbBr1.2I1.8", 2000, 3, p)
+    hard_pop = simulate_population("CsPbBr1.2I1.8", 2000, 3, hard)
+    assert hard_pop.multi_domain.mean() < soft_pop.multi_domain.mean()
+    no_k = table(faults=(fault("CsPbI3", 0.0, 0.05, 629, 15.0).model_copy(update={"bulk_modulus_gpa": None}),))
+    with pytest.raises(InputError, match="CsPbI3"):
+        energy_rule_parameters(no_k)
+    rows = predict_fractions(tab, ("CsPbBr1.2I1.8",), n_crystals=500, seeds=(1,))
+    assert rows[0]["stderr"] >= rows[0]["binomial_se"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_migrate_writes_trajectory_summary_and_figure(tmp_path):
     paper_fig1().to_json(model)
     out = tmp_path / "run"
     args = ["migrate", str(model), "--temperature-k", "500", "--time-ns", "10", "--vacancies", "2",
-            "--seed", "1", "--out", str(out)]
+            "--seed", "1", "--barriers", "literature", "--rp-barrier", "closed", "--out", str(out)]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["schema"] == "nanodomains.migration.summary/1" and summary["settings"]["seed"] == 1
@@ -58,8 +59,8 @@ def test_migrate_writes_trajectory_summary_and_figure(tmp_path):
         Domain(id=0, br_fraction=0.27, region=Region(lo_nm=(0, 0, 0), hi_nm=(2.5, 5, 5))),
         Domain(id=1, br_fraction=0.52, shift=SHIFT_RP, region=Region(lo_nm=(2.5, 0, 0), hi_nm=(5, 5, 5)))
     ]).to_json(small)
-    assert main(["migrate", str(small), "--time-ns", "5", "--vacancy-fraction", "0.01", "--rp-barrier", "bulk",
-                 "--frames", "5", "--out", str(tmp_path / "open")]) == 0
+    assert main(["migrate", str(small), "--time-ns", "5", "--vacancy-fraction", "0.01", "--barriers", "literature",
+                 "--rp-barrier", "bulk", "--frames", "5", "--out", str(tmp_path / "open")]) == 0
     opened = json.loads((tmp_path / "open" / "summary.json").read_text())
     assert opened["boundary_crossings"]["rp"] > 0
 
@@ -68,13 +69,15 @@ def test_migrate_writes_trajectory_summary_and_figure(tmp_path):
     (["--temperature-k", "-5"], "temperature_k"),
     (["--vacancies", "0"], "vacancies"),
     (["--vacancies", "100000"], "do not fit"),
-    (["--rp-barrier", "open"], "rp-barrier"),
+    (["--barriers", "literature", "--rp-barrier", "open"], "rp-barrier"),
     (["--time-ns", "0"], "time_ns"),
 ])
 def test_migrate_bad_input(tmp_path, capsys, args, message):
     model = tmp_path / "nc.json"
     homogeneous(3.0, seed=1).to_json(model)
     out = tmp_path / "bad"
+    if "--barriers" not in args:
+        args = [*args, "--barriers", "literature"]
     assert main(["migrate", str(model), "--out", str(out), *args]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
@@ -87,3 +90,27 @@ def test_migrate_unknown_model_and_grow_bad_input(tmp_path, capsys):
     assert "Cl" in capsys.readouterr().err
     assert main(["grow", "--crystals", "0", "--out", str(tmp_path / "z")]) == 2
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+def test_migrate_on_a_barrier_table_file(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _barrier_fixture import table
+
+    small = tmp_path / "small.json"
+    NanoCrystal(edges_nm=(4, 4, 4), nominal_formula="CsPbBr1.2I1.8", seed=1, domains=[
+        Domain(id=0, br_fraction=0.27, region=Region(lo_nm=(0, 0, 0), hi_nm=(2, 4, 4))),
+        Domain(id=1, br_fraction=0.52, shift=SHIFT_RP, region=Region(lo_nm=(2, 0, 0), hi_nm=(4, 4, 4)))
+    ]).to_json(small)
+    sites = [("Br", 0.15, -0.05), ("Br", 1.0, 0.0), ("I", 0.15, -0.05), ("I", 1.0, 0.0)]
+    tab = tmp_path / "barriers.json"
+    table(site_energies=sites).to_json(tab)
+    assert main(["migrate", str(small), "--time-ns", "2", "--vacancy-fraction", "0.01", "--barriers", str(tab),
+                 "--frames", "5", "--out", str(tmp_path / "t")]) == 0
+    s = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert s["boundary_crossings"]["rp"] > 0 and s["settings"]["landscape"]["attempt_frequency"].startswith("harm")
+    bad = tmp_path / "bad.json"
+    table(site_energies=sites, skip=[("surface", "Br")]).to_json(bad)
+    assert main(["migrate", str(small), "--barriers", str(bad), "--out", str(tmp_path / "b")]) == 2
+    assert "surface/Br" in capsys.readouterr().err and not (tmp_path / "b").exists()

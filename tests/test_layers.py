@@ -83,6 +83,7 @@ SIMULATORS: list[str] = [
     "nanodomains.growth",
     "nanodomains.migration.kmc",
     "nanodomains.migration.md",
+    "nanodomains.migration.fault",
 ]
 
 #: Modules no other part of the package may import (rule d): the test helpers.

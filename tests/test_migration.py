@@ -175,8 +175,10 @@ def test_surface_barrier_sets_rate_of_surface_bonds():
 
 def test_rp_blocking_and_open_crossings():
     nc = two_domain_nc(SHIFT_RP, edge_nm=4.3)
-    blocked = run_kmc(nc, KMCParameters(), time_ns=None, max_hops=200_000, vacancy_fraction=0.01, seed=1,
-                      max_events=0)
+    with pytest.raises(InputError, match="no RP crossing barrier"):  # closed is never a default
+        run_kmc(nc, KMCParameters(), time_ns=0.01)
+    blocked = run_kmc(nc, KMCParameters(rp_barrier_ev="closed"), time_ns=None, max_hops=200_000,
+                      vacancy_fraction=0.01, seed=1, max_events=0)
     assert blocked.boundary_crossings()["total"] == 0
     assert np.array_equal(blocked.trackers.domain_br, Trackers_start_br(blocked))
     opened = run_kmc(nc, KMCParameters(rp_barrier_ev="bulk"), time_ns=None, max_hops=200_000,
@@ -195,8 +197,10 @@ def Trackers_start_br(res):
     return np.bincount(dom[sp == 0], minlength=res.lattice.n_domains)
 
 
-def test_paper_fig3_reproduction():
-    res = run_kmc(paper_fig1(), KMCParameters(temperature_k=500.0), time_ns=10.0, vacancies=2, seed=1)
+def test_paper_fig3_with_closed_rp_bonds():
+    # the pre-issue-15 model: RP bonds closed by the user's explicit choice
+    res = run_kmc(paper_fig1(), KMCParameters(temperature_k=500.0, rp_barrier_ev="closed"), time_ns=10.0,
+                  vacancies=2, seed=1)
     s = res.summary()
     assert res.time_ps == pytest.approx(10_000.0)
     assert 3.0 < s.mean_hop_time_ps.value < 30.0  # "of order 10 ps"
@@ -222,8 +226,8 @@ def test_control_nc_composition_difference_decays_diffusively():
     length = nc.n_cells[0] * nc.reference_lattice_pm / 1000
     assert 0.6 < fit["tau_ps"] / slab_decay_time_ps(length, d) < 1.4
     # same NC with an RP fault: no exchange at all
-    rp = run_kmc(two_domain_nc(SHIFT_RP, edge_nm=6.1), params, time_ns=100.0, vacancy_fraction=0.02, seed=1,
-                 max_events=0, n_frames=11)
+    rp = run_kmc(two_domain_nc(SHIFT_RP, edge_nm=6.1), replace(params, rp_barrier_ev="closed"), time_ns=100.0,
+                 vacancy_fraction=0.02, seed=1, max_events=0, n_frames=11)
     assert np.ptp(rp.frame_domain_br_fraction, axis=0).max() == 0.0
 
 
@@ -276,8 +280,8 @@ def test_replayed_events_reproduce_inline_trackers():
 def test_reproducible_and_netcdf(tmp_path):
     import xarray as xr
 
-    a = run_kmc(paper_fig1(), KMCParameters(), time_ns=1.0, vacancies=3, seed=7)
-    b = run_kmc(a.lattice, KMCParameters(), time_ns=1.0, vacancies=3, seed=7)
+    a = run_kmc(paper_fig1(), KMCParameters(rp_barrier_ev=0.5), time_ns=1.0, vacancies=3, seed=7)
+    b = run_kmc(a.lattice, KMCParameters(rp_barrier_ev=0.5), time_ns=1.0, vacancies=3, seed=7)
     np.testing.assert_array_equal(a.event_to_site, b.event_to_site)
     path = a.to_netcdf(tmp_path / "traj.nc")
     with xr.open_dataset(path, engine="h5netcdf") as ds:
@@ -492,3 +496,197 @@ def test_seed_streams_are_spawned_and_recorded():
     assert not np.array_equal(a.event_time_ps[:5], c.event_time_ps[:5])
     with pytest.raises(InputError, match="seed"):
         run_kmc(lat, KMCParameters(), time_ns=0.2, seed=-1)
+
+
+# ---- computed landscape (barrier table): analytic cases ------------------------------------
+
+from _barrier_fixture import table as barrier_table  # noqa: E402
+
+from nanodomains.migration.fault import fault_kinetics, rate_model  # noqa: E402
+from nanodomains.migration.kmc import single_vacancy_rates  # noqa: E402
+from nanodomains.migration.landscape import TabulatedLandscape  # noqa: E402
+from nanodomains.migration.lattice import XLattice  # noqa: E402
+
+
+def chain_lattice(n=8, bond_nm=0.42):
+    """A 1-D chain of n Br sites, an RP bond in the middle (two domains), no octahedra."""
+    from nanodomains.migration.lattice import BOND_BULK
+
+    idx = np.arange(n)
+    nbr = np.stack([idx - 1, idx + 1], axis=1).astype(np.int32)
+    nbr[nbr >= n] = -1
+    bt = np.full((n, 2), BOND_BULK, np.int8)
+    mid = n // 2
+    bt[mid - 1, 1] = bt[mid, 0] = BOND_RP
+    pos = np.zeros((n, 3))
+    pos[:, 0] = idx * bond_nm
+    half = np.zeros((n, 3), np.int32)
+    half[:, 0] = 2 * idx
+    lat = XLattice(positions_nm=pos, half_index=half, domain=(idx >= mid).astype(np.int32),
+                   registry=np.zeros(n, np.int8), surface=np.zeros(n, bool), species=np.zeros(n, np.int8),
+                   neighbors=nbr, bond_type=bt, pb_of_x=np.full((n, 2), -1, np.int32),
+                   x_of_pb=np.zeros((0, 6), np.int32), boundary_type=np.array([[0, 2], [2, 0]], np.int8))
+    lat.fault_distance_nm = np.abs(idx - (mid - 0.5)) * bond_nm
+    return lat
+
+
+CHAIN_SITE_ENERGIES = [("Br", 0.21, -0.12), ("Br", 0.63, -0.04), ("Br", 1.05, 0.0)]
+
+
+def chain_landscape(temperature_k=500.0, across=0.40, bulk=0.25, **kw):
+    tab = barrier_table({("bulk", "Br"): bulk, ("across_fault", "Br"): across}, nu_thz=5.0,
+                        site_energies=CHAIN_SITE_ENERGIES)
+    return TabulatedLandscape(tab, temperature_k=temperature_k, **kw)
+
+
+def _hand_vacancy_energy(lat):
+    d = lat.fault_distance_nm
+    dist, ev = zip(*[(x, e) for _, x, e in CHAIN_SITE_ENERGIES])
+    return np.interp(d, dist, ev)
+
+
+def test_chain_rates_by_hand():
+    lat = chain_lattice()
+    land = chain_landscape()
+    rates, _ = single_vacancy_rates(lat, land)
+    kt = KB_EV * 500.0
+    ev = _hand_vacancy_energy(lat)
+    for u in range(lat.n_sites):
+        for k in range(2):
+            j = lat.neighbors[u, k]
+            if j < 0:
+                assert rates[u, k] == 0.0
+                continue
+            e_kra = 0.40 if lat.bond_type[u, k] == BOND_RP else 0.25
+            # the vacancy moves u -> j: KRA barrier plus half the vacancy-energy change
+            expected = 5.0 * np.exp(-(e_kra + 0.5 * (ev[j] - ev[u])) / kt)
+            assert rates[u, k] == pytest.approx(expected, rel=1e-12)
+
+
+def test_chain_detailed_balance_with_traps():
+    lat = chain_lattice()
+    land = chain_landscape(temperature_k=500.0, across=0.30)
+    res = run_kmc(lat, land, time_ns=None, max_hops=400_000, vacancy_sites=[0], seed=4, n_frames=0,
+                  max_events=400_000)
+    vac = np.r_[0, res.event_to_site]
+    dwell = np.diff(np.r_[0.0, res.event_time_ps])
+    occupancy = np.bincount(vac[:-1], weights=dwell, minlength=lat.n_sites)
+    kt = KB_EV * 500.0
+    expected = np.exp(-_hand_vacancy_energy(lat) / kt)
+    expected /= expected.sum()
+    observed = occupancy / occupancy.sum()
+    assert 0.5 * np.abs(observed - expected).sum() < 0.02
+    assert observed[3] > 2 * observed[0]  # the trap next to the fault holds the vacancy
+    # flux balance across every bond
+    pair = vac[:-1] * lat.n_sites + vac[1:]
+    flux = np.bincount(pair, minlength=lat.n_sites**2).reshape(lat.n_sites, lat.n_sites)
+    both = flux + flux.T
+    z = np.abs(flux - flux.T)[np.triu(both > 0, 1)] / np.sqrt(both[np.triu(both > 0, 1)])
+    assert z.max() < 4.0
+    # crossings: kMC count against the analytic rate model
+    model = rate_model(lat, land, 1)
+    expected_crossings = model["crossing_rate_hz"] * res.time_ps * 1e-12
+    assert res.boundary_crossings()["rp"] == pytest.approx(expected_crossings, rel=5 / np.sqrt(expected_crossings))
+
+
+def test_chain_arrhenius_slope_recovers_effective_barrier():
+    lat = chain_lattice()
+    temps = np.array([450.0, 550.0, 700.0, 900.0])
+    rates, ses, model = [], [], []
+    for t in temps:
+        land = chain_landscape(temperature_k=t, across=0.45)
+        res = run_kmc(lat, land, time_ns=None, max_hops=200_000, vacancy_sites=[1], seed=5, n_frames=0,
+                      max_events=0)
+        n = res.boundary_crossings()["rp"]
+        rates.append(n / res.time_ps)
+        ses.append(np.sqrt(n) / res.time_ps)
+        model.append(rate_model(lat, land, 1)["crossing_rate_hz"])
+    fit = fit_arrhenius(temps, rates, ses)
+    expected = fit_arrhenius(temps, model)["barrier_ev"]
+    # the trap lowers the apparent barrier below the 0.45 eV saddle: E_eff = 0.45 - 0.12 + ...
+    assert 0.2 < expected < 0.45
+    assert abs(fit["barrier_ev"] - expected) < 3 * fit["barrier_se_ev"] + 0.005
+
+
+def test_missing_or_failed_paths_are_errors():
+    from _barrier_fixture import path
+
+    lat = build_x_lattice(two_domain_nc(SHIFT_RP, edge_nm=3.1))
+    no_across = barrier_table(skip=[("across_fault", "Br"), ("across_fault", "I")],
+                              site_energies=[("Br", 0.2, -0.05), ("I", 0.2, -0.05)])
+    with pytest.raises(InputError, match="across_fault/"):
+        run_kmc(lat, TabulatedLandscape(no_across), time_ns=0.01)
+    # an explicit override lets the user proceed (closed is a choice, recorded)
+    res = run_kmc(lat, TabulatedLandscape(no_across, overrides={"across_fault/Br": "closed",
+                                                                 "across_fault/I": "closed"}), time_ns=0.05)
+    assert res.boundary_crossings()["rp"] == 0
+    assert res.settings()["landscape"]["pairs"]["across_fault/I"] == "closed (user override)"
+    good = barrier_table(site_energies=[("Br", 0.2, -0.05), ("I", 0.2, -0.05)])
+    failed = good.model_copy(update={"paths": good.paths + (path("bulk_I_bad", "I", "bulk", 0.3, converged=False),)})
+    with pytest.raises(InputError, match="bulk_I_bad"):
+        run_kmc(lat, TabulatedLandscape(failed), time_ns=0.01)
+    no_nu = barrier_table(nu_thz=None, site_energies=[("Br", 0.2, -0.05), ("I", 0.2, -0.05)])
+    with pytest.raises(InputError, match="attempt frequency"):
+        run_kmc(lat, TabulatedLandscape(no_nu), time_ns=0.01)
+    with pytest.raises(InputError, match="source"):
+        TabulatedLandscape(no_nu, attempt_frequency_hz=4e12).validate()
+    no_sites = barrier_table()
+    with pytest.raises(InputError, match="site energies"):
+        run_kmc(lat, TabulatedLandscape(no_sites), time_ns=0.01)
+
+
+def test_local_br_fraction_sets_bulk_barrier():
+    # I barrier 0.30 eV among I, 0.20 eV among Br; one vacancy in a homogeneous NC
+    lat = build_x_lattice(homogeneous(2.4, "CsPbBr1.5I1.5", seed=2))
+    tab = barrier_table({("bulk", "I"): {0.0: 0.30, 1.0: 0.20}})
+    land = TabulatedLandscape(tab, temperature_k=500.0)
+    rates, arrays = single_vacancy_rates(lat, land)
+    kt = KB_EV * 500.0
+    checked = 0
+    for u in range(lat.n_sites):
+        for k in range(lat.neighbors.shape[1]):
+            j = lat.neighbors[u, k]
+            if j < 0 or lat.species[j] != 1 or lat.surface[u] or lat.surface[j]:
+                continue
+            p = [q for q in lat.pb_of_x[u] if q >= 0 and q in lat.pb_of_x[j]][0]
+            others = [x for x in lat.x_of_pb[p] if x not in (u, j)]
+            f = np.mean(lat.species[others] == 0)
+            assert rates[u, k] == pytest.approx(4.0 * np.exp(-(0.30 - 0.10 * f) / kt), rel=1e-12)
+            checked += 1
+    assert checked > 100
+
+
+def test_bulk_barrier_on_fault_crosses_and_computed_barrier_decides():
+    nc = two_domain_nc(SHIFT_RP, edge_nm=4.3)
+    sites = [("Br", 0.15, -0.05), ("Br", 1.0, 0.0), ("I", 0.15, -0.05), ("I", 1.0, 0.0)]
+    bulk_on_fault = barrier_table({("across_fault", "Br"): 0.25, ("across_fault", "I"): 0.25}, site_energies=sites)
+    res = run_kmc(nc, TabulatedLandscape(bulk_on_fault, temperature_k=500.0), time_ns=2.0, vacancy_fraction=0.01,
+                  seed=1, max_events=0)
+    assert res.boundary_crossings()["rp"] > 50
+    # a high computed barrier: no crossing in 10 ns at 500 K is the kMC's result, not a closed bond
+    high = barrier_table({("across_fault", "Br"): 1.0, ("across_fault", "I"): 1.0}, site_energies=sites)
+    res = run_kmc(nc, TabulatedLandscape(high, temperature_k=500.0), time_ns=10.0, vacancies=2, seed=1,
+                  max_events=0)
+    s = res.summary()
+    assert s.boundary_crossings.rp == 0 and s.rp_barrier_ev == pytest.approx(1.0)
+    rates, arrays = single_vacancy_rates(res.lattice, TabulatedLandscape(high, temperature_k=500.0))
+    assert rates[arrays.env == 2].min() > 0  # the bond is open, with a finite rate
+
+
+def test_fault_kinetics_record():
+    from nanodomains.records import FaultKinetics
+
+    nc = two_domain_nc(SHIFT_RP, edge_nm=4.3)
+    sites = [("Br", 0.15, -0.15), ("Br", 0.45, -0.05), ("Br", 1.0, 0.0), ("I", 0.15, -0.15), ("I", 0.45, -0.05),
+             ("I", 1.0, 0.0)]
+    tab = barrier_table({("across_fault", "Br"): 0.45, ("across_fault", "I"): 0.45}, site_energies=sites, se=0.02)
+    fk = fault_kinetics(nc, TabulatedLandscape(tab), (500.0, 650.0, 800.0), max_hops=300_000,
+                        residence_time_ns=1.0)
+    assert FaultKinetics.from_json(fk.to_json()) == fk
+    assert all(p.crossings > 100 for p in fk.points)
+    assert 0.85 < fk.model_to_kmc_ratio.value < 1.15  # the rate model against the kMC where both run
+    assert 0.25 < fk.effective_barrier_ev.value < 0.45
+    eq = {(e.temperature_k, e.method): e for e in fk.equalisation}
+    room = eq[(300.0, "analytic model")]
+    assert room.time_s.stderr > 0 and room.time_s.value > eq[(433.0, "analytic model")].time_s.value
+    assert eq[(300.0, "Arrhenius extrapolation of kMC crossings")].extrapolated

@@ -139,15 +139,35 @@ def grow(
     console.print(f"wrote {outdir / 'population.jsonl'} and {outdir / 'summary.json'}")
 
 
-def _rp_barrier_option(text: str):
-    if text.lower() in ("blocked", "none"):
+def _rp_barrier_option(text: Optional[str]):
+    if text is None:
         return None
-    if text.lower() == "bulk":
-        return "bulk"
+    if text.lower() in ("closed", "bulk"):
+        return text.lower()
     try:
         return float(text)
     except ValueError:
-        raise InputError(f"--rp-barrier {text!r}: expected 'blocked', 'bulk' or a barrier in eV") from None
+        raise InputError(f"--rp-barrier {text!r}: expected 'closed', 'bulk' or a barrier in eV") from None
+
+
+def _kmc_params(barriers: str, temperature_k: float, barrier_set: str, rp_barrier: Optional[str],
+                surface_barrier_ev: Optional[float], photocarriers: float, attempt_frequency_hz: Optional[float]):
+    """The computed landscape (shipped or given table) or the literature model."""
+    from nanodomains.migration import KMCParameters
+    from nanodomains.migration.landscape import TabulatedLandscape, load_table
+
+    if barriers == "literature":
+        return KMCParameters(temperature_k=temperature_k, barrier_set=barrier_set,
+                             rp_barrier_ev=_rp_barrier_option(rp_barrier), surface_barrier_ev=surface_barrier_ev,
+                             photocarriers=photocarriers).validate()
+    if rp_barrier is not None or surface_barrier_ev is not None:
+        raise InputError("--rp-barrier and --surface-barrier-ev belong to --barriers literature; a barrier table "
+                         "sets every barrier")
+    path = None if barriers == "table" else barriers
+    return TabulatedLandscape(load_table(path), temperature_k=temperature_k,
+                              attempt_frequency_hz=attempt_frequency_hz,
+                              attempt_frequency_source="user value (--attempt-frequency-hz)" if attempt_frequency_hz
+                              else None, table_source=path or "shipped", photocarriers=photocarriers).validate()
 
 
 @app.command()
@@ -161,10 +181,17 @@ def migrate(
                                                      help="Vacancy concentration (fraction of X sites); "
                                                           "overrides --vacancies."),
     seed: int = typer.Option(1, "--seed", help="Seed (occupancy, vacancy sites, kMC)."),
-    barrier_set: str = typer.Option("reaxff", "--barrier-set", help="reaxff | dft (Pols et al. 2024)."),
-    rp_barrier: str = typer.Option("blocked", "--rp-barrier", help="blocked | bulk | barrier in eV."),
+    barriers: str = typer.Option("table", "--barriers",
+                                 help="table (the shipped computed barrier table) | PATH of a barrier table | "
+                                      "literature (Pols et al. 2024 bulk barriers)."),
+    attempt_frequency_hz: Optional[float] = typer.Option(None, "--attempt-frequency-hz",
+                                                         help="With a table: one attempt frequency for all paths "
+                                                              "instead of the table's harmonic-TST values."),
+    barrier_set: str = typer.Option("reaxff", "--barrier-set", help="literature: reaxff | dft (Pols et al. 2024)."),
+    rp_barrier: Optional[str] = typer.Option(None, "--rp-barrier",
+                                             help="literature: closed | bulk | barrier in eV (needed with RP faults)."),
     surface_barrier_ev: Optional[float] = typer.Option(None, "--surface-barrier-ev",
-                                                       help="Barrier of surface hops (default: bulk)."),
+                                                       help="literature: barrier of surface hops (default: bulk)."),
     photocarriers: float = typer.Option(0.0, "--photocarriers", help="Photocarriers (light term; 0 = dark)."),
     frames: int = typer.Option(201, "--frames", help="Snapshots stored in the trajectory."),
 ) -> None:
@@ -176,16 +203,15 @@ def migrate(
 
     import numpy as np
 
-    from nanodomains.migration import KMCParameters, plot_vacancy_paths, run_kmc
+    from nanodomains.migration import plot_vacancy_paths, run_kmc
     from nanodomains.structure import NanoCrystal
 
-    params = KMCParameters(temperature_k=temperature_k, barrier_set=barrier_set,
-                           rp_barrier_ev=_rp_barrier_option(rp_barrier), surface_barrier_ev=surface_barrier_ev,
-                           photocarriers=photocarriers).validate()
     nc = NanoCrystal.from_json(model)
     n_vac = vacancy_fraction * 3 * int(np.prod(nc.n_cells)) if vacancy_fraction else vacancies
     # per frame: MSD, hops, crossings, per-domain Br and ions (int64), vacancy sites (int32); x2 for the file
     require_memory(2 * frames * (48 + 16 * len(nc.domains) + 4 * n_vac), f"a kMC trajectory of {frames} frames")
+    params = _kmc_params(barriers, temperature_k, barrier_set, rp_barrier, surface_barrier_ev, photocarriers,
+                         attempt_frequency_hz)
     with Progress(TextColumn("kMC"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task("kmc", total=time_ns * 1e3, info="")

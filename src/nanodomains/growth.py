@@ -54,6 +54,28 @@ Model
    homogeneous NC. Final NC edges are ligand limited: a normal distribution truncated
    to ``edge_range_nm`` (the seed's 10-20 nm), with a small per-axis aspect scatter.
 
+Fault or coherent interface, from energies (``fault_rule="energy"``)
+------------------------------------------------------------------
+Replaces the 1 % mismatch threshold when a computed barrier table is given
+(:func:`energy_rule_parameters`). Geometry (a coherent-bicrystal estimate): two cubic
+nuclei of edge L meet face to face; their centres are then L apart, so L is the
+capture distance. A coherent interface forces both lattices to one in-plane spacing:
+each nucleus carries half the misfit eps = |a_i - a_j| / mean(a) as a biaxial strain
+over its whole volume (the coherent-film energy of Matthews & Blakeslee, J. Cryst.
+Growth 27, 118 (1974), per unit area M eps^2 h, applied to both nuclei), so::
+
+    E_coh = 2 M (eps/2)^2 L^3 = M eps^2 L^3 / 2,     M = 3 K (1 - 2 nu) / (1 - nu)
+
+(M the biaxial modulus from the bulk modulus K of the table and a Poisson ratio nu).
+An RP fault decouples the two lattices at the cost ``E_RP = gamma_RP L^2`` with the
+computed fault formation energy. The pair forms a fault when E_coh > E_RP, i.e. when
+``eps > eps_c = sqrt(2 gamma_RP / (M L))``; gamma_RP and K are interpolated in the Br
+fraction between the table's compositions at the pair's mean composition. The
+complete-linkage grouping of step 4 then uses eps_c instead of the fixed threshold.
+``poisson_ratio`` 0.30 is an assumed value (typical of DFT elastic constants of
+halide perovskites; unchecked); the strained volume (whole nuclei) is an upper bound,
+so eps_c is a lower bound.
+
 Parameters (:class:`GrowthParameters`) and their status
 -------------------------------------------------------
 * ``temperature_k`` 433 K: hot-injection synthesis of CsPbX3 NCs at 140-200 C
@@ -132,6 +154,10 @@ class GrowthParameters:
     aspect_sd: float = 0.05
     min_domain_cells: int = 3
     lattice_convention: str = "cubic"
+    fault_rule: str = "threshold"
+    #: ((Br fraction, gamma_RP J/m^2, bulk modulus GPa), ...) from a barrier table
+    fault_energy_curve: tuple = ()
+    poisson_ratio: float = 0.30
     status: dict = field(default_factory=lambda: {
         "temperature_k": "Protesescu 2015 Nano Lett. 15, 3692 (hot injection 140-200 C) (unchecked)",
         "interfacial_energy": "phenomenological",
@@ -165,6 +191,18 @@ class GrowthParameters:
                              f"{self.edge_sd_nm!r}, {self.aspect_sd!r}")
         if int(self.min_domain_cells) != self.min_domain_cells or self.min_domain_cells < 1:
             raise InputError(f"min_domain_cells must be an integer >= 1, got {self.min_domain_cells!r}")
+        if self.fault_rule not in ("threshold", "energy"):
+            raise InputError(f"fault_rule must be 'threshold' or 'energy', got {self.fault_rule!r}")
+        if self.fault_rule == "energy":
+            if len(self.fault_energy_curve) == 0:
+                raise InputError("fault_rule 'energy' needs fault energies and bulk moduli from a barrier table "
+                                 "(energy_rule_parameters)")
+            for row in self.fault_energy_curve:
+                f, g, k = row
+                if not (0 <= f <= 1 and math.isfinite(g) and g > 0 and math.isfinite(k) and k > 0):
+                    raise InputError(f"fault_energy_curve row {row}: need Br fraction in [0, 1], gamma > 0, K > 0")
+        if not 0 <= self.poisson_ratio < 0.5:
+            raise InputError(f"poisson_ratio must lie in [0, 0.5), got {self.poisson_ratio!r}")
         if self.lattice_convention not in ("cubic", "pseudocubic"):
             raise InputError(f"lattice_convention must be 'cubic' or 'pseudocubic', got "
                              f"{self.lattice_convention!r}")
@@ -173,7 +211,47 @@ class GrowthParameters:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["edge_range_nm"] = list(self.edge_range_nm)
+        d["fault_energy_curve"] = [list(r) for r in self.fault_energy_curve]
         return d
+
+    def critical_mismatch(self, br_fraction):
+        """Mismatch above which two coalescing nuclei form an RP fault (module docstring).
+
+        ``threshold`` rule: ``mismatch_threshold``; ``energy`` rule:
+        ``sqrt(2 gamma_RP / (M L))`` at the given Br fraction(s).
+        """
+        f = np.asarray(br_fraction, dtype=float)
+        if self.fault_rule == "threshold":
+            return np.full(f.shape, self.mismatch_threshold)
+        rows = sorted(self.fault_energy_curve)
+        fs = np.array([r[0] for r in rows])
+        gamma = np.interp(f, fs, [r[1] for r in rows])  # J/m^2
+        k_pa = np.interp(f, fs, [r[2] for r in rows]) * 1e9
+        nu = self.poisson_ratio
+        m_pa = 3 * k_pa * (1 - 2 * nu) / (1 - nu)
+        return np.sqrt(2 * gamma / (m_pa * self.capture_distance_nm * 1e-9))
+
+
+def energy_rule_parameters(table, params: "GrowthParameters | None" = None, energy_shift_j_m2: float = 0.0,
+                           **changes) -> "GrowthParameters":
+    """Growth parameters with the energy fault rule from a barrier table's fault energies.
+
+    Every ``FaultEnergy`` of the table needs a bulk modulus; a missing one is an error
+    naming the composition. ``energy_shift_j_m2`` shifts every fault energy (for the
+    propagation of its uncertainty).
+    """
+    rows = []
+    for fe in table.faults:
+        if fe.energy_j_per_m2.value is None:
+            raise InputError(f"barrier table: fault energy of {fe.composition} is missing (failed calculation)")
+        if fe.bulk_modulus_gpa is None or fe.bulk_modulus_gpa.value is None:
+            raise InputError(f"barrier table: no bulk modulus for {fe.composition} (needed for the strain energy)")
+        rows.append((float(fe.br_fraction), float(fe.energy_j_per_m2.value) + energy_shift_j_m2,
+                     float(fe.bulk_modulus_gpa.value)))
+    if not rows:
+        raise InputError("barrier table holds no RP fault energies: the energy fault rule cannot be used")
+    base = SEED_PRESET if params is None else params
+    return replace(base, fault_rule="energy", fault_energy_curve=tuple(rows), **changes).validate()
 
 
 #: Preset for the seed study. ``hotspot_density_nm3`` is the one calibrated value:
@@ -622,7 +700,7 @@ def _assemble(nominal_formula, seed, params, f_sol, rng, nid, f, hot, pos, box, 
     nid, f, hot, pos, box, lat, weight = (nid[order], f[order], hot[order], pos[order], box[order],
                                           lat[order], weight[order])
     new_nc = np.r_[True, nid[1:] != nid[:-1]]
-    new_group = _complete_linkage(new_nc, lat, params.mismatch_threshold)
+    new_group = _complete_linkage(new_nc, lat, params.critical_mismatch(f))
     gid = np.cumsum(new_group) - 1
     n_groups = int(gid[-1]) + 1
     g_nc = nid[new_group]
@@ -691,16 +769,19 @@ def _complete_linkage(new_nc, lattice_pm, threshold):
     """Group flags for nuclei sorted by (NC, lattice constant).
 
     A nucleus joins the current group if its mismatch with the group's first (smallest
-    lattice) member is at most ``threshold``, so all members of a group are pairwise
-    within the threshold; otherwise it starts a new group (an RP-separated domain).
+    lattice) member is at most the critical mismatch (per nucleus, ``threshold``; the
+    mean of the pair's values), so all members of a group are pairwise within it;
+    otherwise it starts a new group (an RP-separated domain).
     """
     n = len(lattice_pm)
     start = np.empty(n, dtype=np.bool_)
     first = 0.0
+    first_t = 0.0
     for i in range(n):
-        if new_nc[i] or abs(lattice_pm[i] - first) > threshold * 0.5 * (lattice_pm[i] + first):
+        if new_nc[i] or abs(lattice_pm[i] - first) > 0.5 * (threshold[i] + first_t) * 0.5 * (lattice_pm[i] + first):
             start[i] = True
             first = lattice_pm[i]
+            first_t = threshold[i]
         else:
             start[i] = False
     return start
@@ -766,3 +847,43 @@ def calibrate(target_fraction: float = 0.31, nominal_formula: str = "CsPbBr1.2I1
         "parameter": parameter, "value": value, "target_fraction": target_fraction,
         "achieved_fraction": f_mid, "achieved_fraction_se": se, "n_crystals": n,
         "nominal_formula": nominal_formula, "seeds": list(seeds), "iterations": history}
+
+
+def predict_fractions(table, formulas=SEED_FORMULAS, n_crystals: int = 5000, seeds=(11, 12),
+                      params: GrowthParameters | None = None, hotspot_factor: float = 1.25) -> list[dict]:
+    """Multi-domain fraction per nominal formula with the energy fault rule.
+
+    Uncertainty: the binomial standard error over the simulated NCs, and the fault
+    energy's standard error propagated (runs at gamma +- its largest table stderr,
+    half the difference), combined in quadrature. Sensitivity to the one calibrated
+    parameter: the fraction at ``hotspot_density_nm3`` times and divided by
+    ``hotspot_factor``.
+    """
+    base = energy_rule_parameters(table, params)
+    se_gamma = max((fe.energy_j_per_m2.stderr or 0.0) for fe in table.faults)
+
+    def frac(p, formula):
+        k = n = 0
+        for s in seeds:
+            pop = simulate_population(formula, n_crystals, s, p)
+            k, n = k + int(pop.multi_domain.sum()), n + len(pop)
+        return k / n, n
+
+    out = []
+    for formula in formulas:
+        f, n = frac(base, formula)
+        binom = math.sqrt(f * (1 - f) / n)
+        if se_gamma > 0:
+            lo, _ = frac(energy_rule_parameters(table, params, -se_gamma), formula)
+            hi, _ = frac(energy_rule_parameters(table, params, +se_gamma), formula)
+            prop = 0.5 * abs(hi - lo)
+        else:
+            prop = 0.0
+        up, _ = frac(replace(base, hotspot_density_nm3=base.hotspot_density_nm3 * hotspot_factor), formula)
+        down, _ = frac(replace(base, hotspot_density_nm3=base.hotspot_density_nm3 / hotspot_factor), formula)
+        f0 = materials.parse_formula(formula)
+        out.append({"nominal_formula": formula, "x_br": 3 * f0, "multi_domain_fraction": f,
+                    "stderr": math.hypot(binom, prop), "binomial_se": binom, "fault_energy_se_contribution": prop,
+                    "critical_mismatch": float(base.critical_mismatch(f0)), "n_crystals": n,
+                    "hotspot_sensitivity": {f"x{hotspot_factor:g}": up, f"/{hotspot_factor:g}": down}})
+    return out

@@ -1,7 +1,23 @@
 r"""Rejection-free kinetic Monte Carlo of halide vacancies on the X sublattice.
 
-Model
------
+Two ways to set the rates
+-------------------------
+* :class:`~nanodomains.migration.landscape.TabulatedLandscape` (the default of the CLI
+  and the demo): barriers, vacancy site energies and attempt frequencies computed with
+  an atomistic model (CI-NEB table) by local environment (bulk by local Br fraction,
+  near / along / across an RP fault, surface), with detailed balance over the
+  site-energy landscape (see :mod:`nanodomains.migration.landscape`). The RP crossing
+  is the computed, finite ``across_fault`` barrier.
+* :class:`KMCParameters`: the literature bulk barriers below, for comparison and
+  sensitivity runs; an RP crossing barrier must then be given (a number, ``"bulk"``,
+  or ``"closed"``, the explicit choice of no crossing at all).
+
+Both give the engine one rate table ``w[species, environment, n_Br, n_occ]`` and the
+site energies; the engine multiplies ``exp(-(eps_s(u) - eps_s(j)) / 2kT)`` for an ion
+of species s moving j -> u (KRA, Van der Ven et al. PRB 64, 184307 (2001)).
+
+Literature model
+----------------
 Vacancies live on the X sublattice of an NC model (:mod:`.lattice`). A vacancy at
 site u exchanges with the halide ion at a bonded site j; the rate is an Arrhenius
 law with the barrier of the moving species (transition-state theory, Vineyard,
@@ -17,9 +33,12 @@ J. Phys. Chem. Solids 3, 121 (1957))::
   LO-phonon frequency of CsPbX3 (~16-19 meV, ~4 THz; unchecked) and inside the
   1e12-1e13 /s range usual for ion hops. Mean hop times scale as 1/nu.
 * bonds with an end on the outer surface use ``surface_barrier_ev`` (default: the
-  bulk barrier); bonds across an RP fault are closed (``rp_barrier_ev=None``: the
-  rock-salt CsX layer breaks the corner-sharing X-X path) or use a crossing barrier
-  (a number in eV, or ``"bulk"`` for each species' bulk barrier).
+  bulk barrier); bonds across an RP fault use ``rp_barrier_ev``: a number in eV,
+  ``"bulk"`` for each species' bulk barrier, or ``"closed"`` (no crossing; an explicit
+  user choice, never the default: a lattice with RP bonds and no RP barrier is an
+  error). Bonds along the fault plane (``along`` bonds) are closed in this model, as
+  they were before the computed landscape; octahedron edges at a fault use the bulk
+  barrier.
 * ``dU`` is the change of a configuration energy U. Without light U = 0, the rate
   matrix is symmetric and the stationary distribution uniform over configurations
   (detailed balance). With ``photocarriers`` > 0, U is the mean band-gap energy of
@@ -59,7 +78,8 @@ from numba import njit
 from nanodomains import materials
 from nanodomains.errors import InputError, require_positive
 from nanodomains.files import atomic_path, dumps
-from nanodomains.migration.lattice import SPECIES_NAMES, XLattice, build_x_lattice
+from nanodomains.migration.landscape import ENV_ACROSS, ENV_ALONG, ENV_NAMES, ENV_NEAR, ENV_SURFACE, N_LOCAL, RateArrays
+from nanodomains.migration.lattice import BOND_RP, SPECIES_NAMES, XLattice, build_x_lattice
 from nanodomains.migration.tracking import Trackers, mean_waiting_time, summarize_trackers, track_hop
 from nanodomains.records.populations import MigrationSummary
 from nanodomains.seeds import SeedLike, check_seed, seed_record, spawn
@@ -81,9 +101,10 @@ class KMCParameters:
         Override the bulk barriers of the set.
     surface_barrier_ev : float, optional
         Barrier of hops with an end on the outer surface (both species); None = bulk.
-    rp_barrier_ev : None, float or "bulk"
-        None closes RP bonds; a number opens them with that barrier (both species);
-        "bulk" opens them with each species' bulk barrier.
+    rp_barrier_ev : float, "bulk" or "closed", optional
+        A number opens RP bonds with that barrier (both species); "bulk" with each
+        species' bulk barrier; "closed" closes them. None (not given) is an error on a
+        lattice with RP bonds.
     photocarriers : float
         Number of photocarriers N_c in the NC (0: dark, no segregation energy).
     bandgap_temperature : {"RT", "4K"}
@@ -118,8 +139,9 @@ class KMCParameters:
             if v is not None and not (math.isfinite(v) and 0 <= v < 5):
                 raise InputError(f"{name} must lie in [0, 5) eV, got {v!r}")
         rp = self.rp_barrier_ev
-        if rp is not None and rp != "bulk" and not (isinstance(rp, (int, float)) and math.isfinite(rp) and 0 <= rp < 5):
-            raise InputError(f"rp_barrier_ev must be None (blocked), 'bulk' or a barrier in [0, 5) eV, got {rp!r}")
+        if rp is not None and rp not in ("bulk", "closed") and not (
+                isinstance(rp, (int, float)) and not isinstance(rp, bool) and math.isfinite(rp) and 0 <= rp < 5):
+            raise InputError(f"rp_barrier_ev must be 'closed', 'bulk' or a barrier in [0, 5) eV, got {rp!r}")
         if not (math.isfinite(self.photocarriers) and self.photocarriers >= 0):
             raise InputError(f"photocarriers must be >= 0, got {self.photocarriers!r}")
         if self.bandgap_temperature not in ("RT", "4K"):
@@ -134,12 +156,13 @@ class KMCParameters:
         return br, i
 
     def barrier_table_ev(self) -> np.ndarray:
-        """Barriers (2 species x 3 bond types), inf for closed bonds."""
+        """Barriers (2 species x 3 bond types: bulk, surface, RP), inf for closed bonds
+        (and for RP bonds when no RP barrier is given)."""
         br, i = self.bulk_barriers_ev()
         table = np.empty((2, 3))
         table[:, 0] = (br, i)
         table[:, 1] = (br, i) if self.surface_barrier_ev is None else self.surface_barrier_ev
-        if self.rp_barrier_ev is None:
+        if self.rp_barrier_ev in (None, "closed"):
             table[:, 2] = np.inf
         elif self.rp_barrier_ev == "bulk":
             table[:, 2] = (br, i)
@@ -151,6 +174,25 @@ class KMCParameters:
         """Hop rates nu exp(-Ea/kT) in 1/ps (2 x 3), 0 for closed bonds."""
         kt = KB_EV * self.temperature_k
         return self.attempt_frequency_hz * 1e-12 * np.exp(-self.barrier_table_ev() / kt)
+
+    def rate_arrays(self, lattice: XLattice) -> RateArrays:
+        """Engine arrays: the rate of a bond depends on species and environment only."""
+        self.validate()
+        if self.rp_barrier_ev is None and np.any(lattice.bond_type[lattice.neighbors >= 0] == BOND_RP):
+            raise InputError("the lattice has RP faults but no RP crossing barrier was given: use a computed "
+                             "barrier table (TabulatedLandscape) or set rp_barrier_ev (eV, 'bulk' or 'closed')")
+        r = self.rate_table_per_ps()  # (2, 3): bulk, surface, RP
+        w = np.zeros((2, len(ENV_NAMES), N_LOCAL, N_LOCAL))
+        w[:, :, :, :] = r[:, 0][:, None, None, None]  # bulk and near-fault edges
+        w[:, ENV_SURFACE] = r[:, 1][:, None, None]
+        w[:, ENV_ACROSS] = r[:, 2][:, None, None]
+        w[:, ENV_ALONG] = 0.0  # not part of the literature model
+        from nanodomains.migration.landscape import bond_environments
+
+        return RateArrays(w=w, env=bond_environments(lattice), ion_energy_ev=np.zeros((2, lattice.n_sites)),
+                          info={"kind": "literature", "rates_per_ps": {
+                              "bulk": r[:, 0].tolist(), "surface": r[:, 1].tolist(), "rp": r[:, 2].tolist(),
+                              "along": [0.0, 0.0], "species": list(SPECIES_NAMES)}})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,8 +249,34 @@ def _delta_u(u, j, s, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar):
 
 
 @njit(cache=True, inline="always")
-def _vacancy_rates(v, vac_site, nbr, btype, occ, species, w, rates, seg_on,
-                   pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar):
+def _local_counts(u, j, edge, occ, species, pb_of_x, x_of_pb):
+    """Br and occupied X around the hop u <-> j, both ends excluded (landscape docstring)."""
+    nb = 0
+    no = 0
+    for side in range(2):
+        site = u if side == 0 else j
+        for r in range(2):
+            p = pb_of_x[site, r]
+            if p < 0:
+                continue
+            if edge:  # only the octahedron holding the edge, counted once
+                if side == 1 or (p != pb_of_x[j, 0] and p != pb_of_x[j, 1]):
+                    continue
+            for q in range(6):
+                x = x_of_pb[p, q]
+                if x != u and x != j:
+                    ion = occ[x]
+                    if ion >= 0:
+                        no += 1
+                        if species[ion] == 0:
+                            nb += 1
+    return nb, no
+
+
+@njit(cache=True, inline="always")
+def _vacancy_rates(v, vac_site, nbr, env, occ, species, w, rates, seg_on,
+                   pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar,
+                   x_of_pb, ion_energy, local_on, energy_on):
     u = vac_site[v]
     tot = 0.0
     for k in range(nbr.shape[1]):
@@ -218,7 +286,14 @@ def _vacancy_rates(v, vac_site, nbr, btype, occ, species, w, rates, seg_on,
             ion = occ[j]
             if ion >= 0:
                 s = species[ion]
-                r = w[s, btype[u, k]]
+                e = env[u, k]
+                nb = 0
+                no = 0
+                if local_on:
+                    nb, no = _local_counts(u, j, e <= 1 or e == 4, occ, species, pb_of_x, x_of_pb)
+                r = w[s, e, nb, no]
+                if r > 0.0 and energy_on:
+                    r *= math.exp(-0.5 * beta * (ion_energy[s, u] - ion_energy[s, j]))
                 if r > 0.0 and seg_on:
                     r *= math.exp(-0.5 * beta * _delta_u(u, j, s, pb_of_x, n_br_pb, n_occ_pb,
                                                          eg_table, zs, beta, ncar))
@@ -238,12 +313,14 @@ def _tree_set(tree, p, v, value):
 
 
 @njit(cache=True)
-def _init_rates(vac_site, nbr, btype, occ, species, w, rates, tree, p, seg_on,
-                pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar):
+def _init_rates(vac_site, nbr, env, occ, species, w, rates, tree, p, seg_on,
+                pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar, x_of_pb, ion_energy, local_on, energy_on,
+                dependents):
     tree[:] = 0.0
     for v in range(len(vac_site)):
-        tree[p + v] = _vacancy_rates(v, vac_site, nbr, btype, occ, species, w, rates, seg_on,
-                                     pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar)
+        tree[p + v] = _vacancy_rates(v, vac_site, nbr, env, occ, species, w, rates, seg_on,
+                                     pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar,
+                                     x_of_pb, ion_energy, local_on, energy_on)
     for i in range(p - 1, 0, -1):
         tree[i] = tree[2 * i] + tree[2 * i + 1]
 
@@ -291,17 +368,20 @@ def _light_move(u, j, s, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta):
 
 
 @njit(cache=True, inline="always")
-def _update_all_rates(vac_site, nbr, btype, occ, species, w, rates, tree, p, seg_on,
-                      pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar):
+def _update_all_rates(vac_site, nbr, env, occ, species, w, rates, tree, p, seg_on,
+                      pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar, x_of_pb, ion_energy, local_on,
+                      energy_on):
     """Rates of every vacancy (the light term couples them all through U)."""
     for x in range(len(vac_site)):
-        _tree_set(tree, p, x, _vacancy_rates(x, vac_site, nbr, btype, occ, species, w, rates,
-                                             seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar))
+        _tree_set(tree, p, x, _vacancy_rates(x, vac_site, nbr, env, occ, species, w, rates,
+                                             seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar,
+                                             x_of_pb, ion_energy, local_on, energy_on))
 
 
 @njit(cache=True)
 def _run(rng, clock, t_end, max_hops, nbr, btype, occ, site_vac, vac_site, species, w,
          rates, tree, p, seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar,
+         env, x_of_pb, ion_energy, local_on, energy_on, dependents,
          positions, site_domain,
          ion_species, ion_site, ion_hops, ion_disp, ion_t_last, ion_wait, ion_t_enter,
          residence, flux, msd_sum, domain_br, domain_ions, crossings,
@@ -383,20 +463,40 @@ def _run(rng, clock, t_end, max_hops, nbr, btype, occ, site_vac, vac_site, speci
             ev_ion[c] = ion
         ev_count[0] = c + 1
         hops += 1
-        # rate updates: all vacancies with the light term, else the mover and its neighbours
+        # rate updates: all vacancies with the light term, else the mover, vacancies next to
+        # its old and new site, and (with a local-environment landscape) every vacancy whose
+        # hop environment reads an octahedron of either site
         if seg_on:
-            _update_all_rates(vac_site, nbr, btype, occ, species, w, rates, tree, p, seg_on,
-                              pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar)
+            _update_all_rates(vac_site, nbr, env, occ, species, w, rates, tree, p, seg_on,
+                              pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar,
+                              x_of_pb, ion_energy, local_on, energy_on)
             continue
-        _tree_set(tree, p, v, _vacancy_rates(v, vac_site, nbr, btype, occ, species, w, rates,
-                                             seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar))
+        _tree_set(tree, p, v, _vacancy_rates(v, vac_site, nbr, env, occ, species, w, rates,
+                                             seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table, zs, beta, ncar,
+                                             x_of_pb, ion_energy, local_on, energy_on))
         for x in (u, j):
             for k in range(nbr.shape[1]):
                 ov = site_vac[nbr[x, k]] if nbr[x, k] >= 0 else -1
                 if ov >= 0 and ov != v:
-                    _tree_set(tree, p, ov, _vacancy_rates(ov, vac_site, nbr, btype, occ, species, w, rates,
+                    _tree_set(tree, p, ov, _vacancy_rates(ov, vac_site, nbr, env, occ, species, w, rates,
                                                           seg_on, pb_of_x, n_br_pb, n_occ_pb, eg_table,
-                                                          zs, beta, ncar))
+                                                          zs, beta, ncar, x_of_pb, ion_energy, local_on,
+                                                          energy_on))
+            if local_on:
+                for q in range(2):
+                    pq = pb_of_x[x, q]
+                    if pq < 0:
+                        continue
+                    for m in range(dependents.shape[1]):
+                        y = dependents[pq, m]
+                        if y < 0:
+                            break
+                        ov = site_vac[y]
+                        if ov >= 0 and ov != v:
+                            _tree_set(tree, p, ov, _vacancy_rates(ov, vac_site, nbr, env, occ, species, w,
+                                                                  rates, seg_on, pb_of_x, n_br_pb, n_occ_pb,
+                                                                  eg_table, zs, beta, ncar, x_of_pb,
+                                                                  ion_energy, local_on, energy_on))
     clock[0] = t
     clock[1] += hops
     return status
@@ -443,6 +543,8 @@ class KMCResult:
     event_to_site: np.ndarray
     event_ion: np.ndarray
     events_truncated: bool
+    landscape_info: dict = field(default_factory=dict)
+    landscape_warnings: tuple = ()
 
     @property
     def n_vacancies(self) -> int:
@@ -477,13 +579,10 @@ class KMCResult:
 
     def settings(self) -> dict:
         """How the run was made: seed and its streams, parameters, rates, stop reason."""
-        rates = self.params.rate_table_per_ps()
         return {"seed": self.seed, "seeds": seed_record(self.seed, KMC_STREAMS),
                 "lattice_seed": self.lattice.seed, "status": self.status,
                 "events_stored": int(len(self.event_time_ps)), "events_truncated": self.events_truncated,
-                "params": self.params.to_dict(),
-                "rates_per_ps": {"bulk": rates[:, 0].tolist(), "surface": rates[:, 1].tolist(),
-                                 "rp": rates[:, 2].tolist(), "species": list(SPECIES_NAMES)}}
+                "params": self.params.to_dict(), "landscape": self.landscape_info}
 
     def summary(self) -> MigrationSummary:
         """The run's truth as a :class:`~nanodomains.records.MigrationSummary`.
@@ -497,7 +596,8 @@ class KMCResult:
         return summarize_trackers(
             self.lattice, self.trackers, self.time_ps, n_vacancies=self.n_vacancies, vacancy_hops=self.vacancy_hops,
             mean_hop_time_ps=mean_waiting_time(self.vacancy_hops, self.vacancy_wait_ps, self.vacancy_wait2_ps2),
-            origin="truth", settings=self.settings(), **self.params.record_fields())
+            origin="truth", settings=self.settings(), warnings=self.landscape_warnings,
+            **self.params.record_fields())
 
     def to_dataset(self):
         """xarray Dataset: sites, frames and hop events (the trajectory)."""
@@ -658,7 +758,7 @@ class _Engine:
     ion_species: np.ndarray
     trackers: Trackers
     light: _Light
-    w: np.ndarray  # rate table (species x bond type), 1/ps
+    land: RateArrays  # rates by species, environment, local occupancy (1/ps); site energies
     rates: np.ndarray  # (vacancies, D)
     tree: np.ndarray
     p: int
@@ -679,15 +779,23 @@ class _Engine:
             p *= 2
         eng = cls(lattice=lattice, occ=occ, site_vac=site_vac, vac_site=vac.copy(), ion_species=ion_species,
                   trackers=Trackers.start(lattice, occ, ion_species), light=_Light.start(lattice, occ, params),
-                  w=params.rate_table_per_ps(), rates=np.zeros((nv, lattice.neighbors.shape[1])),
+                  land=params.rate_arrays(lattice), rates=np.zeros((nv, lattice.neighbors.shape[1])),
                   tree=np.zeros(2 * p), p=p)
-        _init_rates(eng.vac_site, lattice.neighbors, lattice.bond_type, occ, ion_species, eng.w, eng.rates,
-                    eng.tree, p, *eng.light_args())
+        _init_rates(eng.vac_site, lattice.neighbors, eng.land.env, occ, ion_species, eng.land.w, eng.rates,
+                    eng.tree, p, *eng.light_args(), *eng.land_args())
         return eng
 
     def light_args(self) -> tuple:
         lt = self.light
         return (lt.on, self.lattice.pb_of_x, lt.n_br_pb, lt.n_occ_pb, lt.eg, lt.zs, lt.beta, lt.ncar)
+
+    def land_args(self) -> tuple:
+        """Landscape arrays of the engine after the bond environments: octahedra, site
+        energies, switches, octahedron dependents."""
+        w = self.land.w
+        local_on = bool(np.any(w != w[:, :, :1, :1]))  # rates depend on the occupancy around a path
+        energy_on = bool(np.any(self.land.ion_energy_ev != 0.0))
+        return (self.lattice.x_of_pb, self.land.ion_energy_ev, local_on, energy_on, self.lattice.dependents)
 
 
 @dataclass
@@ -733,7 +841,8 @@ def _advance(eng: _Engine, rec: _Recorder, rng: np.random.Generator, t_end: floa
     while done < max_hops:
         chunk = int(min(chunk_hops, max_hops - done))
         status = _run(rng, clock, t_end, chunk, lat.neighbors, lat.bond_type, eng.occ, eng.site_vac, eng.vac_site,
-                      eng.ion_species, eng.w, eng.rates, eng.tree, eng.p, *eng.light_args(),
+                      eng.ion_species, eng.land.w, eng.rates, eng.tree, eng.p, *eng.light_args(), eng.land.env,
+                      *eng.land_args(),
                       lat.positions_nm, lat.domain, *eng.trackers.arrays(), *rec.waits, *rec.events,
                       rec.frame_times, rec.frame_idx, *rec.frames)
         done = int(clock[1])
@@ -769,10 +878,11 @@ def _result(eng: _Engine, rec: _Recorder, params: KMCParameters, seed: int, vac:
         frame_domain_br_fraction=dom_br / np.maximum(dom_ions, 1), frame_vacancy_site=fr_vac, frame_hops=fr_hops,
         frame_crossings=fr_cross, event_time_ps=ev_time[:n_ev], event_vacancy=ev_vac[:n_ev],
         event_from_site=ev_from[:n_ev], event_to_site=ev_to[:n_ev], event_ion=ev_ion[:n_ev],
-        events_truncated=bool(ev_count[0] > len(ev_time)))
+        events_truncated=bool(ev_count[0] > len(ev_time)), landscape_info=eng.land.info,
+        landscape_warnings=tuple(eng.land.warnings))
 
 
-def run_kmc(system, params: KMCParameters = KMCParameters(), *, time_ns: float | None = 10.0,
+def run_kmc(system, params=KMCParameters(), *, time_ns: float | None = 10.0,
             max_hops: int | None = None, vacancies: int | None = 2, vacancy_fraction: float | None = None,
             vacancy_sites=None, seed: int = 1, n_frames: int = 201, max_events: int = 2_000_000,
             chunk_hops: int = 2_000_000, progress: Callable[[float, int], None] | None = None) -> KMCResult:
@@ -784,7 +894,9 @@ def run_kmc(system, params: KMCParameters = KMCParameters(), *, time_ns: float |
         An NC model (its X sublattice is built with occupancy seed ``seed``, the
         occupancy of ``nc.to_atoms(seed)``) or a lattice (used as is; its ``species`` is
         the initial occupancy).
-    params : KMCParameters
+    params : TabulatedLandscape or KMCParameters
+        The computed landscape (see :mod:`nanodomains.migration.landscape`) or the
+        literature model.
     time_ns : float, optional
         Simulated time; None runs until ``max_hops``.
     max_hops : int, optional
@@ -833,3 +945,49 @@ def run_kmc(system, params: KMCParameters = KMCParameters(), *, time_ns: float |
     rec = _Recorder.allocate(t_end, n_frames, lattice.n_domains, len(vac), max_events)
     status, clock = _advance(eng, rec, streams["kmc"], t_end, max_hops, chunk_hops, progress)
     return _result(eng, rec, params, seed, vac, status, clock, t_end)
+
+
+@njit(cache=True)
+def _single_vacancy_rates(nbr, env, occ, species, w, pb_of_x, x_of_pb, ion_energy, beta, local_on, energy_on):
+    n, d = nbr.shape
+    out = np.zeros((n, d))
+    rates = np.zeros((1, d))
+    vac = np.zeros(1, np.int32)
+    dummy_i = np.zeros(1, np.int64)
+    dummy_e = np.zeros((1, 1))
+    zs = np.zeros(3)
+    for u in range(n):
+        ion = occ[u]
+        occ[u] = -1
+        vac[0] = u
+        _vacancy_rates(0, vac, nbr, env, occ, species, w, rates, False, pb_of_x, dummy_i, dummy_i, dummy_e, zs,
+                       beta, 0.0, x_of_pb, ion_energy, local_on, energy_on)
+        out[u] = rates[0]
+        occ[u] = ion
+    return out
+
+
+def single_vacancy_rates(lattice: XLattice, params) -> tuple[np.ndarray, "RateArrays"]:
+    """Hop rates (1/ps) of one vacancy at every site, all other sites occupied as in
+    ``lattice.species``: ``rates[u, k]`` exchanges it with the ion at ``neighbors[u, k]``.
+
+    The same rate expression as the kMC engine (light term off); used by the analytic
+    rate models of :mod:`nanodomains.migration.fault`.
+
+    Returns
+    -------
+    rates : (S, D) float
+    arrays : RateArrays (environments, site energies, info)
+    """
+    params.validate()
+    if getattr(params, "photocarriers", 0.0):
+        raise InputError("single_vacancy_rates: the analytic rate model has no light term (photocarriers = 0)")
+    land = params.rate_arrays(lattice)
+    occ = np.arange(lattice.n_sites, dtype=np.int32)
+    w = land.w
+    local_on = bool(np.any(w != w[:, :, :1, :1]))
+    energy_on = bool(np.any(land.ion_energy_ev != 0.0))
+    beta = 1.0 / (KB_EV * params.temperature_k)
+    rates = _single_vacancy_rates(lattice.neighbors, land.env, occ, lattice.species.astype(np.int8), w,
+                                  lattice.pb_of_x, lattice.x_of_pb, land.ion_energy_ev, beta, local_on, energy_on)
+    return rates, land

@@ -16,11 +16,28 @@ Hop paths (bonds)
   it: the X-X path is broken. The nearest X pairs across the fault are at
   dH = (+-1, +-1, +-1), a sqrt(3)/2; they are kept as candidate bonds of type ``RP``
   so a kinetic model may open them with a crossing barrier.
+* **along** (the fault plane): the X of one CsX layer of an RP fault (``interface``
+  sites: bound to one octahedron, not on the outer surface) are in-plane neighbours at
+  distance a (dH = 2 along an axis perpendicular to the fault). No octahedron edge
+  joins them; they are kept as bonds of type ``along`` so a kinetic model can give
+  the hop along the fault its own barrier.
 * **surface**: a bond with at least one end on the outer NC surface (an X bound to
   one octahedron whose missing partner lies outside the NC). X in the CsX layers of
   an RP fault are also bound to one octahedron but are interface, not surface, sites.
 
-Bond types: 0 bulk, 1 surface, 2 RP.
+Bond types: 0 bulk, 1 surface, 2 RP, 3 along.
+
+Distance from the fault
+-----------------------
+``fault_distance_nm`` of a site is its distance along the fault normal from the
+midplane of the CsX double layer of the nearest RP fault of its domain (the midplane
+is the mean of the midpoints of that fault's RP bonds); sites of domains without an RP
+fault get ``inf``. The interface X sit at about a/4 from the midplane, the next X
+layer at 3a/4.
+
+``dependents`` lists, per octahedron, the sites whose hop environment (the Br/I
+occupancy around a path, see :mod:`nanodomains.migration.landscape`) reads that
+octahedron: its six X and the RP partners of its interface X.
 """
 
 from __future__ import annotations
@@ -31,8 +48,8 @@ import numpy as np
 
 from nanodomains.errors import InputError
 
-BOND_BULK, BOND_SURFACE, BOND_RP = 0, 1, 2
-BOND_NAMES = ("bulk", "surface", "RP")
+BOND_BULK, BOND_SURFACE, BOND_RP, BOND_ALONG = 0, 1, 2, 3
+BOND_NAMES = ("bulk", "surface", "RP", "along")
 SPECIES_BR, SPECIES_I = 0, 1
 SPECIES_NAMES = ("Br", "I")
 #: boundary types between two domains in ``XLattice.boundary_type``
@@ -42,6 +59,7 @@ _X_OFFSETS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], 
 # the 12 non-opposite pairs of octahedron corners (X-X edges)
 _EDGE_PAIRS = np.array([(a, b) for a in range(6) for b in range(a + 1, 6) if a // 2 != b // 2])
 _CROSS_OFFSETS = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)])
+_ALONG_OFFSETS = 2 * _X_OFFSETS
 
 
 @dataclass
@@ -55,11 +73,14 @@ class XLattice:
     domain : (S,) int32, domain id of every X site
     registry : (S,) int8, 0 unshifted, 1 shifted by 1/2 a<111>
     surface : (S,) bool, outer-surface sites
+    interface : (S,) bool, X of the CsX layers of an RP fault (one octahedron, not surface)
+    fault_distance_nm : (S,) float, distance from the nearest RP fault midplane (inf: none)
     species : (S,) int8, initial occupant (0 Br, 1 I)
     neighbors : (S, D) int32, neighbour site indices, -1 padded
-    bond_type : (S, D) int8, 0 bulk, 1 surface, 2 RP
+    bond_type : (S, D) int8, 0 bulk, 1 surface, 2 RP, 3 along
     pb_of_x : (S, 2) int32, octahedra (Pb index) holding each X, -1 padded
     x_of_pb : (P, 6) int32, the six X of each octahedron
+    dependents : (P, K) int32, sites whose hop environment reads octahedron P, -1 padded
     boundary_type : (nd, nd) int8, 0 not adjacent, 1 coherent, 2 RP
     nc : NanoCrystal the lattice was built from (None for hand-made lattices)
     seed : int or None, occupancy seed
@@ -78,6 +99,19 @@ class XLattice:
     boundary_type: np.ndarray
     nc: object = None
     seed: int | None = None
+    interface: np.ndarray | None = None
+    fault_distance_nm: np.ndarray | None = None
+    dependents: np.ndarray | None = None
+
+    def __post_init__(self):
+        # hand-made lattices may omit the derived arrays: no interface, no fault
+        s = len(self.domain)
+        if self.interface is None:
+            self.interface = np.zeros(s, bool)
+        if self.fault_distance_nm is None:
+            self.fault_distance_nm = np.full(s, np.inf)
+        if self.dependents is None:
+            self.dependents = dependents_of(self.x_of_pb, self.neighbors, self.bond_type, self.interface)
 
     @property
     def n_sites(self) -> int:
@@ -143,10 +177,78 @@ def _bonds(hx, hp, x_of_pb, pb_of_x, n_cells, keys_sorted, order, base):
     ok = registry[ii] != registry[jj]
     rp = np.stack([ii[ok], jj[ok]], axis=1)
     rp = rp[rp[:, 0] < rp[:, 1]]
-    edges = np.concatenate([e, rp])
-    etype = np.concatenate([np.full(len(e), BOND_BULK, np.int8), np.full(len(rp), BOND_RP, np.int8)])
+    along = _along_bonds(hx, hp, pb_of_x, iface, registry, keys_sorted, order, base)
+    edges = np.concatenate([e, rp, along])
+    etype = np.concatenate([np.full(len(e), BOND_BULK, np.int8), np.full(len(rp), BOND_RP, np.int8),
+                            np.full(len(along), BOND_ALONG, np.int8)])
     etype[(etype == BOND_BULK) & (surface[edges[:, 0]] | surface[edges[:, 1]])] = BOND_SURFACE
-    return edges, etype, registry, surface
+    interface = np.zeros(len(hx), bool)
+    interface[iface] = True
+    return edges, etype, registry, surface, interface
+
+
+def _along_bonds(hx, hp, pb_of_x, iface, registry, keys_sorted, order, base) -> np.ndarray:
+    """In-plane neighbours (distance a) among the interface X of one CsX layer (E, 2)."""
+    if len(iface) == 0:
+        return np.zeros((0, 2), np.int64)
+    normal = hx[iface] - hp[pb_of_x[iface, 0]]  # unit vector from the octahedron to its apical X
+    cand = _lookup(keys_sorted, order, _encode(hx[iface][:, None, :] + _ALONG_OFFSETS[None], base))
+    in_plane = (normal[:, None, :] * _ALONG_OFFSETS[None]).sum(axis=2) == 0
+    ii, jj = np.repeat(iface, 6), cand.ravel()
+    ok = (jj >= 0) & in_plane.ravel()
+    ii, jj = ii[ok], jj[ok]
+    is_iface = np.zeros(len(hx), bool)
+    is_iface[iface] = True
+    ok = is_iface[jj] & (registry[ii] == registry[jj])
+    pairs = np.stack([ii[ok], jj[ok]], axis=1)
+    return pairs[pairs[:, 0] < pairs[:, 1]]
+
+
+def dependents_of(x_of_pb, neighbors, bond_type, interface) -> np.ndarray:
+    """Per octahedron, the sites whose hop environment reads it (P, K), -1 padded.
+
+    The environment of a hop along an octahedron edge is that octahedron; of a hop
+    across an RP fault (or along it), the octahedra of both ends. So an octahedron is
+    read by its own six X and by the RP / along partners of its interface X.
+    """
+    n_pb = len(x_of_pb)
+    if n_pb == 0:
+        return np.zeros((0, 6), np.int32)
+    far = (bond_type == BOND_RP) | (bond_type == BOND_ALONG)
+    extra = np.where(far, neighbors, -1)  # (S, D) partners reached by non-edge bonds
+    # partners of the six X of each octahedron (only interface X have any)
+    partners = extra[x_of_pb].reshape(n_pb, -1)
+    cols = np.concatenate([x_of_pb, partners], axis=1)
+    cols = np.sort(cols, axis=1)[:, ::-1]  # -1 padding last
+    dup = np.zeros_like(cols, bool)
+    dup[:, 1:] = cols[:, 1:] == cols[:, :-1]
+    cols = np.where(dup, -1, cols)
+    cols = np.sort(cols, axis=1)[:, ::-1]
+    width = int((cols >= 0).sum(axis=1).max())
+    return np.ascontiguousarray(cols[:, :width]).astype(np.int32)
+
+
+def _fault_distances(positions_nm, domain, neighbors, bond_type, boundary_normals) -> np.ndarray:
+    """Distance of every site from the midplane of its domain's nearest RP fault (nm)."""
+    s = len(domain)
+    dist = np.full(s, np.inf)
+    ok = bond_type == BOND_RP
+    if not ok.any():
+        return dist
+    rows = np.nonzero(ok)[0]
+    cols = neighbors[ok]
+    pairs = np.stack([domain[rows], domain[cols]], axis=1)
+    pairs.sort(axis=1)
+    for d1, d2 in np.unique(pairs, axis=0):
+        sel = (pairs[:, 0] == d1) & (pairs[:, 1] == d2)
+        mid = 0.5 * (positions_nm[rows[sel]] + positions_nm[cols[sel]])
+        axis = boundary_normals.get((int(d1), int(d2)))
+        if axis is None:  # hand-made lattice: the axis along which the midpoints are flat
+            axis = int(np.argmin(mid.std(axis=0)))
+        plane = float(mid[:, axis].mean())
+        members = (domain == d1) | (domain == d2)
+        dist[members] = np.minimum(dist[members], np.abs(positions_nm[members, axis] - plane))
+    return dist
 
 
 def _neighbor_table(edges, etype, s) -> tuple[np.ndarray, np.ndarray]:
@@ -213,10 +315,13 @@ def build_x_lattice(nc, seed: int | None = None) -> XLattice:
     order = np.argsort(keys)
     keys_sorted = keys[order]
     x_of_pb, pb_of_x = _octahedra(hx, hp, keys_sorted, order, base)
-    edges, etype, registry, surface = _bonds(hx, hp, x_of_pb, pb_of_x, np.array(nc.n_cells), keys_sorted,
-                                             order, base)
+    edges, etype, registry, surface, interface = _bonds(hx, hp, x_of_pb, pb_of_x, np.array(nc.n_cells),
+                                                        keys_sorted, order, base)
     neighbors, bond_type = _neighbor_table(edges, etype, len(hx))
-    return XLattice(positions_nm=atoms.positions[xm] / 10.0,  # Angstrom -> nm
+    positions = atoms.positions[xm] / 10.0  # Angstrom -> nm
+    normals = {tuple(sorted(b.domains)): int(np.argmax(np.abs(b.normal))) for b in nc.boundaries if b.type == "RP"}
+    return XLattice(positions_nm=positions,
                     half_index=hx.astype(np.int32), domain=dom[xm], registry=registry, surface=surface,
                     species=species, neighbors=neighbors, bond_type=bond_type, pb_of_x=pb_of_x, x_of_pb=x_of_pb,
-                    boundary_type=_boundary_types(nc), nc=nc, seed=seed)
+                    boundary_type=_boundary_types(nc), nc=nc, seed=seed, interface=interface,
+                    fault_distance_nm=_fault_distances(positions, dom[xm], neighbors, bond_type, normals))

@@ -32,11 +32,11 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from nanodomains.records.base import IntArray, Item, Measured, Record, measured
+from nanodomains.records.base import FloatArray, IntArray, Item, Measured, Record, measured
 
 __all__: list[str] = ["Statistics", "binomial_fraction", "CompositionStatistics", "NucleationStatistics",
                       "GrowthPopulationSummary", "Crossings", "BoundaryMigration", "DomainMigration",
-                      "MigrationSummary"]
+                      "MigrationSummary", "CrossingPoint", "Equalisation", "ResidenceTimes", "FaultKinetics"]
 
 _Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
@@ -256,3 +256,71 @@ class MigrationSummary(Record):
     def rp_crossings(self) -> int:
         """Ions that crossed an RP fault (``boundary_crossings.rp``)."""
         return self.boundary_crossings.rp
+
+
+# ------------------------------------------------------------------ fault kinetics
+
+
+class CrossingPoint(Item):
+    """RP crossings at one temperature: kMC count against the analytic rate model."""
+
+    MATCH_ON: ClassVar[str | None] = "temperature_k"
+
+    temperature_k: float
+    time_ps: float
+    hops: int
+    crossings: int
+    crossing_rate_per_site_hz: Measured  # kMC: crossings / (interface sites x time), Poisson SE
+    model_rate_per_site_hz: float  # analytic equilibrium rate model, same quantity
+
+
+class Equalisation(Item):
+    """Time for the Br fractions on the two sides of a fault to equalise (1/e of the
+    difference), with the method that gave it."""
+
+    MATCH_ON: ClassVar[str | None] = "temperature_k"
+
+    temperature_k: float
+    time_s: Measured
+    method: str  # "analytic model" or "Arrhenius extrapolation of kMC crossings"
+    extrapolated: bool
+    interface_limited_time_s: float | None = None
+    diffusion_limited_time_s: float | None = None
+
+
+class ResidenceTimes(Item):
+    """Waiting times of vacancies between hops over one run."""
+
+    temperature_k: float
+    n: int
+    mean_ps: float | None = None
+    median_ps: float | None = None
+    p99_ps: float | None = None
+    max_ps: float | None = None
+    over_1ns: int = 0
+    histogram_edges_ps: FloatArray = Field(default_factory=lambda: np.zeros(0))
+    histogram_counts: IntArray = Field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+class FaultKinetics(Record):
+    """Ion exchange across RP faults on a computed landscape (kMC and rate model).
+
+    ``points`` are kMC runs (crossings per interface site against temperature) with the
+    analytic rate at the same temperature; ``effective_barrier_ev`` the Arrhenius fit
+    of the kMC rates (null with fewer than two temperatures with crossings);
+    ``equalisation`` the times for the two sides to equalise; ``residence`` the
+    vacancy waiting-time distributions.
+    """
+
+    SCHEMA: ClassVar[str] = "nanodomains.migration.fault_kinetics/1"
+
+    model: str
+    interface_sites: int
+    n_vacancies: int
+    across_barrier_ev: dict[str, float | None]
+    points: tuple[CrossingPoint, ...] = ()
+    effective_barrier_ev: Measured = Field(default_factory=lambda: measured(None))
+    prefactor_per_site_hz: Measured = Field(default_factory=lambda: measured(None))
+    model_to_kmc_ratio: Measured = Field(default_factory=lambda: measured(None))
+    equalisation: tuple[Equalisation, ...] = ()
+    residence: tuple[ResidenceTimes, ...] = ()
