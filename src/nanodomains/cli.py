@@ -925,7 +925,14 @@ def demo(
     for row in summary["comparisons"]:
         t.add_row(row["quantity"], cell(row["value"]), cell(row["error"]), cell(row["truth"]), cell(row["paper"]))
     console.print(t)
+    failed = {k: v["error"] for k, v in summary["stages"].items() if isinstance(v, dict) and "error" in v}
+    for name, why in failed.items():
+        err_console.print(f"[red]stage {name} failed:[/red] {why}", highlight=False, soft_wrap=True)
     console.print(f"demo finished in {summary['elapsed_s']:.1f} s; outputs in {out}/ (summary.json)")
+    if failed:  # the other stages' outputs are kept; run.json says "partial"
+        err_console.print(f"demo incomplete: {len(failed)} stage(s) failed ({', '.join(failed)}); "
+                          "run.json marks the run partial", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -1138,7 +1145,7 @@ def atomistic_md(
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turn every expected failure into one line.
 
-    Exit status: 0 done; 1 a batch with failed or unrun items; 2 bad input, an
+    Exit status: 0 done; 1 a batch with failed or unrun items or a demo with a failed stage; 2 bad input, an
     unreadable or unwritable file, or not enough memory (one ``error:`` line, nothing
     written); 130 Ctrl-C; 143 SIGTERM (one ``interrupted`` line; atomic writers leave
     no partial file). Click usage errors keep Click's own status (2).
