@@ -100,9 +100,13 @@ def test_real_files_in_batch(tmp_path):
         {"id": "picoharp", "path": str(REALDATA / "photons" / "picoharp_v30_t2.ptu"), "mode": "cw"},
         {"id": "decay", "kind": "photons_lifetime", "path": str(REALDATA / "decay" / "Decaytrace1"),
          "irf": str(REALDATA / "decay" / "IRF_data.txt")},
+        # legacy formats get their kind from the extension too (type still decided by the bytes)
+        {"id": "ht3", "path": str(REALDATA / "photons" / "pqsample_hydraharp_v20.ht3"), "mode": "cw"},
+        {"id": "phd", "path": str(REALDATA / "decay" / "pqsample_picoharp_v20.phd")},
     ]).to_csv(manifest, index=False)
     records = run_batch(manifest, tmp_path / "o", workers=0)
-    assert [r["status"] for r in records] == ["ok", "ok"], records
+    assert [r["status"] for r in records] == ["ok"] * 4, records
+    assert [r["kind"] for r in records] == ["photons_g2", "photons_lifetime", "photons_g2", "photons_lifetime"]
 
 
 def test_bad_manifests(tmp_path):

@@ -9,7 +9,8 @@ Other keys are passed to the item's handler as options.
 
 Kinds (see :data:`HANDLERS`): ``stem_image`` (.dm3 .dm4 .emd .ser .tif .hspy -> domains,
 columns, compositions), ``pl_movie`` (.sif .spe .csv .nc -> emitters),
-``photons_g2`` (.ptu .npz -> g2), ``photons_lifetime`` (decay text), ``nc_model``
+``photons_g2`` (.ptu .npz .ht2 .ht3 .pt2 .pt3 .t3r .spc -> g2; HDF5 files need ``kind``),
+``photons_lifetime`` (decay text, .phu, .phd), ``nc_model``
 (.json NC model -> description). Other capabilities register their handlers with
 :func:`register`.
 
@@ -86,7 +87,7 @@ def _pl_movie(path: Path, out: Path, options: dict) -> dict:
             "kinds": ",".join(sorted(set(kinds)))}
 
 
-@register("photons_g2", (".ptu", ".npz"))
+@register("photons_g2", (".ptu", ".npz", ".ht2", ".ht3", ".pt2", ".pt3", ".t3r", ".spc"))
 def _photons_g2(path: Path, out: Path, options: dict) -> dict:
     from nanodomains.spectroscopy.g2 import compute_g2_file, plot_g2, write_g2_csv
 
@@ -98,7 +99,7 @@ def _photons_g2(path: Path, out: Path, options: dict) -> dict:
             "duration_s": res.duration_s, "figure": "g2.png"}
 
 
-@register("photons_lifetime", (".txt", ".dat"))
+@register("photons_lifetime", (".txt", ".dat", ".phu", ".phd"))
 def _photons_lifetime(path: Path, out: Path, options: dict) -> dict:
     from nanodomains.spectroscopy import lifetime as lt
 
