@@ -63,8 +63,12 @@ Lattice finding (:func:`find_lattice`), for any 2-D lattice in any orientation:
 power generate the lattice: the strongest and the strongest non-collinear one give a
 Lagrange-Gauss reduced basis; each other strong reflection, in order of decreasing
 power, is indexed (integer h, k within 0.2, loose enough for split reflections of
-multi-domain images), or sits at a half-integer position, which refines the cell to an
-index-2 supercell when the column motif agrees (the translations it removes change the
+multi-domain images), or sits at a third-integer position with >=
+:data:`HALF_INTEGER_POWER_FRACTION` of the strongest power within :data:`HALF_INTEGER_TOL`,
+which refines the cell to the index-3 superlattice it generates with the basis (a
+hexagonal lattice whose two strongest reflections are (11)-type, 60 deg apart, spanning
+a sublattice of index 3; the (20)-type then sits at third-integer indices), or sits at
+a half-integer position, which refines the cell to an index-2 supercell when the column motif agrees (the translations it removes change the
 image, motif difference M below) or when the reflection alone is conclusive (within
 :data:`HALF_INTEGER_TOL` of the half-integer position with >=
 :data:`HALF_INTEGER_POWER_FRACTION` of the strongest power: only the image's own
@@ -741,7 +745,13 @@ def _strong_lattice(k: np.ndarray, snr: np.ndarray, min_snr: float, arr: np.ndar
     reflection and the strongest one not collinear with it (angle > ~15 deg) give a
     first basis (Lagrange-Gauss reduced); the other strong reflections are taken in
     order of decreasing power: one with integer indices (within 0.2, |h|, |k| <= 6)
-    is explained; one at a half-integer position (|h|, |k| <= 4) refines the lattice
+    is explained; one at a third-integer position (|h|, |k| <= 4) that is conclusive by
+    itself (:func:`_self_evident` with n = 3) refines the lattice to the index-3
+    superlattice it generates with the basis (:func:`_generated_lattice`; a hexagonal
+    lattice whose strongest pair is (11)-type, 60 deg apart, spans an index-3
+    sublattice, which no index-2 step can undo; a third-integer reflection carrying that
+    much power is never an artefact, and the NSMO-type superlattice reflections stay far
+    below the power fraction); one at a half-integer position (|h|, |k| <= 4) refines the lattice
     to an index-2 supercell if the column motif agrees (the translations that supercell
     removes change the image, :func:`_motif_test`; side lobes of reflections split by a
     fault do not pass; skipped with ``arr`` None), or else to the supercell it generates
@@ -766,6 +776,14 @@ def _strong_lattice(k: np.ndarray, snr: np.ndarray, min_snr: float, arr: np.ndar
     tried: set[tuple[int, int]] = set()
     for i in order:
         hk = k[i] @ np.linalg.inv(basis)
+        if _self_evident(hk, snr[i], snr[order[0]], 3):
+            # index-3 sublattice (a hexagonal lattice's (11)-type pair): the lattice it generates with the basis
+            basis = _generated_lattice(basis, hk, 3)
+            notes.append(f"third-integer reflection at {1 / norm[i]:.2f} px ({float(snr[i] / snr[order[0]]):.0%} of "
+                         f"the strongest power, indices ({hk[0]:.3f}, {hk[1]:.3f})): index-3 superlattice "
+                         "(the lattice of the reflections)")
+            tried.clear()
+            continue
         twice = np.round(2 * hk)
         if (np.abs(hk - np.round(hk)).max() < _INDEX_TOL or np.abs(2 * hk - twice).max() >= 2 * _INDEX_TOL
                 or np.abs(hk).max() > 4.5):
@@ -805,12 +823,29 @@ def _strong_lattice(k: np.ndarray, snr: np.ndarray, min_snr: float, arr: np.ndar
                              f"strongest): their lattice indexes {frac:.0%} of their power"] + notes)
 
 
-def _self_evident(hk: np.ndarray, power: float, strongest: float) -> bool:
-    """A half-integer reflection that belongs to the lattice on the reflections' evidence alone:
-    within :data:`HALF_INTEGER_TOL` of the half-integer position in both indices, with at least
-    :data:`HALF_INTEGER_POWER_FRACTION` of the strongest power."""
-    return bool(np.abs(hk - np.round(2 * hk) / 2).max() <= HALF_INTEGER_TOL
-                and power >= HALF_INTEGER_POWER_FRACTION * strongest)
+def _self_evident(hk: np.ndarray, power: float, strongest: float, n: int = 2) -> bool:
+    """A fractional (1/n-integer, n = 2 or 3) reflection that belongs to the lattice on the
+    reflections' evidence alone: not integer, within :data:`HALF_INTEGER_TOL` of the 1/n-integer
+    position in both indices, with at least :data:`HALF_INTEGER_POWER_FRACTION` of the strongest power."""
+    near = np.round(n * hk)
+    return bool(np.abs(hk - near / n).max() <= HALF_INTEGER_TOL and (near % n != 0).any()
+                and np.abs(hk).max() <= 4.5 and power >= HALF_INTEGER_POWER_FRACTION * strongest)
+
+
+def _generated_lattice(basis: np.ndarray, hk: np.ndarray, n: int) -> np.ndarray:
+    """Reduced reciprocal basis of the lattice generated by ``basis`` and the reflection at
+    1/n-integer indices ``hk`` (Hermite normal form of the integer generators (n, 0), (0, n),
+    round(n hk), divided by n)."""
+    rows = [np.array([n, 0]), np.array([0, n]), np.round(n * np.asarray(hk)).astype(int)]
+    pivots = []
+    for col in (0, 1):
+        while sum(r[col] != 0 for r in rows) > 1:  # Euclid on column ``col``
+            live = sorted((r for r in rows if r[col] != 0), key=lambda r: abs(int(r[col])))
+            rows = [live[0]] + [r - (r[col] // live[0][col]) * live[0] for r in live[1:]] + \
+                   [r for r in rows if r[col] == 0]
+        pivots.append(next(r for r in rows if r[col] != 0))
+        rows = [r for r in rows if r[col] == 0]
+    return np.stack(_reduce(*(np.stack(pivots) / n @ basis)))
 
 
 def _motif_values(arr: np.ndarray, basis: np.ndarray) -> dict[str, float]:
