@@ -260,7 +260,8 @@ class TabulatedLandscape:
         if np.any(~np.isfinite(nu_thz)):
             missing = [n for n, v in zip(names, nu_thz) if not np.isfinite(v)]
             raise InputError(f"no harmonic-TST attempt frequency in the barrier table for {', '.join(missing)} "
-                             f"({key}); give attempt_frequency_hz with its source")
+                             f"({key}); give attempt_frequency_hz with its source, or missing_attempt_frequency='bulk' "
+                             "(CLI: --missing-attempt-frequency bulk) to use the halide's pure-bulk value")
         return nu_thz * 1e12
 
     def bulk_attempt_frequency_thz(self, halide: str) -> float:
