@@ -226,3 +226,30 @@ def test_energy_fault_rule_by_hand():
         energy_rule_parameters(no_k)
     rows = predict_fractions(tab, ("CsPbBr1.2I1.8",), n_crystals=500, seeds=(1,))
     assert rows[0]["stderr"] >= rows[0]["binomial_se"] > 0
+
+
+def test_energy_rule_with_nonpositive_fault_energy():
+    """gamma_RP <= 0 (the shipped CHGNet table): a fault costs nothing, eps_c = 0, so every
+    coalescence of nuclei with different lattices forms a fault; gamma_j_m2 sets one value."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _barrier_fixture import fault, table
+
+    from nanodomains.growth import energy_rule_parameters, simulate_population
+
+    tab = table(faults=(fault("CsPbI3", 0.0, -0.04, 638, 10.1), fault("CsPbBr3", 1.0, -0.06, 596, 13.8)))
+    p = energy_rule_parameters(tab)
+    assert p.critical_mismatch(0.4) == 0.0
+    zero = energy_rule_parameters(tab, gamma_j_m2=0.0)
+    assert zero.fault_energy_curve[0][1] == 0.0 and zero.critical_mismatch(0.4) == 0.0
+    thr = replace(growth.SEED_PRESET, mismatch_threshold=1e-12)  # the same rule written as a threshold
+    a = simulate_population(SEED_FORMULA, 1500, 4, p)
+    b = simulate_population(SEED_FORMULA, 1500, 4, thr)
+    assert np.array_equal(a.n_domains, b.n_domains)
+    # any positive fault energy can only merge more nuclei
+    c = simulate_population(SEED_FORMULA, 1500, 4, energy_rule_parameters(tab, gamma_j_m2=0.05))
+    assert c.multi_domain.mean() < a.multi_domain.mean()
+    with pytest.raises(InputError, match="gamma"):
+        energy_rule_parameters(tab, gamma_j_m2=float("nan"))

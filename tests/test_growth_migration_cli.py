@@ -114,3 +114,16 @@ def test_migrate_on_a_barrier_table_file(tmp_path, capsys):
     table(site_energies=sites, skip=[("surface", "Br")]).to_json(bad)
     assert main(["migrate", str(small), "--barriers", str(bad), "--out", str(tmp_path / "b")]) == 2
     assert "surface/Br" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    # a table without harmonic-TST frequencies: an error naming the option, which then fills them from bulk
+    no_nu = tmp_path / "no_nu.json"
+    tab_obj = table(site_energies=sites)
+    tab_obj.model_copy(update={"paths": tuple(
+        p.model_copy(update={"attempt_frequency_thz": None}) if p.environment != "bulk"
+        else p.model_copy(update={"local_br_fraction": 1.0 if p.halide == "Br" else 0.0})  # pure-bulk paths
+        for p in tab_obj.paths)}).to_json(no_nu)
+    assert main(["migrate", str(small), "--barriers", str(no_nu), "--out", str(tmp_path / "n")]) == 2
+    assert "--missing-attempt-frequency" in capsys.readouterr().err and not (tmp_path / "n").exists()
+    assert main(["migrate", str(small), "--barriers", str(no_nu), "--missing-attempt-frequency", "bulk", "--time-ns",
+                 "0.5", "--frames", "3", "--out", str(tmp_path / "m")]) == 0
+    s = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert s["settings"]["landscape"]["attempt_frequency_substituted_thz"]

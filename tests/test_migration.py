@@ -611,6 +611,8 @@ def test_chain_arrhenius_slope_recovers_effective_barrier():
 def test_missing_or_failed_paths_are_errors():
     from _barrier_fixture import path
 
+    from nanodomains.records.base import measured
+
     lat = build_x_lattice(two_domain_nc(SHIFT_RP, edge_nm=3.1))
     no_across = barrier_table(skip=[("across_fault", "Br"), ("across_fault", "I")],
                               site_energies=[("Br", 0.2, -0.05), ("I", 0.2, -0.05)])
@@ -630,6 +632,22 @@ def test_missing_or_failed_paths_are_errors():
         run_kmc(lat, TabulatedLandscape(no_nu), time_ns=0.01)
     with pytest.raises(InputError, match="source"):
         TabulatedLandscape(no_nu, attempt_frequency_hz=4e12).validate()
+    # explicit choice: paths without a harmonic-TST value take the same halide's pure-bulk value
+    pure = {("bulk", "Br"): 1.0, ("bulk", "I"): 0.0}
+    some_nu = no_nu.model_copy(update={"paths": tuple(
+        p.model_copy(update={"attempt_frequency_thz": measured(0.5 if p.halide == "I" else 0.6, 0.0),
+                             "local_br_fraction": pure[(p.environment, p.halide)]})
+        if p.environment == "bulk" else p for p in no_nu.paths)})
+    with pytest.raises(InputError, match="no harmonic-TST attempt frequency"):
+        run_kmc(lat, TabulatedLandscape(some_nu), time_ns=0.01)
+    filled = TabulatedLandscape(some_nu, missing_attempt_frequency="bulk")
+    arr = filled.rate_arrays(lat)
+    assert any("pure-bulk value" in w for w in arr.warnings)
+    assert set(arr.info["attempt_frequency_substituted_thz"].values()) <= {0.5, 0.6}
+    f, kra, se, nu, src = filled.barrier_curve("across_fault", "I")
+    assert np.allclose(nu, 0.5e12)
+    with pytest.raises(InputError, match="missing_attempt_frequency"):
+        TabulatedLandscape(some_nu, missing_attempt_frequency="mean").validate()
     no_sites = barrier_table()
     with pytest.raises(InputError, match="site energies"):
         run_kmc(lat, TabulatedLandscape(no_sites), time_ns=0.01)

@@ -151,7 +151,8 @@ def _rp_barrier_option(text: Optional[str]):
 
 
 def _kmc_params(barriers: str, temperature_k: float, barrier_set: str, rp_barrier: Optional[str],
-                surface_barrier_ev: Optional[float], photocarriers: float, attempt_frequency_hz: Optional[float]):
+                surface_barrier_ev: Optional[float], photocarriers: float, attempt_frequency_hz: Optional[float],
+                missing_attempt_frequency: Optional[str] = None):
     """The computed landscape (shipped or given table) or the literature model."""
     from nanodomains.migration import KMCParameters
     from nanodomains.migration.landscape import TabulatedLandscape, load_table
@@ -167,7 +168,8 @@ def _kmc_params(barriers: str, temperature_k: float, barrier_set: str, rp_barrie
     return TabulatedLandscape(load_table(path), temperature_k=temperature_k,
                               attempt_frequency_hz=attempt_frequency_hz,
                               attempt_frequency_source="user value (--attempt-frequency-hz)" if attempt_frequency_hz
-                              else None, table_source=path or "shipped", photocarriers=photocarriers).validate()
+                              else None, table_source=path or "shipped", photocarriers=photocarriers,
+                              missing_attempt_frequency=missing_attempt_frequency).validate()
 
 
 @app.command()
@@ -187,6 +189,10 @@ def migrate(
     attempt_frequency_hz: Optional[float] = typer.Option(None, "--attempt-frequency-hz",
                                                          help="With a table: one attempt frequency for all paths "
                                                               "instead of the table's harmonic-TST values."),
+    missing_attempt_frequency: Optional[str] = typer.Option(
+        None, "--missing-attempt-frequency",
+        help="With a table: 'bulk' gives paths without a harmonic-TST attempt frequency the same halide's "
+             "pure-bulk value (listed in the summary's settings); default: such a path is an error."),
     barrier_set: str = typer.Option("reaxff", "--barrier-set", help="literature: reaxff | dft (Pols et al. 2024)."),
     rp_barrier: Optional[str] = typer.Option(None, "--rp-barrier",
                                              help="literature: closed | bulk | barrier in eV (needed with RP faults)."),
@@ -211,7 +217,7 @@ def migrate(
     # per frame: MSD, hops, crossings, per-domain Br and ions (int64), vacancy sites (int32); x2 for the file
     require_memory(2 * frames * (48 + 16 * len(nc.domains) + 4 * n_vac), f"a kMC trajectory of {frames} frames")
     params = _kmc_params(barriers, temperature_k, barrier_set, rp_barrier, surface_barrier_ev, photocarriers,
-                         attempt_frequency_hz)
+                         attempt_frequency_hz, missing_attempt_frequency)
     with Progress(TextColumn("kMC"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task("kmc", total=time_ns * 1e3, info="")

@@ -72,6 +72,11 @@ computed fault formation energy. The pair forms a fault when E_coh > E_RP, i.e. 
 ``eps > eps_c = sqrt(2 gamma_RP / (M L))``; gamma_RP and K are interpolated in the Br
 fraction between the table's compositions at the pair's mean composition. The
 complete-linkage grouping of step 4 then uses eps_c instead of the fixed threshold.
+A fault energy <= 0 (the shipped CHGNet table: -0.007 to -0.058 J/m^2, within the
+model's error, i.e. |gamma_RP| <~ 0.1 J/m^2 with the sign unresolved) gives eps_c = 0:
+every coalescence of nuclei with different lattice constants forms a fault.
+``energy_rule_parameters(..., gamma_j_m2=g)`` sets one fault energy for all
+compositions, for scans over that model uncertainty.
 ``poisson_ratio`` 0.30 is an assumed value (typical of DFT elastic constants of
 halide perovskites; unchecked); the strained volume (whole nuclei) is an upper bound,
 so eps_c is a lower bound.
@@ -199,8 +204,9 @@ class GrowthParameters:
                                  "(energy_rule_parameters)")
             for row in self.fault_energy_curve:
                 f, g, k = row
-                if not (0 <= f <= 1 and math.isfinite(g) and g > 0 and math.isfinite(k) and k > 0):
-                    raise InputError(f"fault_energy_curve row {row}: need Br fraction in [0, 1], gamma > 0, K > 0")
+                if not (0 <= f <= 1 and math.isfinite(g) and abs(g) < 1.0 and math.isfinite(k) and k > 0):
+                    raise InputError(f"fault_energy_curve row {row}: need Br fraction in [0, 1], a finite "
+                                     "|gamma| < 1 J/m^2, K > 0")
         if not 0 <= self.poisson_ratio < 0.5:
             raise InputError(f"poisson_ratio must lie in [0, 0.5), got {self.poisson_ratio!r}")
         if self.lattice_convention not in ("cubic", "pseudocubic"):
@@ -229,16 +235,18 @@ class GrowthParameters:
         k_pa = np.interp(f, fs, [r[2] for r in rows]) * 1e9
         nu = self.poisson_ratio
         m_pa = 3 * k_pa * (1 - 2 * nu) / (1 - nu)
-        return np.sqrt(2 * gamma / (m_pa * self.capture_distance_nm * 1e-9))
+        # gamma <= 0: a fault costs nothing, so any misfit makes one (eps_c = 0)
+        return np.sqrt(2 * np.maximum(gamma, 0.0) / (m_pa * self.capture_distance_nm * 1e-9))
 
 
 def energy_rule_parameters(table, params: "GrowthParameters | None" = None, energy_shift_j_m2: float = 0.0,
-                           **changes) -> "GrowthParameters":
+                           gamma_j_m2: float | None = None, **changes) -> "GrowthParameters":
     """Growth parameters with the energy fault rule from a barrier table's fault energies.
 
     Every ``FaultEnergy`` of the table needs a bulk modulus; a missing one is an error
     naming the composition. ``energy_shift_j_m2`` shifts every fault energy (for the
-    propagation of its uncertainty).
+    propagation of its uncertainty); ``gamma_j_m2`` replaces every fault energy by one
+    value (a scan over the model uncertainty; the bulk moduli stay the table's).
     """
     rows = []
     for fe in table.faults:
@@ -246,7 +254,8 @@ def energy_rule_parameters(table, params: "GrowthParameters | None" = None, ener
             raise InputError(f"barrier table: fault energy of {fe.composition} is missing (failed calculation)")
         if fe.bulk_modulus_gpa is None or fe.bulk_modulus_gpa.value is None:
             raise InputError(f"barrier table: no bulk modulus for {fe.composition} (needed for the strain energy)")
-        rows.append((float(fe.br_fraction), float(fe.energy_j_per_m2.value) + energy_shift_j_m2,
+        g = float(fe.energy_j_per_m2.value) if gamma_j_m2 is None else float(gamma_j_m2)
+        rows.append((float(fe.br_fraction), g + energy_shift_j_m2,
                      float(fe.bulk_modulus_gpa.value)))
     if not rows:
         raise InputError("barrier table holds no RP fault energies: the energy fault rule cannot be used")
@@ -850,14 +859,17 @@ def calibrate(target_fraction: float = 0.31, nominal_formula: str = "CsPbBr1.2I1
 
 
 def predict_fractions(table, formulas=SEED_FORMULAS, n_crystals: int = 5000, seeds=(11, 12),
-                      params: GrowthParameters | None = None, hotspot_factor: float = 1.25) -> list[dict]:
+                      params: GrowthParameters | None = None, hotspot_factor: float = 1.25,
+                      model_gammas_j_m2=(0.01, 0.1)) -> list[dict]:
     """Multi-domain fraction per nominal formula with the energy fault rule.
 
     Uncertainty: the binomial standard error over the simulated NCs, and the fault
     energy's standard error propagated (runs at gamma +- its largest table stderr,
     half the difference), combined in quadrature. Sensitivity to the one calibrated
     parameter: the fraction at ``hotspot_density_nm3`` times and divided by
-    ``hotspot_factor``.
+    ``hotspot_factor``. Model uncertainty of the fault energy (the atomistic model's
+    error, larger than the table's stderr): the fraction with every fault energy set to
+    each of ``model_gammas_j_m2`` (``model_gamma_scan``).
     """
     base = energy_rule_parameters(table, params)
     se_gamma = max((fe.energy_j_per_m2.stderr or 0.0) for fe in table.faults)
@@ -881,8 +893,10 @@ def predict_fractions(table, formulas=SEED_FORMULAS, n_crystals: int = 5000, see
             prop = 0.0
         up, _ = frac(replace(base, hotspot_density_nm3=base.hotspot_density_nm3 * hotspot_factor), formula)
         down, _ = frac(replace(base, hotspot_density_nm3=base.hotspot_density_nm3 / hotspot_factor), formula)
+        scan = {f"{g:g}": frac(energy_rule_parameters(table, params, gamma_j_m2=g), formula)[0]
+                for g in model_gammas_j_m2}
         f0 = materials.parse_formula(formula)
-        out.append({"nominal_formula": formula, "x_br": 3 * f0, "multi_domain_fraction": f,
+        out.append({"model_gamma_scan": scan, "nominal_formula": formula, "x_br": 3 * f0, "multi_domain_fraction": f,
                     "stderr": math.hypot(binom, prop), "binomial_se": binom, "fault_energy_se_contribution": prop,
                     "critical_mismatch": float(base.critical_mismatch(f0)), "n_crystals": n,
                     "hotspot_sensitivity": {f"x{hotspot_factor:g}": up, f"/{hotspot_factor:g}": down}})

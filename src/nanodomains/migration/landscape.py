@@ -42,7 +42,13 @@ respect to ``exp(-U/kT)``; vacancies gather in traps.
 
 ``nu`` is the harmonic transition-state (Vineyard) attempt frequency of the path from
 the table (``attempt_frequency_hz=None``, an error if a path lacks it) or one value for
-all paths given by the user with its source (``attempt_frequency_source``).
+all paths given by the user with its source (``attempt_frequency_source``). Where the
+table has no harmonic-TST value for a path (at the across-fault saddles the partial
+Hessian has no imaginary mode, see ``docs/atomistic.md``), ``missing_attempt_frequency=
+"bulk"`` is the explicit choice to use the same halide's pure-bulk Vineyard value
+(``bulk_I`` 0.50 THz, ``bulk_Br`` 0.62 THz in the shipped table) for those paths only;
+each such substitution is listed in the run's warnings and settings. Without it a
+missing value is an error.
 
 No default barrier: every (environment, halide) the lattice needs must be in the table,
 else :class:`~nanodomains.errors.InputError` names it. ``overrides`` set a pair
@@ -159,6 +165,9 @@ class TabulatedLandscape:
         needed path has none). A number: that value for every path; then
         ``attempt_frequency_source`` must say where it comes from.
     attempt_frequency_source : str, optional
+    missing_attempt_frequency : {None, "bulk"}
+        None: a path without a harmonic-TST value is an error. ``"bulk"``: such paths
+        use the same halide's pure-bulk path value (recorded in ``substituted_nu``).
     overrides : dict, optional
         ``{"env/halide": barrier_ev | "closed" | "env/halide"}`` explicit user choices.
     site_energies : bool
@@ -175,6 +184,7 @@ class TabulatedLandscape:
     temperature_k: float = 500.0
     attempt_frequency_hz: float | None = None
     attempt_frequency_source: str | None = None
+    missing_attempt_frequency: str | None = None
     overrides: dict = field(default_factory=dict)
     site_energies: bool = True
     energy_shift_ev: float = 0.0
@@ -192,6 +202,9 @@ class TabulatedLandscape:
             require_positive("attempt_frequency_hz", self.attempt_frequency_hz)
             if not self.attempt_frequency_source:
                 raise InputError("an attempt frequency given by hand needs attempt_frequency_source (its citation)")
+        if self.missing_attempt_frequency not in (None, "bulk"):
+            raise InputError(f"missing_attempt_frequency must be None or 'bulk', got "
+                             f"{self.missing_attempt_frequency!r}")
         for k, v in self.overrides.items():
             env, _, hal = k.partition("/")
             if env not in ENV_NAMES or hal not in SPECIES_NAMES:
@@ -241,11 +254,35 @@ class TabulatedLandscape:
     def _nu(self, nu_thz: np.ndarray, names: list, key: str) -> np.ndarray:
         if self.attempt_frequency_hz is not None:
             return np.full(len(nu_thz), float(self.attempt_frequency_hz))
+        if np.any(~np.isfinite(nu_thz)) and self.missing_attempt_frequency == "bulk":
+            bulk_nu = self.bulk_attempt_frequency_thz(key.partition("/")[2])
+            nu_thz = np.where(np.isfinite(nu_thz), nu_thz, bulk_nu)
         if np.any(~np.isfinite(nu_thz)):
             missing = [n for n, v in zip(names, nu_thz) if not np.isfinite(v)]
             raise InputError(f"no harmonic-TST attempt frequency in the barrier table for {', '.join(missing)} "
-                             f"({key}); give attempt_frequency_hz with its source")
+                             f"({key}); give attempt_frequency_hz with its source, or missing_attempt_frequency='bulk' "
+                             "(CLI: --missing-attempt-frequency bulk) to use the halide's pure-bulk value")
         return nu_thz * 1e12
+
+    def bulk_attempt_frequency_thz(self, halide: str) -> float:
+        """Vineyard attempt frequency (THz) of the halide's pure-bulk path (local Br
+        fraction 1 for Br, 0 for I); an error if the table has none."""
+        pure = 1.0 if halide == "Br" else 0.0
+        paths = [p for p in self.table.paths if p.environment == "bulk" and p.halide == halide and p.converged
+                 and abs(p.local_br_fraction - pure) < 1e-6]
+        nu = [p.attempt_frequency_thz.value for p in paths
+              if p.attempt_frequency_thz is not None and p.attempt_frequency_thz.value is not None]
+        if not nu:
+            raise InputError(f"missing_attempt_frequency='bulk': the table has no pure-bulk {halide} path with a "
+                             "harmonic-TST attempt frequency")
+        return float(nu[0])
+
+    def substituted_nu(self) -> dict:
+        """Paths without a table attempt frequency that get the bulk value (``{name: THz}``)."""
+        if self.attempt_frequency_hz is not None or self.missing_attempt_frequency != "bulk":
+            return {}
+        return {p.name: self.bulk_attempt_frequency_thz(p.halide) for p in self.table.paths
+                if p.attempt_frequency_thz is None or p.attempt_frequency_thz.value is None}
 
     def rate_arrays(self, lattice: XLattice) -> RateArrays:
         """Rates by species, environment and local occupancy; site energies per site."""
@@ -273,6 +310,12 @@ class TabulatedLandscape:
                 "attempt_frequency_hz": nu.tolist(), "source": source}
         info["attempt_frequency"] = ("harmonic TST (table)" if self.attempt_frequency_hz is None
                                      else f"{self.attempt_frequency_hz:g} Hz ({self.attempt_frequency_source})")
+        subs = {k: v for k, v in self.substituted_nu().items()
+                if any(src for src in info["pairs"].values() if isinstance(src, dict) and k in src["source"])}
+        if subs:
+            info["attempt_frequency_substituted_thz"] = subs
+            warnings.append("no harmonic-TST attempt frequency in the table for " + ", ".join(subs)
+                            + ": the same halide's pure-bulk value is used (missing_attempt_frequency='bulk')")
         ion_energy = self.ion_energies(lattice, info, warnings)
         return RateArrays(w=w, env=bond_environments(lattice), ion_energy_ev=ion_energy, info=info,
                           warnings=warnings)
@@ -314,7 +357,8 @@ class TabulatedLandscape:
     def to_dict(self) -> dict:
         return {"kind": "tabulated", "model": self.table.model, "table_source": self.table_source,
                 "temperature_k": float(self.temperature_k), "attempt_frequency_hz": self.attempt_frequency_hz,
-                "attempt_frequency_source": self.attempt_frequency_source, "overrides": dict(self.overrides),
+                "attempt_frequency_source": self.attempt_frequency_source,
+                "missing_attempt_frequency": self.missing_attempt_frequency, "overrides": dict(self.overrides),
                 "site_energies": self.site_energies, "energy_shift_ev": self.energy_shift_ev,
                 "photocarriers": float(self.photocarriers), "bandgap_temperature": self.bandgap_temperature}
 
