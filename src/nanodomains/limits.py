@@ -83,6 +83,13 @@ RANGES: dict[str, Range] = {
     "demo crystals": _r(1, 100_000, "", "NCs in the demo's population (seed study: ~130)", integer=True),
     "temperature_k": _r(0, 2000, "K", "kMC temperature (CsPbX3 melts near 800 K)", lo_open=True),
     "time_ns": _r(0, 1e9, "ns", "simulated kMC time", lo_open=True),
+    "attempt_frequency_hz": _r(1e9, 1e15, "Hz", "hop attempt frequency (phonons: ~0.1-30 THz)"),
+    # atomistic (CHGNet NEB and MD)
+    "fmax": _r(0.001, 1.0, "eV/A", "NEB convergence on the max force (0.05 is the shipped table's)"),
+    "n_images": _r(1, 64, "", "intermediate NEB images", integer=True),
+    "temperature": _r(0, 2000, "K", "MD temperature (CsPbX3 melts near 800 K)", lo_open=True),
+    "time_ps": _r(0, 1e5, "ps", "simulated MD time (CHGNet runs ~2 steps/s here)", lo_open=True),
+    "timestep_fs": _r(0.1, 10, "fs", "MD time step (H-free halides: 1-5 fs)"),
     "vacancies": _r(0, 10_000_000, "", "halide vacancies (at most the X sites of the NC)", integer=True),
     "vacancy_fraction": _r(0, 1, "", "fraction of X sites that are vacant", lo_open=True, hi_open=True),
     "surface_barrier_ev": _r(0, 10, "eV", "hop barrier of surface sites"),
