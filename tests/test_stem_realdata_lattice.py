@@ -32,9 +32,8 @@ ATOMAP_PX_PM = 9.3263
 
 
 def _atomap_image() -> Path:
-    spec = importlib.util.find_spec("atomap")
-    if spec is None or spec.origin is None:
-        pytest.skip("atomap (the bench extra) is not installed: its image comes with it")
+    spec = importlib.util.find_spec("atomap")  # the test extra installs it: its image comes with it
+    assert spec is not None and spec.origin, "atomap is not installed: pip install -e '.[test]'"
     return Path(spec.origin).parent / "tests" / "datasets" / "test_ADF_cropped.hdf5"
 
 
