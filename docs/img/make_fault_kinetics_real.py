@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from nanodomains.files import atomic_path, write_json_atomic, to_jsonable  # noqa: E402
 from nanodomains.migration import build_x_lattice  # noqa: E402
 from nanodomains.migration.fault import fault_kinetics, rate_model  # noqa: E402
-from nanodomains.migration.landscape import TabulatedLandscape, load_table  # noqa: E402
+from nanodomains.migration.landscape import TabulatedLandscape, load_table, provisional_overrides  # noqa: E402
 from nanodomains.structure import SHIFT_RP, Domain, NanoCrystal, Region  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -47,8 +47,8 @@ def main():
     ap.add_argument("--max-hops", type=int, default=1_000_000)
     args = ap.parse_args()
     table = load_table(args.table)
-    has_along_i = any(p.name == "along_fault_I" and p.converged for p in table.paths)
-    overrides = {} if has_along_i else {"along_fault/I": "along_fault/Br"}
+    overrides = provisional_overrides(table)
+    has_along_i = not overrides
     land = TabulatedLandscape(table, temperature_k=500.0, missing_attempt_frequency="bulk", overrides=overrides,
                               table_source=args.table or "shipped")
     lat = build_x_lattice(pair_nc(), seed=1)

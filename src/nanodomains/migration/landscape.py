@@ -128,6 +128,27 @@ def load_table(path=None) -> BarrierTable:
     return load_barrier_table(None)
 
 
+#: Stand-ins used only while a path of the shipped table is still being computed: the
+#: missing pair borrows the same environment's path of the other halide. Explicit: callers
+#: pass :func:`provisional_overrides` as ``overrides`` and report it; nothing applies it
+#: silently, and it stops applying as soon as the table holds the converged path.
+PROVISIONAL_BORROW = {"along_fault/I": "along_fault/Br"}
+
+
+def provisional_overrides(table: BarrierTable) -> dict[str, str]:
+    """The :data:`PROVISIONAL_BORROW` entries whose own path the table lacks (or has unconverged).
+
+    Examples
+    --------
+    >>> from nanodomains.migration.barriers import load_barrier_table
+    >>> set(provisional_overrides(load_barrier_table())) <= set(PROVISIONAL_BORROW)
+    True
+    """
+    have = {_key(p.environment, p.halide) for p in table.paths if p.converged
+            and p.name == f"{p.environment}_{p.halide}"}
+    return {k: v for k, v in PROVISIONAL_BORROW.items() if k not in have}
+
+
 def _key(env: str, halide: str) -> str:
     return f"{env}/{halide}"
 
