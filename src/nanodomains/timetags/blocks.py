@@ -34,7 +34,7 @@ import numpy as np
 from nanodomains.errors import FileFormatError, InputError
 from nanodomains.timetags.stream import PhotonStream, StreamChecks, record_count_warning
 
-__all__ = ["RecordLayout", "DecodedBlock", "RecordCounts", "iter_record_chunks",
+__all__ = ["RecordLayout", "raw_blocks", "DecodedBlock", "RecordCounts", "iter_record_chunks",
            "PHOTON", "OVERFLOW", "MARKER", "SYNC", "UNKNOWN", "INVALID"]
 
 #: largest block decoded at once (records)
@@ -128,7 +128,9 @@ class RecordCounts:
         return {k: v for k, v in self.__dict__.items() if k != "per_kind"}
 
 
-def _raw_blocks(path: Path, offset: int, n_records: int, chunk_records: int) -> Iterator[tuple[int, np.ndarray]]:
+def raw_blocks(path: Path, offset: int, n_records: int, chunk_records: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first record index, raw little-endian uint32 records)`` of successive blocks of a
+    file of 32-bit records starting at byte ``offset`` (PTU, HT2/HT3, PT2/PT3, T3R, SPC)."""
     with open(path, "rb") as fh:
         start = 0
         while start < n_records:
@@ -136,7 +138,8 @@ def _raw_blocks(path: Path, offset: int, n_records: int, chunk_records: int) -> 
             fh.seek(offset + 4 * start)
             raw = np.fromfile(fh, dtype="<u4", count=count)
             if raw.size != count:
-                raise FileFormatError(f"{path}: file shrank while reading: {raw.size} of {count} records at {start}")
+                raise FileFormatError(
+                    f"{path}: truncated: expected {count} records at record {start}, read {raw.size}")
             yield start, raw
             start += count
 
@@ -256,7 +259,7 @@ def iter_record_chunks(
     pending = None  # yield one block late, so the last chunk can carry the final warnings
     # decoding needs ~60 bytes per record of temporaries: blocks of at most 2^20 records
     # keep that near 60 MB (and in cache) whatever chunk size the caller asks for
-    for start, raw in _raw_blocks(path, offset, present, min(chunk_records, MAX_BLOCK_RECORDS)):
+    for start, raw in raw_blocks(path, offset, present, min(chunk_records, MAX_BLOCK_RECORDS)):
         decoded = codec(raw)
         counts.add(decoded)
         t, ch, micro, last_macro = asm.photons(decoded, start)

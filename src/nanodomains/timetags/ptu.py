@@ -75,6 +75,7 @@ import numpy as np
 from nanodomains import __version__
 from nanodomains.errors import FileFormatError, InputError
 from nanodomains.files import atomic_path
+from nanodomains.timetags.blocks import raw_blocks
 from nanodomains.timetags.stream import PhotonStream, StreamChecks, concat_chunks, record_count_warning
 
 __all__ = [
@@ -323,22 +324,6 @@ class _PtuBlocks:
                                                                   self.acquisition_s)
 
 
-def _raw_blocks(path: Path, offset: int, n_records: int, chunk_records: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first record index, raw uint32 records)`` of successive blocks of a PTU file."""
-    with open(path, "rb") as fh:
-        start = 0
-        while start < n_records:
-            count = min(chunk_records, n_records - start)
-            fh.seek(offset + 4 * start)
-            raw = np.fromfile(fh, dtype="<u4", count=count)
-            if raw.size != count:
-                raise FileFormatError(
-                    f"{path}: truncated: expected {count} records at record {start}, read {raw.size}"
-                )
-            yield start, raw
-            start += count
-
-
 def iter_ptu_chunks(
     path: str | os.PathLike,
     *,
@@ -375,7 +360,7 @@ def iter_ptu_chunks(
             raise FileFormatError(f"{path}: corrupt PTU header ({type(exc).__name__}: {exc})") from exc
         pending = None  # one block late, so that the last chunk carries the final warnings
         n_photons = 0
-        for start, raw in _raw_blocks(path, int(ptu.record_offset), n_records, chunk_records):
+        for start, raw in raw_blocks(path, int(ptu.record_offset), n_records, chunk_records):
             t, ch, micro = blocks.decode(raw, start)
             chunk = blocks.release(t, ch, micro, more=start + raw.size < n_records)
             chunk.warnings = list(warnings)
