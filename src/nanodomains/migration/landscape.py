@@ -128,7 +128,7 @@ def load_table(path=None) -> BarrierTable:
     return load_barrier_table(None)
 
 
-#: Stand-ins used only while a path of the shipped table is still being computed: the
+#: Stand-ins used only while a path of the shipped table has no converged NEB: the
 #: missing pair borrows the same environment's path of the other halide. Explicit: callers
 #: pass :func:`provisional_overrides` as ``overrides`` and report it; nothing applies it
 #: silently, and it stops applying as soon as the table holds the converged path.

@@ -265,8 +265,8 @@ def run_migration_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         f"R1/R2 compositions across one fault equalise in {tau[300.0]:.3g} s at 300 K "
         f"({tau_range[300.0][0]:.2g}-{tau_range[300.0][1]:.2g} s for barriers -/+ 0.05 eV) and {tau[433.0]:.3g} s "
         "at 433 K (analytic rate model)."
-        + (f" Provisional: {', '.join(f'{k} borrows {v}' for k, v in borrowed.items())} (path not yet "
-           "computed in the shipped table)." if borrowed else ""),
+        + (f" Provisional: {', '.join(f'{k} borrows {v}' for k, v in borrowed.items())} (no converged path "
+           "in the shipped table: see its not_computed)." if borrowed else ""),
         figures=[(fig, "Vacancy paths over the domain map.")]))
     return result
 
