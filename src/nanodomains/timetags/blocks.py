@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from nanodomains.errors import FileFormatError, InputError
-from nanodomains.timetags.stream import PhotonStream, StreamChecks, record_count_warning
+from nanodomains.timetags.stream import PhotonStream, StreamChecks, merge_held, record_count_warning
 
 __all__ = ["RecordLayout", "raw_blocks", "DecodedBlock", "RecordCounts", "iter_record_chunks",
            "PHOTON", "OVERFLOW", "MARKER", "SYNC", "UNKNOWN", "INVALID"]
@@ -179,15 +179,7 @@ class _Assembler:
         return t, ch, micro, (int(macro.max()) if macro.size else None)
 
     def release(self, t, ch, micro, last_macro, more: bool):
-        held_t, held_c, held_m = self.held
-        t, ch = np.concatenate([held_t, t]), np.concatenate([held_c, ch])
-        if micro is not None:
-            micro = np.concatenate([held_m, micro])
-        if t.size > 1 and np.any(np.diff(t) < 0):
-            order = np.argsort(t, kind="stable")
-            t, ch = t[order], ch[order]
-            if micro is not None:
-                micro = micro[order]
+        t, ch, micro = merge_held(self.held, t, ch, micro)
         if self.layout.is_t3 and self.layout.micro_in_macro and more:
             # photons of the last sync period may interleave with the next block's
             keep = t < int(np.rint(float(last_macro) * self.layout.macro_unit_ps)) if last_macro is not None \

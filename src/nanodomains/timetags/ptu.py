@@ -76,7 +76,7 @@ from nanodomains import __version__
 from nanodomains.errors import FileFormatError, InputError
 from nanodomains.files import atomic_path
 from nanodomains.timetags.blocks import raw_blocks
-from nanodomains.timetags.stream import PhotonStream, StreamChecks, concat_chunks, record_count_warning
+from nanodomains.timetags.stream import PhotonStream, StreamChecks, concat_chunks, merge_held, record_count_warning
 
 __all__ = [
     "read_ptu",
@@ -290,16 +290,7 @@ class _PtuBlocks:
             micro = None
             t = ph_units if self.unit_ps == 1.0 else np.rint(ph_units * self.unit_ps).astype(np.int64)
         # merge photons held back from the previous block, order by time
-        held_t, held_c, held_m = self.held
-        t, ch = np.concatenate([held_t, t]), np.concatenate([held_c, ch])
-        if self.is_t3:
-            micro = np.concatenate([held_m, micro])
-        if t.size > 1 and np.any(np.diff(t) < 0):
-            order = np.argsort(t, kind="stable")
-            t, ch = t[order], ch[order]
-            if micro is not None:
-                micro = micro[order]
-        return t, ch, micro
+        return merge_held(self.held, t, ch, micro if self.is_t3 else None)
 
     def release(self, t, ch, micro, more: bool) -> PhotonStream:
         """The chunk to yield; in T3 photons of the last sync period wait for the next block."""

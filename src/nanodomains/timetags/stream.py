@@ -27,7 +27,7 @@ import numpy as np
 
 from nanodomains.errors import FileFormatError, InputError
 
-__all__ = ["PhotonStream", "StreamChecks", "record_count_warning", "concat_chunks"]
+__all__ = ["PhotonStream", "StreamChecks", "record_count_warning", "concat_chunks", "merge_held"]
 
 
 @dataclass
@@ -174,6 +174,24 @@ def concat_chunks(chunks: list[PhotonStream]) -> PhotonStream:
         source=first.source,
         warnings=list(last.warnings),
     )
+
+
+def merge_held(held, t: np.ndarray, ch: np.ndarray, micro: np.ndarray | None):
+    """Photons held back from the previous block put before this block's, ordered by time.
+
+    ``held`` is ``(times, channels, micro times)``; ``micro`` is None for T2 data. The sort
+    is stable and runs only when the merged times are not already in order.
+    """
+    held_t, held_c, held_m = held
+    t, ch = np.concatenate([held_t, t]), np.concatenate([held_c, ch])
+    if micro is not None:
+        micro = np.concatenate([held_m, micro])
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        order = np.argsort(t, kind="stable")
+        t, ch = t[order], ch[order]
+        if micro is not None:
+            micro = micro[order]
+    return t, ch, micro
 
 
 def record_count_warning(path, declared: int | None, present: int, trailing_bytes: int = 0) -> list[str]:
