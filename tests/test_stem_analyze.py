@@ -34,7 +34,7 @@ def test_schema_2_domains_json_written_by_the_old_code_still_loads():
 
     assert json.loads(V2_FIXTURE.read_text())["schema"] == "nanodomains.stem.domains/2"
     for rec in (load_record(V2_FIXTURE), StemDomains.from_json(V2_FIXTURE)):
-        assert type(rec) is StemDomains and rec.SCHEMA == "nanodomains.stem.domains/3"
+        assert type(rec) is StemDomains and rec.SCHEMA == "nanodomains.stem.domains/4"
         assert rec.lattice.a1_pm.value == 412.8 and rec.lattice.projection is None
         assert [d.registry for d in rec.domains] == [1, -1] and rec.domains[0].composition.reason
         b = rec.boundaries[0]
@@ -42,7 +42,7 @@ def test_schema_2_domains_json_written_by_the_old_code_still_loads():
         assert rec.background.source == "vacuum" and rec.background.method is None
         assert rec.not_computed == {"composition": "no vacuum in the field"}
         # written back, it is a /3 record that reads back equal
-        assert json.loads(rec.to_json())["schema"] == "nanodomains.stem.domains/3"
+        assert json.loads(rec.to_json())["schema"] == "nanodomains.stem.domains/4"
         assert StemDomains.from_json(rec.to_json()) == rec
     with pytest.raises(FileFormatError, match="schema"):
         StemDomains.from_dict({**json.loads(V2_FIXTURE.read_text()), "schema": "nanodomains.stem.domains/1"})
@@ -52,7 +52,7 @@ def test_outputs_of_paper_fig1(tmp_path):
     sim, res = analysed("fig1", 1)
     paths = res.write(tmp_path)
     d = json.loads(paths["domains"].read_text())
-    assert d["schema"] == "nanodomains.stem.domains/3" and d["origin"] == "analysis"
+    assert d["schema"] == "nanodomains.stem.domains/4" and d["origin"] == "analysis"
     assert d["pixel_size_pm"] == 20.0 and len(d["domains"]) == 4
     for row in d["domains"]:
         assert DOMAIN_KEYS <= set(row)

@@ -133,7 +133,7 @@ def test_demo_stem_stage_writes_the_same_record_and_rows_from_compare(tmp_path):
     out = run_stem_stage(tmp_path, 0, sections)
     for name in ("paper_fig1", "homogeneous"):
         rec = StemDomains.from_json(tmp_path / f"stem_{name}" / "domains.json")
-        assert rec.SCHEMA == "nanodomains.stem.domains/3" and rec.domains
+        assert rec.SCHEMA == "nanodomains.stem.domains/4" and rec.domains
         val = StemValidation.from_json(tmp_path / f"stem_{name}" / "validation.json")
         assert val.n_domains_found == len(rec.domains) == out["images"][name]["domains_found"]
         assert out["images"][name]["rp_found"] == out["images"][name]["rp_truth"]

@@ -212,7 +212,7 @@ def test_truth_sidecar_domains_boundaries_and_roundtrip(tmp_path):
     labels = S.decode_array(truth["label_map"])
     assert labels.shape == (900, 900)
     rec = truth["record"]
-    assert rec.origin == "truth" and rec.SCHEMA == "nanodomains.stem.domains/3"
+    assert rec.origin == "truth" and rec.SCHEMA == "nanodomains.stem.domains/4"
     visible = [d for d in rec.domains if d.visible]
     assert {d.id for d in visible} == {0, 1, 2, 3}  # R5 lies behind R2
     # R1 (shifted through the whole thickness), R2 with R5 behind it (partly shifted)

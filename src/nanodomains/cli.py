@@ -339,30 +339,49 @@ def stem_simulate(
 @stem_app.command("table")
 def stem_table(
     out: str = typer.Option(..., "--out", help="Output table (.nc)."),
-    method: str = typer.Option("power-law", "--method", help="power-law | multislice (abTEM, frozen phonons)."),
+    method: str = typer.Option("power-law", "--method",
+                               help="power-law | multislice (abTEM, frozen phonons) | registry (abTEM registry-depth "
+                                    "table for the joint inversion, nanodomains.stem.zcontrast)."),
     br: str = typer.Option("0,0.5,1", "--br", help="Br fractions (comma-separated)."),
     shifted: str = typer.Option("0,0.25,0.5,0.75", "--shifted", help="Shifted-cell fractions."),
-    cells: str = typer.Option("8,16,24", "--cells", help="Thicknesses in unit cells."),
+    cells: str = typer.Option("8,16,24", "--cells", help="Thicknesses in unit cells (registry: every cell of LO-HI)."),
     exponent: float = typer.Option(1.7, "--exponent", help="Power-law exponent n."),
     scan_points: int = typer.Option(6, "--scan-points", help="Multislice: scan points per axis over a quarter cell."),
     seed: int = typer.Option(1, "--seed", help="Multislice: halide order and frozen-phonon seed."),
+    regular_cells: str = typer.Option("41,22,9,30,4,15", "--regular-cells",
+                                      help="Registry: boundary depths k (regular cells at the entrance), in run order; "
+                                           "one k >= the largest thickness gives the regular column."),
+    parts: Optional[str] = typer.Option(None, "--parts", help="Registry: folder of finished runs (resumes)."),
+    kv: float = typer.Option(300.0, "--kv", help="Multislice/registry: beam energy (kV)."),
+    mrad: float = typer.Option(24.0, "--mrad", help="Multislice/registry: convergence semi-angle (mrad)."),
+    detector: str = typer.Option("70,190", "--detector", help="Multislice/registry: ADF inner,outer angle (mrad)."),
+    configs: int = typer.Option(8, "--configs", help="Multislice/registry: frozen-phonon configurations (>= 8)."),
 ) -> None:
     """Column-intensity table (Cs, PbX, X) over Br fraction, shifted fraction and thickness."""
     from rich.table import Table
 
     from nanodomains.stem import table_build, tables
-    from nanodomains.stem.probe import ColumnModel
+    from nanodomains.stem.multislice import MultisliceSettings
+    from nanodomains.stem.probe import ColumnModel, ProbeParameters
 
     if not out.lower().endswith(".nc"):
         raise InputError(f"--out {out}: tables are written as netCDF (.nc)")
-    b, s, n = _float_list(br, "--br"), _float_list(shifted, "--shifted"), _float_list(cells, "--cells")
     m = method.replace("_", "-").lower()
+    det = _float_list(detector, "--detector")
+    if len(det) != 2:
+        raise InputError(f"--detector {detector!r}: expected inner,outer in mrad, e.g. 70,190")
+    settings = MultisliceSettings(probe=ProbeParameters(beam_energy_kev=kv, convergence_semiangle_mrad=mrad),
+                                  detector_mrad=tuple(det), num_configs=configs)
+    if m == "registry":
+        _registry_table_command(out, br, cells, regular_cells, parts, settings)
+        return
+    b, s, n = _float_list(br, "--br"), _float_list(shifted, "--shifted"), _float_list(cells, "--cells")
     if m in ("power-law", "powerlaw"):
         table = tables.power_law_table(b, s, n, ColumnModel(exponent=exponent))
     elif m == "multislice":
-        table = table_build.multislice_table(b, s, n, scan_points=scan_points, seed=seed)
+        table = table_build.multislice_table(b, s, n, settings=settings, scan_points=scan_points, seed=seed)
     else:
-        raise InputError(f"--method {method!r}: expected 'power-law' or 'multislice'")
+        raise InputError(f"--method {method!r}: expected 'power-law', 'multislice' or 'registry'")
     tables.save_table(table, out)
     ratios = tables.column_ratios(table)
     t = Table(title=f"{table.attrs['method']} table: Cs/PbX at the largest thickness")
@@ -378,6 +397,66 @@ def stem_table(
         console.print("fit of the power law: " + ", ".join(
             f"{k} = {v:.4g}" for k, v in fit.summary().items() if v is not None))
     console.print(f"wrote {out}")
+
+
+def _cell_range(text: str) -> list[int]:
+    """'6-41' or '8,16,24' as a list of whole cells."""
+    if "-" in text and "," not in text:
+        try:
+            lo, hi = (int(v) for v in text.split("-"))
+        except ValueError as exc:
+            raise InputError(f"--cells {text!r}: expected LO-HI or a comma-separated list") from exc
+        return list(range(lo, hi + 1))
+    vals = _float_list(text, "--cells")
+    if any(v != int(v) for v in vals):
+        raise InputError(f"--cells {text!r}: whole cells expected")
+    return [int(v) for v in vals]
+
+
+def _registry_table_command(out: str, br: str, cells: str, regular_cells: str, parts: Optional[str],
+                            settings) -> None:
+    """``stem table --method registry``: build (resuming from --parts), write and summarise."""
+    from nanodomains.stem import table_build
+    from nanodomains.stem.io import save_netcdf
+    from pathlib import Path
+
+    from nanodomains.stem.zcontrast import RegistryModel
+
+    n = _cell_range(cells)
+    ks = [int(v) for v in _float_list(regular_cells, "--regular-cells")]
+    parts = parts or str(Path(out).with_suffix("")) + "_parts"
+    table = table_build.registry_table(_float_list(br, "--br"), ks, n, settings=settings, parts_dir=parts)
+    save_netcdf(table, out)
+    model = RegistryModel(table)
+    console.print(f"{model.describe()}; {table.attrs['wall_time_s'] / 60:.0f} min of runs; wrote {out}")
+
+
+@stem_app.command("validation-images")
+def stem_validation_images(
+    out: str = typer.Option(..., "--out", help="Output folder (<case>.nc each)."),
+    cases: Optional[str] = typer.Option(None, "--cases", help="Comma-separated case names (default all)."),
+    thickness: str = typer.Option("8,12,16,24", "--thickness", help="Thicknesses (nm), exit planes of one run."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the first case (case i: seed + i)."),
+) -> None:
+    """Multislice (abTEM) validation images of registry slabs with known b, s and thickness."""
+    from nanodomains.stem.table_build import validation_images
+
+    names = [c.strip() for c in cases.split(",")] if cases else None
+    for p in validation_images(out, names, tuple(_float_list(thickness, "--thickness")), seed=seed):
+        console.print(f"wrote {p}")
+
+
+@stem_app.command("fig1g")
+def stem_fig1g(
+    out: str = typer.Option("fig1g.png", "--out", help="Output figure (.png, .pdf, .svg)."),
+    table: Optional[str] = typer.Option(None, "--table", help="Registry-depth table (.nc); default the shipped one."),
+    thickness_nm: float = typer.Option(16.0, "--thickness-nm", help="Column thickness (nm)."),
+) -> None:
+    """The seed's Fig. 1g: column intensities against b and s from the registry-depth table."""
+    from nanodomains.stem.zcontrast import RegistryModel, load_registry_table, plot_fig1g
+
+    model = RegistryModel(load_registry_table(table))
+    console.print(f"wrote {plot_fig1g(model, out, thickness_nm)}")
 
 
 @eds_app.command("simulate")
@@ -413,8 +492,13 @@ def stem_analyze(
     image: str = typer.Argument(..., help="ADF-STEM image (dm3/dm4/emd/ser/tif/hspy/npy/nc)."),
     out: str = typer.Option(..., "--out", help="Output folder: domains.json, columns.csv, gpa.nc, overview.png."),
     pixel_size_pm: Optional[float] = typer.Option(None, "--pixel-size-pm", help="Pixel size (pm) for files without calibration."),
-    table: Optional[str] = typer.Option(None, "--table", help="Column-intensity table (.nc, `stem table`); default power law."),
+    table: Optional[str] = typer.Option(None, "--table", help="Column-intensity table (.nc, `stem table`) or 'registry' "
+                                                              "(the shipped multislice registry-depth table: joint "
+                                                              "b, s, thickness inversion); default power law."),
     thickness_nm: Optional[float] = typer.Option(None, "--thickness-nm", help="Crystal thickness (default: cube from the projected area)."),
+    fit_thickness: bool = typer.Option(False, "--fit-thickness",
+                                       help="Registry table: thickness from the intensities (image normalised to the "
+                                            "incident beam) or marginalised, not from --thickness-nm / the cube."),
     names: str = typer.Option("Cs,PbX,X", "--names", help="Column names dim,bright,X (B,A,O for ABO3: no composition)."),
     classification: str = typer.Option("local", "--classification", help="local (follows RP faults) | global."),
     eds: Optional[str] = typer.Option(None, "--eds", help="Registered EDS maps (.nc): step fit across each boundary."),
@@ -449,7 +533,8 @@ def stem_analyze(
         pr = dict(zip(("beam_energy_kev", "convergence_semiangle_mrad", "source_fwhm_pm"), vals))
         ProbeParameters(**pr)  # refused up front, even when no stage ends up using the probe
     res = analyze_image(image, table, pixel_size_pm=pixel_size_pm, names=type_names, classification=classification,
-                        thickness_nm=thickness_nm if thickness_nm is not None else "cube", eds_maps=eds, seed=seed,
+                        thickness_nm=None if fit_thickness else (thickness_nm if thickness_nm is not None else "cube"),
+                        eds_maps=eds, seed=seed,
                         probe=pr, calibrate_lattice_pm=calibrate_lattice_pm,
                         calibration_region=_region_slices(calibration_region), calibration_direction=calibration_direction,
                         background=background)

@@ -1,6 +1,6 @@
 """STEM records: lattice, domain, boundary, composition, column-set summary, ``domains.json``.
 
-One type, :class:`StemDomains` (schema ``nanodomains.stem.domains/3``), is both what
+One type, :class:`StemDomains` (schema ``nanodomains.stem.domains/4``), is both what
 :func:`nanodomains.stem.analyze.analyze_image` finds in an ADF-STEM image (written as
 ``domains.json`` by ``nanodomains stem analyze``, the batch and the demo) and the
 projected truth the STEM and EDS simulators put in their truth sidecars
@@ -14,10 +14,13 @@ Conventions (see :mod:`nanodomains.records.base`): every fitted number is a
 that truth and analysis define differently (names, registry sign, formula text, column
 counts) carry ``compare=False`` and are not judged by ``compare``.
 
-Schema history: ``/3`` added the boundary evidence (``StemBoundary.phase_jump_rad``
+Schema history: ``/4`` added the joint Z-contrast inversion's fields to
+:class:`StemComposition` (90 % credible intervals, thickness, the status of b and s,
+the probability of the minority registry at the entrance, the intensity mode).
+``/3`` added the boundary evidence (``StemBoundary.phase_jump_rad``
 ... ``evidence``), ``StemBackground.method``, ``cross_section`` and ``n_columns``,
 and ``StemLattice.angle_err_deg``, ``ratio``, ``projection``, ``evidence`` and
-``pseudocubic_pm``. Files of schema ``/2`` still load (:meth:`StemDomains.from_dict`,
+``pseudocubic_pm``. Files of schemas ``/2`` and ``/3`` still load (:meth:`StemDomains.from_dict`,
 :func:`~nanodomains.records.load_record`): the fields they lack take their defaults.
 
 Examples
@@ -109,6 +112,18 @@ class StemComposition(Item):
     vegard_agrees: bool | None = None
     vegard_convention: str | None = None
     note: str | None = None
+    # joint inversion against a registry-depth table (nanodomains.stem.zcontrast), schema /4
+    intensity_mode: str | None = None
+    br_fraction_ci90: tuple[float | None, float | None] | None = None
+    mixed_fraction_ci90: tuple[float | None, float | None] | None = None
+    shifted_fraction_ci90: tuple[float | None, float | None] | None = None
+    br_fraction_status: str | None = None
+    shifted_fraction_status: str | None = None
+    shifted_fraction_candidates: tuple[float, float] | None = None
+    p_minority_at_entrance: float | None = None
+    thickness_nm: Measured | None = None
+    thickness_nm_ci90: tuple[float | None, float | None] | None = None
+    thickness_source: str | None = None
 
 
 class StemDomain(Item):
@@ -235,9 +250,9 @@ class StemDomains(Record):
     (``composition``, ...) with the reason.
     """
 
-    SCHEMA: ClassVar[str] = "nanodomains.stem.domains/3"
+    SCHEMA: ClassVar[str] = "nanodomains.stem.domains/4"
     #: earlier schemas read as this one (every field added since has a default)
-    READS_SCHEMAS: ClassVar[tuple[str, ...]] = ("nanodomains.stem.domains/2",)
+    READS_SCHEMAS: ClassVar[tuple[str, ...]] = ("nanodomains.stem.domains/2", "nanodomains.stem.domains/3")
 
     pixel_size_pm: float
     shape_px: tuple[int, int]
@@ -270,9 +285,15 @@ class StemDomains(Record):
 
 class StemDomainsV2(StemDomains):
     """Reader of ``nanodomains.stem.domains/2`` files (:func:`~nanodomains.records.load_record`
-    chooses the type by schema): returns a :class:`StemDomains` (schema ``/3``)."""
+    chooses the type by schema): returns a :class:`StemDomains` (schema ``/4``)."""
 
     SCHEMA: ClassVar[str] = "nanodomains.stem.domains/2"
+
+
+class StemDomainsV3(StemDomains):
+    """Reader of ``nanodomains.stem.domains/3`` files: returns a :class:`StemDomains` (schema ``/4``)."""
+
+    SCHEMA: ClassVar[str] = "nanodomains.stem.domains/3"
 
 
 class StemRegionMatch(Item):

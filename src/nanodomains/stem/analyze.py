@@ -22,7 +22,7 @@ Each stage reports what it could do: lattice, columns, strain, domains and bound
 need no vacuum; a stage whose inputs are missing is written to ``not_computed`` with
 the reason while everything else is written. :meth:`AnalysisResult.write` writes
 ``domains.json`` (the :class:`~nanodomains.records.StemDomains` record, schema
-``nanodomains.stem.domains/3``,
+``nanodomains.stem.domains/4``,
 the same type the simulators' truth sidecars hold), ``columns.csv`` (plain CSV: its
 metadata are in ``domains.json`` under ``columns``), ``gpa.nc`` and ``overview.png``
 (image with the domain outlines and names, (100) amplitude map, and the composition
@@ -311,7 +311,11 @@ class AnalysisResult:
 
     def _plot_composition(self, ax) -> None:
         from nanodomains.stem.composition import CompositionModel
+        from nanodomains.stem.zcontrast import is_registry_table
 
+        if is_registry_table(self.table):
+            self._plot_registry_composition(ax)
+            return
         b = np.linspace(0, 1, 101)
         n = next((d.composition.thickness_cells for d in self.domains
                   if d.composition is not None and d.composition.thickness_cells), 24.0)
@@ -330,6 +334,29 @@ class AnalysisResult:
         method = self.record.table.method if self.record.table is not None else "?"
         ax.set_title(f"(c) Z-contrast composition ({method})", fontsize=10)
         ax.legend(fontsize=7, loc="upper right")
+
+    def _plot_registry_composition(self, ax) -> None:
+        """Br fraction and shifted fraction per domain with their 90 % credible intervals."""
+        rows = [d for d in self.domains if d.br_fraction.value is not None]
+        x = np.arange(len(rows))
+        for off, key, colour in ((-0.12, "br_fraction", "C0"), (0.12, "shifted_fraction", "C3")):
+            for i, d in enumerate(rows):
+                ci = getattr(d.composition, f"{key}_ci90")
+                v = getattr(d, key).value
+                if v is None or ci is None:
+                    ci, v = d.composition.mixed_fraction_ci90, d.mixed_fraction.value
+                    ax.plot([i + off] * 2, [v, 1 - v], "x", color=colour)  # s ambiguous: both candidates
+                    continue
+                ax.errorbar(i + off, v, yerr=[[v - ci[0]], [ci[1] - v]], fmt="o", color=colour, capsize=3)
+        ax.plot([], [], "o", color="C0", label="Br fraction b (90 % interval)")
+        ax.plot([], [], "o", color="C3", label="shifted fraction s (x: s or 1 - s, ambiguous)")
+        ax.set_xticks(x, [f"{d.name}\n{d.composition.thickness_nm.value:.1f} nm" for d in rows])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(-0.6, max(len(rows), 1) - 0.4)
+        ax.set_ylabel("fraction")
+        ax.set_title("(c) Z-contrast: joint inversion against the registry-depth multislice table", fontsize=10)
+        ax.legend(fontsize=7, loc="upper right")
+
 
 def _map_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     """netCDF encoding of ``gpa.nc``: the integer label maps (mostly constant) zlib-compressed
@@ -357,13 +384,21 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def _load_table(table: Any) -> xr.Dataset | None:
-    from nanodomains.stem import tables
+    """A column-intensity table (:mod:`~nanodomains.stem.tables`) or a registry-depth table
+    (:mod:`~nanodomains.stem.zcontrast`; ``"registry"`` = the shipped one), checked."""
+    from nanodomains.stem import tables, zcontrast
+    from nanodomains.stem.io import load_netcdf
 
     if table is None:
         return None
+    if isinstance(table, str) and table == "registry":
+        return zcontrast.load_registry_table()
     if isinstance(table, xr.Dataset):
-        return tables.check_table(table)
-    return tables.load_table(table)
+        return zcontrast.check_registry_table(table) if zcontrast.is_registry_table(table) else \
+            tables.check_table(table)
+    ds = load_netcdf(table, "column-intensity table")
+    return zcontrast.check_registry_table(ds, str(table)) if zcontrast.is_registry_table(ds) else \
+        tables.check_table(ds, str(table))
 
 
 def _load_for_analysis(path: Any, pixel_size_pm: float | None, calibrating: bool) -> xr.DataArray:
@@ -549,13 +584,17 @@ def _composition_step(image: xr.DataArray, cols: Any, seg: Any, tab: xr.Dataset 
     thickness unknown for a crystal that fills the field).
     """
     from nanodomains.stem import composition as comp
+    from nanodomains.stem import zcontrast
     from nanodomains.stem.domains import column_positions_px
 
     px = float(image.attrs["pixel_size_pm"])
     pos = column_positions_px(cols, px, seg.origin_nm)
     lab = seg.labels
     touches = bool(np.any(lab[0] > 0) or np.any(lab[-1] > 0) or np.any(lab[:, 0] > 0) or np.any(lab[:, -1] > 0))
-    if thickness_nm == "cube" and touches:
+    registry = tab is not None and zcontrast.is_registry_table(tab)
+    if thickness_nm is None and not registry:
+        return "thickness_nm=None (fit the thickness) needs a registry-depth table (table='registry')"
+    if thickness_nm == "cube" and touches and not registry:
         return ("the crystal touches the image border, so its thickness cannot be estimated from its projected "
                 "area (thickness_nm='cube'); give thickness_nm (--thickness-nm)")
     fit_ok = cols["fit_ok"].to_numpy(bool)
@@ -566,6 +605,13 @@ def _composition_step(image: xr.DataArray, cols: Any, seg: Any, tab: xr.Dataset 
     cols["cross_section"] = inten * (px * 1e-3) ** 2
     warnings = []
     volumes = bg.method == "column_fits"
+    cls = np.select([cols["type"] == names[1], cols["type"] == names[0], cols["type"] == names[2]],
+                    ["bright", "dim", "X"], "none")
+    use = seg.column_interior & complete & fit_ok
+    if registry:
+        return _registry_step(image, tab, inten * (px / 100.0) ** 2, cls, use, seg, bg, volumes, thickness_nm,
+                              touches, n_boot=n_boot, seed=seed, lattice_convention=lattice_convention,
+                              pixel_size_rel_err=pixel_size_rel_err, probe=probe)
     if tab is None:
         # column volumes of a joint fit are separated from their neighbours: no a/2-square cross-talk
         tab, note = comp.default_table({**image.attrs, **(probe or {})}, crosstalk=not volumes)
@@ -591,14 +637,75 @@ def _composition_step(image: xr.DataArray, cols: Any, seg: Any, tab: xr.Dataset 
             models[key] = comp.CompositionModel(tab, n, termination)
         return models[key]
 
-    cls = np.select([cols["type"] == names[1], cols["type"] == names[0], cols["type"] == names[2]],
-                    ["bright", "dim", "X"], "none")
-    use = seg.column_interior & complete & fit_ok
     res = comp.domain_composition(inten, cls, seg.column_domain, use, seg.domains, model_for, n_boot=n_boot,
                                   seed=seed, lattice_convention=lattice_convention,
                                   pixel_size_rel_err=pixel_size_rel_err, table_method=tab.attrs.get("method"))
     return _CompositionStep({d["id"]: r for d, r in zip(seg.domains, res)}, bg, _table_item(tab, note), tab,
                             thick_note[0] if thick_note else None, warnings)
+
+
+#: relative error given to a thickness from the projected area ("cube")
+_CUBE_THICKNESS_REL_ERR = 0.10
+_REGISTRY_MODELS: dict[int, Any] = {}
+
+
+def _registry_model(tab: xr.Dataset) -> Any:
+    """One :class:`~nanodomains.stem.zcontrast.RegistryModel` per table object (built in ~1 s)."""
+    from nanodomains.stem.zcontrast import RegistryModel
+
+    key = id(tab)
+    if key not in _REGISTRY_MODELS:
+        _REGISTRY_MODELS.clear()
+        _REGISTRY_MODELS[key] = (tab, RegistryModel(tab))
+    return _REGISTRY_MODELS[key][1]
+
+
+def _registry_step(image: xr.DataArray, tab: xr.Dataset, cross_a2: np.ndarray, cls: np.ndarray, use: np.ndarray,
+                   seg: Any, bg: StemBackground, volumes: bool, thickness_nm: Any, touches: bool, *, n_boot: int,
+                   seed: int, lattice_convention: str, pixel_size_rel_err: float,
+                   probe: dict | None) -> _CompositionStep | str:
+    """Step 5 with a registry-depth table: joint (b, s, thickness) inversion per domain."""
+    from nanodomains.stem import zcontrast
+
+    attrs = {**image.attrs, **(probe or {})}
+    warnings = []
+    diff = zcontrast.probe_mismatch(tab.attrs, attrs)
+    if diff:
+        warnings.append("registry table made for another probe/detector than the image: " + "; ".join(diff))
+    if volumes:
+        warnings.append("column intensities are Gaussian volumes above the column fits' background (no vacuum in "
+                        "the field), but the registry table holds Voronoi sums: compositions may be biased")
+    absolute = zcontrast.is_normalised(image.attrs)
+    area = float((seg.labels > 0).sum() * (float(image.attrs["pixel_size_pm"]) * 1e-3) ** 2)
+
+    def thickness_for(d):
+        if thickness_nm is None:
+            return None, None, None
+        if isinstance(thickness_nm, str):
+            if thickness_nm != "cube":
+                raise InputError(f"thickness_nm must be a number (nm), 'cube' or None, got {thickness_nm!r}")
+            if touches:  # crystal fills the field: fitted (absolute) or flat prior (ratios)
+                return None, None, None
+            t = float(np.sqrt(area))
+            return t, _CUBE_THICKNESS_REL_ERR * t, f"cube: sqrt(projected area) = {t:.2f} nm +- 10 %"
+        t = float(thickness_nm)
+        return t, 0.05 * t, f"given: {t:g} nm +- 5 %"
+
+    model = _registry_model(tab)
+    res = zcontrast.domain_compositions(cross_a2, cls, seg.column_domain, use, seg.domains, model,
+                                        absolute=absolute, thickness_for=thickness_for, n_boot=n_boot, seed=seed,
+                                        lattice_convention=lattice_convention,
+                                        pixel_size_rel_err=pixel_size_rel_err)
+    note = model.describe() + ("; intensities normalised to the incident beam" if absolute
+                               else "; image not normalised to the incident beam: ratios only")
+    from nanodomains.files import to_jsonable
+
+    keep = ("table_version", "abtem_version", "beam_energy_kev", "convergence_semiangle_mrad", "detector_inner_mrad",
+            "detector_outer_mrad", "num_configs", "command")
+    item = StemTable(method=tab.attrs.get("method"), note=note,
+                     parameters=to_jsonable({k: tab.attrs[k] for k in keep if k in tab.attrs}))
+    thick = next((r["composition"].thickness_source for r in res if r["composition"].thickness_source), None)
+    return _CompositionStep({d["id"]: r for d, r in zip(seg.domains, res)}, bg, item, tab, thick, warnings)
 
 
 def _composition_inputs(lattice: Any, cols: Any, names: tuple[str, ...], seg: Any) -> str | None:
@@ -720,7 +827,9 @@ def analyze_image(
         Calibrated image, or a file for :func:`nanodomains.stem.io.load_image`.
     table : xarray.Dataset or str or Path, optional
         Column-intensity table (:mod:`nanodomains.stem.tables`; power law or
-        multislice); default the power law with the image probe's cross-talk
+        multislice), or a registry-depth table (:mod:`nanodomains.stem.zcontrast`;
+        ``"registry"``: the shipped one) for the joint inversion of b, s and
+        thickness; default the power law with the image probe's cross-talk
         (:func:`nanodomains.stem.composition.default_table`).
     pixel_size_pm : float, optional
         Pixel size for files without calibration (overrides the file's).
@@ -730,8 +839,11 @@ def analyze_image(
         Column classification (:func:`nanodomains.stem.columns.classify_columns`).
     composition : bool, optional
         Invert the column intensities (default: for CsPbX3 names only).
-    thickness_nm : float or "cube"
-        Column length for the inversion (see :mod:`nanodomains.stem.composition`).
+    thickness_nm : float or "cube" or None
+        Column length for the inversion (see :mod:`nanodomains.stem.composition`). With a
+        registry-depth table (``table="registry"``, :mod:`nanodomains.stem.zcontrast`)
+        None fits it from intensities normalised to the incident beam (or marginalises
+        it for ratios), and "cube" on a crystal that fills the field does the same.
     termination : {"CsX", "none"}
     background : float or {"auto", "vacuum", "columns"}
         Background under the columns for the composition (:class:`~nanodomains.records.StemBackground`

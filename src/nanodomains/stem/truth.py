@@ -48,7 +48,7 @@ def write_truth(truth: dict, path: str | Path) -> Path:
     Schema ``nanodomains.stem.truth/2``:
 
     - ``record``: the projected truth as a :class:`~nanodomains.records.StemDomains`
-      (schema ``nanodomains.stem.domains/3``, ``origin`` "truth", standard errors 0):
+      (schema ``nanodomains.stem.domains/4``, ``origin`` "truth", standard errors 0):
       one domain per model domain (``id`` the model id, the value in ``label_map``;
       ``area_nm2``, ``centroid_nm``, ``lattice_pm``, ``br_fraction``,
       ``shifted_fraction`` (model frame), ``mixed_fraction``,

@@ -608,3 +608,107 @@ def compare_files(analysis_dir: str | Path, truth_path: str | Path,
     except (OSError, KeyError, ValueError) as exc:
         raise FileFormatError(f"{d / 'gpa.nc'}: no readable 'domain' label map ({exc})") from exc
     return compare_to_truth(labels, res, load_truth(truth_path), min_area_nm2)
+
+
+# ------------------------------------------------------------ multislice validation images (issue 14)
+
+def registry_image(ds, thickness_index: int, *, field_cells: tuple[int, int] = (12, 12),
+                   dose_e_per_a2: float | None = 1e5, seed: int = 0):
+    """A calibrated, noisy image from a multislice validation image
+    (:func:`nanodomains.stem.table_build.registry_validation_image`): the frozen-phonon mean of
+    one thickness, tiled periodically over ``field_cells`` unit cells (the supercell is
+    periodic), with Poisson counting noise at ``dose_e_per_a2`` (None: noiseless), in
+    fractions of the incident beam."""
+    from nanodomains.errors import InputError
+    from nanodomains.seeds import rng as make_rng
+    from nanodomains.stem.io import image_from_array
+
+    img = np.asarray(ds["image"].isel(thickness_cells=thickness_index).mean("config").values, float)
+    tx, ty = (int(v) for v in ds.attrs["tile"])
+    reps = (max(1, field_cells[1] // ty), max(1, field_cells[0] // tx))
+    field = np.tile(img, reps)
+    px_pm = float(ds.attrs["pixel_size_pm"])
+    if dose_e_per_a2 is not None:
+        if not dose_e_per_a2 > 0:
+            raise InputError(f"dose_e_per_a2 must be > 0, got {dose_e_per_a2!r}")
+        per_px = dose_e_per_a2 * (px_pm / 100.0) ** 2
+        field = make_rng(seed).poisson(field * per_px) / per_px
+    keep = ("beam_energy_kev", "convergence_semiangle_mrad", "defocus_nm", "cs_um", "detector_inner_mrad",
+            "detector_outer_mrad")
+    attrs = {k: ds.attrs[k] for k in keep if k in ds.attrs}
+    return image_from_array(field, px_pm, intensity_unit="fraction of the incident beam", source_fwhm_pm=0.0,
+                            method="abTEM multislice validation image", dose_e_per_a2=dose_e_per_a2, **attrs)
+
+
+def registry_image_phonon_rel_err(ds, thickness_index: int) -> np.ndarray:
+    """Relative frozen-phonon standard error of the image's (bright, dim, X) class means: the
+    spread over configurations of the supercell's Voronoi site integrals / sqrt(configs).
+    A real image is a thermal average; a simulated one carries this error."""
+    from nanodomains.stem.table_build import voronoi_site_integrals
+
+    img = np.asarray(ds["image"].isel(thickness_cells=thickness_index).values, float)  # (conf, y, x)
+    tx, ty = (int(v) for v in ds.attrs["tile"])
+    m = img.shape[-1] // tx
+    a_a = float(ds.attrs["lattice_pm"]) / 100.0
+    cells = [voronoi_site_integrals(img[:, j * m:(j + 1) * m, i * m:(i + 1) * m].swapaxes(-1, -2), a_a)
+             for i in range(tx) for j in range(ty)]
+    per_conf = np.mean(cells, axis=0)  # (conf, 3): Cs-site, PbX-site, X
+    mean = per_conf.mean(axis=0)
+    rel = per_conf.std(axis=0, ddof=1) / np.sqrt(per_conf.shape[0]) / mean
+    bright_first = [1, 0, 2] if mean[1] >= mean[0] else [0, 1, 2]
+    return rel[bright_first]
+
+
+def registry_class_means(image: np.ndarray, cell_px: int, x_cells=None, period_x: int = 1
+                         ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(bright, dim, X) mean Voronoi sums and their standard errors of a periodic image whose
+    Cs-site columns sit at the pixel corners (i M, j M) of cells of M = ``cell_px`` pixels (the
+    layout of the validation images). ``x_cells``: use only the cells whose x index modulo
+    ``period_x`` is listed (one domain of a supercell with a lateral boundary). Returns means,
+    standard errors (column scatter / sqrt(n)) and the per-column values of each class."""
+    m = int(cell_px)
+    h = m // 4
+    img = np.roll(np.asarray(image, float), (h, h), axis=(0, 1))  # Cs-site block -> [0, M/2)^2 of each cell
+    cy, cx = img.shape[0] // m, img.shape[1] // m
+    cells = img[: cy * m, : cx * m].reshape(cy, m, cx, m)
+    if x_cells is not None:
+        cells = cells[:, :, np.isin(np.arange(cx) % int(period_x), list(x_cells)), :]
+    half = m // 2
+    cs = cells[:, :half, :, :half].sum(axis=(1, 3)).ravel()
+    pbx = cells[:, half:, :, half:].sum(axis=(1, 3)).ravel()
+    x = np.concatenate([cells[:, :half, :, half:].sum(axis=(1, 3)).ravel(),
+                        cells[:, half:, :, :half].sum(axis=(1, 3)).ravel()])
+    groups = [pbx, cs, x] if pbx.mean() >= cs.mean() else [cs, pbx, x]
+    means = np.array([g.mean() for g in groups])
+    errs = np.array([g.std(ddof=1) / np.sqrt(g.size) for g in groups])
+    return means, errs, groups
+
+
+def registry_case(ds, thickness_index: int, model, *, dose_e_per_a2: float | None = 1e5, seed: int = 0,
+                  absolute: bool = True, thickness_known: bool = False, scale_rel_err: float = 0.0,
+                  x_cells=None) -> dict:
+    """Invert one validation image at one thickness and set the result beside its truth.
+
+    The class means come from the tiled, noisy image (:func:`registry_image`) integrated over
+    the a/2 Voronoi squares of the known lattice (``x_cells``: one domain's cells of a
+    supercell with a lateral boundary); the image's own frozen-phonon error
+    (:func:`registry_image_phonon_rel_err`) enters the inversion (a real image has none).
+    """
+    from nanodomains.stem.zcontrast import invert_domain
+
+    da = registry_image(ds, thickness_index, dose_e_per_a2=dose_e_per_a2, seed=seed)
+    px_a = float(ds.attrs["pixel_size_pm"]) / 100.0
+    m = int(round(float(ds.attrs["lattice_pm"]) / float(ds.attrs["pixel_size_pm"])))
+    tx = int(ds.attrs["tile"][0])
+    means, errs, _ = registry_class_means(da.values, m, x_cells, tx)
+    area = px_a**2
+    n = int(ds["thickness_cells"].values[thickness_index])
+    t_true = float(ds["thickness_nm"].values[thickness_index])
+    fit = invert_domain(model, means * area, errs * area, absolute=absolute, scale_rel_err=scale_rel_err,
+                        thickness_nm=t_true if thickness_known else None,
+                        thickness_err_nm=0.05 * t_true if thickness_known else None,
+                        extra_rel_err=registry_image_phonon_rel_err(ds, thickness_index))
+    s_grid = np.asarray(ds["shifted_fraction"].values[thickness_index])  # (cell_x, cell_y)
+    s_cells = (s_grid if x_cells is None else s_grid[list(x_cells)]).ravel()
+    return {"name": ds.attrs.get("name", ""), "b_true": float(ds["br_fraction"].values[thickness_index]),
+            "s_true": float(s_cells.mean()), "n_true": n, "t_true_nm": t_true, "fit": fit}
