@@ -18,7 +18,8 @@ import numpy as np
 from nanodomains import materials
 from nanodomains.stem.multislice import MultisliceSettings, abtem_probe, frozen_phonon_source
 from nanodomains.stem.probe import ProbeParameters
-from nanodomains.stem.table_build import registry_run, registry_slab, scan_points_per_cell, voronoi_site_integrals
+from nanodomains.stem.table_build import registry_run, registry_slab, scan_points_per_cell
+from nanodomains.stem.tables import voronoi_site_integrals
 
 
 def prism_run(b, k, n_cells, settings, seed):

@@ -59,6 +59,7 @@ LAYERS: dict[str, int] = {
     "nanodomains.stem.analyze": 4,
     "nanodomains.stem.columns": 4,
     "nanodomains.stem.composition": 4,
+    "nanodomains.stem.zcontrast": 4,  # joint b, s, thickness inversion against the registry table
     "nanodomains.stem.domains": 4,
     "nanodomains.stem.gpa": 4,
     "nanodomains.stem.linescan": 4,

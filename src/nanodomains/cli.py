@@ -496,6 +496,10 @@ def stem_analyze(
                                                               "(the shipped multislice registry-depth table: joint "
                                                               "b, s, thickness inversion); default power law."),
     thickness_nm: Optional[float] = typer.Option(None, "--thickness-nm", help="Crystal thickness (default: cube from the projected area)."),
+    incident_level: Optional[float] = typer.Option(
+        None, "--incident-level",
+        help="Detector signal of the whole incident beam above dark (image units, from a detector scan): "
+             "intensities become fractions of the incident beam."),
     fit_thickness: bool = typer.Option(False, "--fit-thickness",
                                        help="Registry table: thickness from the intensities (image normalised to the "
                                             "incident beam) or marginalised, not from --thickness-nm / the cube."),
@@ -534,7 +538,7 @@ def stem_analyze(
         ProbeParameters(**pr)  # refused up front, even when no stage ends up using the probe
     res = analyze_image(image, table, pixel_size_pm=pixel_size_pm, names=type_names, classification=classification,
                         thickness_nm=None if fit_thickness else (thickness_nm if thickness_nm is not None else "cube"),
-                        eds_maps=eds, seed=seed,
+                        eds_maps=eds, seed=seed, incident_level=incident_level,
                         probe=pr, calibrate_lattice_pm=calibrate_lattice_pm,
                         calibration_region=_region_slices(calibration_region), calibration_direction=calibration_direction,
                         background=background)
@@ -1061,7 +1065,7 @@ def batch(
 # ---- the entry point: range checks, signals, one-line errors ---------------------
 
 #: commands whose --out is a folder (the others write one file)
-FOLDER_OUTPUTS = {"grow", "migrate", "stem analyze", "pl analyze", "pl population", "photons g2",
+FOLDER_OUTPUTS = {"grow", "migrate", "stem analyze", "stem validation-images", "pl analyze", "pl population", "photons g2",
                   "photons lifetime", "demo", "batch"}
 #: parameters that name one input file (a folder there is an error, not "no such file")
 FILE_INPUTS = ("file", "image", "movie", "model", "manifest", "nc_json", "irf", "table", "eds", "truth")

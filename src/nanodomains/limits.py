@@ -108,6 +108,7 @@ RANGES: dict[str, Range] = {
     "scan_points": _r(1, 64, "", "multislice scan points per axis", integer=True),
     "kv": _r(20, 1000, "kV", "TEM beam energy (20-1000 kV instruments exist)"),
     "mrad": _r(1, 100, "mrad", "probe convergence semi-angle (aberration-corrected STEM: 20-35)"),
+    "incident_level": _r(0, 1e12, "", "detector signal of the incident beam (image units)", lo_open=True),
     "configs": _r(8, 1000, "", "frozen-phonon configurations (fewer than 8 are refused as a table)", integer=True),
     "pixel_size_pm": _r(1, 100_000, "pm", "image pixel size (1 pm to 0.1 um per pixel)"),
     "thickness_nm": _r(0, 500, "nm", "crystal thickness (STEM needs electron-transparent samples)", lo_open=True),

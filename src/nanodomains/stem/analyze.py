@@ -708,6 +708,22 @@ def _registry_step(image: xr.DataArray, tab: xr.Dataset, cross_a2: np.ndarray, c
     return _CompositionStep({d["id"]: r for d, r in zip(seg.domains, res)}, bg, item, tab, thick, warnings)
 
 
+def _normalise_to_incident(image: xr.DataArray, level: float, background: Any) -> tuple[xr.DataArray, Any]:
+    """Image / incident level: fractions of the incident beam (a numeric background too)."""
+    from nanodomains.errors import require_positive
+
+    lv = require_positive("incident_level", level)
+    if float(np.nanmax(image.values)) > 1.5 * lv:
+        raise InputError(f"incident_level {lv:g} is below the image maximum {float(np.nanmax(image.values)):g}: an ADF "
+                         "detector cannot record more than the incident beam (wrong level or units?)")
+    out = image / lv
+    out.attrs = {**image.attrs, "intensity_unit": "fraction of the incident beam (image / incident_level)",
+                 "incident_level": lv}
+    if isinstance(background, (int, float)) and not isinstance(background, bool):
+        background = float(background) / lv
+    return out, background
+
+
 def _composition_inputs(lattice: Any, cols: Any, names: tuple[str, ...], seg: Any) -> str | None:
     """Why the composition cannot be computed from these inputs (None: it can).
 
@@ -818,6 +834,7 @@ def analyze_image(
     calibration_region: tuple[slice, slice] | None = None,
     calibration_direction: str = "both",
     segment_kwargs: dict[str, Any] | None = None,
+    incident_level: float | None = None,
 ) -> AnalysisResult:
     """Analyse a [100] perovskite ADF-STEM image (module docstring).
 
@@ -881,6 +898,11 @@ def analyze_image(
     calibration_direction : {"both", "x", "y"}
     segment_kwargs : dict, optional
         Passed to :func:`nanodomains.stem.domains.segment_domains`.
+    incident_level : float, optional
+        Detector signal of the whole incident beam above the dark level, in image units
+        (a detector scan; LeBeau & Stemmer, Ultramicroscopy 108, 1653 (2008)): the image
+        (and a numeric ``background``) are divided by it, so intensities become
+        fractions of the incident beam and a registry table fits the thickness.
 
     Returns
     -------
@@ -905,7 +927,8 @@ def analyze_image(
               n_boot=n_boot, seed=seed, lattice_convention=lattice_convention,
               pixel_size_rel_err=pixel_size_rel_err, eds_maps=eds_maps, probe=probe,
               calibrate_lattice_pm=calibrate_lattice_pm, calibration_region=calibration_region,
-              calibration_direction=calibration_direction, segment_kwargs=segment_kwargs)
+              calibration_direction=calibration_direction, segment_kwargs=segment_kwargs,
+              incident_level=incident_level)
     t0 = time.perf_counter()
     names = tuple(names)
     image = _prepare_image(image, pixel_size_pm, names, calibrate_lattice_pm, calibration_region,
@@ -916,6 +939,8 @@ def analyze_image(
         composition = names == CSPBX3_NAMES
     tab = _load_table(table)
     background = _check_background(background)
+    if incident_level is not None:
+        image, background = _normalise_to_incident(image, incident_level, background)
     # steps 2-3: lattice, GPA, columns (no vacuum needed); a failure here means no lattice: raised
     lat = _reference_lattice(image, calibrate_lattice_pm, calibration_region)
     res = gpa(image, lattice=lat, reflections=CLASSIFY_REFLECTIONS, unwrap=False)

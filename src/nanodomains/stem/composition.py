@@ -399,7 +399,7 @@ def invert_ratios(model: CompositionModel, ratios: np.ndarray, sigma: np.ndarray
 # --------------------------------------------------------------------------- per domain
 
 
-def _class_means(values: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator | None,
+def class_means(values: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator | None,
                  n_boot: int) -> np.ndarray:
     """(n_boot + 1, n_groups) means: row 0 of the data, then bootstrap resamples."""
     out = np.empty((n_boot + 1, len(groups)))
@@ -472,12 +472,12 @@ def domain_composition(
     for d in domains:
         groups = [np.flatnonzero(use & (column_domain == d["id"]) & (cls == c)) for c in ("bright", "dim", "X")]
         if min(len(g) for g in groups) < min_columns:
-            out.append(_not_computed(f"fewer than {min_columns} interior columns per class "
+            out.append(not_computed_result(f"fewer than {min_columns} interior columns per class "
                                      f"({', '.join(str(len(g)) for g in groups)})", table_method))
             continue
-        means = _class_means(intensity, groups, rng, n_boot)
+        means = class_means(intensity, groups, rng, n_boot)
         if np.any(means[0] <= 0):
-            out.append(_not_computed("non-positive mean column intensity (background too high?)", table_method))
+            out.append(not_computed_result("non-positive mean column intensity (background too high?)", table_method))
             continue
         out.append(_invert_domain(means, groups, d, model_for(d), rng, n_boot, lattice_convention,
                                   pixel_size_rel_err, vegard_sigma, table_method))
@@ -516,7 +516,7 @@ def _invert_domain(means: np.ndarray, groups: list[np.ndarray], d: dict, model: 
         notes.append("registry undetermined (mixed domain): shifted_fraction = mixed_fraction")
     if chi2[0] > 9.0:
         notes.append(f"ratios not reproduced by the table (chi2 = {chi2[0]:.1f})")
-    vegard = _vegard(values["br_fraction"], d, lattice_convention, pixel_size_rel_err, vegard_sigma)
+    vegard = vegard_check(values["br_fraction"], d, lattice_convention, pixel_size_rel_err, vegard_sigma)
     comp = StemComposition(
         model=COMPOSITION_MODEL, table=table_method, thickness_cells=float(model.n_cells),
         ratio_dim_bright=measured(ratios[0, 0], None if sig is None else sig[0]),
@@ -533,7 +533,7 @@ COMPOSITION_MODEL = ("Z-contrast: dim/bright and X/bright column-intensity ratio
                      "column-intensity table (nanodomains.stem.composition)")
 
 
-def _not_computed(reason: str, table_method: str | None) -> dict[str, Any]:
+def not_computed_result(reason: str, table_method: str | None) -> dict[str, Any]:
     from nanodomains.records import Measured, StemComposition
 
     none = Measured(value=None)
@@ -541,7 +541,7 @@ def _not_computed(reason: str, table_method: str | None) -> dict[str, Any]:
             "composition": StemComposition(model=COMPOSITION_MODEL, table=table_method, reason=reason)}
 
 
-def _vegard(b, d: dict, convention: str, rel_err: float, k: float) -> dict[str, Any]:
+def vegard_check(b, d: dict, convention: str, rel_err: float, k: float) -> dict[str, Any]:
     """Vegard cross-check of a measured Br fraction ``b`` (Measured) against the domain's lattice."""
     from nanodomains.records import measured
 

@@ -24,7 +24,15 @@ import xarray as xr
 from nanodomains import materials, seeds
 from nanodomains.errors import InputError, require_in_range
 from nanodomains.stem.multislice import MultisliceSettings, abtem_probe, frozen_phonon_source, scan_region
-from nanodomains.stem.tables import check_table, table_axes, table_dataset
+from nanodomains.stem.tables import (
+    REGISTRY_SCHEMA,
+    SITES,
+    check_registry_table,
+    check_table,
+    table_axes,
+    table_dataset,
+    voronoi_site_integrals,
+)
 
 __all__ = ["cspbx3_slab", "multislice_table", "registry_slab", "registry_run", "registry_validation_image",
            "scan_points_per_cell", "voronoi_site_integrals", "registry_table", "assemble_registry_table",
@@ -344,24 +352,6 @@ def scan_points_per_cell(lattice_a: float, probe) -> int:
     return int(4 * math.ceil(lattice_a / step_a / 4))
 
 
-def voronoi_site_integrals(arr: np.ndarray, a_a: float) -> np.ndarray:
-    """(..., M, M) scan of one full cell at ((i + 1/2) a / M) -> (..., 3) cross-sections (A^2) of
-    the Cs-site (0, 0), PbX-site (1/2, 1/2) and mean X-site columns over their a/2 squares."""
-    m = arr.shape[-1]
-    if arr.shape[-2] != m or m % 4:
-        raise InputError(f"full-cell scan must be M x M with M a multiple of 4, got {arr.shape[-2:]}")
-    h = m // 4
-    idx = np.arange(m)
-    inner = (idx >= h) & (idx < m - h)
-    area = (a_a / m) ** 2
-
-    def block(mx, my):
-        return arr[..., mx, :][..., my].sum(axis=(-2, -1)) * area
-
-    return np.stack([block(~inner, ~inner), block(inner, inner),
-                     0.5 * (block(inner, ~inner) + block(~inner, inner))], axis=-1)
-
-
 def registry_run(br_fraction: float, regular_cells: int, thickness_cells, settings, seed: int,
                  compute_kwargs: dict | None = None, progress: bool = False) -> np.ndarray:
     """One frozen-phonon run of a tile-1 registry slab to max(thickness_cells) with an exit
@@ -469,11 +459,34 @@ def registry_table(br_fraction=(0.0, 0.25, 0.5, 0.75, 1.0), regular_cells=(41, 2
     return assemble_registry_table(parts, settings, br_fraction, ks, n)
 
 
+def _realised_halides(b: np.ndarray, ks: np.ndarray, n: np.ndarray, seeds_used: list[int]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Br and halide counts per site column and thickness of every run, from its slab
+    (regenerated from the run's seed: no multislice). (b, k, N, site) each."""
+    br = np.zeros((b.size, ks.size, n.size, 3))
+    xs = np.zeros_like(br)
+    it = iter(seeds_used)
+    for ib, bb in enumerate(b):
+        for ik, k in enumerate(ks):
+            slab = registry_slab(float(bb), int(n.max()), int(k), 1, next(it))
+            sym = np.array(slab.get_chemical_symbols())
+            a = slab.cell[0, 0]
+            uv = np.round(slab.positions[:, :2] / a * 2).astype(int) % 2  # half-cell site indices
+            cell = np.floor(slab.positions[:, 2] / a).astype(int)
+            is_x = np.isin(sym, ("Br", "I"))
+            for c, pick in enumerate(((0, 0), (1, 1))):
+                col = is_x & (uv[:, 0] == pick[0]) & (uv[:, 1] == pick[1])
+                br[ib, ik, :, c] = [np.sum(col & (sym == "Br") & (cell < nn)) for nn in n]
+                xs[ib, ik, :, c] = [np.sum(col & (cell < nn)) for nn in n]
+            col = is_x & (uv[:, 0] != uv[:, 1])  # the two X columns, averaged
+            br[ib, ik, :, 2] = [0.5 * np.sum(col & (sym == "Br") & (cell < nn)) for nn in n]
+            xs[ib, ik, :, 2] = [0.5 * np.sum(col & (cell < nn)) for nn in n]
+    return br, xs
+
+
 def assemble_registry_table(parts_dir, settings, br_fraction, regular_cells, thickness_cells) -> xr.Dataset:
     """Stack saved runs into a registry table (schema ``nanodomains.stem.registry_table/1``)."""
     from pathlib import Path
-
-    from nanodomains.stem.zcontrast import REGISTRY_SCHEMA, SITES, check_registry_table
 
     b = np.asarray(sorted(float(v) for v in br_fraction))
     run_order = [int(k) for k in regular_cells]  # the seeds follow it (registry_table)
@@ -494,6 +507,7 @@ def assemble_registry_table(parts_dir, settings, br_fraction, regular_cells, thi
             if arr is None:
                 arr = np.full((b.size, ks.size) + v.shape, np.nan)
             arr[ib, ik] = v
+    br_count, x_count = _realised_halides(b, ks, n, seeds_used)
     a_nm = np.asarray(materials.lattice_constant_pm(b)) / 1000
     attrs = {"schema": REGISTRY_SCHEMA, "table_version": "1", "method": "multislice registry-depth table",
              **settings.describe(), "slice_thickness_a": "a(b)/2, one atomic layer", "tile": 1,
@@ -509,6 +523,10 @@ def assemble_registry_table(parts_dir, settings, br_fraction, regular_cells, thi
         {"intensity_configs": (("br_fraction", "regular_cells", "thickness_cells", "config", "site"), arr,
                                {"units": "A^2", "long_name": "column cross-section per frozen-phonon configuration"})},
         coords={"br_fraction": b, "regular_cells": ks, "thickness_cells": n, "site": list(SITES),
+                "br_count": (("br_fraction", "regular_cells", "thickness_cells", "site"), br_count,
+                             {"long_name": "Br atoms in the site's column within N cells (X: mean of the two)"}),
+                "x_count": (("br_fraction", "regular_cells", "thickness_cells", "site"), x_count,
+                            {"long_name": "halide sites in the site's column within N cells"}),
                 "lattice_pm": ("br_fraction", a_nm * 1000, {"units": "pm"}),
                 "thickness_nm": (("br_fraction", "thickness_cells"), np.outer(a_nm, n), {"units": "nm"})},
         attrs=attrs)

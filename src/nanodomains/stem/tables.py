@@ -81,6 +81,11 @@ __all__ = [
     "ColumnModelFit",
     "fit_column_model",
     "column_ratios",
+    "REGISTRY_SCHEMA",
+    "SITES",
+    "check_registry_table",
+    "load_registry_table",
+    "voronoi_site_integrals",
 ]
 
 COLUMNS = ("Cs", "PbX", "X")
@@ -499,3 +504,58 @@ def fit_column_model(table: xr.Dataset, saturation: bool = False, spread: bool =
     return ColumnModelFit(model=mdl, exponent_err=float(p["exponent"].stderr or 0.0), sigma50_err=float(sig_err),
                           saturation_err=sat_err, spread_err=spr_err, residuals=residuals,
                           rms_relative=float(np.sqrt(np.mean(rel**2))), max_relative=float(np.abs(rel).max()))
+
+
+#: schema of the registry-depth table (:mod:`nanodomains.stem.zcontrast`; built by
+#: :func:`nanodomains.stem.table_build.registry_table`)
+REGISTRY_SCHEMA = "nanodomains.stem.registry_table/1"
+#: its three sites: Cs-site (0, 0), PbX-site (1/2, 1/2), X (mean of (1/2, 0) and (0, 1/2))
+SITES = ("Cs-site", "PbX-site", "X")
+
+
+# ------------------------------------------------------------------ registry-depth tables (reading)
+
+
+def check_registry_table(table: xr.Dataset, label: str = "registry table") -> xr.Dataset:
+    """Validate a registry-depth table (variables, dims, finiteness, frozen phonons)."""
+    if table.attrs.get("schema") != REGISTRY_SCHEMA:
+        raise FileFormatError(f"{label}: schema {table.attrs.get('schema')!r}, expected {REGISTRY_SCHEMA!r}")
+    dims = ("br_fraction", "regular_cells", "thickness_cells", "config", "site")
+    if "intensity_configs" not in table or tuple(table["intensity_configs"].dims) != dims:
+        raise FileFormatError(f"{label}: variable intensity_configs with dims {dims} missing")
+    v = table["intensity_configs"].values
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        raise FileFormatError(f"{label}: intensities must be finite and > 0")
+    if list(table["site"].values) != list(SITES):
+        raise FileFormatError(f"{label}: sites {list(table['site'].values)}, expected {list(SITES)}")
+    if table.sizes["config"] < 8 or not np.all(v.std(axis=3) > 0):
+        raise InputError(f"{label}: needs >= 8 frozen-phonon configurations with non-zero spread")
+    if table.sizes["br_fraction"] < 3:
+        raise InputError(f"{label}: needs at least three Br fractions")
+    return table
+
+
+def load_registry_table(path: str | Path | None = None) -> xr.Dataset:
+    """Read and check a registry table (default: the shipped ``stem/data/registry_table.nc``)."""
+    p = Path(path) if path is not None else _DATA / "registry_table.nc"
+    if not p.exists():
+        raise InputError(f"registry table {p} not found")
+    return check_registry_table(load_netcdf(p, "registry table"), str(p))
+
+
+def voronoi_site_integrals(arr: np.ndarray, a_a: float) -> np.ndarray:
+    """(..., M, M) scan of one full cell at ((i + 1/2) a / M) -> (..., 3) cross-sections (A^2) of
+    the Cs-site (0, 0), PbX-site (1/2, 1/2) and mean X-site columns over their a/2 squares."""
+    m = arr.shape[-1]
+    if arr.shape[-2] != m or m % 4:
+        raise InputError(f"full-cell scan must be M x M with M a multiple of 4, got {arr.shape[-2:]}")
+    h = m // 4
+    idx = np.arange(m)
+    inner = (idx >= h) & (idx < m - h)
+    area = (a_a / m) ** 2
+
+    def block(mx, my):
+        return arr[..., mx, :][..., my].sum(axis=(-2, -1)) * area
+
+    return np.stack([block(~inner, ~inner), block(inner, inner),
+                     0.5 * (block(inner, ~inner) + block(~inner, inner))], axis=-1)

@@ -644,7 +644,7 @@ def registry_image_phonon_rel_err(ds, thickness_index: int) -> np.ndarray:
     """Relative frozen-phonon standard error of the image's (bright, dim, X) class means: the
     spread over configurations of the supercell's Voronoi site integrals / sqrt(configs).
     A real image is a thermal average; a simulated one carries this error."""
-    from nanodomains.stem.table_build import voronoi_site_integrals
+    from nanodomains.stem.tables import voronoi_site_integrals
 
     img = np.asarray(ds["image"].isel(thickness_cells=thickness_index).values, float)  # (conf, y, x)
     tx, ty = (int(v) for v in ds.attrs["tile"])

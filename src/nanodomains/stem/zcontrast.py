@@ -56,11 +56,12 @@ user's thickness (nm) with its error as a Gaussian prior. The posterior is evalu
 on a grid (b, s: 0.01; N: 0.25 cell) and marginalised.
 
 Reported: marginal posterior modes (a median is biased away from b = 0 or 1 and
-m = 0) and equal-tailed 90 % and 95 % credible intervals of b, N (thickness in nm:
-median) and m; P(s > 1/2). s is *resolved* when one side holds >= ``side_threshold``
-(0.95) of the posterior, and then reported with intervals from that side; otherwise
-"ambiguous" with both candidates. b is ambiguous when its 90 % highest-density set
-is not one interval.
+m = 0) and 90 % and 95 % highest-density intervals of b, N and m (thickness in nm:
+median and equal tails); P(s > 1/2). s is *resolved* when one side holds >=
+``side_threshold`` (0.95) of the posterior and its 90 % interval on that side is within
++-``precise_halfwidth`` (0.10); otherwise "ambiguous" (with the reason) and both
+candidates are given. b is "determined" when its 90 % set is one interval within +-0.10,
+otherwise "ambiguous" (the value and interval are still reported).
 
 Limits: thicknesses outside the table are an error (no extrapolation). A table made
 for another probe or detector than the image's metadata gives a warning naming both.
@@ -81,7 +82,13 @@ import xarray as xr
 from scipy.interpolate import PchipInterpolator
 
 from nanodomains import materials
-from nanodomains.errors import FileFormatError, InputError, require_in_range, require_positive
+from nanodomains.errors import InputError, require_in_range, require_positive
+from nanodomains.stem.tables import (  # noqa: F401 - re-exported: the registry table's reading side
+    REGISTRY_SCHEMA,
+    SITES,
+    check_registry_table,
+    load_registry_table,
+)
 
 __all__ = [
     "REGISTRY_SCHEMA",
@@ -95,50 +102,15 @@ __all__ = [
     "probe_mismatch",
 ]
 
-REGISTRY_SCHEMA = "nanodomains.stem.registry_table/1"
-SITES = ("Cs-site", "PbX-site", "X")
 SHIFTED_FRACTION_DEFINITION = (
     "shifted_fraction s = fraction of the column's unit cells (along the beam) not in the registry of its "
     "entrance-side surface; s < 1/2: minority registry at the exit, s > 1/2: at the entrance; "
     "mixed_fraction m = min(s, 1 - s)")
-_DATA = Path(__file__).with_name("data")
 #: probe/detector quantities compared between a table and an image (attribute names in use)
 _PROBE_KEYS = {"beam energy (kV)": ("beam_energy_kev", "energy_kev"),
                "convergence semi-angle (mrad)": ("convergence_semiangle_mrad", "semiangle_mrad"),
                "detector inner angle (mrad)": ("detector_inner_mrad",),
                "detector outer angle (mrad)": ("detector_outer_mrad",)}
-
-
-# ------------------------------------------------------------------------- table I/O
-
-
-def check_registry_table(table: xr.Dataset, label: str = "registry table") -> xr.Dataset:
-    """Validate a registry-depth table (variables, dims, finiteness, frozen phonons)."""
-    if table.attrs.get("schema") != REGISTRY_SCHEMA:
-        raise FileFormatError(f"{label}: schema {table.attrs.get('schema')!r}, expected {REGISTRY_SCHEMA!r}")
-    dims = ("br_fraction", "regular_cells", "thickness_cells", "config", "site")
-    if "intensity_configs" not in table or tuple(table["intensity_configs"].dims) != dims:
-        raise FileFormatError(f"{label}: variable intensity_configs with dims {dims} missing")
-    v = table["intensity_configs"].values
-    if not np.all(np.isfinite(v)) or np.any(v <= 0):
-        raise FileFormatError(f"{label}: intensities must be finite and > 0")
-    if list(table["site"].values) != list(SITES):
-        raise FileFormatError(f"{label}: sites {list(table['site'].values)}, expected {list(SITES)}")
-    if table.sizes["config"] < 8 or not np.all(v.std(axis=3) > 0):
-        raise InputError(f"{label}: needs >= 8 frozen-phonon configurations with non-zero spread")
-    if table.sizes["br_fraction"] < 3:
-        raise InputError(f"{label}: needs at least three Br fractions")
-    return table
-
-
-def load_registry_table(path: str | Path | None = None) -> xr.Dataset:
-    """Read and check a registry table (default: the shipped ``stem/data/registry_table.nc``)."""
-    from nanodomains.stem.io import load_netcdf
-
-    p = Path(path) if path is not None else _DATA / "registry_table.nc"
-    if not p.exists():
-        raise InputError(f"registry table {p} not found")
-    return check_registry_table(load_netcdf(p, "registry table"), str(p))
 
 
 def probe_mismatch(table_attrs: dict, image_attrs: dict, rel_tol: float = 0.02) -> list[str]:
@@ -174,9 +146,11 @@ class RegistryModel:
         Grid steps in Br fraction, shifted fraction and cells.
     b_degree : int
         Degree of the weighted polynomial in b (<= number of Br fractions - 1).
-    interp_rel_err : float
-        Relative interpolation error added to every intensity (measured, see
-        docs/stem_zcontrast.md).
+    interp_rel_err : (float, float, float)
+        Relative interpolation error of the (bright, dim, X) intensities, added in
+        quadrature. Default from leaving boundary depths out of the shipped table (rms
+        deviation beyond the held run's frozen-phonon error: Cs-site 2.0 %, PbX-site
+        0.6 %, X 1.4 %; `python benchmarks/zcontrast_table_errors.py`): 1 %, 2 %, 1.5 %.
     """
 
     table: xr.Dataset
@@ -184,7 +158,7 @@ class RegistryModel:
     s_step: float = 0.01
     n_step: float = 0.25
     b_degree: int = 2
-    interp_rel_err: float = 0.01
+    interp_rel_err: tuple[float, float, float] = (0.01, 0.02, 0.015)
     b: np.ndarray = field(init=False, repr=False)
     s: np.ndarray = field(init=False, repr=False)
     n: np.ndarray = field(init=False, repr=False)
@@ -208,7 +182,7 @@ class RegistryModel:
     # -- construction steps
     def _depth_interpolated(self) -> tuple[np.ndarray, np.ndarray]:
         ic = self.table["intensity_configs"].values  # (b, k, N, conf, 3)
-        mean = ic.mean(axis=3)
+        mean = self._occupancy_corrected(ic.mean(axis=3))
         err = ic.std(axis=3, ddof=1) / math.sqrt(ic.shape[3])
         ks = self.table["regular_cells"].values.astype(float)
         cells = self.table["thickness_cells"].values.astype(float)
@@ -248,6 +222,26 @@ class RegistryModel:
                     out_err[ib, :, j, c] = np.interp(u_out, u[order], e_all[ib, :, c])
         return out, out_err
 
+    def _occupancy_corrected(self, mean: np.ndarray) -> np.ndarray:
+        """Each run's columns hold bN +- 1 Br (one column per site): shift every intensity to
+        the expected count, to first order, with the per-substitution change (Br for I) of the
+        regular columns of CsPbBr3 and CsPbI3 (which have no occupancy noise):
+        I + (dI/dn) (b n_X - n_Br). Tables without ``br_count`` are used as they are."""
+        t = self.table
+        if "br_count" not in t.coords:
+            return mean
+        b = t["br_fraction"].values
+        if not (np.isclose(b[0], 0.0) and np.isclose(b[-1], 1.0)):
+            return mean
+        k_reg = int(np.argmax(t["regular_cells"].values))
+        cells = t["thickness_cells"].values.astype(float)
+        # per halide substitution: X site from the X column, and PbX's X for both cation sites
+        slope_x = (mean[-1, k_reg, :, 2] - mean[0, k_reg, :, 2]) / cells
+        slope_pbx = (mean[-1, k_reg, :, 1] - mean[0, k_reg, :, 1]) / cells
+        slope = np.stack([slope_pbx, slope_pbx, slope_x], axis=-1)  # (N, 3)
+        missing = b[:, None, None, None] * t["x_count"].values - t["br_count"].values
+        return mean + slope[None, None] * missing
+
     def _b_fit(self, tb: np.ndarray, mean: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         deg = int(self.b_degree)
         vander = np.vander(tb, deg + 1)  # (nb_t, deg+1)
@@ -260,8 +254,9 @@ class RegistryModel:
         rhs = np.einsum("bi,bk,bk->ki", vander, w2, flat_m)
         coef = np.linalg.solve(gram, rhs[..., None])[..., 0].T  # (deg+1, K)
         fit = (vq @ coef).reshape((self.b.size,) + mean.shape[1:])
-        # error of the fit: the table's error interpolated linearly in b (a conservative stand-in)
-        e = np.stack([np.interp(self.b, tb, col) for col in err.reshape(tb.size, -1).T], axis=1)
+        # standard error of the weighted fit at each b: sqrt(v^T (V^T W V)^-1 v)
+        cov = np.linalg.inv(gram)  # (K, d, d)
+        e = np.sqrt(np.einsum("qi,kij,qj->qk", vq, cov, vq))
         return fit, e.reshape((self.b.size,) + mean.shape[1:])
 
     def _n_interp(self, cells: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -337,12 +332,6 @@ class ZContrastFit:
         return to_jsonable(self.__dict__)
 
 
-def _quantiles(grid: np.ndarray, p: np.ndarray, q=(0.05, 0.5, 0.95, 0.025, 0.975)) -> list[float]:
-    c = np.cumsum(p)
-    c = c / c[-1]
-    return [float(np.interp(qq, c, grid)) for qq in q]
-
-
 def _mode(grid: np.ndarray, p: np.ndarray) -> float:
     """Mode of a marginal on a grid (parabolic refinement between grid points)."""
     i = int(np.argmax(p))
@@ -353,18 +342,21 @@ def _mode(grid: np.ndarray, p: np.ndarray) -> float:
     return float(grid[i])
 
 
-def _hpd_is_one_interval(p: np.ndarray, mass: float = 0.9) -> bool:
+def _hpd(grid: np.ndarray, p: np.ndarray, mass: float = 0.9) -> tuple[float, float, bool]:
+    """Highest-posterior-density set of a gridded marginal: its hull (lo, hi) and whether it
+    is one interval. Unlike equal tails it always holds the mode (posteriors piled at
+    b = 0 or 1, or at the table's thickness limit)."""
     order = np.argsort(p)[::-1]
     keep = np.zeros(p.size, bool)
     keep[order[: int(np.searchsorted(np.cumsum(p[order]) / p.sum(), mass)) + 1]] = True
     idx = np.flatnonzero(keep)
-    return bool(idx.max() - idx.min() + 1 == idx.size)
+    return float(grid[idx.min()]), float(grid[idx.max()]), bool(idx.max() - idx.min() + 1 == idx.size)
 
 
 def invert_domain(model: RegistryModel, y: np.ndarray, y_err: np.ndarray, *, absolute: bool = True,
                   scale_rel_err: float = 0.03, thickness_nm: float | None = None,
                   thickness_err_nm: float | None = None, extra_rel_err: np.ndarray | None = None,
-                  side_threshold: float = 0.95) -> ZContrastFit:
+                  side_threshold: float = 0.95, precise_halfwidth: float = 0.10) -> ZContrastFit:
     """Posterior of (b, s, N) for one domain's class means (module docstring).
 
     Parameters
@@ -384,6 +376,10 @@ def invert_domain(model: RegistryModel, y: np.ndarray, y_err: np.ndarray, *, abs
         Further relative errors per class (added in quadrature).
     side_threshold : float
         Posterior mass on one side of s = 1/2 needed to call s resolved.
+    precise_halfwidth : float
+        b is "determined" and s "resolved" only when their 90 % interval is at most this
+        wide on either side; otherwise their status says "ambiguous" and why (s is then
+        not reported as a value; b always is, with its interval).
     """
     y = np.asarray(y, float)
     y_err = np.asarray(y_err, float)
@@ -395,7 +391,8 @@ def invert_domain(model: RegistryModel, y: np.ndarray, y_err: np.ndarray, *, abs
     require_in_range("scale_rel_err", scale_rel_err, 0.0, 0.5)
     obs, rel_t = model.observables()
     extra = np.zeros(3) if extra_rel_err is None else np.asarray(extra_rel_err, float)
-    var = y_err**2 + ((rel_t**2 + model.interp_rel_err**2 + extra**2) * y**2)
+    interp = np.broadcast_to(np.asarray(model.interp_rel_err, float), (3,))
+    var = y_err**2 + ((rel_t**2 + interp**2 + extra**2) * y**2)
     r = y - obs
     chi2 = (r**2 / var).sum(axis=-1)
     log_like = -0.5 * chi2
@@ -432,8 +429,9 @@ def invert_domain(model: RegistryModel, y: np.ndarray, y_err: np.ndarray, *, abs
     pb = post.sum(axis=(1, 2))
     ps = post.sum(axis=(0, 2))
     pn = post.sum(axis=(0, 1))
-    b5, _, b95, b025, b975 = _quantiles(model.b, pb)
-    n5, _, n95, _, _ = _quantiles(model.n, pn)
+    b5, b95, b_one = _hpd(model.b, pb)
+    b025, b975, _ = _hpd(model.b, pb, 0.95)
+    n5, n95, _ = _hpd(model.n, pn)
     b50, n50 = _mode(model.b, pb), _mode(model.n, pn)
     # thickness in nm: marginal over b and N
     p_bn = post.sum(axis=1)  # (nb, nN): thickness in nm depends on b and N only
@@ -443,21 +441,28 @@ def invert_domain(model: RegistryModel, y: np.ndarray, y_err: np.ndarray, *, abs
     t5, t50, t95 = (float(np.interp(q, tc, t_flat[order])) for q in (0.05, 0.5, 0.95))
     high = model.s > 0.5
     p_entr = float(ps[high].sum() + 0.5 * ps[np.isclose(model.s, 0.5)].sum())
-    m_grid = np.minimum(model.s, 1 - model.s)
-    order_m = np.argsort(m_grid, kind="stable")
-    m5, _, m95, _, _ = _quantiles(m_grid[order_m], ps[order_m])
     half = model.s <= 0.5
     pm = ps[half] + ps[::-1][half]  # marginal of m = min(s, 1 - s) on [0, 1/2]
     pm[np.isclose(model.s[half], 0.5)] *= 0.5
     m50 = _mode(model.s[half], pm)
-    if max(p_entr, 1 - p_entr) >= side_threshold:
-        side = high if p_entr >= 0.5 else ~high
-        q = _quantiles(model.s[side], ps[side])
-        s_val, s_ci, s_status = _mode(model.s[side], ps[side]), (q[0], q[2]), "resolved"
+    m5, m95, _ = _hpd(model.s[half], pm)
+    s_val, s_ci = None, None
+    if max(p_entr, 1 - p_entr) < side_threshold:
+        s_status = f"ambiguous: s or 1 - s (P(minority at the entrance) = {p_entr:.2f} < {side_threshold:g})"
     else:
-        s_val, s_ci, s_status = None, None, (f"ambiguous: s or 1 - s (P(minority at the entrance) = {p_entr:.2f} "
-                                             f"< {side_threshold:g})")
-    b_status = "determined" if _hpd_is_one_interval(pb) else "ambiguous: the 90 % credible set of b is split"
+        side = high if p_entr >= 0.5 else ~high
+        lo, hi, _ = _hpd(model.s[side], ps[side])
+        if (hi - lo) / 2 > precise_halfwidth:
+            s_status = (f"ambiguous: side resolved (P = {max(p_entr, 1 - p_entr):.2f}) but the 90 % interval "
+                        f"{lo:.2f}-{hi:.2f} is wider than +-{precise_halfwidth:g}")
+        else:
+            s_val, s_ci, s_status = _mode(model.s[side], ps[side]), (lo, hi), "resolved"
+    if not b_one:
+        b_status = "ambiguous: the 90 % credible set of b is split"
+    elif (b95 - b5) / 2 > precise_halfwidth:
+        b_status = f"ambiguous: 90 % interval {b5:.2f}-{b95:.2f} wider than +-{precise_halfwidth:g}"
+    else:
+        b_status = "determined"
     notes = []
     cmin = float(chi2.min())
     if cmin > 9.0:
@@ -530,7 +535,7 @@ def domain_compositions(intensity_a2: np.ndarray, column_class: np.ndarray, colu
     """
     from nanodomains.records import StemComposition, measured
     from nanodomains.seeds import rng as make_rng
-    from nanodomains.stem.composition import _class_means, _not_computed, _vegard
+    from nanodomains.stem.composition import class_means, not_computed_result, vegard_check
 
     rng = make_rng(seed)
     cls = np.asarray(column_class).astype(str)
@@ -539,12 +544,12 @@ def domain_compositions(intensity_a2: np.ndarray, column_class: np.ndarray, colu
     for d in domains:
         groups = [np.flatnonzero(use & (column_domain == d["id"]) & (cls == c)) for c in ("bright", "dim", "X")]
         if min(len(g) for g in groups) < min_columns:
-            out.append(_not_computed(f"fewer than {min_columns} interior columns per class "
+            out.append(not_computed_result(f"fewer than {min_columns} interior columns per class "
                                      f"({', '.join(str(len(g)) for g in groups)})", table_name))
             continue
-        means = _class_means(np.asarray(intensity_a2, float), groups, rng, max(int(n_boot), 2))
+        means = class_means(np.asarray(intensity_a2, float), groups, rng, max(int(n_boot), 2))
         if np.any(means[0] <= 0):
-            out.append(_not_computed("non-positive mean column intensity (background too high?)", table_name))
+            out.append(not_computed_result("non-positive mean column intensity (background too high?)", table_name))
             continue
         t_nm, t_err, t_src = thickness_for(d) if thickness_for is not None else (None, None, None)
         try:
@@ -552,14 +557,14 @@ def domain_compositions(intensity_a2: np.ndarray, column_class: np.ndarray, colu
                                 scale_rel_err=scale_rel_err, thickness_nm=t_nm, thickness_err_nm=t_err,
                                 extra_rel_err=extra_rel_err)
         except InputError as exc:
-            out.append(_not_computed(str(exc), table_name))
+            out.append(not_computed_result(str(exc), table_name))
             continue
         half = lambda ci: 0.5 * (ci[1] - ci[0]) / 1.645  # noqa: E731 - 90 % interval -> standard error
         b = measured(fit.br_fraction, half(fit.br_fraction_ci90))
         m = measured(fit.mixed_fraction, half(fit.mixed_fraction_ci90))
         s = measured(fit.shifted_fraction, half(fit.shifted_fraction_ci90)) if fit.shifted_fraction is not None \
             else measured(None, None)
-        vegard = _vegard(b, d, lattice_convention, pixel_size_rel_err, vegard_sigma)
+        vegard = vegard_check(b, d, lattice_convention, pixel_size_rel_err, vegard_sigma)
         comp = StemComposition(
             model=ZCONTRAST_MODEL, table=table_name, thickness_cells=float(fit.thickness_cells),
             chi2=fit.chi2_min, n_columns_used={"bright": len(groups[0]), "dim": len(groups[1]), "X": len(groups[2])},
@@ -623,7 +628,7 @@ def plot_fig1g(model: RegistryModel, path: str | Path, thickness_nm: float = 16.
     ax2.set_title("(b) against s at the seed's Br fractions", fontsize=10)
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=7, ncol=2)
-    fig.suptitle("Fig. 1g from the registry-depth multislice table: " + model.describe(), fontsize=7)
+    fig.suptitle("Fig. 1g from the " + model.describe(), fontsize=7)
     fig.tight_layout()
     p = Path(path)
     with atomic_path(p) as tmp:
