@@ -111,6 +111,10 @@ __all__ = [
     "column_cross_sections",
     "default_table",
     "domain_composition",
+    "domain_class_means",
+    "class_means",
+    "not_computed_result",
+    "vegard_check",
     "invert_ratios",
     "thickness_cells",
     "SHIFTED_FRACTION_DEFINITION",
@@ -467,21 +471,35 @@ def domain_composition(
     from nanodomains.seeds import rng as make_rng
 
     rng = make_rng(seed)
-    cls = np.asarray(column_class).astype(str)
     out = []
-    for d in domains:
-        groups = [np.flatnonzero(use & (column_domain == d["id"]) & (cls == c)) for c in ("bright", "dim", "X")]
-        if min(len(g) for g in groups) < min_columns:
-            out.append(not_computed_result(f"fewer than {min_columns} interior columns per class "
-                                     f"({', '.join(str(len(g)) for g in groups)})", table_method))
-            continue
-        means = class_means(intensity, groups, rng, n_boot)
-        if np.any(means[0] <= 0):
-            out.append(not_computed_result("non-positive mean column intensity (background too high?)", table_method))
+    for d, groups, means, reason in domain_class_means(intensity, column_class, column_domain, use, domains, rng,
+                                                       n_boot, min_columns):
+        if reason is not None:
+            out.append(not_computed_result(reason, table_method))
             continue
         out.append(_invert_domain(means, groups, d, model_for(d), rng, n_boot, lattice_convention,
                                   pixel_size_rel_err, vegard_sigma, table_method))
     return out
+
+
+def domain_class_means(intensity: np.ndarray, column_class: np.ndarray, column_domain: np.ndarray,
+                       use: np.ndarray, domains: list[dict[str, Any]], rng: np.random.Generator, n_boot: int,
+                       min_columns: int):
+    """Per domain: (row, column index groups of bright/dim/X, class means (row 0 data, then
+    ``n_boot`` bootstrap rows) or None, the reason nothing can be computed or None)."""
+    cls = np.asarray(column_class).astype(str)
+    values = np.asarray(intensity, float)
+    for d in domains:
+        groups = [np.flatnonzero(use & (column_domain == d["id"]) & (cls == c)) for c in ("bright", "dim", "X")]
+        if min(len(g) for g in groups) < min_columns:
+            yield d, groups, None, (f"fewer than {min_columns} interior columns per class "
+                                    f"({', '.join(str(len(g)) for g in groups)})")
+            continue
+        means = class_means(values, groups, rng, n_boot)
+        if np.any(means[0] <= 0):
+            yield d, groups, None, "non-positive mean column intensity (background too high?)"
+            continue
+        yield d, groups, means, None
 
 
 def _invert_domain(means: np.ndarray, groups: list[np.ndarray], d: dict, model: CompositionModel,

@@ -535,21 +535,15 @@ def domain_compositions(intensity_a2: np.ndarray, column_class: np.ndarray, colu
     """
     from nanodomains.records import StemComposition, measured
     from nanodomains.seeds import rng as make_rng
-    from nanodomains.stem.composition import class_means, not_computed_result, vegard_check
+    from nanodomains.stem.composition import domain_class_means, not_computed_result, vegard_check
 
     rng = make_rng(seed)
-    cls = np.asarray(column_class).astype(str)
     table_name = model.describe()
     out = []
-    for d in domains:
-        groups = [np.flatnonzero(use & (column_domain == d["id"]) & (cls == c)) for c in ("bright", "dim", "X")]
-        if min(len(g) for g in groups) < min_columns:
-            out.append(not_computed_result(f"fewer than {min_columns} interior columns per class "
-                                     f"({', '.join(str(len(g)) for g in groups)})", table_name))
-            continue
-        means = class_means(np.asarray(intensity_a2, float), groups, rng, max(int(n_boot), 2))
-        if np.any(means[0] <= 0):
-            out.append(not_computed_result("non-positive mean column intensity (background too high?)", table_name))
+    for d, groups, means, reason in domain_class_means(intensity_a2, column_class, column_domain, use, domains,
+                                                       rng, max(int(n_boot), 2), min_columns):
+        if reason is not None:
+            out.append(not_computed_result(reason, table_name))
             continue
         t_nm, t_err, t_src = thickness_for(d) if thickness_for is not None else (None, None, None)
         try:
