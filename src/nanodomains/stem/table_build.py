@@ -343,8 +343,9 @@ def scan_points_per_cell(lattice_a: float, probe) -> int:
 
     The ADF signal against probe position is band-limited to 2 alpha / lambda (the
     autocorrelation of the probe aperture), so a step below lambda / (2 alpha) integrates
-    the periodic cell exactly and the Voronoi sub-cells to ~0.2 % (measured: 16 vs 24
-    points per 6.2 A cell, static CsPbX3, 300 kV, 24 mrad; 12 points lose 12 %).
+    the periodic cell exactly and the Voronoi sub-cells to ~0.1 % (measured by
+    ``benchmarks/zcontrast_scan_step.py``: 16 vs 24 points per 6.08 A cell, static CsPbX3,
+    300 kV, 24 mrad; 12 points lose 9-12 %).
     """
     from nanodomains.stem.probe import wavelength_pm
 
