@@ -45,3 +45,15 @@ for held in [0.25,0.5,0.75]:
         pred=np.array([[np.interp(n, m.n, m.sites[ib,0,:,c]) for c in range(3)] for n in cells])
         d=pred/raw.sel(br_fraction=held).values-1
         print(f"b held {held} degree {deg}: rel dev rms {np.sqrt(np.mean(d**2,axis=0)).round(4)} max {np.abs(d).max(axis=0).round(4)}")
+# what the table says (docs/stem_zcontrast.md): regular-column contrasts and the non-additivity
+reg = tab.intensity_configs.sel(regular_cells=max(ks)).mean('config')
+for b in (0.0, 0.5, 1.0):
+    r = reg.sel(br_fraction=b)
+    print(f"b = {b:g}: Cs/PbX at 16 cells {float(r.sel(thickness_cells=16, site='Cs-site') / r.sel(thickness_cells=16, site='PbX-site')):.3f}; "
+          f"X/PbX at 13 / 38 cells {float(r.sel(thickness_cells=13, site='X') / r.sel(thickness_cells=13, site='PbX-site')):.3f} / "
+          f"{float(r.sel(thickness_cells=38, site='X') / r.sel(thickness_cells=38, site='PbX-site')):.3f}")
+i0 = tab.intensity_configs.sel(br_fraction=0.0).mean('config')
+add = (reg.sel(br_fraction=0.0, thickness_cells=15, site='Cs-site') + reg.sel(br_fraction=0.0, thickness_cells=30, site='PbX-site')
+       - reg.sel(br_fraction=0.0, thickness_cells=15, site='PbX-site'))
+print(f"CsPbI3, 15 Cs over 15 PbX cells: Cs-site / sum of regular columns - 1 = "
+      f"{float(i0.sel(regular_cells=15, thickness_cells=30, site='Cs-site') / add - 1):+.3f}")

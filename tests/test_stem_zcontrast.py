@@ -162,5 +162,6 @@ def test_table_checks():
 
 def test_probe_mismatch_names_both():
     t = hand_table()
-    with pytest.warns(UserWarning, match="convergence semi-angle \\(mrad\\): table 24, image 30"):
-        zc.warn_probe_mismatch(t, {"beam_energy_kev": 300.0, "convergence_semiangle_mrad": 30.0})
+    diff = zc.probe_mismatch(t.attrs, {"beam_energy_kev": 300.0, "convergence_semiangle_mrad": 30.0})
+    assert diff == ["convergence semi-angle (mrad): table 24, image 30"]
+    assert zc.probe_mismatch(t.attrs, {"beam_energy_kev": 300.0}) == []

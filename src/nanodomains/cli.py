@@ -453,10 +453,12 @@ def stem_fig1g(
     thickness_nm: float = typer.Option(16.0, "--thickness-nm", help="Column thickness (nm)."),
 ) -> None:
     """The seed's Fig. 1g: column intensities against b and s from the registry-depth table."""
-    from nanodomains.stem.zcontrast import RegistryModel, load_registry_table, plot_fig1g
+    from nanodomains.stem.zcontrast import RegistryModel, fig1g_numbers, load_registry_table, plot_fig1g
 
     model = RegistryModel(load_registry_table(table))
     console.print(f"wrote {plot_fig1g(model, out, thickness_nm)}")
+    for key, value in fig1g_numbers(model, thickness_nm).items():
+        console.print(f"  {key}: {value:+.3f}")
 
 
 @eds_app.command("simulate")

@@ -72,7 +72,6 @@ layers, strain and tilt are not modelled.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +99,8 @@ __all__ = [
     "load_registry_table",
     "invert_domain",
     "probe_mismatch",
+    "plot_fig1g",
+    "fig1g_numbers",
 ]
 
 SHIFTED_FRACTION_DEFINITION = (
@@ -166,6 +167,7 @@ class RegistryModel:
     n: np.ndarray = field(init=False, repr=False)
     sites: np.ndarray = field(init=False, repr=False)
     sites_rel_err: np.ndarray = field(init=False, repr=False)
+    _observables: tuple[np.ndarray, np.ndarray] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         check_registry_table(self.table)
@@ -269,7 +271,7 @@ class RegistryModel:
     # -- evaluation
     def observables(self) -> tuple[np.ndarray, np.ndarray]:
         """(nb, ns, nN, 3) model (bright, dim, X) and their relative table errors (cached)."""
-        if getattr(self, "_observables", None) is None:
+        if self._observables is None:
             self._observables = self._bright_dim_x()
         return self._observables
 
@@ -329,10 +331,6 @@ class ZContrastFit:
     chi2_min: float
     note: str | None = None
 
-    def summary(self) -> dict[str, Any]:
-        from nanodomains.files import to_jsonable
-
-        return to_jsonable(self.__dict__)
 
 
 def _mode(grid: np.ndarray, p: np.ndarray) -> float:
@@ -481,14 +479,6 @@ def invert_domain(model: RegistryModel, y: np.ndarray, y_err: np.ndarray, *, abs
         note="; ".join(notes) or None)
 
 
-def warn_probe_mismatch(table: xr.Dataset, image_attrs: dict) -> list[str]:
-    """Warn (and return the differences) when the table's probe/detector differ from the image's."""
-    diff = probe_mismatch(table.attrs, image_attrs)
-    if diff:
-        warnings.warn("registry table made for another probe/detector than the image: " + "; ".join(diff),
-                      stacklevel=2)
-    return diff
-
 
 # ------------------------------------------------------------------------- per domain
 
@@ -631,3 +621,19 @@ def plot_fig1g(model: RegistryModel, path: str | Path, thickness_nm: float = 16.
         fig.savefig(tmp, dpi=130, format=p.suffix.lstrip(".") or "png")
     plt.close(fig)
     return p
+
+
+def fig1g_numbers(model: RegistryModel, thickness_nm: float = 16.0) -> dict[str, float]:
+    """The contrasts Fig. 1g shows, as numbers (printed by ``stem fig1g``): relative change of
+    the PbX-site and X columns from b = 0 to 1 (s = 0), and the Cs-site/PbX-site asymmetry
+    at s = 1/2 (the depth asymmetry that tells s from 1 - s), at the seed's two Br fractions."""
+    def n_at(b):
+        return float(np.interp(thickness_nm, model.thickness_nm(model.n, b), model.n))
+
+    i0 = model.site_intensities(0.0, 0.0, n_at(0.0))
+    i1 = model.site_intensities(1.0, 0.0, n_at(1.0))
+    out = {"pbx_change_b0_to_b1": float(i1[1] / i0[1] - 1), "x_change_b0_to_b1": float(i1[2] / i0[2] - 1)}
+    for name, (b, _) in SEED_DOMAINS.items():
+        h = model.site_intensities(b, 0.5, n_at(b))
+        out[f"cs_over_pbx_at_s_half_{name}"] = float(h[0] / h[1])
+    return out
