@@ -235,6 +235,17 @@ def test_registry_table_command_builds_resumes_and_refuses(tmp_path, capsys):
     mtimes = {p: p.stat().st_mtime for p in parts.glob("*.npz")}
     assert main(args) == 0  # resumes: nothing recomputed
     assert {p: p.stat().st_mtime for p in parts.glob("*.npz")} == mtimes
+    # a second pass (own seeds) merged: configurations concatenated, counts averaged
+    parts2 = tmp_path / "parts2"
+    two = [a if a != str(parts) else f"{parts},{parts2}" for a in args]
+    assert main(two) == 0
+    t2 = zc.load_registry_table(out)
+    assert t2.sizes["config"] == 2 * t.sizes["config"] and t2.attrs["passes"] == 2
+    np.testing.assert_array_equal(t2["intensity_configs"].values[..., : t.sizes["config"], :],
+                                  t["intensity_configs"].values)
+    seeds1, seeds2 = t.attrs["seeds"].split(","), t2.attrs["seeds"].split(",")
+    assert seeds2[:3] == seeds1 and all(int(a) - int(b) == 1000 for a, b in zip(seeds2[3:], seeds1))
+    assert np.all(t2["x_count"].values == t["x_count"].values)  # same sites, other halide order
     capsys.readouterr()
     assert main(args[:-1] + ["1"]) == 2  # no run reaches the largest thickness
     assert "regular column" in capsys.readouterr().err

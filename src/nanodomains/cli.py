@@ -351,7 +351,8 @@ def stem_table(
     regular_cells: str = typer.Option("41,22,9,30,4,15", "--regular-cells",
                                       help="Registry: boundary depths k (regular cells at the entrance), in run order; "
                                            "one k >= the largest thickness gives the regular column."),
-    parts: Optional[str] = typer.Option(None, "--parts", help="Registry: folder of finished runs (resumes)."),
+    parts: Optional[str] = typer.Option(None, "--parts", help="Registry: folder of finished runs (resumes); "
+                                        "several comma-separated folders are passes with their own seeds, merged."),
     kv: float = typer.Option(300.0, "--kv", help="Multislice/registry: beam energy (kV)."),
     mrad: float = typer.Option(24.0, "--mrad", help="Multislice/registry: convergence semi-angle (mrad)."),
     detector: str = typer.Option("70,190", "--detector", help="Multislice/registry: ADF inner,outer angle (mrad)."),
@@ -424,8 +425,8 @@ def _registry_table_command(out: str, br: str, cells: str, regular_cells: str, p
 
     n = _cell_range(cells)
     ks = [int(v) for v in _float_list(regular_cells, "--regular-cells")]
-    parts = parts or str(Path(out).with_suffix("")) + "_parts"
-    table = table_build.registry_table(_float_list(br, "--br"), ks, n, settings=settings, parts_dir=parts)
+    folders = [p for p in (parts or str(Path(out).with_suffix("")) + "_parts").split(",") if p]
+    table = table_build.registry_table(_float_list(br, "--br"), ks, n, settings=settings, parts_dir=folders)
     save_netcdf(table, out)
     model = RegistryModel(table)
     console.print(f"{model.describe()}; {table.attrs['wall_time_s'] / 60:.0f} min of runs; wrote {out}")

@@ -418,7 +418,7 @@ def registry_validation_image(br_fraction: float, regular_cells, thickness_nm=(8
 
 def registry_table(br_fraction=(0.0, 0.25, 0.5, 0.75, 1.0), regular_cells=(41, 22, 9, 30, 4, 15),
                    thickness_cells=tuple(range(6, 42)), settings=None, seed: int = 1000,
-                   parts_dir: str | None = None, compute_kwargs: dict | None = None,
+                   parts_dir=None, compute_kwargs: dict | None = None,
                    progress: bool = True) -> xr.Dataset:
     """Registry-depth table (:mod:`nanodomains.stem.zcontrast`): one tile-1 run per (b, k)
     to max(thickness_cells) with an exit plane after every cell.
@@ -428,8 +428,11 @@ def registry_table(br_fraction=(0.0, 0.25, 0.5, 0.75, 1.0), regular_cells=(41, 2
     the parts (:func:`assemble_registry_table`). Runs go in the order of
     ``regular_cells`` (outer) and ``br_fraction`` (inner); the seed of run (ib, ik) is
     ``seed + 100 ib + ik``. abTEM computes each run with dask (threads by default).
+
+    ``parts_dir`` may be a list of folders: *passes*, each a full set of runs with its
+    own seeds (pass ``p`` adds ``1000 p`` to ``seed``) and so its own frozen phonons and
+    halide order; the table then holds every pass's configurations.
     """
-    import time
     from pathlib import Path
 
     from nanodomains.stem.probe import ProbeParameters
@@ -443,8 +446,29 @@ def registry_table(br_fraction=(0.0, 0.25, 0.5, 0.75, 1.0), regular_cells=(41, 2
     if max(ks) < n.max():
         raise InputError(f"regular_cells must include a run with k >= max(thickness_cells) = {n.max()} "
                          "(the regular column)")
-    parts = Path(parts_dir) if parts_dir is not None else Path.cwd() / "registry_parts"
-    parts.mkdir(parents=True, exist_ok=True)
+    dirs = _pass_dirs(parts_dir)
+    for p, parts in enumerate(dirs):
+        parts.mkdir(parents=True, exist_ok=True)
+        _run_missing_parts(parts, br_fraction, ks, n, settings, int(seed) + 1000 * p, compute_kwargs, progress)
+    return assemble_registry_table(dirs, settings, br_fraction, ks, n)
+
+
+def _pass_dirs(parts_dir) -> list:
+    from pathlib import Path
+
+    if parts_dir is None:
+        return [Path.cwd() / "registry_parts"]
+    if isinstance(parts_dir, (str, Path)):
+        return [Path(parts_dir)]
+    dirs = [Path(d) for d in parts_dir]
+    if not dirs or len(set(dirs)) != len(dirs):
+        raise InputError(f"registry parts: give one or more distinct folders, got {parts_dir!r}")
+    return dirs
+
+
+def _run_missing_parts(parts, br_fraction, ks, n, settings, seed, compute_kwargs, progress) -> None:
+    import time
+
     log = _logger(progress)
     for ik, k in enumerate(ks):
         for ib, b in enumerate(br_fraction):
@@ -456,8 +480,7 @@ def registry_table(br_fraction=(0.0, 0.25, 0.5, 0.75, 1.0), regular_cells=(41, 2
             inten = registry_run(float(b), k, n, settings, run_seed, compute_kwargs, False)
             np.savez(f, intensity=inten, thickness_cells=n, regular_cells=k, br_fraction=float(b),
                      seed=run_seed, wall_time_s=time.time() - t0)
-            log(f"b={float(b):g} k={k} done in {time.time() - t0:.0f} s")
-    return assemble_registry_table(parts, settings, br_fraction, ks, n)
+            log(f"b={float(b):g} k={k} done in {time.time() - t0:.0f} s ({parts.name})")
 
 
 def _realised_halides(b: np.ndarray, ks: np.ndarray, n: np.ndarray, seeds_used: list[int]
@@ -485,14 +508,10 @@ def _realised_halides(b: np.ndarray, ks: np.ndarray, n: np.ndarray, seeds_used: 
     return br, xs
 
 
-def assemble_registry_table(parts_dir, settings, br_fraction, regular_cells, thickness_cells) -> xr.Dataset:
-    """Stack saved runs into a registry table (schema ``nanodomains.stem.registry_table/1``)."""
+def _read_pass(parts_dir, b, ks, n) -> tuple[np.ndarray, float, list[int]]:
+    """One pass's runs: intensities (b, k, N, config, site), wall time, seeds in run order."""
     from pathlib import Path
 
-    b = np.asarray(sorted(float(v) for v in br_fraction))
-    run_order = [int(k) for k in regular_cells]  # the seeds follow it (registry_table)
-    ks = np.asarray(sorted(run_order))
-    n = np.asarray(thickness_cells, int)
     arr, wall, seeds_used = None, 0.0, []
     for ib, bb in enumerate(b):
         for ik, k in enumerate(ks):
@@ -507,27 +526,59 @@ def assemble_registry_table(parts_dir, settings, br_fraction, regular_cells, thi
                 seeds_used.append(int(z["seed"]))
             if arr is None:
                 arr = np.full((b.size, ks.size) + v.shape, np.nan)
+            if v.shape != arr.shape[2:]:
+                raise InputError(f"{f}: {v.shape} intensities, the pass's other runs have {arr.shape[2:]}")
             arr[ib, ik] = v
-    br_count, x_count = _realised_halides(b, ks, n, seeds_used)
+    return arr, wall, seeds_used
+
+
+def assemble_registry_table(parts_dir, settings, br_fraction, regular_cells, thickness_cells) -> xr.Dataset:
+    """Stack saved runs into a registry table (schema ``nanodomains.stem.registry_table/1``).
+
+    ``parts_dir``: one folder, or a list of folders (passes, see :func:`registry_table`)
+    whose configurations are concatenated. The occupancy correction of
+    :class:`~nanodomains.stem.zcontrast.RegistryModel` is linear in the realised Br
+    count, so the table stores each run's counts averaged over the passes (weighted by
+    their configurations): correcting the merged mean equals averaging the per-pass
+    corrections.
+    """
+    b = np.asarray(sorted(float(v) for v in br_fraction))
+    run_order = [int(k) for k in regular_cells]  # the seeds follow it (registry_table)
+    ks = np.asarray(sorted(run_order))
+    n = np.asarray(thickness_cells, int)
+    passes = [_read_pass(d, b, ks, n) for d in _pass_dirs(parts_dir)]
+    arr = np.concatenate([p[0] for p in passes], axis=3)
+    wall = sum(p[1] for p in passes)
+    seeds_used = [s for p in passes for s in p[2]]
+    weights = np.array([p[0].shape[3] for p in passes], float)
+    counts = [_realised_halides(b, ks, n, p[2]) for p in passes]
+    br_count = sum(w * c[0] for w, c in zip(weights, counts)) / weights.sum()
+    x_count = sum(w * c[1] for w, c in zip(weights, counts)) / weights.sum()
     a_nm = np.asarray(materials.lattice_constant_pm(b)) / 1000
-    attrs = {"schema": REGISTRY_SCHEMA, "table_version": "1", "method": "multislice registry-depth table",
-             **settings.describe(), "slice_thickness_a": "a(b)/2, one atomic layer", "tile": 1,
+    attrs = {"schema": REGISTRY_SCHEMA, "table_version": "1" if len(passes) == 1 else "1.1",
+             "method": "multislice registry-depth table",
+             **settings.describe(), "num_configs": int(arr.shape[3]), "passes": len(passes),
+             "slice_thickness_a": "a(b)/2, one atomic layer", "tile": 1,
              "scan": "full cell, M x M points at steps <= lambda/(2 alpha); a/2-square Voronoi integrals",
              "occupancy": "stratified along the depth (every prefix holds bN +- 1 Br)",
              "structure": "cubic CsPbX3, Vegard lattice constant; first k cells regular, the rest shifted by "
                           "(a/2, a/2) in projection (registry_slab)",
              "seeds": ",".join(str(s) for s in seeds_used), "wall_time_s": wall,
-             "command": ("nanodomains stem table --method registry --out registry_table.nc --parts DIR "
-                         f"--br {','.join(f'{v:g}' for v in b)} --regular-cells {','.join(str(k) for k in run_order)} "
+             "command": ("nanodomains stem table --method registry --out registry_table.nc --parts "
+                         + ",".join(f"DIR{i + 1}" for i in range(len(passes)))
+                         + f" --configs {int(passes[0][0].shape[3])}"
+                         + f" --br {','.join(f'{v:g}' for v in b)} --regular-cells {','.join(str(k) for k in run_order)} "
                          f"--cells {n.min()}-{n.max()}")}
+    count_note = " (mean over the passes, weighted by configurations)" if len(passes) > 1 else ""
     ds = xr.Dataset(
         {"intensity_configs": (("br_fraction", "regular_cells", "thickness_cells", "config", "site"), arr,
                                {"units": "A^2", "long_name": "column cross-section per frozen-phonon configuration"})},
         coords={"br_fraction": b, "regular_cells": ks, "thickness_cells": n, "site": list(SITES),
                 "br_count": (("br_fraction", "regular_cells", "thickness_cells", "site"), br_count,
-                             {"long_name": "Br atoms in the site's column within N cells (X: mean of the two)"}),
+                             {"long_name": "Br atoms in the site's column within N cells (X: mean of the two)"
+                                           + count_note}),
                 "x_count": (("br_fraction", "regular_cells", "thickness_cells", "site"), x_count,
-                            {"long_name": "halide sites in the site's column within N cells"}),
+                            {"long_name": "halide sites in the site's column within N cells" + count_note}),
                 "lattice_pm": ("br_fraction", a_nm * 1000, {"units": "pm"}),
                 "thickness_nm": (("br_fraction", "thickness_cells"), np.outer(a_nm, n), {"units": "nm"})},
         attrs=attrs)
