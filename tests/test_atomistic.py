@@ -363,6 +363,12 @@ def test_bulk_neb_with_chgnet_reproduces_the_shipped_path(chgnet):
 def test_md_check_runs_and_reports(chgnet, tmp_path):
     from nanodomains.migration.md import md_check
 
-    rec = md_check(chgnet, time_ps=0.1, timestep_fs=2.0, sample_every_fs=10.0, out_npz=tmp_path / "md.npz")
+    seen = []
+    rec = md_check(chgnet, time_ps=0.1, timestep_fs=2.0, sample_every_fs=10.0, out_npz=tmp_path / "md.npz",
+                   checkpoint_every_ps=0.04, progress=lambda step, n: seen.append(
+                       (tmp_path / "md.npz").exists() and float(np.load(tmp_path / "md.npz")["times_ps"][-1])))
     assert rec.n_atoms == 134 and rec.steps_per_s > 0 and rec.expected_hops.value >= 0
-    assert (tmp_path / "md.npz").exists()
+    # partial trajectories were on disk during the run (checkpoints at 0.04 and 0.08 ps), the final one is complete
+    assert {0.04, 0.08} <= {round(t, 3) for t in seen if t is not False}
+    final = np.load(tmp_path / "md.npz")
+    assert bool(final["complete"]) and final["times_ps"][-1] == pytest.approx(0.1)
