@@ -168,8 +168,8 @@ def test_an_end_state_whose_ion_left_its_site_is_an_error():
 
 
 def test_long_paths_get_their_minimum_images():
-    along = [p for p in PATHS if p.environment == "along_fault"]
-    assert along and all(p.images(5) == 9 for p in along)
+    long_ = [p for p in PATHS if p.environment in ("along_fault", "across_fault")]
+    assert len(long_) == 4 and all(p.images(5) == 9 for p in long_)
     assert BULK_I.images(5) == 5 and BULK_I.images(11) == 11
 
 

@@ -48,7 +48,8 @@ no saddle to climb to), then FIRE to ``fmax`` (0.05 eV/A) with it, and MDMin (th
 optimiser ``ase.mep`` recommends for bands) for as many steps again if FIRE stalls. Each
 image has its own calculator wrapper (:meth:`CountingCalculator.clone`), so an image is
 evaluated once per step. Paths longer than an octahedron edge set ``PathSpec.min_images``
-(``along_fault``: 9; with 5 images its climbing image wandered, see docs/atomistic.md).
+(``along_fault`` and ``across_fault``: 9; with 5 images the along-fault climbing image
+wandered off and the across-fault ones missed the saddle, see docs/atomistic.md).
 Forward barrier = E(climbing image) -
 E(initial), reverse = E(climbing image) - E(final). Its stderr is the difference
 between the climbing-image energy and the maximum of the force-consistent spline
@@ -112,7 +113,9 @@ __all__ = ["PathSpec", "PATHS", "NEBNotConverged", "host_structure", "find_hop",
 SHIPPED_TABLE = Path(__file__).parent / "data" / "barriers.json"
 RP_LAYERS = 3
 SLAB_LAYERS = 3
-ALONG_FAULT_IMAGES = 9  # a-long hop through the CsX layer: 5 images let the climbing image wander (2.56 eV/A)
+# along (a) and across (8.5-9.8 A) the fault: with 5 images the along_fault_I climbing image wandered off
+# (2.56 eV/A after 800 steps) and the across-fault climbing images had no imaginary mode (not at the saddle)
+LONG_PATH_IMAGES = 9
 RATTLE_A = 0.03  # random displacement (A, fixed seeds) before relaxing: ideal cubic sites can be saddles
 EV_PER_A3_TO_GPA = 160.21766208
 J_PER_EV = 1.602176634e-19
@@ -159,8 +162,8 @@ def _fault_paths(halide: str, f: float) -> list[PathSpec]:
     lz = 2 * RP_LAYERS  # last CsX layer of block 1 (fault side)
     return [PathSpec(f"near_fault_{halide}", halide, "near_fault", "rp", f, lz - 1, lz - 1, 2),
             PathSpec(f"into_fault_{halide}", halide, "near_fault", "rp", f, lz - 1, lz, 2),
-            PathSpec(f"along_fault_{halide}", halide, "along_fault", "rp", f, lz, lz, 4, ALONG_FAULT_IMAGES),
-            PathSpec(f"across_fault_{halide}", halide, "across_fault", "rp", f, lz, lz + 1, 3),
+            PathSpec(f"along_fault_{halide}", halide, "along_fault", "rp", f, lz, lz, 4, LONG_PATH_IMAGES),
+            PathSpec(f"across_fault_{halide}", halide, "across_fault", "rp", f, lz, lz + 1, 3, LONG_PATH_IMAGES),
             PathSpec(f"surface_{halide}", halide, "surface", "slab", f, 2 * SLAB_LAYERS - 1, 2 * SLAB_LAYERS, 2)]
 
 
