@@ -64,6 +64,9 @@ finite-difference Hessian (``ase.vibrations``) of the moving ion and its neighbo
 within ``vib_cutoff_a`` (the rest frozen: partial Hessian), at two displacements (0.01
 and 0.02 A); value = mean, stderr = half their difference. If the minimum has an
 imaginary mode or the saddle not exactly one, nu* is None with the reason recorded.
+The 3.6 A partial Hessian is a convention: in these soft lattices nu* is not converged in
+its size (factor ~2 for CsPbBr3 up to the full cell; for CsPbI3 the minimum acquires an
+imaginary mode from ~21 atoms on; docs/atomistic.md, docs/img/attempt_frequency_scan.py).
 
 Site energies
 -------------
