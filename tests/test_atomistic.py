@@ -19,7 +19,7 @@ from nanodomains.cli import main
 from nanodomains.errors import FileFormatError, FitError, InputError
 from nanodomains.migration.atomistic import CountingCalculator, make_calculator, max_force, relax
 from nanodomains.migration.barriers import (PATHS, NEBNotConverged, PathSpec, assemble_table, attempt_frequency,
-                                            find_hop, load_barrier_table, neb_path)
+                                            check_on_site, find_hop, load_barrier_table, neb_path)
 from nanodomains.migration.md import expected_hops, expected_hops_stderr, hops_in_trajectory, poisson_interval
 from nanodomains.records.atomistic import BarrierPath, BarrierTable, FaultEnergy, SiteEnergy
 from nanodomains.structure.atoms import SITE_CS, SITE_PB, SITE_X, periodic_atoms
@@ -140,6 +140,39 @@ def test_counting_calculator_counts_and_relax_reports_failure():
         relax(atoms, calc, fmax=1e-6, steps=2, label="toy")
 
 
+def test_clones_cache_per_image_and_count_in_the_parent():
+    host, toy = _toy_host()
+    parent = CountingCalculator(toy)
+    a, b = host.copy(), host.copy()
+    b.rattle(0.05, seed=3)
+    a.calc, b.calc = parent.clone(), parent.clone()
+    for _ in range(3):  # alternating images: each clone keeps its own result
+        a.get_forces(), b.get_forces(), a.get_potential_energy(), b.get_potential_energy()
+    assert (a.calc.calls, b.calc.calls, parent.calls) == (1, 1, 2)
+
+
+def test_an_end_state_whose_ion_left_its_site_is_an_error():
+    host, _ = _toy_host()
+    v, j, _ = find_hop(host, BULK_I)
+    state = host.copy()
+    del state[v]
+    k = j - (j > v)
+    sites = np.vstack([state.positions, host.positions[v]])
+    check_on_site(state, sites, "toy")  # every atom on its own site: fine
+    state.positions[k] = host.positions[v] + 0.2  # the ion relaxed into the vacancy
+    with pytest.raises(FitError, match="toy: relaxation moved 1 atom.*from the vacancy"):
+        check_on_site(state, sites, "toy")
+    state.positions[k] = state.positions[(k + 1) % len(state)] + 0.1  # onto a neighbour's site
+    with pytest.raises(FitError, match="from the site of atom"):
+        check_on_site(state, sites, "toy")
+
+
+def test_long_paths_get_their_minimum_images():
+    long_ = [p for p in PATHS if p.environment in ("along_fault", "across_fault")]
+    assert len(long_) == 4 and all(p.images(5) == 9 for p in long_)
+    assert BULK_I.images(5) == 5 and BULK_I.images(11) == 11
+
+
 # ------------------------------------------------------------------ NEB and Vineyard, by hand
 def _wells_energy_hessian(point, sites, cell, depth=0.5, sigma=1.0):
     """Energy and Hessian of one ion at ``point`` in the Gaussian wells (closed form)."""
@@ -237,6 +270,19 @@ def test_shipped_table_is_valid_and_every_path_is_accounted_for():
     assert "command" in table.settings and "unit_cost" in table.settings
 
 
+def test_shipped_table_needs_no_provisional_stand_in():
+    from _barrier_fixture import table as hand_table
+
+    from nanodomains.migration.landscape import PROVISIONAL_BORROW, provisional_overrides
+
+    shipped = load_barrier_table()
+    assert provisional_overrides(shipped) == {} and not shipped.not_computed
+    along = shipped.path("along_fault_I")  # converged, computed with its 9 images
+    assert along.n_images == 9 and along.max_force_ev_per_a <= shipped.settings["fmax"]
+    # a table without the path still borrows, explicitly
+    assert provisional_overrides(hand_table(skip={("along_fault", "I")})) == PROVISIONAL_BORROW
+
+
 def test_shipped_bulk_barriers_against_published_dft():
     """Pols et al. 2024 DFT (PBE) training-set barriers: V_I 0.21 eV (CsPbI3), V_Br 0.195 eV (CsPbBr3).
 
@@ -317,6 +363,12 @@ def test_bulk_neb_with_chgnet_reproduces_the_shipped_path(chgnet):
 def test_md_check_runs_and_reports(chgnet, tmp_path):
     from nanodomains.migration.md import md_check
 
-    rec = md_check(chgnet, time_ps=0.1, timestep_fs=2.0, sample_every_fs=10.0, out_npz=tmp_path / "md.npz")
+    seen = []
+    rec = md_check(chgnet, time_ps=0.1, timestep_fs=2.0, sample_every_fs=10.0, out_npz=tmp_path / "md.npz",
+                   checkpoint_every_ps=0.04, progress=lambda step, n: seen.append(
+                       (tmp_path / "md.npz").exists() and float(np.load(tmp_path / "md.npz")["times_ps"][-1])))
     assert rec.n_atoms == 134 and rec.steps_per_s > 0 and rec.expected_hops.value >= 0
-    assert (tmp_path / "md.npz").exists()
+    # partial trajectories were on disk during the run (checkpoints at 0.04 and 0.08 ps), the final one is complete
+    assert {0.04, 0.08} <= {round(t, 3) for t in seen if t is not False}
+    final = np.load(tmp_path / "md.npz")
+    assert bool(final["complete"]) and final["times_ps"][-1] == pytest.approx(0.1)

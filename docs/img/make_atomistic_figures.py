@@ -87,7 +87,8 @@ def markdown(table) -> str:
              for s in sorted(table.site_energies, key=lambda s: (s.halide, s.distance_from_fault_nm))]
     rows += ["", "| composition | gamma_RP (J/m^2) | a (pm) | B (GPa) |", "|---|---|---|---|"]
     rows += [f"| {f.composition} | {f.energy_j_per_m2} | {f.lattice_pm} | {f.bulk_modulus_gpa} |" for f in table.faults]
-    rows += ["", "Not computed:", ""] + [f"- `{k}`: {v}" for k, v in table.not_computed.items()]
+    rows += ["", "Not computed:", ""] + ([f"- `{k}`: {v}" for k, v in table.not_computed.items()]
+                                         or ["- none: every path, site-energy set and fault composition converged"])
     return "\n".join(rows)
 
 

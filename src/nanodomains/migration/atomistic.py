@@ -89,21 +89,32 @@ class CountingCalculator(Calculator):
     """An ASE calculator that delegates to ``inner`` and counts the evaluations (``calls``).
 
     Every call recomputes for the atoms it is given, so one wrapped model can serve
-    all NEB images (``allow_shared_calculator``).
+    all NEB images (``allow_shared_calculator``). :meth:`clone` gives each NEB image its
+    own wrapper (its own result cache: a shared wrapper recomputes an image whenever
+    another image was evaluated in between) around the same model; a clone's calls are
+    counted in the parent too.
     """
 
     implemented_properties = ("energy", "free_energy", "forces", "stress")
 
-    def __init__(self, inner):
+    def __init__(self, inner, parent: "CountingCalculator | None" = None):
         super().__init__()
         self.inner = inner
+        self.parent = parent
         self.calls = 0
+
+    def clone(self) -> "CountingCalculator":
+        """A new wrapper around the same model whose evaluations also count here."""
+        return CountingCalculator(self.inner, parent=self)
 
     def calculate(self, atoms=None, properties=("energy", "forces"), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         want = ["energy", "forces"] + (["stress"] if "stress" in properties else [])
         self.inner.calculate(self.atoms.copy(), want, all_changes)
-        self.calls += 1
+        counter = self
+        while counter is not None:
+            counter.calls += 1
+            counter = counter.parent
         res = self.inner.results
         self.results = {"energy": float(res["energy"]),
                         "free_energy": float(res.get("free_energy", res["energy"])),

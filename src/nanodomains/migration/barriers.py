@@ -39,8 +39,18 @@ Nudged elastic band
 ``ase.mep.NEB`` with the improved tangent (Henkelman & Jonsson, J. Chem. Phys. 113,
 9978 (2000)) and climbing image (Henkelman, Uberuaga & Jonsson, J. Chem. Phys. 113,
 9901 (2000)); images interpolated by IDPP (Smidstrup et al., J. Chem. Phys. 140, 214106
-(2014)); end points relaxed to 0.01 eV/A; FIRE on the band to 0.15 eV/A without, then to
-``fmax`` (0.05 eV/A) with the climbing image. Forward barrier = E(climbing image) -
+(2014)); end points relaxed to 0.01 eV/A and checked to have kept every atom on its site
+(each atom nearer its own starting site than to any other site or the vacancy: a
+relaxation that fills the vacancy or moves a neighbour to another site is an error, not
+a hop). FIRE on the band to 0.15 eV/A without the climbing image; the climbing image is
+switched on only when that stage converged (a band that does not relax without it has
+no saddle to climb to), then FIRE to ``fmax`` (0.05 eV/A) with it, and MDMin (the other
+optimiser ``ase.mep`` recommends for bands) for as many steps again if FIRE stalls. Each
+image has its own calculator wrapper (:meth:`CountingCalculator.clone`), so an image is
+evaluated once per step. Paths longer than an octahedron edge set ``PathSpec.min_images``
+(``along_fault`` and ``across_fault``: 9; with 5 images the along-fault climbing image
+wandered off and the across-fault ones missed the saddle, see docs/atomistic.md).
+Forward barrier = E(climbing image) -
 E(initial), reverse = E(climbing image) - E(final). Its stderr is the difference
 between the climbing-image energy and the maximum of the force-consistent spline
 through the band (``ase.mep.neb.fit_raw``): how well the saddle is located. An
@@ -54,6 +64,9 @@ finite-difference Hessian (``ase.vibrations``) of the moving ion and its neighbo
 within ``vib_cutoff_a`` (the rest frozen: partial Hessian), at two displacements (0.01
 and 0.02 A); value = mean, stderr = half their difference. If the minimum has an
 imaginary mode or the saddle not exactly one, nu* is None with the reason recorded.
+The 3.6 A partial Hessian is a convention: in these soft lattices nu* is not converged in
+its size (factor ~2 for CsPbBr3 up to the full cell; for CsPbI3 the minimum acquires an
+imaginary mode from ~21 atoms on; docs/atomistic.md, docs/img/attempt_frequency_scan.py).
 
 Site energies
 -------------
@@ -96,13 +109,16 @@ from nanodomains.records.atomistic import BarrierPath, BarrierTable, FaultEnergy
 from nanodomains.records.base import measured
 from nanodomains.structure.atoms import SITE_CS, SITE_PB, SITE_X, periodic_atoms
 
-__all__ = ["PathSpec", "PATHS", "NEBNotConverged", "host_structure", "find_hop", "neb_path", "compute_path",
+__all__ = ["PathSpec", "PATHS", "NEBNotConverged", "host_structure", "find_hop", "check_on_site", "neb_path", "compute_path",
            "attempt_frequency", "site_energies", "fault_energy", "bulk_modulus", "build_barrier_table",
            "assemble_table", "load_barrier_table", "SHIPPED_TABLE", "RP_LAYERS", "SLAB_LAYERS"]
 
 SHIPPED_TABLE = Path(__file__).parent / "data" / "barriers.json"
 RP_LAYERS = 3
 SLAB_LAYERS = 3
+# along (a) and across (8.5-9.8 A) the fault: with 5 images the along_fault_I climbing image wandered off
+# (2.56 eV/A after 800 steps) and the across-fault climbing images had no imaginary mode (not at the saddle)
+LONG_PATH_IMAGES = 9
 RATTLE_A = 0.03  # random displacement (A, fixed seeds) before relaxing: ideal cubic sites can be saddles
 EV_PER_A3_TO_GPA = 160.21766208
 J_PER_EV = 1.602176634e-19
@@ -122,7 +138,8 @@ class PathSpec:
 
     ``host`` is "bulk", "rp" or "slab"; ``vacancy_z`` / ``ion_z`` the half-index layer
     of the vacancy and the moving ion (bulk: any layer); ``d2`` the squared half-index
-    distance of the hop; ``br_fraction`` the host composition.
+    distance of the hop; ``br_fraction`` the host composition; ``min_images`` the fewest
+    intermediate NEB images the path needs (0: the build's setting).
     """
 
     name: str
@@ -133,6 +150,11 @@ class PathSpec:
     vacancy_z: int
     ion_z: int
     d2: int = 2
+    min_images: int = 0
+
+    def images(self, n_images: int) -> int:
+        """Intermediate images for this path: ``n_images``, at least :attr:`min_images`."""
+        return max(int(n_images), int(self.min_images))
 
     @property
     def host_key(self) -> str:
@@ -143,8 +165,8 @@ def _fault_paths(halide: str, f: float) -> list[PathSpec]:
     lz = 2 * RP_LAYERS  # last CsX layer of block 1 (fault side)
     return [PathSpec(f"near_fault_{halide}", halide, "near_fault", "rp", f, lz - 1, lz - 1, 2),
             PathSpec(f"into_fault_{halide}", halide, "near_fault", "rp", f, lz - 1, lz, 2),
-            PathSpec(f"along_fault_{halide}", halide, "along_fault", "rp", f, lz, lz, 4),
-            PathSpec(f"across_fault_{halide}", halide, "across_fault", "rp", f, lz, lz + 1, 3),
+            PathSpec(f"along_fault_{halide}", halide, "along_fault", "rp", f, lz, lz, 4, LONG_PATH_IMAGES),
+            PathSpec(f"across_fault_{halide}", halide, "across_fault", "rp", f, lz, lz + 1, 3, LONG_PATH_IMAGES),
             PathSpec(f"surface_{halide}", halide, "surface", "slab", f, 2 * SLAB_LAYERS - 1, 2 * SLAB_LAYERS, 2)]
 
 
@@ -241,6 +263,27 @@ def find_hop(host, spec: PathSpec) -> tuple[int, int, float]:
 
 
 # --------------------------------------------------------------------------- NEB
+def check_on_site(state, sites, label: str) -> None:
+    """Raise :class:`FitError` unless atom i of ``state`` is nearest to ``sites[i]``.
+
+    ``sites`` holds one reference position per atom followed by the empty site(s) (the
+    vacancy); an atom that ends nearer another atom's site or an empty site has hopped
+    during the relaxation, so ``state`` is not the intended end state of the path.
+    """
+    pos = state.positions
+    n = len(state)
+    d = np.linalg.norm(_min_image(state, (pos[:, None, :] - np.asarray(sites)[None, :, :]).reshape(-1, 3)),
+                       axis=1).reshape(n, len(sites))
+    moved = np.flatnonzero(np.argmin(d, axis=1) != np.arange(n))
+    if len(moved):
+        k = int(moved[0])
+        to = int(np.argmin(d[k]))
+        where = "the vacancy" if to >= n else f"the site of atom {to}"
+        raise FitError(f"{label}: relaxation moved {len(moved)} atom(s) off their sites (atom {k} "
+                       f"{state.get_chemical_symbols()[k]} ended {d[k, to]:.2f} A from {where}, "
+                       f"{d[k, k]:.2f} A from its own): not the intended end state")
+
+
 def _end_points(host, vac: int, ion: int, calc, fmax: float):
     initial = host.copy()
     target = host.positions[vac].copy()
@@ -248,12 +291,33 @@ def _end_points(host, vac: int, ion: int, calc, fmax: float):
     j = ion - (ion > vac)
     final = initial.copy()
     final.positions[j] = target
+    sites_initial = np.vstack([initial.positions, target])  # the vacancy is the empty site
+    sites_final = np.vstack([final.positions, host.positions[ion]])  # the ion's old site is empty
     # break the symmetry of the ideal vacancy site, which can be a saddle of the model
     initial.rattle(RATTLE_A, seed=1)
     final.rattle(RATTLE_A, seed=2)
     e0 = relax(initial, calc, fmax=fmax, steps=1000, label="NEB initial state")
+    check_on_site(initial, sites_initial, "NEB initial state")
     e1 = relax(final, calc, fmax=fmax, steps=1000, label="NEB final state")
+    check_on_site(final, sites_final, "NEB final state")
     return initial, final, j, e0, e1
+
+
+def _relax_band(band, fmax: float, steps: int) -> tuple[bool, str]:
+    """Plain band to max(0.15, fmax), then the climbing image to ``fmax`` (FIRE, then MDMin).
+
+    Returns (converged, how): ``how`` names the stage and optimiser that ended the run.
+    """
+    from ase.optimize import FIRE, MDMin
+
+    band.climb = False
+    if not FIRE(band, logfile=None).run(fmax=max(0.15, fmax), steps=int(steps)):
+        return False, f"band without climbing image did not reach {max(0.15, fmax)} eV/A (FIRE)"
+    band.climb = True
+    for name, opt_cls in (("FIRE", FIRE), ("MDMin", MDMin)):
+        if opt_cls(band, logfile=None).run(fmax=fmax, steps=int(steps)):
+            return True, f"climbing image converged ({name})"
+    return False, "climbing image did not converge (FIRE, then MDMin)"
 
 
 def neb_path(host, spec: PathSpec, calc, *, n_images: int = 5, fmax: float = 0.05, steps: int = 800,
@@ -272,23 +336,21 @@ def neb_path(host, spec: PathSpec, calc, *, n_images: int = 5, fmax: float = 0.0
     """
     from ase.mep import NEB
     from ase.utils.forcecurve import fit_raw
-    from ase.optimize import FIRE
 
     require_positive("fmax", fmax)
     if int(n_images) < 1:
         raise InputError(f"n_images must be >= 1, got {n_images}")
+    n_images = spec.images(n_images)
     counter = calc if isinstance(calc, CountingCalculator) else CountingCalculator(calc)
     calls0, t0 = counter.calls, time.perf_counter()
     vac, ion, local_f = find_hop(host, spec)
     initial, final, j, e0, e1 = _end_points(host, vac, ion, counter, endpoint_fmax)
     images = [initial] + [initial.copy() for _ in range(int(n_images))] + [final]
     for im in images:
-        im.calc = counter
-    band = NEB(images, climb=False, method="improvedtangent", allow_shared_calculator=True)
+        im.calc = counter.clone()
+    band = NEB(images, climb=False, method="improvedtangent")
     band.interpolate("idpp", mic=True)
-    FIRE(band, logfile=None).run(fmax=max(0.15, fmax), steps=int(steps))
-    band.climb = True
-    converged = bool(FIRE(band, logfile=None).run(fmax=fmax, steps=int(steps)))
+    converged, how = _relax_band(band, fmax, steps)
     residual = max_force(band.get_forces())
     energies = np.array([im.get_potential_energy() for im in images])
     forces = [im.get_forces() for im in images]
@@ -304,10 +366,13 @@ def neb_path(host, spec: PathSpec, calc, *, n_images: int = 5, fmax: float = 0.0
         attempt_frequency_thz=None, converged=converged and residual <= fmax * 1.0001,
         max_force_ev_per_a=residual, n_images=int(n_images), force_calls=counter.calls - calls0,
         wall_s=time.perf_counter() - t0, reaction_coordinate_a=np.asarray(fit.path, float), energy_ev=e_rel)
-    states = {"initial": initial, "saddle": images[k_top].copy(), "final": final, "ion": j}
+    states = {"initial": initial, "saddle": images[k_top].copy(), "final": final, "ion": j, "how": how,
+              "saddle_true_max_force": max_force(images[k_top].get_forces())}
+    for im in images:
+        im.calc = None
     if not path.converged:
         raise NEBNotConverged(f"path {spec.name!r}: CI-NEB not converged, max force {residual:.3f} eV/A > "
-                              f"{fmax} after {steps} steps", path)
+                              f"{fmax} after {steps} steps per stage, {n_images} images ({how})", path)
     return path, states
 
 

@@ -464,12 +464,13 @@ def expected_hops_stderr(n_expected: float, barrier_ev, attempt_thz, temperature
 
 def run_atomistic_md(atoms, calc, *, temperature_k: float = 500.0, time_ps: float = 10.0, timestep_fs: float = 2.0,
                      friction_per_fs: float = 0.01, sample_every_fs: float = 20.0, seed: int = 1,
-                     watch=None, progress=None) -> dict:
+                     watch=None, progress=None, on_sample=None) -> dict:
     """Langevin NVT of ``atoms`` with ``calc``; samples the positions of atoms ``watch``.
 
     Returns ``times_ps`` (F,), ``positions`` (F, len(watch), 3) in A (unwrapped by the
     integrator, i.e. Cartesian as ASE keeps them), ``steps``, ``wall_s`` and
-    ``steps_per_s``. ``progress(step, n_steps)`` is called at every sample.
+    ``steps_per_s``. ``progress(step, n_steps)`` is called at every sample, and
+    ``on_sample(times_ps, frames)`` (the lists so far) too, e.g. to checkpoint.
     """
     from ase import units
     from ase.md.langevin import Langevin
@@ -499,6 +500,8 @@ def run_atomistic_md(atoms, calc, *, temperature_k: float = 500.0, time_ps: floa
         times.append(done * timestep_fs / 1000.0)
         if progress is not None:
             progress(done, n_steps)
+        if on_sample is not None:
+            on_sample(times, frames)
     wall = time.perf_counter() - t0
     return {"times_ps": np.array(times), "positions": np.stack(frames), "steps": n_steps, "wall_s": wall,
             "steps_per_s": n_steps / wall if wall > 0 else float("nan")}
@@ -506,7 +509,7 @@ def run_atomistic_md(atoms, calc, *, temperature_k: float = 500.0, time_ps: floa
 
 def md_check(calc="chgnet", *, halide: str = "I", temperature_k: float = 500.0, time_ps: float = 10.0,
              timestep_fs: float = 2.0, sample_every_fs: float = 20.0, min_frames: int = 3, seed: int = 1,
-             table=None, progress=None, out_npz=None):
+             table=None, progress=None, out_npz=None, checkpoint_every_ps: float = 1.0):
     """NVT MD of a CsPbX3 RP supercell with two halide vacancies; hops against the table's rates.
 
     The cell is the NEB table's RP host (2x2 in plane, two blocks of L = 3 layers, relaxed),
@@ -514,6 +517,11 @@ def md_check(calc="chgnet", *, halide: str = "I", temperature_k: float = 500.0, 
     the faults). ``table`` (a :class:`~nanodomains.records.atomistic.BarrierTable`,
     default the shipped one) gives the bulk barrier and attempt frequency of ``halide``
     for the expected hop count. Returns an :class:`~nanodomains.records.atomistic.MDCheck`.
+
+    With ``out_npz`` the trajectory so far is written there every ``checkpoint_every_ps``
+    of simulated time (``complete=False``; the finished run rewrites it with
+    ``complete=True``), so an interrupted long run can still be analysed with
+    :func:`hops_in_trajectory`.
     """
     from nanodomains.migration.atomistic import CountingCalculator, make_calculator, model_description
     from nanodomains.migration.barriers import RP_LAYERS, host_structure, load_barrier_table
@@ -539,8 +547,20 @@ def md_check(calc="chgnet", *, halide: str = "I", temperature_k: float = 500.0, 
     atoms = host[keep]
     ion_atoms = np.flatnonzero(np.isin(keep, x))
     ion_site0 = np.searchsorted(x, keep[ion_atoms])
+    def write_npz(times, frames, complete, **hops):
+        from nanodomains.files import atomic_path
+
+        with atomic_path(out_npz) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, times_ps=np.asarray(times), positions=np.stack(frames), sites=sites_xyz,
+                                    cell=host.cell.array, ion_site0=ion_site0, complete=complete, **hops)
+
+    every = max(1, int(round(checkpoint_every_ps * 1000.0 / sample_every_fs)))
+    checkpoint = None if out_npz is None else (
+        lambda times, frames: write_npz(times, frames, False) if (len(times) - 1) % every == 0 else None)
     run = run_atomistic_md(atoms, model, temperature_k=temperature_k, time_ps=time_ps, timestep_fs=timestep_fs,
-                           sample_every_fs=sample_every_fs, seed=seed, watch=ion_atoms, progress=progress)
+                           sample_every_fs=sample_every_fs, seed=seed, watch=ion_atoms, progress=progress,
+                           on_sample=checkpoint)
     ev = hops_in_trajectory(sites_xyz, host.cell.array, run["times_ps"], run["positions"], ion_site0, min_frames)
     plane = [(2 * RP_LAYERS + 0.5), (4 * RP_LAYERS + 1.5)]
     block_of = lambda s: int(not (half[x[s], 2] <= 2 * RP_LAYERS))  # noqa: E731
@@ -549,13 +569,8 @@ def md_check(calc="chgnet", *, halide: str = "I", temperature_k: float = 500.0, 
     n_exp_se = expected_hops_stderr(n_exp, bulk.barrier_ev, bulk.attempt_frequency_thz, temperature_k)
     n_hops = len(ev["time_ps"])
     if out_npz is not None:
-        from nanodomains.files import atomic_path
-
-        with atomic_path(out_npz) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, times_ps=run["times_ps"], positions=run["positions"], sites=sites_xyz,
-                                    cell=host.cell.array, ion_site0=ion_site0, hop_time_ps=ev["time_ps"],
-                                    hop_from=ev["from_site"], hop_to=ev["to_site"])
+        write_npz(run["times_ps"], list(run["positions"]), True, hop_time_ps=ev["time_ps"],
+                  hop_from=ev["from_site"], hop_to=ev["to_site"])
     lo, hi = poisson_interval(n_hops)
     return MDCheck(model=model_description(model), halide=halide, temperature_k=temperature_k, time_ps=time_ps,
                    timestep_fs=timestep_fs, n_atoms=len(atoms), n_vacancies=2,
