@@ -150,10 +150,10 @@ def _build(name: str, description: str, edges, plans: list[_DomainPlan], *, seed
             f = float(pl.br_fraction)
         st = lv.exciton_state(f, box, "4K", surface_fraction=sfrac)
         center_ev = float(materials.energy_ev(pl.center_nm)) if pl.center_nm is not None else st.energy_ev
-        fss = round(lv.fss_scale_uev(box)) if pl.fss_uev is None else pl.fss_uev
+        fss = round(lv.fss_scale_uev(box, f)) if pl.fss_uev is None else pl.fss_uev
         fine = lv.fine_structure_from_fss(center_ev, fss if pl.kind != "singlet" else 0.0, pl.kind)
         trion_ev = (float(materials.energy_ev(pl.trion_nm)) if pl.trion_nm is not None
-                    else center_ev + lv.trion_shift_ev(box))
+                    else center_ev + lv.trion_shift_ev(box, f))
         tau = lv.radiative_lifetime_ns(st) if pl.lifetime_ns is None else pl.lifetime_ns
         levels = lv.DomainLevels(exciton=replace(st, energy_ev=center_ev), fine=fine, trion_ev=trion_ev,
                                  lifetime_ns=tau, trion_lifetime_ns=0.5 * tau)
