@@ -7,11 +7,13 @@ import pytest
 
 from nanodomains.errors import InputError
 from nanodomains.spectroscopy.movie_analysis import analyze_movie
-from nanodomains.spectroscopy.peaks import HC_EV_NM, detect_peaks, estimate_background, fit_lines, remove_cosmic_rays
+from nanodomains.spectroscopy.peaks import HC_EV_NM, LineFits, detect_peaks, estimate_background, fit_lines, remove_cosmic_rays
 from nanodomains.spectroscopy.tracking import (
     classify_emitters,
     group_tracks,
+    join_same_line,
     link_lines,
+    profile_overlap,
     stitch_tracks,
     track_arrays,
     window_sums,
@@ -152,3 +154,88 @@ def test_fig5d_like_two_qds_with_a_trion():
     (a0, b0), = got["trion"].intervals_s
     assert abs(a0 - 18) <= 2 and abs(b0 - 98) <= 2
     assert got["singlet"].charged_intervals_s == got["trion"].intervals_s
+
+
+def _line_fits(frame, center, hwhm=0.08, amp=None, err=0.003):
+    """Minimal LineFits from frame / centre arrays (one group per detection)."""
+    n = len(frame)
+    one = np.ones(n)
+    amp = one * 100.0 if amp is None else np.asarray(amp, float)
+    return LineFits(frame=np.asarray(frame), group=np.arange(n), slot=np.zeros(n, int),
+                    center_nm=np.asarray(center, float), center_err_nm=err * one, amplitude=amp,
+                    amplitude_err=one, area_counts=amp, area_err=one, hwhm_nm=hwhm * one, hwhm_err_nm=0.001 * one,
+                    sigma_nm=0 * one, snr=amp, redchi=one, converged=np.ones(n, bool),
+                    center_cov=np.full((n, 1, 1), err**2), n_frames=int(max(frame)) + 1)
+
+
+def test_join_same_line_blend_vs_two_lines():
+    rng = np.random.default_rng(0)
+    T = 100
+    # a blend at 670.80 fitted as one peak; the linker broke it into pieces 0-39 and 40-99,
+    # and in frames 38, 39 (and 70) the blend was fitted as two peaks 0.094 nm apart
+    f1, f2 = np.arange(0, 40), np.arange(38, 100)
+    c1 = 670.80 + rng.normal(0, 0.01, f1.size)
+    c2 = 670.80 + rng.normal(0, 0.01, f2.size)
+    c1[-2:] = 670.753
+    c2[:2] = 670.847
+    # a third line 0.14 nm away (resolved: 2 x 0.08 / sqrt 3 = 0.092 < 0.14), present throughout
+    f3 = np.arange(T)
+    c3 = 670.94 + rng.normal(0, 0.01, T)
+    frame = np.concatenate([f1, f2, f3])
+    center = np.concatenate([c1, c2, c3])
+    amp = np.concatenate([np.full(f1.size, 90.0), np.full(f2.size, 100.0), np.full(T, 100.0)])
+    fits = _line_fits(frame, center, amp=amp)
+    tid0 = np.concatenate([np.zeros(f1.size, int), np.ones(f2.size, int), np.full(T, 2)])
+    tid, split = join_same_line(fits, tid0)
+    assert np.unique(tid[tid >= 0]).size == 2
+    blend = tid[0]
+    assert np.all(tid[: f1.size - 2] == blend) and np.all(tid[f1.size:f1.size + f2.size] == blend)
+    # in the shared frames the weaker detection (piece 1) is dropped: one detection per frame
+    assert np.all(tid[f1.size - 2:f1.size] == -1)
+    assert split[blend]["n_split_frames"] == 2 and split[blend]["n_pieces"] == 2
+    assert abs(split[blend]["split_nm"] - 0.094) < 1e-9
+    assert tid[-1] != blend and tid[-1] not in split
+    # two lines at one wavelength that are mostly seen together are not joined
+    fits2 = _line_fits(np.concatenate([f3, f3[:60]]), np.concatenate([c3, c3[:60] + 0.01]))
+    tid2, split2 = join_same_line(fits2, np.concatenate([np.zeros(T, int), np.ones(60, int)]))
+    assert np.unique(tid2).size == 2 and split2 == {}
+
+
+def test_profile_overlap_analytic():
+    # identical lines overlap fully; Lorentzians of HWHM g a distance d apart: 4 g^2 . 2g / (d^2 + 4 g^2) / (2 g)
+    rho = profile_overlap([650.0, 650.0, 650.2], [0.05, 0.05, 0.05])
+    assert rho[0, 1] == pytest.approx(1.0)
+    assert rho[0, 2] == pytest.approx(2 * 0.05 * 0.1 / (0.04 + 0.01))
+    # numerical overlap integral of the two profiles
+    x = np.linspace(640, 660, 400001)
+    lor = lambda c, g: g * g / ((x - c) ** 2 + g * g)
+    a, b = lor(650.0, 0.05), lor(650.13, 0.09)
+    num = np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b))
+    assert profile_overlap([650.0, 650.13], [0.05, 0.09])[0, 1] == pytest.approx(num, rel=1e-3)
+
+
+def test_group_blended_lines_without_intensity_correlation():
+    # two lines 0.1 nm apart (HWHM 0.07: overlap 0.6) whose fitted areas trade counts
+    # (anticorrelated partition noise) while the set blinks and both wander together
+    T = 120
+    rng = np.random.default_rng(4)
+    on = np.ones(T, bool)
+    on[20:35] = on[70:80] = False
+    share = rng.choice([0.2, 0.4], T)
+    total = 3000.0 * on
+    inten = np.stack([share * total, (1 - share) * total]) + rng.normal(0, 30, (2, T))
+    err = np.full((2, T), 30.0)
+    wander = np.cumsum(rng.normal(0, 0.01, T))
+    centers = np.array([683.32, 683.42])
+    pos = np.where(on, centers[:, None] + wander, np.nan)
+    perr = np.full(pos.shape, 0.003)
+    without = group_tracks(centers, inten, err, pos, perr)
+    with_hwhm = group_tracks(centers, inten, err, pos, perr, hwhm_nm=np.array([0.07, 0.07]))
+    assert without[0] != without[1]  # the intensity rule alone splits the set
+    assert with_hwhm[0] == with_hwhm[1]
+    # resolved lines (overlap < 0.3) still need correlated intensities
+    far = np.array([683.0, 683.42])
+    assert profile_overlap(far, [0.07, 0.07])[0, 1] < 0.3
+    g = group_tracks(far, inten, err, np.where(on, far[:, None] + wander, np.nan), perr,
+                     hwhm_nm=np.array([0.07, 0.07]))
+    assert g[0] != g[1]

@@ -4,7 +4,9 @@
 
 1. validation (:mod:`.io`), cosmic-ray removal and baseline (:mod:`.peaks`);
 2. peak detection and batched multi-line fits with shared widths (:mod:`.peaks`);
-3. linking lines over time and grouping them into emitters (:mod:`.tracking`);
+3. linking lines over time, joining the tracks of one line (a blend fitted as one peak
+   in most frames and as two in a few: reported as one line with a warning) and
+   grouping them into emitters (:mod:`.tracking`);
 4. per-emitter count traces in a window of +-``window_hwhm`` HWHM around each line,
    less the tails of the other lines in that window (their heights from a joint
    fixed-position fit, :func:`~.peaks.fit_amplitudes`), Poisson change-point
@@ -81,6 +83,7 @@ from nanodomains.spectroscopy.tracking import (
     TrackArrays,
     classify_emitters,
     group_tracks,
+    join_same_line,
     link_lines,
     stitch_tracks,
     track_arrays,
@@ -473,13 +476,17 @@ def _clean_and_fit(raw: np.ndarray, wl: np.ndarray, prm: AnalysisParams) -> _Cle
     return _Cleaned(clean, cr, bg, sig, var, fits)
 
 
-def _link_tracks(fits: LineFits, prm: AnalysisParams, n_frames: int) -> tuple[np.ndarray, TrackArrays]:
-    """Line detections linked over time into tracks (short tracks stitched or dropped)."""
+def _link_tracks(fits: LineFits, prm: AnalysisParams, n_frames: int) -> tuple[np.ndarray, TrackArrays, dict]:
+    """Line detections linked over time into tracks (short tracks stitched or dropped,
+    tracks of one line joined); also the joined lines' split statistics."""
     tid = link_lines(fits, max_jump_nm=prm.max_jump_nm, max_gap_frames=prm.max_gap_frames) if len(fits) else np.zeros(0, int)
     # a movie shorter than min_track_frames (e.g. a single spectrum) keeps every line
     min_len = min(prm.min_track_frames, n_frames)
-    tid = stitch_tracks(fits, tid, stitch_nm=prm.stitch_nm, min_length=min_len) if len(fits) else tid
-    return tid, track_arrays(fits, tid, n_frames)
+    split: dict = {}
+    if len(fits):
+        tid = stitch_tracks(fits, tid, stitch_nm=prm.stitch_nm, min_length=min_len)
+        tid, split = join_same_line(fits, tid)
+    return tid, track_arrays(fits, tid, n_frames), split
 
 
 @dataclass
@@ -538,7 +545,8 @@ def _group_and_segment(ta: TrackArrays, lc: _LineCounts, prm: AnalysisParams,
     if k_idx.size == 0:
         return [], []
     em_of = group_tracks(lc.center_nm[k_idx], lc.area[k_idx], lc.area_err[k_idx], ta.center_nm[k_idx],
-                         ta.center_err_nm[k_idx], max_span_uev=prm.max_set_span_uev)
+                         ta.center_err_nm[k_idx], max_span_uev=prm.max_set_span_uev,
+                         hwhm_nm=ta.hwhm_track_nm[k_idx])
     segs, members = [], []
     for e in range(int(em_of.max()) + 1):
         mem = sorted((int(k_idx[k]) for k in np.flatnonzero(em_of == e)), key=lambda k: lc.center_nm[k])
@@ -604,19 +612,30 @@ def _classify_tracks(ta: TrackArrays, lc: _LineCounts, wl: np.ndarray, band: dic
     return keep, others, static
 
 
-def _split_static(members: list[list[int]], segs: list[Segmentation], static: dict[int, dict]):
+def _split_static(members: list[list[int]], segs: list[Segmentation], static: dict[int, dict],
+                  split: dict | None = None, min_split_frames: int = 3):
     """A single still line is static (lamp, Raman, instrument); a still set of 2-3 lines
     within the fine-structure span is kept as an exciton (lamp and Raman lines do not
-    come as fine-structure multiplets; a still emitter does), with a note."""
+    come as fine-structure multiplets; a still emitter does), with a note. A single
+    still line that was fitted as two peaks in at least ``min_split_frames`` frames
+    (:func:`~.tracking.join_same_line`; the same evidence a track needs to count as a
+    line) is such an unresolved multiplet and is kept too."""
     kept_m, kept_s, others, notes = [], [], [], []
+    split = split or {}
     for mem, seg in zip(members, segs):
         if all(k in static for k in mem):
-            if len(mem) == 1:
+            n_split = split.get(mem[0], {}).get("n_split_frames", 0) if len(mem) == 1 else 0
+            if len(mem) == 1 and n_split >= min_split_frames:
+                notes.append(f"the line at {static[mem[0]]['center_nm']:.2f} nm is present in every frame and "
+                             f"barely moves, but splits into two peaks in {n_split} frames; kept as an exciton "
+                             "(unresolved fine-structure multiplet)")
+            elif len(mem) == 1:
                 others.append(static[mem[0]])
                 continue
-            notes.append("a set of lines at " + ", ".join(f"{static[k]['center_nm']:.2f}" for k in mem)
-                         + " nm is present in every frame and does not move; kept as an exciton fine-structure "
-                         "set (a lamp or Raman multiplet would look the same)")
+            else:
+                notes.append("a set of lines at " + ", ".join(f"{static[k]['center_nm']:.2f}" for k in mem)
+                             + " nm is present in every frame and does not move; kept as an exciton fine-structure "
+                             "set (a lamp or Raman multiplet would look the same)")
         kept_m.append(mem)
         kept_s.append(seg)
     return kept_m, kept_s, others, notes
@@ -844,19 +863,20 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
     scr = _screen_setup(movie, prm, crop)
     c = _clean_and_fit(movie.values, wl, prm)
     c.fits = _screen_fits(c.fits, wl, scr, T)
-    tid, ta = _link_tracks(c.fits, prm, T)
+    tid, ta, split = _link_tracks(c.fits, prm, T)
     emitters, traces, pairs, not_computed, others, silent, band, notes = [], [], [], {}, [], [], {}, []
     if ta.n_tracks:
         lc = _line_counts(c, wl, ta, prm)
         band = _band(c, wl, lc, scr)
         keep, others, static = _classify_tracks(ta, lc, wl, band, scr, prm)
         members, segs = _group_and_segment(ta, lc, prm, keep)
-        members, segs, still, notes = _split_static(members, segs, static)
+        members, segs, still, notes = _split_static(members, segs, static, split, prm.min_track_frames)
         others += still
         members, segs, silent = _drop_silent(members, segs, ta, lc)
         if members:
             grp = _group_emitters(members, segs, lc, prm, T)
             emitters, traces = _describe_emitters(grp, ta, c.fits, lc, t, frame_s)
+            notes += _blend_notes(emitters, split, ta)
             pairs = _correlate_emitters(emitters, traces, grp.partner, t, frame_s, prm)
             pairs = adjust_verdicts(pairs, alpha=prm.alpha, method=prm.multiple_testing)
     if not emitters:
@@ -885,6 +905,27 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
                         not_computed=not_computed, warnings=warn)
     return MovieAnalysis(record, traces, t, wl, c.clean, c.background, pairs, c.fits, tid, ta,
                          c.cosmic_rays, prm)
+
+
+def _blend_notes(emitters: list[PLEmitter], split: dict, ta: TrackArrays) -> list[str]:
+    """A warning for every line that was fitted as two peaks in some frames and as one
+    (broader) peak in the others: a possibly unresolved fine-structure multiplet."""
+    out = []
+    narrowest = float(np.nanmin(ta.hwhm_track_nm)) if ta.n_tracks else np.nan
+    for em in emitters:
+        for k, line in zip(em.tracks, em.lines):
+            s = split.get(int(k))
+            if not s or not s["n_split_frames"]:
+                continue
+            lam = float(line.center_nm)
+            fwhm = 2.0 * float(ta.hwhm_track_nm[k])
+            out.append(
+                f"{em.id}: the line at {lam:.3f} nm was fitted as two peaks {s['split_nm']:.3f} nm "
+                f"({s['split_nm'] * HC_EV_NM / lam**2 * 1e6:.0f} ueV) apart in {s['n_split_frames']} of "
+                f"{int(ta.detected[k].sum())} frames and as one peak of FWHM {fwhm:.3f} nm "
+                f"({fwhm / (2.0 * narrowest):.1f} x the narrowest line) in the others: probably a fine-structure "
+                "multiplet not resolved at this linewidth, reported as one line")
+    return out
 
 
 def _emitter_fss(fits: LineFits, ta: TrackArrays, mem: list[int]) -> tuple[float, float]:

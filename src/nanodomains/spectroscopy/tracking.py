@@ -18,6 +18,26 @@ then stitched by a second assignment between track ends and later track starts
 ``stitch_nm`` or one HWHM of each other are merged; pieces shorter than
 ``min_length`` detections are dropped.
 
+Same line, two tracks (:func:`join_same_line`)
+----------------------------------------------
+A line that is a blend of unresolved components (a fine-structure doublet whose
+splitting is comparable to the linewidth) is fitted as one peak in most frames and as
+two peaks in a few (noise, spectral diffusion); the linker then breaks it into tracks
+that restart at the same wavelength and whose detections interleave in time. Two
+tracks are one line when (i) their time-median centres differ by less than the Sparrow
+limit of the narrower of them, ``2 gamma / sqrt(3)`` for Lorentzians of HWHM gamma (the
+separation below which the sum of two equal lines has no central dip, i.e. is one peak
+that no fit can split reliably: Sparrow, Astrophys. J. 44, 76 (1916); for a Lorentzian
+d^2/dx^2 of the sum at the midpoint vanishes at d = 2 gamma / sqrt(3)), and within
+``n_sigma`` combined standard errors plus the rms of their spectral wander (medians over
+different time spans differ by the slow wander too); and (ii) most frames of the shorter
+track hold it alone: it is co-detected with the other in fewer than half of its frames.
+Two distinct lines at one median wavelength would, whenever both are on, form one
+unresolved peak, so they cannot be told apart by a spectroscopist either; the joined
+line's frames where two peaks were fitted are counted (``n_split_frames``) so that the
+report can say that the line may be an unresolved multiplet. In those frames the
+weaker detection is dropped from the track.
+
 Grouping
 --------
 The bright-exciton lines of one quantum dot share one exciton: they switch on and off
@@ -28,9 +48,20 @@ perovskite NCs: Becker et al., Nature 553, 189 (2018); Fu et al., Nano Lett. 17,
 at most ``max_span_uev``, their presence (line above ``presence_snr``) overlaps
 (Jaccard index >= ``min_jaccard``), their intensity traces correlate (Pearson >=
 ``min_intensity_corr``) when both vary beyond their noise (always-on lines need a
-Jaccard index >= ``min_jaccard_constant``), and their position traces are not
+Jaccard index >= ``min_jaccard_constant``; so do blended lines, see below), and their position traces are not
 uncorrelated when both wander beyond the fit error. Compatible pairs are merged
 greedily (best first, complete linkage) into sets of at most three lines.
+
+Blended lines: when the profiles of two lines overlap, the joint fit shares the counts
+between them; for Lorentzians of HWHM g1, g2 a distance d apart the normalised overlap
+(cosine of the two profiles, = minus the correlation of the two fitted amplitudes for
+white noise) is rho = 2 sqrt(g1 g2) (g1 + g2) / (d^2 + (g1 + g2)^2) (the overlap
+integral of two Lorentzians is a Lorentzian of HWHM g1 + g2). Above ``max_overlap_rho``
+any position error or model mismatch (a blend fitted as one line) moves counts from
+one line to the other, so the Pearson correlation of their intensities no longer
+tests a common exciton; such pairs are judged like always-on lines (co-presence
+Jaccard >= ``min_jaccard_constant`` and correlated positions), which needs the HWHMs
+(``hwhm_nm``).
 
 Classification
 --------------
@@ -55,10 +86,12 @@ __all__ = [
     "link_lines",
     "split_tracks",
     "stitch_tracks",
+    "join_same_line",
     "TrackArrays",
     "track_arrays",
     "window_sums",
     "group_tracks",
+    "profile_overlap",
     "classify_emitters",
 ]
 
@@ -313,6 +346,90 @@ def _join_interleaved(fits: LineFits, tid: np.ndarray, *, stitch_nm: float) -> n
     return np.array([lut.get(int(t), -1) for t in tid])
 
 
+def join_same_line(
+    fits: LineFits, track_id: np.ndarray, *, n_sigma: float = 3.0, max_shared: float = 0.5,
+) -> tuple[np.ndarray, dict[int, dict]]:
+    """Join tracks that are one line seen as two (see the module docstring).
+
+    Parameters
+    ----------
+    fits : LineFits
+    track_id : ndarray of int
+        From :func:`stitch_tracks` (-1: dropped detection).
+    n_sigma : float
+        Tolerance on the difference of the two time-median centres in combined
+        standard errors (1.2533 sd / sqrt(n) each), to which the rms of the two tracks'
+        wander (sd of their positions) is added; never more than the Sparrow limit
+        ``2 gamma / sqrt(3)`` of the narrower track (median HWHM gamma).
+    max_shared : float
+        The two tracks must be detected together in fewer than ``max_shared`` of the
+        shorter track's frames (default one half: most of its frames hold it alone).
+
+    Returns
+    -------
+    track_id : ndarray of int
+        Renumbered 0..n-1 by median wavelength; the weaker of two detections of a
+        joined line in one frame is set to -1.
+    split : dict
+        For every joined track (new id): ``n_pieces``, ``n_split_frames`` (frames in
+        which two peaks were fitted on the line) and ``split_nm`` (their median
+        separation, NaN if none).
+    """
+    tid = np.asarray(track_id, int).copy()
+    pieces: dict[int, int] = {}
+    split_d: dict[int, list[float]] = {}
+    while True:  # one join per pass (tens of tracks)
+        pair = _closest_same_line(fits, tid, n_sigma=n_sigma, max_shared=max_shared)
+        if pair is None:
+            break
+        a, b = pair
+        ra, rb = np.flatnonzero(tid == a), np.flatnonzero(tid == b)
+        shared = np.intersect1d(fits.frame[ra], fits.frame[rb])
+        seps = split_d.pop(b, []) + split_d.get(a, [])
+        for f in shared:  # frames where the line was fitted as two peaks: keep the stronger
+            ia = ra[fits.frame[ra] == f][0]
+            ib = rb[fits.frame[rb] == f][0]
+            seps.append(abs(float(fits.center_nm[ia] - fits.center_nm[ib])))
+            tid[ia if fits.amplitude[ia] < fits.amplitude[ib] else ib] = -1
+        tid[tid == b] = a
+        split_d[a] = seps
+        pieces[a] = pieces.pop(a, 1) + pieces.pop(b, 1)
+    renum = _drop_short(fits, tid, 1)
+    split = {}
+    for old, n in pieces.items():
+        new = int(renum[np.flatnonzero(tid == old)[0]])
+        d = split_d.get(old, [])
+        split[new] = {"n_pieces": n, "n_split_frames": len(d), "split_nm": float(np.median(d)) if d else float("nan")}
+    return renum, split
+
+
+def _closest_same_line(fits: LineFits, tid: np.ndarray, *, n_sigma: float, max_shared: float):
+    """The pair of tracks (ids) that are most likely one line, or None."""
+    ids = np.unique(tid[tid >= 0])
+    if ids.size < 2:
+        return None
+    rows = [np.flatnonzero(tid == i) for i in ids]
+    c = [fits.center_nm[r] for r in rows]
+    med = np.array([np.median(x) for x in c])
+    sd = np.array([np.std(x, ddof=1) if x.size > 1 else 0.0 for x in c])
+    se = 1.2533 * sd / np.sqrt([x.size for x in c])
+    hw = np.array([np.median(fits.hwhm_nm[r]) for r in rows])
+    frames = [fits.frame[r] for r in rows]
+    best, best_d = None, np.inf
+    for a in range(ids.size):
+        for b in range(a + 1, ids.size):
+            d = abs(med[a] - med[b])
+            sparrow = 2.0 * min(hw[a], hw[b]) / np.sqrt(3.0)
+            tol = min(sparrow, n_sigma * np.hypot(se[a], se[b]) + np.hypot(sd[a], sd[b]))
+            if d > tol or d >= best_d:
+                continue
+            n_shared = np.intersect1d(frames[a], frames[b]).size
+            if n_shared >= max_shared * min(frames[a].size, frames[b].size):
+                continue
+            best, best_d = (int(ids[a]), int(ids[b])), d
+    return best
+
+
 def _drop_short(fits: LineFits, tid: np.ndarray, min_length: int) -> np.ndarray:
     """Tracks with fewer than ``min_length`` detections -> -1; the rest renumbered
     0..n-1 by median wavelength."""
@@ -455,6 +572,8 @@ def group_tracks(
     min_intensity_corr: float = 0.6,
     informative_ratio: float = 4.0,
     min_position_corr: float = 0.2,
+    hwhm_nm: np.ndarray | None = None,
+    max_overlap_rho: float = 0.3,
 ) -> np.ndarray:
     """Group tracks (lines) into emitters (fine-structure sets).
 
@@ -473,6 +592,11 @@ def group_tracks(
         A line is present in a frame when intensity > presence_snr x sd.
     min_jaccard, min_jaccard_constant, min_intensity_corr, informative_ratio, min_position_corr : float
         See module docstring.
+    hwhm_nm : ndarray, shape (n_tracks,), optional
+        Median HWHM of each line; with it, pairs whose profile overlap exceeds
+        ``max_overlap_rho`` are judged without their intensity correlation (blended
+        lines, module docstring). None: every pair uses its intensity correlation.
+    max_overlap_rho : float
 
     Returns
     -------
@@ -483,8 +607,11 @@ def group_tracks(
     if L == 0:
         return np.zeros(0, int)
     e = HC_EV_NM / np.asarray(center_nm, float)
+    blended = np.zeros((L, L), bool)
+    if hwhm_nm is not None:
+        blended = profile_overlap(center_nm, hwhm_nm) > max_overlap_rho
     compat, score = _pair_compatibility(
-        e, intensity, intensity_err, position_nm, position_err_nm, max_span_uev=max_span_uev,
+        e, blended, intensity, intensity_err, position_nm, position_err_nm, max_span_uev=max_span_uev,
         presence_snr=presence_snr, min_jaccard=min_jaccard, min_jaccard_constant=min_jaccard_constant,
         min_intensity_corr=min_intensity_corr, informative_ratio=informative_ratio,
         min_position_corr=min_position_corr)
@@ -496,7 +623,23 @@ def group_tracks(
     return out
 
 
-def _pair_compatibility(e, intensity, intensity_err, position_nm, position_err_nm, *, max_span_uev,
+def profile_overlap(center_nm, hwhm_nm) -> np.ndarray:
+    """Normalised overlap (cosine) of the Lorentzian profiles of every pair of lines.
+
+    rho = 2 sqrt(g1 g2) (g1 + g2) / (d^2 + (g1 + g2)^2) for HWHMs g1, g2 and distance
+    d (1 for identical lines, ~2 sqrt(g1 g2)(g1 + g2) / d^2 far apart).
+
+    >>> float(profile_overlap([650.0, 650.0], [0.05, 0.05])[0, 1])
+    1.0
+    """
+    c = np.asarray(center_nm, float)
+    g = np.asarray(hwhm_nm, float)
+    s = g[:, None] + g[None, :]
+    d = c[:, None] - c[None, :]
+    return 2.0 * np.sqrt(g[:, None] * g[None, :]) * s / (d * d + s * s)
+
+
+def _pair_compatibility(e, blended, intensity, intensity_err, position_nm, position_err_nm, *, max_span_uev,
                         presence_snr, min_jaccard, min_jaccard_constant, min_intensity_corr,
                         informative_ratio, min_position_corr) -> tuple[np.ndarray, np.ndarray]:
     """Which pairs of tracks may share an emitter, and how strongly (intensity
@@ -517,7 +660,7 @@ def _pair_compatibility(e, intensity, intensity_err, position_nm, position_err_n
                 continue
             union = (present[i] | present[j]).sum()
             jac = (present[i] & present[j]).sum() / union if union else 0.0
-            if informative[i] and informative[j]:
+            if informative[i] and informative[j] and not blended[i, j]:
                 r = _pearson(intensity[i], intensity[j])
                 ok = jac >= min_jaccard and np.isfinite(r) and r >= min_intensity_corr
                 s = r
