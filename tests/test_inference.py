@@ -86,6 +86,7 @@ def test_analytic_composition_marginal_equals_numerical_integral():
     like = np.exp(-0.5 * (obs.center_ev[0] - pred["energy_ev"][:, 0]) ** 2 / var_e) / np.sqrt(2 * np.pi * var_e)
     var_f = obs.fss_sd_uev[0] ** 2 + pred["var_fss"][:, 0]
     like *= np.exp(-0.5 * (obs.fss_uev[0] - pred["fss_uev"][:, 0]) ** 2 / var_f) / np.sqrt(2 * np.pi * var_f)
+    like *= np.exp(pred["log_p_kind"][:, 0])  # probability of the observed kind
     prior = -0.5 * (0.004 / model.priors.gap_offset_sd_ev) ** 2 - 0.5 * (0.02 / model.priors.exchange_rel_sd) ** 2
     numerical = math.log(np.trapezoid(like, f)) + prior
     assert analytic == pytest.approx(numerical, abs=0.05)

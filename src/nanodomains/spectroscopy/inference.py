@@ -29,14 +29,19 @@ Observables and likelihood (independent Gaussians):
   slab ``(4t+W)/(4t+2W)``; half their difference times ``D`` enters the variance,
   with the table's interpolation error (measured in the tests) and half the FSS (the
   centre of the visible lines against the triplet's centre);
-* FSS of a doublet or triplet: ``g F`` with ``F = m eta M (27/8V) K`` the bright
-  splitting scale (``V = t W^2``, ``K`` the oscillator enhancement) and ``g`` the
-  ratio of the measured splitting (``fss_uev`` convention of the emitters record) to
-  ``F``, whose mean and spread over the crystal-field patterns and axis assignments
-  the forward model draws from (weights of
-  :class:`~nanodomains.optics.emitters.DynamicsParameters`) are computed for the
-  slab's aspect ratio and the observed kind (:func:`fss_ratio_table`); the spread
-  enters the variance. Singlets carry no FSS information;
+* the kind (singlet, doublet, triplet) and the FSS: the bright lines sit at
+  ``E + F v`` with ``F = m eta M (27/8V) K`` the bright splitting scale (``V = t W^2``,
+  ``K`` the oscillator enhancement) and ``v`` the crystal-field pattern plus the shape
+  term of :func:`~nanodomains.optics.levels.fine_structure`. Over the patterns and axis
+  assignments the forward model draws from (weights of
+  :class:`~nanodomains.optics.emitters.DynamicsParameters`) and the crystal axis along
+  the optical axis, with lines closer than the emitter's measured line width seen as
+  one (at their intensity-weighted mean, as a fit of one line to a blend places it),
+  :func:`fss_ratio_table` gives the probability of each observed kind and the mean and
+  spread of ``g`` = measured FSS / F for the slab's aspect ratio and width/F. The kind
+  enters as ``log P(kind)`` (floored at :data:`KIND_ERROR_FLOOR` for miscounted lines),
+  the FSS as ``N(g F, sigma^2 + (sd_g F)^2)``. Without a measured line width the
+  model's ``merge_uev`` is the threshold (a warning says so);
 * a trion paired with its neutral set (``trion_of``): the shift
   ``E(X*) - E(X)`` against the trion law of :mod:`~nanodomains.optics.levels`,
   with a relative model error ``trion_rel_err`` (assumed 25 %: the CsPbBr3 law is
@@ -88,7 +93,7 @@ from nanodomains.seeds import rng as make_rng
 __all__ = ["InferencePriors", "InferenceSettings", "Observations", "StemPrior", "PosteriorModel",
            "InferenceRun", "observations_from_emitters", "stem_prior_from_domains", "slab_level_table", "SlabTable",
            "fss_ratio_table", "fss_ratios", "infer_emitters", "plot_corner", "plot_predictive", "write_inference",
-           "load_emitters", "load_stem_domains", "SYMMETRY_WEIGHTS"]
+           "load_emitters", "load_stem_domains", "SYMMETRY_WEIGHTS", "KIND_ERROR_FLOOR"]
 
 #: Crystal-field patterns of the bright triplet and their weights, as the forward model
 #: draws them (``optics.emitters.DynamicsParameters.symmetry_weights``: cubic,
@@ -219,14 +224,14 @@ def _build_slab_table(temperature, params, material_params) -> SlabTable:
     return SlabTable(RegularGridInterpolator((_LOG_T_GRID, _W_GRID), coef, method="cubic", bounds_error=True))
 
 
-def _fss_ratio_samples(aspect: float, scale_uev: float, params: lv.LevelParameters) -> dict[str, list]:
+def _fss_ratio_samples(aspect: float, merge_over_f: float, params: lv.LevelParameters) -> dict[str, list]:
     """(weight, measured FSS / F) of every pattern and axis assignment, by observed kind.
 
-    Lines closer than ``params.merge_uev`` merge, as in :func:`~nanodomains.optics.levels.fine_structure`.
+    Lines closer than ``merge_over_f`` (in units of F) are seen as one, at their
+    intensity-weighted mean (as a fit of one line to an unresolved pair places it).
     """
     n = lv.depolarization_factors((aspect, 1.0, 1.0))
     eff_in, eff_z = (float(x) for x in lv.collection_efficiency(np.eye(3)[[0, 2]], params.collection_na))
-    merge = params.merge_uev / scale_uev
     out: dict[str, list] = {"singlet": [], "doublet": [], "triplet": []}
     perms = list(permutations(range(3)))
     for sym, w_sym in SYMMETRY_WEIGHTS.items():
@@ -235,25 +240,29 @@ def _fss_ratio_samples(aspect: float, scale_uev: float, params: lv.LevelParamete
             v = v + params.fss_shape_coeff * 3 * (n - 1 / 3)
             for z_axis in range(3):  # which crystal axis lies along the optical axis
                 inten = np.where(np.arange(3) == z_axis, eff_z, eff_in)
-                e = np.sort(v[inten >= params.visibility * inten.max()])
-                groups = np.concatenate([[0], np.cumsum(np.diff(e) >= merge)])
-                e = np.array([e[groups == k].mean() for k in range(groups[-1] + 1)])
+                seen = inten >= params.visibility * inten.max()
+                order = np.argsort(v[seen])
+                e, w = v[seen][order], inten[seen][order]
+                groups = np.concatenate([[0], np.cumsum(np.diff(e) >= merge_over_f)])
+                e = np.array([np.average(e[groups == k], weights=w[groups == k]) for k in range(groups[-1] + 1)])
                 kind = {1: "singlet", 2: "doublet", 3: "triplet"}[e.size]
                 out[kind].append((w_sym / len(perms) / 3, float(np.mean(np.diff(e))) if e.size > 1 else 0.0))
     return out
 
 
-def fss_ratios(aspect: float, scale_uev: float,
-               params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS) -> dict[str, tuple[float, float, float]]:
+def fss_ratios(aspect: float, scale_uev: float, params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS,
+               merge_uev: float | None = None) -> dict[str, tuple[float, float, float]]:
     """Measured FSS / F for a slab of aspect ``t/W`` and splitting scale F, by observed kind.
 
     Returns ``{kind: (probability, mean, sd)}`` over the crystal-field patterns
     (:data:`SYMMETRY_WEIGHTS`), their axis assignments and the crystal axis along the
-    optical axis (NC lying on a face), for ``doublet`` and ``triplet``.
+    optical axis (NC lying on a face). Lines closer than ``merge_uev`` (default
+    ``params.merge_uev``; for a measurement: its line width) are seen as one.
     """
-    samples = _fss_ratio_samples(aspect, scale_uev, params)
+    merge = (params.merge_uev if merge_uev is None else merge_uev) / scale_uev
+    samples = _fss_ratio_samples(aspect, merge, params)
     out = {}
-    for kind in ("doublet", "triplet"):
+    for kind in ("singlet", "doublet", "triplet"):
         if samples[kind]:
             w, g = np.array(samples[kind]).T
             mean = float(np.average(g, weights=w))
@@ -264,27 +273,40 @@ def fss_ratios(aspect: float, scale_uev: float,
 
 
 _ASPECT_GRID = np.linspace(math.log(0.05), math.log(4.0), 40)
-_SCALE_GRID = np.linspace(math.log(30.0), math.log(5000.0), 16)
+_MERGE_GRID = np.linspace(math.log(0.01), math.log(5.0), 36)
+#: Floor of the probability of an observed kind (singlet/doublet/triplet): the movie
+#: analysis can miscount lines (a weak third line, a blend); without it one wrong count
+#: would exclude the true structure.
+KIND_ERROR_FLOOR = 0.02
 
 
 @lru_cache(maxsize=4)
 def fss_ratio_table(params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS):
-    """:func:`fss_ratios` on a grid of ln(aspect) x ln(F / ueV), as interpolators.
+    """:func:`fss_ratios` on a grid of ln(aspect) x ln(merge / F), as interpolators.
 
-    Returns ``{kind: (mean, sd)}`` of :class:`scipy.interpolate.RegularGridInterpolator`
-    over points ``(ln(t/W), ln F)`` (clipped to the grid: aspect 0.05-4, F 30-5000 ueV);
-    where a kind cannot occur its mean is NaN (a data point of that kind then has no
-    likelihood there).
+    Returns ``{kind: (log_probability, mean, sd)}`` of
+    :class:`scipy.interpolate.RegularGridInterpolator` over points
+    ``(ln(t/W), ln(merge/F))`` (aspect 0.05-4, merge/F 0.01-5, clipped); the probability
+    is floored at :data:`KIND_ERROR_FLOOR`; where a kind cannot occur its mean is that of
+    the nearest kind's (its probability term then carries the information).
     """
-    shape = (_ASPECT_GRID.size, _SCALE_GRID.size)
-    tables = {k: (np.full(shape, np.nan), np.full(shape, np.nan)) for k in ("doublet", "triplet")}
+    shape = (_ASPECT_GRID.size, _MERGE_GRID.size)
+    tables = {k: [np.full(shape, np.nan) for _ in range(3)] for k in ("singlet", "doublet", "triplet")}
     for i, la in enumerate(_ASPECT_GRID):
-        for j, ls in enumerate(_SCALE_GRID):
-            for kind, (_, mean, sd) in fss_ratios(math.exp(la), math.exp(ls), params).items():
-                tables[kind][0][i, j], tables[kind][1][i, j] = mean, sd
-    axes = (_ASPECT_GRID, _SCALE_GRID)
-    return {k: tuple(RegularGridInterpolator(axes, v, bounds_error=False, fill_value=None) for v in tables[k])
-            for k in tables}
+        for j, lm in enumerate(_MERGE_GRID):
+            ratios = fss_ratios(math.exp(la), 1.0, params, merge_uev=math.exp(lm))
+            for kind, (prob, mean, sd) in ratios.items():
+                tables[kind][0][i, j] = math.log(max(prob, KIND_ERROR_FLOOR))
+                tables[kind][1][i, j], tables[kind][2][i, j] = mean, sd
+    for kind, fallback in (("doublet", "triplet"), ("triplet", "doublet")):
+        bad = ~np.isfinite(tables[kind][1])
+        tables[kind][1][bad] = tables[fallback][1][bad]
+        tables[kind][2][bad] = tables[fallback][2][bad]
+        still = ~np.isfinite(tables[kind][1])  # neither kind possible: all lines merged
+        tables[kind][1][still], tables[kind][2][still] = 1.0, 1.0
+    axes = (_ASPECT_GRID, _MERGE_GRID)
+    return {k: tuple(RegularGridInterpolator(axes, np.nan_to_num(v), bounds_error=False, fill_value=None)
+                     for v in tables[k]) for k in tables}
 
 
 # ---- observations -----------------------------------------------------------------------
@@ -355,8 +377,8 @@ def observations_from_emitters(record: PLEmitters, *, source: str | None = None)
     centers = [_energy_and_sd(e.center_nm, e.id) for e in neutral]
     fss = np.array([e.fss_uev.value if _has_fss(e) else np.nan for e in neutral], float)
     fss_sd = np.array([e.fss_uev.stderr if _has_fss(e) else np.nan for e in neutral], float)
-    width = np.array([(e.linewidth_uev.value if e.linewidth_uev is not None and e.linewidth_uev.value else 200.0)
-                      for e in neutral], float)
+    width = np.array([(e.linewidth_uev.value if e.linewidth_uev is not None and e.linewidth_uev.value else np.nan)
+                      for e in neutral], float)  # NaN: unknown, the model's merge_uev is used
     return Observations(ids=tuple(e.id for e in neutral), kinds=tuple(e.kind for e in neutral),
                         center_ev=np.array([c[0] for c in centers]), center_sd_ev=np.array([c[1] for c in centers]),
                         fss_uev=fss, fss_sd_uev=np.maximum(fss_sd, 1.0), trion_shift_ev=shift,
@@ -532,22 +554,25 @@ class PosteriorModel:
         p = self.params
         f_scale = m[:, None] * p.bright_splitting_ratio * 1e3 * p.exchange_volume_mev_nm3 * 27.0 / (8.0 * t * wb**2) * k
         var_e = (s_half * diel) ** 2 + self.table_err_ev**2 + (0.5e-6 * f_scale) ** 2
-        g_mean = np.zeros_like(f)
-        g_sd = np.zeros_like(f)
+        g_mean, g_sd, log_p_kind = np.zeros_like(f), np.zeros_like(f), np.zeros_like(f)
+        merge = np.fmax(self.params.merge_uev, self.obs.linewidth_uev)  # NaN width: merge_uev
         pts = np.stack([np.clip(np.log(t / wb), _ASPECT_GRID[0], _ASPECT_GRID[-1]),
-                        np.clip(np.log(f_scale), _SCALE_GRID[0], _SCALE_GRID[-1])], axis=-1)
+                        np.clip(np.log(merge / f_scale), _MERGE_GRID[0], _MERGE_GRID[-1])], axis=-1)
         for j, kind in enumerate(self.obs.kinds):
-            if kind in self._g_table and np.isfinite(self.obs.fss_uev[j]):
-                mean, sd = self._g_table[kind]
-                g_mean[:, j] = mean(pts[:, j])
-                g_sd[:, j] = sd(pts[:, j])
+            if kind in self._g_table:
+                log_p, mean, sd = self._g_table[kind]
+                log_p_kind[:, j] = log_p(pts[:, j])
+                if np.isfinite(self.obs.fss_uev[j]):
+                    g_mean[:, j] = mean(pts[:, j])
+                    g_sd[:, j] = sd(pts[:, j])
         leff = 1.0 / np.sqrt((1 / t**2 + 2 / wb**2) / 3)
         eb_ratio = materials.exciton_binding_ev(f, self.material_params) / materials.exciton_binding_ev(1.0, self.material_params)
         mu_ratio = materials.reduced_mass(1.0, self.material_params) / materials.reduced_mass(f, self.material_params)
         trion = (p.trion_a_mev * eb_ratio + p.trion_b_mev_nm2 * mu_ratio / leff**2) * 1e-3
         return {"energy_ev": energy, "var_energy": var_e, "fss_uev": g_mean * f_scale,
                 "var_fss": (g_sd * f_scale) ** 2, "trion_ev": trion,
-                "var_trion": (self.settings.trion_rel_err * trion) ** 2, "fss_scale_uev": f_scale}
+                "var_trion": (self.settings.trion_rel_err * trion) ** 2, "fss_scale_uev": f_scale,
+                "log_p_kind": log_p_kind}
 
     # -- posterior
     def log_prob(self, phi: np.ndarray) -> np.ndarray:
@@ -569,7 +594,7 @@ class PosteriorModel:
         hi, lo = (e1 - o.center_ev) / sd, (e0 - o.center_ev) / sd
         with np.errstate(divide="ignore"):  # no mass in [0, 1]: log 0 = -inf, outside the posterior
             mass = log_ndtr(hi) + np.log1p(-np.exp(np.minimum(log_ndtr(lo) - log_ndtr(hi), -1e-300)))
-        lp = np.sum(mass - np.log(np.abs(slope)), axis=1)
+        lp = np.sum(mass - np.log(np.abs(slope)) + pred["log_p_kind"], axis=1)
         has_fss = np.isfinite(o.fss_uev)
         if np.any(has_fss):
             lp += _gauss(o.fss_uev[has_fss], pred["fss_uev"][:, has_fss],
@@ -796,6 +821,10 @@ def _summarise(model, chain, sampler, tau, burn, n_walkers, rng, emitters, sourc
             if math.isfinite(v) and abs(v) > 3:
                 warnings.append(f"{item.emitter_id}: measured {k} lies {v:+.1f} sd from the posterior prediction "
                                 "(the data do not fit the model)")
+    no_width = [i for i, w in zip(model.obs.ids, model.obs.linewidth_uev) if not np.isfinite(w)]
+    if no_width:
+        warnings.append(f"no measured line width for {no_width}: lines closer than the model's merge_uev "
+                        f"({model.params.merge_uev:g} ueV) are taken as unresolved")
     kept = settings_steps = model.settings.n_steps - burn
     tau_max = float(np.nanmax(tau)) if np.any(np.isfinite(tau)) else float("nan")
     n_eff = kept * n_walkers / tau_max if math.isfinite(tau_max) else 0.0
@@ -863,7 +892,7 @@ def plot_predictive(run: InferenceRun, path=None, seed: int = 0):
     x = np.linspace(nm_obs.min() - span / 4, nm_obs.max() + span / 4, 2000)
     ex = materials.energy_ev(x)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
-    gamma = o.linewidth_uev * 1e-6 / 2
+    gamma = np.fmax(o.linewidth_uev, run.model.params.merge_uev) * 1e-6 / 2
 
     def spectrum(centers):
         return np.sum((gamma**2 / ((ex[:, None] - centers) ** 2 + gamma**2)), axis=1)
