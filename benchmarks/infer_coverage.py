@@ -137,7 +137,7 @@ def summary(path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100, help="number of multi-domain NCs")
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--charging", action="store_true", help="random charging on (trion lines appear)")
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--out", default="coverage.jsonl")

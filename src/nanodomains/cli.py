@@ -696,7 +696,7 @@ def infer(
     emitters: str = typer.Argument(..., help="emitters.json of one NC (from `pl analyze`): centres and FSS with stderr."),
     out: str = typer.Option(..., "--out", help="Output folder (inference.json, posterior.nc, corner.png, predictive.png)."),
     stem: Optional[str] = typer.Option(None, "--stem", help="STEM domains.json of the same kind of NC: composition/size prior."),
-    steps: int = typer.Option(3000, "--steps", help="emcee steps per walker (40 % burn-in)."),
+    steps: int = typer.Option(10000, "--steps", help="emcee steps per walker (40 % burn-in)."),
     walkers: Optional[int] = typer.Option(None, "--walkers", help="emcee walkers (default max(32, 4 x parameters))."),
     nc_edge_nm: str = typer.Option("10,20", "--nc-edge-nm", help="Prior on the NC's lateral edge LO,HI (nm); seed: 10-20."),
     bowing_ev: str = typer.Option("-0.10,0.35", "--bowing-ev", help="Prior on the gap bowing LO,HI (eV)."),

@@ -37,10 +37,12 @@ Observables and likelihood (independent Gaussians):
   :class:`~nanodomains.optics.emitters.DynamicsParameters`) and the crystal axis along
   the optical axis, with lines closer than the emitter's measured line width seen as
   one (at their intensity-weighted mean, as a fit of one line to a blend places it),
-  :func:`fss_ratio_table` gives the probability of each observed kind and the mean and
-  spread of ``g`` = measured FSS / F for the slab's aspect ratio and width/F. The kind
-  enters as ``log P(kind)`` (floored at :data:`KIND_ERROR_FLOOR` for miscounted lines),
-  the FSS as ``N(g F, sigma^2 + (sd_g F)^2)``. Without a measured line width the
+  :class:`FinePatterns` gives every combination's number of seen lines and measured
+  FSS / F = ``g`` for the slab's aspect ratio and width/F. The kind and FSS enter as the
+  mixture ``sum_c w_c [kind_c = kind] N(FSS; g_c F, sigma^2 + (0.05 g_c F)^2)``
+  (:data:`FSS_REL_ERR`), plus :data:`KIND_ERROR_FLOOR` times an uninformative
+  ``N(FSS; F, F^2)`` for a miscounted emitter; without a measured FSS only the kind's
+  probability enters. Without a measured line width the
   model's ``merge_uev`` is the threshold (a warning says so);
 * a trion paired with its neutral set (``trion_of``): the shift
   ``E(X*) - E(X)`` against the trion law of :mod:`~nanodomains.optics.levels`,
@@ -80,6 +82,7 @@ from functools import lru_cache
 from itertools import permutations
 from pathlib import Path
 
+import numba
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
@@ -92,8 +95,9 @@ from nanodomains.seeds import rng as make_rng
 
 __all__ = ["InferencePriors", "InferenceSettings", "Observations", "StemPrior", "PosteriorModel",
            "InferenceRun", "observations_from_emitters", "stem_prior_from_domains", "slab_level_table", "SlabTable",
-           "fss_ratio_table", "fss_ratios", "infer_emitters", "plot_corner", "plot_predictive", "write_inference",
-           "load_emitters", "load_stem_domains", "SYMMETRY_WEIGHTS", "KIND_ERROR_FLOOR"]
+           "FinePatterns", "fine_patterns", "fss_ratios", "infer_emitters", "plot_corner", "plot_predictive", "write_inference",
+           "load_emitters", "load_stem_domains", "SYMMETRY_WEIGHTS", "KIND_ERROR_FLOOR",
+           "FSS_REL_ERR"]
 
 #: Crystal-field patterns of the bright triplet and their weights, as the forward model
 #: draws them (``optics.emitters.DynamicsParameters.symmetry_weights``: cubic,
@@ -132,7 +136,7 @@ class InferenceSettings:
     """Sampler and model-error settings."""
 
     n_walkers: int | None = None  # default: max(32, 4 ndim), even
-    n_steps: int = 3000
+    n_steps: int = 10000
     burn_fraction: float = 0.4
     seed: int = 0
     temperature: str = "4K"
@@ -224,30 +228,93 @@ def _build_slab_table(temperature, params, material_params) -> SlabTable:
     return SlabTable(RegularGridInterpolator((_LOG_T_GRID, _W_GRID), coef, method="cubic", bounds_error=True))
 
 
-def _fss_ratio_samples(aspect: float, merge_over_f: float, params: lv.LevelParameters) -> dict[str, list]:
-    """(weight, measured FSS / F) of every pattern and axis assignment, by observed kind.
+#: Floor of the probability of an observed kind (singlet/doublet/triplet): the movie
+#: analysis can miscount lines (a weak third line, a blend); without it one wrong count
+#: would exclude the true structure. Such a miscounted emitter's FSS is then taken as
+#: F +- F (uninformative).
+KIND_ERROR_FLOOR = 0.02
+#: Relative spread of a measured splitting about its pattern value (assumed 5 %: blends
+#: and pixelation bias fitted splittings by up to ~9 % near the resolution limit,
+#: docs/optics.md "Movie rendering and close lines").
+FSS_REL_ERR = 0.05
+_KIND_CODE = {"singlet": 1, "doublet": 2, "triplet": 3}
 
-    Lines closer than ``merge_over_f`` (in units of F) are seen as one, at their
-    intensity-weighted mean (as a fit of one line to an unresolved pair places it).
+
+class FinePatterns:
+    """Every crystal-field pattern, axis assignment and optical axis the forward model draws.
+
+    For slabs of aspect ``t/W`` and a resolvable separation ``merge`` (in units of F),
+    :meth:`__call__` gives each combination's number of seen lines and measured FSS / F,
+    vectorised over walkers and emitters.
     """
-    n = lv.depolarization_factors((aspect, 1.0, 1.0))
-    eff_in, eff_z = (float(x) for x in lv.collection_efficiency(np.eye(3)[[0, 2]], params.collection_na))
-    out: dict[str, list] = {"singlet": [], "doublet": [], "triplet": []}
-    perms = list(permutations(range(3)))
-    for sym, w_sym in SYMMETRY_WEIGHTS.items():
-        for perm in perms:
-            v = lv.symmetry_pattern(sym, params.fss_asymmetry)[list(perm)]
-            v = v + params.fss_shape_coeff * 3 * (n - 1 / 3)
-            for z_axis in range(3):  # which crystal axis lies along the optical axis
-                inten = np.where(np.arange(3) == z_axis, eff_z, eff_in)
-                seen = inten >= params.visibility * inten.max()
-                order = np.argsort(v[seen])
-                e, w = v[seen][order], inten[seen][order]
-                groups = np.concatenate([[0], np.cumsum(np.diff(e) >= merge_over_f)])
-                e = np.array([np.average(e[groups == k], weights=w[groups == k]) for k in range(groups[-1] + 1)])
-                kind = {1: "singlet", 2: "doublet", 3: "triplet"}[e.size]
-                out[kind].append((w_sym / len(perms) / 3, float(np.mean(np.diff(e))) if e.size > 1 else 0.0))
-    return out
+
+    def __init__(self, params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS):
+        eff_in, eff_z = (float(x) for x in lv.collection_efficiency(np.eye(3)[[0, 2]], params.collection_na))
+        vs, ws, intens = [], [], []
+        perms = list(permutations(range(3)))
+        for sym, w_sym in SYMMETRY_WEIGHTS.items():
+            for perm in perms:
+                for z_axis in range(3):
+                    inten = np.where(np.arange(3) == z_axis, eff_z, eff_in)
+                    if np.any(inten < params.visibility * inten.max()):
+                        raise InputError("the inverse assumes all three bright lines visible; "
+                                         f"visibility {params.visibility} hides one at NA {params.collection_na}")
+                    vs.append(lv.symmetry_pattern(sym, params.fss_asymmetry)[list(perm)])
+                    ws.append(w_sym / len(perms) / 3)
+                    intens.append(inten)
+        self.v_sym, self.weight, self.intensity = np.array(vs), np.array(ws), np.array(intens)
+        self.kappa = params.fss_shape_coeff
+        grid = np.linspace(math.log(0.02), math.log(50.0), 300)
+        self._log_aspect = grid
+        self._n_thin = np.array([lv.depolarization_factors((math.exp(x), 1.0, 1.0))[0] for x in grid])
+
+    def __call__(self, aspect: np.ndarray, merge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(n_lines, g)`` of shape ``aspect.shape + (combinations,)``."""
+        n_t = np.interp(np.log(aspect), self._log_aspect, self._n_thin)
+        s_t = self.kappa * 3 * (n_t - 1 / 3)  # shape term of the thin axis; the others get -s_t/2
+        s_t, merge = np.broadcast_arrays(np.asarray(s_t, float), np.asarray(merge, float))
+        n_lines = np.empty(s_t.shape + (self.weight.size,), np.int64)
+        g = np.empty(s_t.shape + (self.weight.size,))
+        _seen_lines(np.ascontiguousarray(s_t).ravel(), np.ascontiguousarray(merge).ravel(), self.v_sym,
+                    self.intensity, n_lines.reshape(-1, self.weight.size), g.reshape(-1, self.weight.size))
+        return n_lines, g
+
+
+@numba.njit(cache=True)
+def _seen_lines(s_t, merge, v_sym, intensity, n_lines, g):  # pragma: no cover - compiled
+    """Sort each combination's three lines, merge neighbours closer than ``merge``."""
+    for i in range(s_t.size):
+        for c in range(v_sym.shape[0]):
+            e0 = v_sym[c, 0] + s_t[i]
+            e1 = v_sym[c, 1] - 0.5 * s_t[i]
+            e2 = v_sym[c, 2] - 0.5 * s_t[i]
+            w0, w1, w2 = intensity[c, 0], intensity[c, 1], intensity[c, 2]
+            if e0 > e1:
+                e0, e1, w0, w1 = e1, e0, w1, w0
+            if e1 > e2:
+                e1, e2, w1, w2 = e2, e1, w2, w1
+            if e0 > e1:
+                e0, e1, w0, w1 = e1, e0, w1, w0
+            m1 = (e1 - e0) < merge[i]
+            m2 = (e2 - e1) < merge[i]
+            if m1 and m2:
+                n_lines[i, c] = 1
+                g[i, c] = 0.0
+            elif m1:
+                n_lines[i, c] = 2
+                g[i, c] = e2 - (w0 * e0 + w1 * e1) / (w0 + w1)
+            elif m2:
+                n_lines[i, c] = 2
+                g[i, c] = (w1 * e1 + w2 * e2) / (w1 + w2) - e0
+            else:
+                n_lines[i, c] = 3
+                g[i, c] = 0.5 * (e2 - e0)
+
+
+@lru_cache(maxsize=8)
+def fine_patterns(params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS) -> FinePatterns:
+    """The :class:`FinePatterns` of a parameter set (built once: 300 depolarisation integrals)."""
+    return FinePatterns(params)
 
 
 def fss_ratios(aspect: float, scale_uev: float, params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS,
@@ -260,53 +327,18 @@ def fss_ratios(aspect: float, scale_uev: float, params: lv.LevelParameters = lv.
     ``params.merge_uev``; for a measurement: its line width) are seen as one.
     """
     merge = (params.merge_uev if merge_uev is None else merge_uev) / scale_uev
-    samples = _fss_ratio_samples(aspect, merge, params)
+    patterns = fine_patterns(params)
+    n_lines, g = patterns(np.array(float(aspect)), np.array(float(merge)))
     out = {}
-    for kind in ("singlet", "doublet", "triplet"):
-        if samples[kind]:
-            w, g = np.array(samples[kind]).T
-            mean = float(np.average(g, weights=w))
-            out[kind] = (float(w.sum()), mean, float(np.sqrt(np.average((g - mean) ** 2, weights=w))))
+    for kind, code in _KIND_CODE.items():
+        sel = n_lines == code
+        if np.any(sel):
+            w = patterns.weight[sel]
+            mean = float(np.average(g[sel], weights=w))
+            out[kind] = (float(w.sum()), mean, float(np.sqrt(np.average((g[sel] - mean) ** 2, weights=w))))
         else:
             out[kind] = (0.0, float("nan"), float("nan"))
     return out
-
-
-_ASPECT_GRID = np.linspace(math.log(0.05), math.log(4.0), 40)
-_MERGE_GRID = np.linspace(math.log(0.01), math.log(5.0), 36)
-#: Floor of the probability of an observed kind (singlet/doublet/triplet): the movie
-#: analysis can miscount lines (a weak third line, a blend); without it one wrong count
-#: would exclude the true structure.
-KIND_ERROR_FLOOR = 0.02
-
-
-@lru_cache(maxsize=4)
-def fss_ratio_table(params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS):
-    """:func:`fss_ratios` on a grid of ln(aspect) x ln(merge / F), as interpolators.
-
-    Returns ``{kind: (log_probability, mean, sd)}`` of
-    :class:`scipy.interpolate.RegularGridInterpolator` over points
-    ``(ln(t/W), ln(merge/F))`` (aspect 0.05-4, merge/F 0.01-5, clipped); the probability
-    is floored at :data:`KIND_ERROR_FLOOR`; where a kind cannot occur its mean is that of
-    the nearest kind's (its probability term then carries the information).
-    """
-    shape = (_ASPECT_GRID.size, _MERGE_GRID.size)
-    tables = {k: [np.full(shape, np.nan) for _ in range(3)] for k in ("singlet", "doublet", "triplet")}
-    for i, la in enumerate(_ASPECT_GRID):
-        for j, lm in enumerate(_MERGE_GRID):
-            ratios = fss_ratios(math.exp(la), 1.0, params, merge_uev=math.exp(lm))
-            for kind, (prob, mean, sd) in ratios.items():
-                tables[kind][0][i, j] = math.log(max(prob, KIND_ERROR_FLOOR))
-                tables[kind][1][i, j], tables[kind][2][i, j] = mean, sd
-    for kind, fallback in (("doublet", "triplet"), ("triplet", "doublet")):
-        bad = ~np.isfinite(tables[kind][1])
-        tables[kind][1][bad] = tables[fallback][1][bad]
-        tables[kind][2][bad] = tables[fallback][2][bad]
-        still = ~np.isfinite(tables[kind][1])  # neither kind possible: all lines merged
-        tables[kind][1][still], tables[kind][2][still] = 1.0, 1.0
-    axes = (_ASPECT_GRID, _MERGE_GRID)
-    return {k: tuple(RegularGridInterpolator(axes, np.nan_to_num(v), bounds_error=False, fill_value=None)
-                     for v in tables[k]) for k in tables}
 
 
 # ---- observations -----------------------------------------------------------------------
@@ -479,7 +511,7 @@ class PosteriorModel:
         self.obs, self.priors, self.settings, self.stem = obs, priors, settings, stem
         self.params, self.material_params = params, material_params
         self.table = slab_level_table(settings.temperature, params, material_params)
-        self._g_table = fss_ratio_table(params)
+        self.patterns = fine_patterns(params)
         n = obs.n
         self.names = ([f"f[{i}]" for i in obs.ids] + [f"t[{i}]" for i in obs.ids]
                       + ["W", "bowing", "dE", "m"])
@@ -554,25 +586,33 @@ class PosteriorModel:
         p = self.params
         f_scale = m[:, None] * p.bright_splitting_ratio * 1e3 * p.exchange_volume_mev_nm3 * 27.0 / (8.0 * t * wb**2) * k
         var_e = (s_half * diel) ** 2 + self.table_err_ev**2 + (0.5e-6 * f_scale) ** 2
-        g_mean, g_sd, log_p_kind = np.zeros_like(f), np.zeros_like(f), np.zeros_like(f)
         merge = np.fmax(self.params.merge_uev, self.obs.linewidth_uev)  # NaN width: merge_uev
-        pts = np.stack([np.clip(np.log(t / wb), _ASPECT_GRID[0], _ASPECT_GRID[-1]),
-                        np.clip(np.log(merge / f_scale), _MERGE_GRID[0], _MERGE_GRID[-1])], axis=-1)
-        for j, kind in enumerate(self.obs.kinds):
-            if kind in self._g_table:
-                log_p, mean, sd = self._g_table[kind]
-                log_p_kind[:, j] = log_p(pts[:, j])
-                if np.isfinite(self.obs.fss_uev[j]):
-                    g_mean[:, j] = mean(pts[:, j])
-                    g_sd[:, j] = sd(pts[:, j])
+        n_lines, g = self.patterns(t / wb, merge / f_scale)
         leff = 1.0 / np.sqrt((1 / t**2 + 2 / wb**2) / 3)
         eb_ratio = materials.exciton_binding_ev(f, self.material_params) / materials.exciton_binding_ev(1.0, self.material_params)
         mu_ratio = materials.reduced_mass(1.0, self.material_params) / materials.reduced_mass(f, self.material_params)
         trion = (p.trion_a_mev * eb_ratio + p.trion_b_mev_nm2 * mu_ratio / leff**2) * 1e-3
-        return {"energy_ev": energy, "var_energy": var_e, "fss_uev": g_mean * f_scale,
-                "var_fss": (g_sd * f_scale) ** 2, "trion_ev": trion,
-                "var_trion": (self.settings.trion_rel_err * trion) ** 2, "fss_scale_uev": f_scale,
-                "log_p_kind": log_p_kind}
+        return {"energy_ev": energy, "var_energy": var_e, "n_lines": n_lines, "g": g, "trion_ev": trion,
+                "var_trion": (self.settings.trion_rel_err * trion) ** 2, "fss_scale_uev": f_scale}
+
+    def fine_structure_log_likelihood(self, pred: dict) -> np.ndarray:
+        """log P(kind, FSS | model) per walker and emitter: a mixture over the patterns."""
+        o = self.obs
+        code = np.array([_KIND_CODE[k] for k in o.kinds])
+        match = pred["n_lines"] == code[:, None]  # (walkers, emitters, C)
+        w = self.patterns.weight * match
+        f_scale = pred["fss_scale_uev"]
+        has = np.isfinite(o.fss_uev)
+        out = np.log(w.sum(axis=-1) + KIND_ERROR_FLOOR)
+        if np.any(has):
+            mu = pred["g"][:, has] * f_scale[:, has, None]
+            var = o.fss_sd_uev[has, None] ** 2 + (FSS_REL_ERR * mu) ** 2 + 1.0
+            dens = np.exp(-0.5 * (o.fss_uev[has, None] - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
+            var_floor = o.fss_sd_uev[has] ** 2 + f_scale[:, has] ** 2
+            floor = np.exp(-0.5 * (o.fss_uev[has] - f_scale[:, has]) ** 2 / var_floor) / np.sqrt(2 * np.pi * var_floor)
+            with np.errstate(divide="ignore"):
+                out[:, has] = np.log(np.sum(w[:, has] * dens, axis=-1) + KIND_ERROR_FLOOR * floor)
+        return out
 
     # -- posterior
     def log_prob(self, phi: np.ndarray) -> np.ndarray:
@@ -594,11 +634,7 @@ class PosteriorModel:
         hi, lo = (e1 - o.center_ev) / sd, (e0 - o.center_ev) / sd
         with np.errstate(divide="ignore"):  # no mass in [0, 1]: log 0 = -inf, outside the posterior
             mass = log_ndtr(hi) + np.log1p(-np.exp(np.minimum(log_ndtr(lo) - log_ndtr(hi), -1e-300)))
-        lp = np.sum(mass - np.log(np.abs(slope)) + pred["log_p_kind"], axis=1)
-        has_fss = np.isfinite(o.fss_uev)
-        if np.any(has_fss):
-            lp += _gauss(o.fss_uev[has_fss], pred["fss_uev"][:, has_fss],
-                         o.fss_sd_uev[has_fss] ** 2 + pred["var_fss"][:, has_fss])
+        lp = np.sum(mass - np.log(np.abs(slope)) + self.fine_structure_log_likelihood(pred), axis=1)
         has_trion = np.isfinite(o.trion_shift_ev)
         if np.any(has_trion):
             lp += _gauss(o.trion_shift_ev[has_trion], pred["trion_ev"][:, has_trion],
@@ -771,12 +807,27 @@ def _predictive(model: PosteriorModel, chain: np.ndarray, rng: np.random.Generat
     draw = {
         "energy_ev": pred["energy_ev"] + rng.normal(size=pred["energy_ev"].shape)
         * np.sqrt(pred["var_energy"] + o.center_sd_ev**2),
-        "fss_uev": pred["fss_uev"] + rng.normal(size=pred["fss_uev"].shape)
-        * np.sqrt(pred["var_fss"] + np.nan_to_num(o.fss_sd_uev) ** 2),
+        "fss_uev": _predictive_fss(model, pred, rng),
         "trion_ev": pred["trion_ev"] + rng.normal(size=pred["trion_ev"].shape)
         * np.sqrt(pred["var_trion"] + np.nan_to_num(o.trion_sd_ev) ** 2),
     }
     return draw
+
+
+def _predictive_fss(model: PosteriorModel, pred: dict, rng: np.random.Generator) -> np.ndarray:
+    """FSS draws given the observed kind: a pattern drawn among those giving that kind
+    (by weight; none: the uninformative F +- F of the miscount floor), then its noise."""
+    o = model.obs
+    code = np.array([_KIND_CODE[k] for k in o.kinds])
+    w = model.patterns.weight * (pred["n_lines"] == code[:, None])  # (draws, emitters, C)
+    total = w.sum(axis=-1, keepdims=True)
+    cdf = np.cumsum(np.where(total > 0, w / np.where(total > 0, total, 1), 1.0 / w.shape[-1]), axis=-1)
+    pick = np.minimum((cdf < rng.uniform(size=total.shape)).sum(axis=-1), w.shape[-1] - 1)
+    g = np.take_along_axis(pred["g"], pick[..., None], -1)[..., 0]
+    f_scale = pred["fss_scale_uev"]
+    mu = np.where(total[..., 0] > 0, g * f_scale, f_scale)
+    sd = np.where(total[..., 0] > 0, FSS_REL_ERR * mu, f_scale)
+    return mu + rng.normal(size=mu.shape) * np.sqrt(sd**2 + np.nan_to_num(o.fss_sd_uev) ** 2)
 
 
 def _z(measured: float, draws: np.ndarray) -> float:
