@@ -375,7 +375,7 @@ def run_pl_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     from nanodomains.optics import movies, presets
     from nanodomains.records import compare
     from nanodomains.spectroscopy.movie_analysis import analyze_movie
-    from nanodomains.spectroscopy.tracking import expected_at_resolution
+    from nanodomains.spectroscopy.tracking import expected_at_resolution, mark_unresolved
 
     all_rows, figures, counts, table_s2, fss_rows = [], [], {}, [], []
     seeds = stream_seeds(seed, [*PL_PRESETS, "analysis"])
@@ -385,8 +385,8 @@ def run_pl_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         res = analyze_movie(movie, seed=seeds["analysis"])
         res.write(out_dir / f"pl_{name}")
         # the truth as the movie's spectrometer shows it: unresolved multiplets as fewer lines
-        visible, _ = expected_at_resolution(truth.visible(PL_MIN_SNR), float(movie.attrs["resolution_nm"]))
-        cmp = compare(visible, res.record, tolerances=PL_TOLERANCES)
+        visible, unresolved = expected_at_resolution(truth.visible(PL_MIN_SNR), float(movie.attrs["resolution_nm"]))
+        cmp = mark_unresolved(compare(visible, res.record, tolerances=PL_TOLERANCES), unresolved)
         cmp.to_json(out_dir / f"pl_{name}" / "comparison.json")
         table_s2.append(_table_s2_row(name, truth, res.record))
         all_rows += [{"preset": name, **r.model_dump()} for r in cmp.rows]
