@@ -1,40 +1,44 @@
 r"""Optical presets from the seed study (Liu, Zhu, Pols et al., Nano Lett. 23, 10089 (2023)).
 
-Each preset is an NC model whose domains emit the lines the seed reports, with the
-state schedules of its figures. Line positions and fine-structure splittings stated
-by the seed are prescribed exactly; everything else comes from the physics modules:
+Each preset is an NC model (domains with a Br fraction and a box) from which lines, FSS,
+trion lines and lifetimes come out of the level model
+(:func:`nanodomains.optics.structure_fit.model_levels`, default parameters, 4 K);
+nothing is prescribed. Where the seed reports lines, the structure is found by
+inverting the model (:func:`nanodomains.optics.structure_fit.structure_for_lines`):
 
-* the Br fraction of every domain is the one for which the level model
-  (:func:`nanodomains.optics.levels.exciton_state`, default parameters, 4 K) puts
-  the exciton at the stated wavelength, for the domain's box (so compositions and
-  sizes stay physical: 4-12 nm boxes, 0.1 < f < 0.8);
-* brightness follows from capture ~ volume and Forster transfer (the Br-rich set of
-  ``fig5a`` comes out weak because its excitons move to the I-rich neighbours);
-* spectral diffusion from one field through the QCSE, CCD noise, as in the
-  simulator.
+* Fig. 4 (FSS stated, no centre): f = 0.4 (nominal CsPbBr1.2I1.8); one-domain NC of
+  edges ``(t, W, W)``, both in the seed's 10-20 nm, t solved for the FSS. Not
+  reachable: 677 / 878 ueV need cubes of 6.3 / 5.6 nm; the nearest physical NC is
+  t = 10, W = 20 nm (doublet 367.8 ueV, triplet 282 ueV, 626.0 nm).
+* Fig. 5a / 5b (centres stated): three {100} slabs of t = W/3 = 5 nm across an NC of
+  W = 15 nm (rule: equal thickness, the middle of the seed's range), f solved.
+* Fig. 5c (six sets "in 670-690 nm", positions illustrative): a 3 x 2 grid of
+  7 x 10 x 14 nm boxes, f solved per illustrative centre.
+* Fig. 5d: QD1's line and its trion (652.36 / 655.76 nm) fix f and t of an end slab of
+  a W = 20 nm NC (QD1's 9.85 meV trion needs L_eff ~ 16 nm: W >= 16.2 nm); QD2
+  (652.71 nm) is the remaining slab (t = 20 - t1), f solved.
+* brightness follows from capture ~ volume and Forster transfer; spectral diffusion
+  from one field through the QCSE, CCD noise, as in the simulator.
 
-================  ===========================================================================
-preset            stated by the seed (figure)                       prescribed here
-================  ===========================================================================
-fig4_doublet      doublet, FSS 677 ueV (Fig. 4)                     15 nm homogeneous NC, centre
-                                                                    from the model (654.3 nm)
-fig4_triplet      triplet, FSS 878 ueV = mean of the two gaps       13 nm homogeneous NC
-fig4_charging     X* switching to the neutral doublet at ~37 s      14 nm NC, X* 0-37 s, X after
-fig5a             sets at 557.93, 615.83, 657.88 nm; Br-rich weak   three 5 nm slabs, Br-rich in
-                  (Fig. 5)                                          the middle
-fig5b             sets at 659.02, 662.28, 667.46 nm                 three domains of a 15 nm NC
-fig5c             six sets in 670-690 nm; four with correlated      670.80 ... 686.60 nm
-                  intensity changes at 67-75 s                      (illustrative), shared event
-                                                                    x0.25 at 67-75 s on four
-fig5d             QD1 652.36 nm / QD1* 655.76 nm; QD2 doublet at    QD2 on 18-98 s, QD1 charged
-                  652.71 nm appearing at ~18 s and stopping at      18-98 s; lifetimes 0.54 /
-                  ~98 s with QD1*; lifetimes 0.54 / 0.66 ns (S14)   0.66 ns
-================  ===========================================================================
+``python -m nanodomains.optics.presets`` prints every found structure with its model
+lines and residuals (:func:`structure_table`). Measured 2026-12-03:
 
-FSS of sets the seed does not state are the model's scale ``F(L)`` for the domain
-box (rounded to 1 ueV). Every preset renders a figure like the seed's: the
-time-wavelength colour map and the spectrum at a chosen time
-(:func:`plot_preset`).
+================  ====  =====  ===========  =======  ======  ======  ==========================
+preset            dom   f      t x W (nm)   kind     centre  FSS     stated (seed) / residual
+================  ====  =====  ===========  =======  ======  ======  ==========================
+fig4_doublet      D0    0.400  10 x 20      doublet  626.00  367.8   FSS 677: -309 ueV (needs 6.8)
+fig4_triplet      D0    0.400  10 x 20      triplet  626.02  282     FSS 878: -596 ueV (needs 4.7)
+fig4_charging     D0    0.400  10 x 20      doublet  626.00  367.8   (the fig4_doublet NC)
+fig5a             D0-2  0.087 / 0.708 / 0.324, 5 x 15 slabs          657.88 / 557.93 / 615.83: 0
+fig5b             D0-2  0.081 / 0.071 / 0.036, 5 x 15 slabs          659.02 / 662.28 / 667.46: 0
+fig5c             D0-5  0.097 ... 0.020, 7 x 10 x 14 boxes           670.80 ... 686.60: 0
+fig5d             D0    0.281  12.57 x 20   (83 ueV)  652.36  X* 655.76   centre and trion: 0
+fig5d             D1    0.231  7.43 x 20    doublet  652.71  486     centre 0; tau 0.21 vs 0.66 ns
+================  ====  =====  ===========  =======  ======  ======  ==========================
+
+Lifetimes are the model's: fig5d QD1 / QD2 0.18 / 0.21 ns against the seed's S14 0.54 /
+0.66 ns (not reproduced; the lifetime reference is calibrated on an 8 nm cube). Every
+preset renders a figure like the seed's (:func:`plot_preset`).
 """
 
 from __future__ import annotations
