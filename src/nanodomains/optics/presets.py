@@ -9,7 +9,7 @@ inverting the model (:func:`nanodomains.optics.structure_fit.structure_for_lines
 * Fig. 4 (FSS stated, no centre): f = 0.4 (nominal CsPbBr1.2I1.8); one-domain NC of
   edges ``(t, W, W)``, both in the seed's 10-20 nm, t solved for the FSS. Not
   reachable: 677 / 878 ueV need cubes of 6.3 / 5.6 nm; the nearest physical NC is
-  t = 10, W = 20 nm (doublet 367.8 ueV, triplet 282 ueV, 626.0 nm).
+  t = 10, W = 20 nm (doublet 367 ueV, triplet 282 ueV, 626.0 nm).
 * Fig. 5a / 5b (centres stated): three {100} slabs of t = W/3 = 5 nm across an NC of
   W = 15 nm (rule: equal thickness, the middle of the seed's range), f solved.
 * Fig. 5c (six sets "in 670-690 nm", positions illustrative): a 3 x 2 grid of
@@ -26,9 +26,9 @@ lines and residuals (:func:`structure_table`). Measured 2026-12-03:
 ================  ====  =====  ===========  =======  ======  ======  ==========================
 preset            dom   f      t x W (nm)   kind     centre  FSS     stated (seed) / residual
 ================  ====  =====  ===========  =======  ======  ======  ==========================
-fig4_doublet      D0    0.400  10 x 20      doublet  626.00  367.8   FSS 677: -309 ueV (needs 6.8)
+fig4_doublet      D0    0.400  10 x 20      doublet  626.00  367.3   FSS 677: -310 ueV (needs 6.8)
 fig4_triplet      D0    0.400  10 x 20      triplet  626.02  282     FSS 878: -596 ueV (needs 4.7)
-fig4_charging     D0    0.400  10 x 20      doublet  626.00  367.8   (the fig4_doublet NC)
+fig4_charging     D0    0.400  10 x 20      doublet  626.00  367.3   (the fig4_doublet NC)
 fig5a             D0-2  0.087 / 0.708 / 0.324, 5 x 15 slabs          657.88 / 557.93 / 615.83: 0
 fig5b             D0-2  0.081 / 0.071 / 0.036, 5 x 15 slabs          659.02 / 662.28 / 667.46: 0
 fig5c             D0-5  0.097 ... 0.020, 7 x 10 x 14 boxes           670.80 ... 686.60: 0
