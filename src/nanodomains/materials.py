@@ -216,7 +216,7 @@ def bandgap_ev(br_fraction, temperature: Temperature = "4K", bowing_ev: float | 
     """Bulk bandgap in eV with quadratic bowing.
 
     ``Eg(f) = Eg_I + (Eg_Br - Eg_I - b) f + b f^2``; ``bowing_ev`` defaults to
-    ``params.bowing_ev`` (0.33 eV, Noh 2013).
+    ``params.bowing_ev`` (0 eV, Yin, Yan & Wei 2014; see :class:`MaterialParameters`).
     """
     f = _check_fraction(br_fraction)
     if temperature == "4K":

@@ -494,7 +494,8 @@ def fss_scale_uev(edges_nm, br_fraction, params: LevelParameters = DEFAULT_LEVEL
                                                                material_params=material_params)
 
 
-def _symmetry_pattern(symmetry: str, asym: float) -> np.ndarray:
+def symmetry_pattern(symmetry: str, asym: float) -> np.ndarray:
+    """Crystal-field pattern ``v`` of the bright triplet (lines at ``E_X + F v``, mean 0)."""
     if symmetry == "cubic":
         return np.zeros(3)
     if symmetry == "tetragonal":
@@ -607,7 +608,7 @@ def fine_structure(energy_ev: float, edges_nm, *, br_fraction: float | None = No
     if rot.shape != (3, 3) or not np.all(np.isfinite(rot)) or not np.allclose(rot.T @ rot, np.eye(3), atol=1e-6):
         raise InputError("orientation must be a 3x3 rotation matrix (orthonormal columns)")
     sym = params.symmetry if symmetry is None else symmetry
-    v = _symmetry_pattern(sym, params.fss_asymmetry)
+    v = symmetry_pattern(sym, params.fss_asymmetry)
     v = v + params.fss_shape_coeff * 3 * (depolarization_factors(edges) - 1 / 3)
     scale_ev = require_in_range("scale_uev", scale_uev) * 1e-6
     all_ev = e0 + scale_ev * v
@@ -817,7 +818,7 @@ class ExcitonArrays:
 
 
 def exciton_arrays(br_fraction, edges_nm, temperature: materials.Temperature = "4K", *,
-                   bowing_ev: float | None = None, surface_fraction=1.0,
+                   bowing_ev=None, surface_fraction=1.0, gap_shift_ev=0.0,
                    params: LevelParameters = DEFAULT_LEVEL_PARAMETERS,
                    material_params: materials.MaterialParameters = materials.DEFAULT_PARAMETERS,
                    ) -> ExcitonArrays:
@@ -837,6 +838,12 @@ def exciton_arrays(br_fraction, edges_nm, temperature: materials.Temperature = "
         Cube edges (any shape) or cuboid edges with a trailing axis of length 3.
     surface_fraction : array_like
         Fraction of each domain's surface on the NC surface (broadcast).
+    bowing_ev : float or array_like, optional
+        Gap bowing ``b`` (default ``material_params.bowing_ev``); an array broadcasts with
+        the domains (one value per posterior sample): ``Eg(f) = Eg_lin(f) - b f (1 - f)``.
+    gap_shift_ev : float or array_like
+        Shift added to the bulk gap of every domain (broadcast): the absolute-energy
+        offset a posterior marginalises over.
     """
     f = np.asarray(br_fraction, dtype=float)
     if not np.all(np.isfinite(f)) or np.any((f < 0) | (f > 1)):
@@ -845,11 +852,16 @@ def exciton_arrays(br_fraction, edges_nm, temperature: materials.Temperature = "
     s = np.asarray(surface_fraction, dtype=float)
     if np.any((s < 0) | (s > 1)) or not np.all(np.isfinite(s)):
         raise InputError("surface_fraction must lie in [0, 1]")
-    shape = np.broadcast_shapes(f.shape, edges.shape[:-1], s.shape)
+    bow = np.asarray(material_params.bowing_ev if bowing_ev is None else bowing_ev, dtype=float)
+    shift = np.asarray(gap_shift_ev, dtype=float)
+    if not (np.all(np.isfinite(bow)) and np.all(np.abs(bow) <= 2.0) and np.all(np.isfinite(shift))):
+        raise InputError("bowing_ev must be finite with |b| <= 2 eV and gap_shift_ev finite")
+    shape = np.broadcast_shapes(f.shape, edges.shape[:-1], s.shape, bow.shape, shift.shape)
     f = np.broadcast_to(f, shape)
     edges = np.broadcast_to(edges, shape + (3,))
     s = np.broadcast_to(s, shape)
-    gap = np.asarray(materials.bandgap_ev(f, temperature, bowing_ev=bowing_ev, params=material_params))
+    gap = (np.asarray(materials.bandgap_ev(f, temperature, bowing_ev=0.0, params=material_params))
+           - bow * f * (1 - f) + shift)
     eb = np.asarray(materials.exciton_binding_ev(f, material_params))
     ab = np.asarray(materials.bohr_radius_nm(f, material_params))
     eps = np.asarray(materials.dielectric_constant(f, "exciton", material_params))
@@ -902,7 +914,7 @@ def _interp_beta(table: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
 
 def domain_observables(br_fraction, edges_nm, temperature: materials.Temperature = "4K", *,
-                       bowing_ev: float | None = None, surface_fraction=1.0,
+                       bowing_ev=None, surface_fraction=1.0, gap_shift_ev=0.0,
                        params: LevelParameters = DEFAULT_LEVEL_PARAMETERS,
                        material_params: materials.MaterialParameters = materials.DEFAULT_PARAMETERS) -> dict:
     """Everything an inverse compares with measured lines, vectorised over domains.
@@ -911,7 +923,7 @@ def domain_observables(br_fraction, edges_nm, temperature: materials.Temperature
     (mean of the bright triplet), ``fss_uev`` (mean bright splitting scale F),
     ``dark_bright_uev`` (E_x), ``trion_shift_ev``, ``oscillator_enhancement``.
     """
-    ex = exciton_arrays(br_fraction, edges_nm, temperature, bowing_ev=bowing_ev,
+    ex = exciton_arrays(br_fraction, edges_nm, temperature, bowing_ev=bowing_ev, gap_shift_ev=gap_shift_ev,
                         surface_fraction=surface_fraction, params=params, material_params=material_params)
     f = np.broadcast_to(np.asarray(br_fraction, float), ex.energy_ev.shape)
     ex_uev = 1e3 * params.exchange_volume_mev_nm3 * 27.0 / (8.0 * ex.volume_nm3) * ex.oscillator_enhancement
