@@ -797,7 +797,8 @@ def expected_at_resolution(truth, resolution_nm: float, *, min_gap_fwhm: float =
     -------
     expected : PLEmitters
         A copy of ``truth`` with merged sets; ``meta["unresolved"]`` lists them (id,
-        truth kind and FSS, smallest gap, the limit, expected kind).
+        truth kind and FSS, smallest gap, the limit, expected kind). The per-frame
+        centres of a merged set (``frames["center_nm"]``) move with its new centre.
     unresolved : list of dict
         The same list.
     """
@@ -843,8 +844,17 @@ def expected_at_resolution(truth, resolution_nm: float, *, min_gap_fwhm: float =
         unresolved.append(info)
         out.append(em.model_copy(update={"kind": kind, "lines": tuple(lines), "fss_uev": measured(fss, 0.0),
                                          "center_nm": measured(float(HC_EV_NM / np.mean(ge)), 0.0)}))
-    expected = truth.replace(emitters=out, meta={**truth.meta, "unresolved": unresolved,
-                                                 "resolution_nm": res})
+    update = {"emitters": out, "meta": {**truth.meta, "unresolved": unresolved, "resolution_nm": res}}
+    frames = truth.frames if isinstance(truth.frames, dict) else {}
+    if unresolved and isinstance(frames.get("center_nm"), dict):
+        # per-frame centres (spectral diffusion) follow the merged set's centre: the
+        # motion is the truth's, the centre convention the expected record's
+        moved = {u["id"]: float(em_new.center_nm) - float(em_old.center_nm)
+                 for u in unresolved for em_old, em_new in zip(truth.emitters, out) if em_old.id == u["id"]}
+        centres = {k: (list(np.asarray(v, float) + moved[k]) if k in moved else v)
+                   for k, v in frames["center_nm"].items()}
+        update["frames"] = {**frames, "center_nm": centres}
+    expected = truth.replace(**update)
     return expected, unresolved
 
 
