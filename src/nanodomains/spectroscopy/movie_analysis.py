@@ -57,6 +57,7 @@ from nanodomains.spectroscopy.io import load_movie, validate_movie
 from nanodomains.spectroscopy.peaks import (
     CosmicRays,
     LineFits,
+    complete_multiplets,
     detect_peaks,
     estimate_background,
     estimate_noise,
@@ -64,6 +65,7 @@ from nanodomains.spectroscopy.peaks import (
     fit_lines,
     fss_uev,
     lorentzian_pixels,
+    mean_multiplets,
     remove_cosmic_rays,
 )
 from nanodomains.spectroscopy.screening import (
@@ -103,6 +105,7 @@ class AnalysisParams:
     snr_min: float = 5.0
     prominence_snr: float = 3.0
     smooth_px: float = 1.0
+    seed_mean_multiplets: bool = True
     profile: str = "lorentzian"
     instrument_sigma_nm: float | None = None
     max_jump_nm: float = 0.08
@@ -468,6 +471,14 @@ def _clean_and_fit(raw: np.ndarray, wl: np.ndarray, prm: AnalysisParams) -> _Cle
     var = noise[:, None] ** 2 + gain[:, None] * np.maximum(sig, 0.0)
     pk = detect_peaks(sig, wl, snr_min=prm.snr_min, prominence_snr=prm.prominence_snr, smooth_px=prm.smooth_px,
                       noise=noise, gain=float(np.median(gain)))
+    multiplets = []
+    if prm.seed_mean_multiplets and sig.shape[0] >= 2:
+        # a multiplet resolved in the time-averaged spectrum is fitted as its lines in
+        # every frame, also where the frame's (smoothed) detection saw one blended peak
+        multiplets = mean_multiplets(sig, wl, snr_min=prm.snr_min, prominence_snr=prm.prominence_snr,
+                                     noise=noise, gain=float(np.median(gain)), variance=var, profile=prm.profile,
+                                     instrument_sigma_nm=prm.instrument_sigma_nm)
+        pk, _ = complete_multiplets(pk, sig, wl, multiplets, smooth_px=prm.smooth_px)
     fits = fit_lines(sig, wl, pk, variance=var, profile=prm.profile, instrument_sigma_nm=prm.instrument_sigma_nm)
     good = (fits.converged & np.isfinite(fits.center_err_nm) & (fits.snr >= prm.fit_snr_min)
             & (fits.center_nm > wl[0]) & (fits.center_nm < wl[-1]))
@@ -605,6 +616,12 @@ def _classify_tracks(ta: TrackArrays, lc: _LineCounts, wl: np.ndarray, band: dic
             continue
         fact = _line_fact(k, cls, reason, lc, fwhm, wander, scr)
         if cls == "static":  # judged per set of lines once grouped (_split_static)
+            # its class were it not still (broad, band or emitter), for a still line
+            # whose intensity changes (_split_static)
+            fact["unless_still"] = classify_line(
+                center_nm=float(lc.center_nm[k]), fwhm_nm=fwhm, wander=wander, n_frames=n_frames,
+                laser_nm=scr.laser_nm, resolution_nm=scr.resolution_nm, on_band=bool(band_mask[px]),
+                raman_tol_cm1=prm.raman_tol_cm1, static_presence=math.inf, broad_factor=prm.broad_factor)
             static[k] = fact
             continue
         keep[k] = False
@@ -613,24 +630,40 @@ def _classify_tracks(ta: TrackArrays, lc: _LineCounts, wl: np.ndarray, band: dic
 
 
 def _split_static(members: list[list[int]], segs: list[Segmentation], static: dict[int, dict],
-                  split: dict | None = None, min_split_frames: int = 3):
+                  split: dict | None = None, min_split_frames: int = 3, jump_fraction: float = 0.3):
     """A single still line is static (lamp, Raman, instrument); a still set of 2-3 lines
     within the fine-structure span is kept as an exciton (lamp and Raman lines do not
     come as fine-structure multiplets; a still emitter does), with a note. A single
     still line that was fitted as two peaks in at least ``min_split_frames`` frames
     (:func:`~.tracking.join_same_line`; the same evidence a track needs to count as a
-    line) is such an unresolved multiplet and is kept too."""
+    line) is such an unresolved multiplet and is kept too. So is a single still line
+    whose intensity steps by at least ``jump_fraction`` of its brightest level (a
+    change point of its Poisson segmentation, :func:`_jump_steps`): lamp, laser and
+    Raman lines under steady excitation keep one level (the static lines of the real
+    SIF series have no change point), an emitter dims and blinks. It is then judged by
+    the other classes (broad, band) as any line that moves."""
     kept_m, kept_s, others, notes = [], [], [], []
     split = split or {}
     for mem, seg in zip(members, segs):
         if all(k in static for k in mem):
             n_split = split.get(mem[0], {}).get("n_split_frames", 0) if len(mem) == 1 else 0
+            steps = _jump_steps(seg, jump_fraction)
+            fact = {k: v for k, v in static[mem[0]].items() if k != "unless_still"}
+            cls, why = static[mem[0]].get("unless_still", ("emitter", ""))
             if len(mem) == 1 and n_split >= min_split_frames:
                 notes.append(f"the line at {static[mem[0]]['center_nm']:.2f} nm is present in every frame and "
                              f"barely moves, but splits into two peaks in {n_split} frames; kept as an exciton "
                              "(unresolved fine-structure multiplet)")
+            elif len(mem) == 1 and np.any(steps != 0) and cls == "emitter":
+                notes.append(f"the line at {fact['center_nm']:.2f} nm is present in every frame and barely moves, "
+                             f"but its intensity steps {int(np.count_nonzero(steps))} time(s) by >= "
+                             f"{100 * jump_fraction:.0f} % of its brightest level; kept as an emitter (a lamp or "
+                             "Raman line keeps one level)")
+            elif len(mem) == 1 and np.any(steps != 0):
+                others.append({**fact, "class": cls, "reason": why})
+                continue
             elif len(mem) == 1:
-                others.append(static[mem[0]])
+                others.append(fact)
                 continue
             else:
                 notes.append("a set of lines at " + ", ".join(f"{static[k]['center_nm']:.2f}" for k in mem)
@@ -870,7 +903,8 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
         band = _band(c, wl, lc, scr)
         keep, others, static = _classify_tracks(ta, lc, wl, band, scr, prm)
         members, segs = _group_and_segment(ta, lc, prm, keep)
-        members, segs, still, notes = _split_static(members, segs, static, split, prm.min_track_frames)
+        members, segs, still, notes = _split_static(members, segs, static, split, prm.min_track_frames,
+                                                    prm.jump_fraction)
         others += still
         members, segs, silent = _drop_silent(members, segs, ta, lc)
         if members:
