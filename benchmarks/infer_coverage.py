@@ -116,8 +116,13 @@ def one_nc(i, nc, rng, steps, charging=False) -> list[dict]:
     return rows
 
 
-def summary(path) -> dict:
-    rows = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+def summary(paths) -> dict:
+    """Coverage over one or more JSON-lines files (an NC present in several counts once)."""
+    rows, seen = [], set()
+    for path in ([paths] if isinstance(paths, (str, Path)) else paths):
+        new = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+        rows += [r for r in new if r["nc"] not in seen]
+        seen |= {r["nc"] for r in new}
     ok = [r for r in rows if "plain" in r]
     out = {"rows": len(rows), "domains": len(ok), "ncs": len({r["nc"] for r in rows}),
            "errors": sum("error" in r for r in rows), "unmatched": sum(bool(r.get("unmatched")) for r in rows)}
@@ -141,7 +146,8 @@ def main() -> None:
     ap.add_argument("--charging", action="store_true", help="random charging on (trion lines appear)")
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--out", default="coverage.jsonl")
-    ap.add_argument("--summary", default=None, help="only summarise this JSON-lines file")
+    ap.add_argument("--summary", nargs="+", default=None, help="only summarise these JSON-lines files")
+    ap.add_argument("--reverse", action="store_true", help="take the NCs last first (a second process)")
     a = ap.parse_args()
     if a.summary:
         print(json.dumps(summary(a.summary), indent=1))
@@ -150,6 +156,8 @@ def main() -> None:
     done = {json.loads(x)["nc"] for x in out.read_text().splitlines() if x.strip()} if out.exists() else set()
     pop = growth.simulate_population("CsPbBr1.2I1.8", n_crystals=max(400, 4 * a.n), seed=a.seed)
     multi = [i for i in range(len(pop)) if 2 <= pop.n_domains[i] <= 4][: a.n]
+    if a.reverse:
+        multi = multi[::-1]
     print(f"{len(multi)} NCs with 2-4 domains of {len(pop)}", flush=True)
     for i in multi:
         if i in done:
