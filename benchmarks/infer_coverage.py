@@ -64,10 +64,9 @@ def parameters_for(truth: dict):
 def stem_prior_for(nc, rng, sd=0.05, area_sd=0.15) -> inf.StemPrior:
     f = np.array([d.br_fraction for d in nc.domains])
     size = np.array([d.region.size_nm for d in nc.domains])
-    axis = int(np.argmin(np.ptp(size, axis=0))) if len(nc.domains) > 1 else 0
-    thick = size[:, int(np.argmax(np.std(size, axis=0)))] if len(nc.domains) > 1 else size[:, 0]
-    lateral = np.sqrt(np.prod(np.delete(size, int(np.argmax(np.std(size, axis=0))), axis=1), axis=1))
-    del axis
+    stack = int(np.argmax(np.std(size, axis=0))) if len(nc.domains) > 1 else 0  # the slab axis
+    thick = size[:, stack]
+    lateral = np.sqrt(np.prod(np.delete(size, stack, axis=1), axis=1))
     area = thick * lateral * (1 + area_sd * rng.normal(size=f.size))
     return inf.StemPrior(br_fraction=np.clip(f + sd * rng.normal(size=f.size), 0, 1),
                          br_fraction_sd=np.full(f.size, sd), area_nm2=area, area_rel_sd=area_sd,

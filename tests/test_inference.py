@@ -229,3 +229,27 @@ def test_cli_infer_writes_the_posterior(tmp_path, capsys):
     assert rc != 0 and "expected a STEM domains.json" in err and "Traceback" not in err
     rc = main(["infer", str(src), "--out", str(tmp_path / "inf3"), "--steps", "5"])
     assert rc != 0 and "steps" in capsys.readouterr().err
+
+
+def test_stem_prior_from_a_domains_record(tmp_path):
+    from nanodomains.records import StemComposition, StemDomain, StemDomains
+
+    doms = (StemDomain(id=0, area_nm2=40.0, br_fraction=Measured(value=0.27, stderr=0.03)),
+            StemDomain(id=1, area_nm2=80.0, composition=StemComposition(
+                model="vegard", vegard_br_fraction=Measured(value=0.52, stderr=0.01))),
+            StemDomain(id=2, lattice_pm=Measured(value=612.3, stderr=1.0)),
+            StemDomain(id=3))
+    rec = StemDomains(pixel_size_pm=20.0, shape_px=(64, 64), domains=doms)
+    path = tmp_path / "domains.json"
+    rec.to_json(path)
+    prior = inf.stem_prior_from_domains(inf.load_stem_domains(path))
+    assert prior.composition_from == ("z-contrast", "vegard", "lattice (Vegard)", "none")
+    f_lattice = materials.br_fraction_from_lattice(612.3)
+    np.testing.assert_allclose(prior.br_fraction, [0.27, 0.52, f_lattice])
+    assert prior.br_fraction_sd[1] == 0.02  # floored
+    assert np.isnan(prior.area_nm2[2])
+    # the mixture density peaks at a component and ignores sizes where none is known
+    dens = prior.log_density(np.array([0.27, 0.335]), np.array([40.0, 40.0]))  # at a component, between two
+    assert dens[0] > dens[1]
+    with pytest.raises(InputError, match="no domain with a composition"):
+        inf.stem_prior_from_domains(StemDomains(pixel_size_pm=20.0, shape_px=(64, 64), domains=(StemDomain(id=0),)))

@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from itertools import permutations
 from pathlib import Path
@@ -363,7 +363,8 @@ class Observations:
         return len(self.ids)
 
 
-def _energy_and_sd(m: Measured, what: str) -> tuple[float, float]:
+def _energy_and_sd(m: Measured) -> tuple[float, float]:
+    """Photon energy (eV) and its sd from a centre in nm."""
     nm, sd_nm = float(m.value), float(m.stderr)
     e = float(materials.energy_ev(nm))
     return e, e * sd_nm / nm
@@ -403,10 +404,10 @@ def observations_from_emitters(record: PLEmitters, *, source: str | None = None)
     for t in record.emitters:
         if t.state == "X*" and t.trion_of in by_id and t.center_nm.stderr is not None:
             i = by_id[t.trion_of]
-            ex, sx = _energy_and_sd(neutral[i].center_nm, t.trion_of)
-            et, st = _energy_and_sd(t.center_nm, t.id)
+            ex, sx = _energy_and_sd(neutral[i].center_nm)
+            et, st = _energy_and_sd(t.center_nm)
             shift[i], shift_sd[i] = et - ex, math.hypot(sx, st)
-    centers = [_energy_and_sd(e.center_nm, e.id) for e in neutral]
+    centers = [_energy_and_sd(e.center_nm) for e in neutral]
     fss = np.array([e.fss_uev.value if _has_fss(e) else np.nan for e in neutral], float)
     fss_sd = np.array([e.fss_uev.stderr if _has_fss(e) else np.nan for e in neutral], float)
     width = np.array([(e.linewidth_uev.value if e.linewidth_uev is not None and e.linewidth_uev.value else np.nan)
