@@ -577,13 +577,14 @@ def _group_and_segment(ta: TrackArrays, lc: _LineCounts, prm: AnalysisParams,
     return members, segs, notes
 
 
-def _covered_by_other_lines(mem: list[int], ta: TrackArrays, max_overlap_rho: float = 0.3) -> np.ndarray:
-    """Frames in which a line of the set is not detected while a line of another set is
-    detected on top of it (Lorentzian profile overlap above ``max_overlap_rho``,
-    :func:`~.tracking.profile_overlap`, the limit above which a joint fit can no longer
-    share the counts of two lines): its window then holds the other line's counts.
-    Shape (len(mem), n_frames)."""
-    others = np.setdiff1d(np.arange(ta.n_tracks), mem)
+def _covered_by_other_lines(mem: list[int], ta: TrackArrays, max_overlap_rho: float = 0.3,
+                            others=None) -> np.ndarray:
+    """Frames in which a line of the set is not detected while a line of another set
+    (``others``: default every other track) is detected on top of it (Lorentzian
+    profile overlap above ``max_overlap_rho``, :func:`~.tracking.profile_overlap`, the
+    limit above which a joint fit can no longer share the counts of two lines): its
+    window then holds the other line's counts. Shape (len(mem), n_frames)."""
+    others = np.setdiff1d(np.arange(ta.n_tracks) if others is None else np.asarray(others, int), mem)
     out = np.zeros((len(mem), ta.center_nm.shape[1]), bool)
     if others.size == 0:
         return out
@@ -1007,15 +1008,18 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
 def _ambiguous_frames(emitters: list[PLEmitter], grp: _Grouping, covered: list,
                       ta: TrackArrays) -> tuple[dict[str, list[int]], list[str]]:
     """Frames in which an emitter is judged on while every one of its lines was covered
-    by another emitter's line and not detected itself (:func:`_set_counts`): the counts
-    there may be the other emitter's, and one frame cannot tell (a jump of one line onto
-    another's position is the same spectrum). Emitter id -> frame indices, and a warning
-    for each."""
+    by a line of another emitter (not of a track that is no emitter, such as a blend of
+    its own lines fitted as one peak) and not detected itself (:func:`_set_counts`):
+    the counts there may be the other emitter's, and one frame cannot tell (a jump of
+    one line onto another's position is the same spectrum). Emitter id -> frame
+    indices, and a warning for each."""
     out, notes = {}, []
-    for mem, cov in covered:
+    emitter_tracks = [k for m in grp.members for k in m]
+    for mem, _ in covered:
         e = next((i for i, m in enumerate(grp.members) if list(m) == list(mem)), None)
         if e is None:
             continue
+        cov = _covered_by_other_lines(mem, ta, others=emitter_tracks).all(axis=0)
         frames = np.flatnonzero(cov & grp.on[e])
         if frames.size == 0:
             continue
