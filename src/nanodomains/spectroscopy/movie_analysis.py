@@ -10,7 +10,12 @@
 4. per-emitter count traces in a window of +-``window_hwhm`` HWHM around each line,
    less the tails of the other lines in that window (their heights from a joint
    fixed-position fit, :func:`~.peaks.fit_amplitudes`), Poisson change-point
-   segmentation into on/off states (:mod:`.states`); the line intensities used for
+   segmentation into on/off states (:mod:`.states`); in a frame where a line of a
+   multiplet is not detected and another emitter's line lies on it (spectral diffusion
+   moved it there), that line's counts are predicted from its set's free lines (the
+   lines of one exciton switch together, at a fixed ratio); frames where every line of
+   a set is so covered and the set is judged on are reported as ambiguous
+   (``meta["ambiguous_frames"]``, a warning); the line intensities used for
    grouping and correlations are the integrated counts of that joint fit (free of
    crosstalk and of the pixel phase of undersampled lines);
 5. classification singlet / doublet / triplet / trion (:mod:`.tracking`);
@@ -550,21 +555,76 @@ class _Grouping:
 
 
 def _group_and_segment(ta: TrackArrays, lc: _LineCounts, prm: AnalysisParams,
-                       keep: np.ndarray) -> tuple[list[list[int]], list[Segmentation]]:
-    """Group the kept tracks into sets of lines and segment each set's trace into on/off."""
+                       keep: np.ndarray) -> tuple[list[list[int]], list[Segmentation], list]:
+    """Group the kept tracks into sets of lines and segment each set's trace into on/off
+    (:func:`_set_counts`); also (members, ambiguous frames) of the sets whose every line
+    was covered by another set's line in some frames."""
     k_idx = np.flatnonzero(keep)
     if k_idx.size == 0:
-        return [], []
+        return [], [], []
     em_of = group_tracks(lc.center_nm[k_idx], lc.area[k_idx], lc.area_err[k_idx], ta.center_nm[k_idx],
                          ta.center_err_nm[k_idx], max_span_uev=prm.max_set_span_uev,
                          hwhm_nm=ta.hwhm_track_nm[k_idx])
-    segs, members = [], []
+    segs, members, notes = [], [], []
     for e in range(int(em_of.max()) + 1):
         mem = sorted((int(k_idx[k]) for k in np.flatnonzero(em_of == e)), key=lambda k: lc.center_nm[k])
         members.append(mem)
-        segs.append(segment_trace(lc.counts[mem].sum(0), lc.background[mem].sum(0), penalty_scale=prm.penalty_scale,
+        counts, covered = _set_counts(mem, ta, lc)
+        segs.append(segment_trace(counts, lc.background[mem].sum(0), penalty_scale=prm.penalty_scale,
                                   z_on=prm.z_on, on_fraction=prm.on_fraction))
-    return members, segs
+        if covered.any():
+            notes.append((mem, covered))
+    return members, segs, notes
+
+
+def _covered_by_other_lines(mem: list[int], ta: TrackArrays, max_overlap_rho: float = 0.3,
+                            others=None) -> np.ndarray:
+    """Frames in which a line of the set is not detected while a line of another set
+    (``others``: default every other track) is detected on top of it (Lorentzian
+    profile overlap above ``max_overlap_rho``, :func:`~.tracking.profile_overlap`, the
+    limit above which a joint fit can no longer share the counts of two lines): its
+    window then holds the other line's counts. Shape (len(mem), n_frames)."""
+    others = np.setdiff1d(np.arange(ta.n_tracks) if others is None else np.asarray(others, int), mem)
+    out = np.zeros((len(mem), ta.center_nm.shape[1]), bool)
+    if others.size == 0:
+        return out
+    g_o = ta.hwhm_track_nm[others][:, None]
+    for i, k in enumerate(mem):  # lines of one set (1-3), vectorised over frames and other lines
+        g = ta.hwhm_track_nm[k]
+        d = ta.center_nm[others] - ta.position_nm[k][None, :]  # NaN where the other line is absent
+        rho = 2.0 * np.sqrt(g * g_o) * (g + g_o) / (d * d + (g + g_o) ** 2)
+        out[i] = ~ta.detected[k] & np.any(np.nan_to_num(rho) > max_overlap_rho, axis=0)
+    return out
+
+
+def _set_counts(mem: list[int], ta: TrackArrays, lc: _LineCounts) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of a set of lines for its on/off segmentation, and the frames where none
+    of its lines can be measured (all covered by other sets' lines: ambiguous).
+
+    The lines of one fine-structure set share one exciton: they switch on and off
+    together and keep a fixed intensity ratio. In a frame where one of its lines is
+    covered by another set's line (:func:`_covered_by_other_lines`: a line of another
+    emitter, moved by spectral diffusion onto it, while this line itself is not
+    detected) that line's counts are predicted from the set's uncovered lines
+    through the ratio of their net counts over the frames where no line is covered, so
+    that the other emitter's counts do not switch this one on. A singlet, or a set with
+    every line covered, has no such partner: its counts there are kept as measured and
+    the frames are returned as ambiguous."""
+    counts = lc.counts[mem].copy()
+    covered = _covered_by_other_lines(mem, ta)
+    any_cov = covered.any(axis=0)
+    if not any_cov.any():
+        return counts.sum(0), np.zeros(counts.shape[1], bool)
+    net = counts - lc.background[mem]
+    clean_frames = ~any_cov
+    for f in np.flatnonzero(any_cov & ~covered.all(axis=0)):  # frames with a covered line and a free one
+        free = ~covered[:, f]
+        ref = net[free][:, clean_frames].sum()
+        if ref <= 0:
+            continue
+        ratio = net[~free][:, clean_frames].sum(axis=1) / ref
+        counts[~free, f] = lc.background[mem][~free, f] + ratio * net[free, f].sum()
+    return counts.sum(0), covered.all(axis=0)
 
 
 def _group_emitters(members: list[list[int]], segs: list[Segmentation], lc: _LineCounts, prm: AnalysisParams,
@@ -898,11 +958,12 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
     c.fits = _screen_fits(c.fits, wl, scr, T)
     tid, ta, split = _link_tracks(c.fits, prm, T)
     emitters, traces, pairs, not_computed, others, silent, band, notes = [], [], [], {}, [], [], {}, []
+    ambiguous: dict = {}
     if ta.n_tracks:
         lc = _line_counts(c, wl, ta, prm)
         band = _band(c, wl, lc, scr)
         keep, others, static = _classify_tracks(ta, lc, wl, band, scr, prm)
-        members, segs = _group_and_segment(ta, lc, prm, keep)
+        members, segs, covered = _group_and_segment(ta, lc, prm, keep)
         members, segs, still, notes = _split_static(members, segs, static, split, prm.min_track_frames,
                                                     prm.jump_fraction)
         others += still
@@ -911,6 +972,8 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
             grp = _group_emitters(members, segs, lc, prm, T)
             emitters, traces = _describe_emitters(grp, ta, c.fits, lc, t, frame_s)
             notes += _blend_notes(emitters, split, ta)
+            ambiguous, amb_notes = _ambiguous_frames(emitters, grp, covered, ta)
+            notes += amb_notes
             pairs = _correlate_emitters(emitters, traces, grp.partner, t, frame_s, prm)
             pairs = adjust_verdicts(pairs, alpha=prm.alpha, method=prm.multiple_testing)
     if not emitters:
@@ -933,12 +996,41 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
         "resolution_nm": scr.resolution_nm, "resolution_source": scr.resolution_source,
         "saturation": scr.saturation.summary(),
         "band": {k: v for k, v in band.items() if k != "band_mask"},
-        "not_emitters": others + silent, "multiple_testing": prm.multiple_testing})
+        "not_emitters": others + silent, "multiple_testing": prm.multiple_testing,
+        "ambiguous_frames": ambiguous})
     record = PLEmitters(emitters=emitters, couplings=[_coupling(p) for p in pairs], n_frames=T, frame_s=frame_s,
                         meta=meta, source=str(movie.attrs.get("source", "")) or None, settings=asdict(prm),
                         not_computed=not_computed, warnings=warn)
     return MovieAnalysis(record, traces, t, wl, c.clean, c.background, pairs, c.fits, tid, ta,
                          c.cosmic_rays, prm)
+
+
+def _ambiguous_frames(emitters: list[PLEmitter], grp: _Grouping, covered: list,
+                      ta: TrackArrays) -> tuple[dict[str, list[int]], list[str]]:
+    """Frames in which an emitter is judged on while every one of its lines was covered
+    by a line of another emitter (not of a track that is no emitter, such as a blend of
+    its own lines fitted as one peak) and not detected itself (:func:`_set_counts`):
+    the counts there may be the other emitter's, and one frame cannot tell (a jump of
+    one line onto another's position is the same spectrum). Emitter id -> frame
+    indices, and a warning for each."""
+    out, notes = {}, []
+    emitter_tracks = [k for m in grp.members for k in m]
+    for mem, _ in covered:
+        e = next((i for i, m in enumerate(grp.members) if list(m) == list(mem)), None)
+        if e is None:
+            continue
+        cov = _covered_by_other_lines(mem, ta, others=emitter_tracks).all(axis=0)
+        frames = np.flatnonzero(cov & grp.on[e])
+        if frames.size == 0:
+            continue
+        em = emitters[e]
+        out[em.id] = [int(f) for f in frames]
+        notes.append(f"{em.id}: in {frames.size} frame(s) ({', '.join(str(int(f)) for f in frames[:10])}"
+                     f"{' ...' if frames.size > 10 else ''}) its line(s) at "
+                     + ", ".join(f"{float(x):.3f}" for x in em.lines_nm)
+                     + " nm were not detected while another emitter's line lay on them: its on state there is "
+                     "ambiguous (counted as on from the counts in its window)")
+    return out, notes
 
 
 def _blend_notes(emitters: list[PLEmitter], split: dict, ta: TrackArrays) -> list[str]:

@@ -10,9 +10,25 @@ walk) plus four standard deviations of the two fitted positions are forbidden, a
 removing the median shift of all lines between the two frames (one environmental
 field moves all lines of an NC together by the quantum-confined Stark effect: the
 shift is measured by a first, loose assignment, when it pairs at least two lines).
+
+The diffusion amplitude is the emitter's own (its Stark polarisability and local field:
+Empedocles & Bawendi, Science 278, 2114 (1997); a large NC with a large quadratic
+Stark response makes steps of 0.1 nm per second where a small one makes 0.02 nm), so
+the gate is not one number for every line: once a track has ``min_steps`` measured
+steps, its allowance is ``n_sd`` (4) times the rms of its own steps (relative to the
+common shift, per sqrt(frame)), never less than ``max_jump_nm``. This larger gate
+applies only to a detection that keeps the track's intensity (integrated area within
+``n_sd`` x the rms of the track's own area steps, at least the fit errors, of its last
+area): spectral diffusion moves a line without changing its brightness, while a jump
+to another emitter's line that switched on as the track's own switched off almost
+always changes it. Two emitters of equal brightness, one switching off in the frame
+where the other switches on within the gate, remain indistinguishable in one frame.
+
 A track whose position steps by more than ``split_nm`` (median of 4 detections
 before vs after) is cut: it jumped to a neighbouring line that switched on as the
-first switched off. Track pieces separated by longer gaps (blinking off periods) are
+first switched off; unless the step is shared by another line, or lies within the
+track's own diffusion (robust step scale, see :func:`split_tracks`) and keeps its
+intensity. Track pieces separated by longer gaps (blinking off periods) are
 then stitched by a second assignment between track ends and later track starts
 (``stitch_nm``); pieces that are never detected in the same frame and lie within
 ``stitch_nm`` or one HWHM of each other are merged; pieces shorter than
@@ -107,6 +123,8 @@ def link_lines(
     max_jump_nm: float = 0.08,
     max_gap_frames: int = 3,
     drift_factor: float = 3.0,
+    n_sd: float = 4.0,
+    min_steps: int = 5,
 ) -> np.ndarray:
     """Link line detections frame to frame into tracks.
 
@@ -115,7 +133,12 @@ def link_lines(
     fits : LineFits
         One entry per fitted line per frame.
     max_jump_nm : float
-        Largest allowed shift between consecutive frames (scaled by sqrt(gap)).
+        Largest allowed shift between consecutive frames (scaled by sqrt(gap)) for a
+        track whose own diffusion is smaller or not yet measured.
+    n_sd, min_steps : float, int
+        A track with at least ``min_steps`` measured steps may step by ``n_sd`` times
+        the rms of its own steps when that exceeds ``max_jump_nm`` (the module
+        docstring: the diffusion amplitude is the emitter's).
     max_gap_frames : int
         Frames a track may miss and still be continued.
     drift_factor : float
@@ -135,62 +158,111 @@ def link_lines(
     if n == 0:
         return track
     order = np.lexsort((fits.center_nm, fits.frame))
-    frames = fits.frame[order]
-    bounds = np.flatnonzero(np.diff(frames)) + 1
-    last_pos: list[float] = []
-    last_frame: list[int] = []
-    last_err: list[float] = []
+    bounds = np.flatnonzero(np.diff(fits.frame[order])) + 1
+    st = _LinkState()
+    area = np.nan_to_num(fits.area_counts, nan=0.0)
+    area_err = np.nan_to_num(fits.area_err, nan=0.0)
     for chunk in np.split(order, bounds):  # loop over frames
         f = int(fits.frame[chunk[0]])
         pos = fits.center_nm[chunk]
         perr = np.nan_to_num(fits.center_err_nm[chunk], nan=0.0)
-        lp = np.asarray(last_pos)
-        lf = np.asarray(last_frame)
-        le = np.asarray(last_err)
-        open_ = np.flatnonzero((f - lf) <= max_gap_frames + 1) if lp.size else np.zeros(0, int)
+        lf = np.asarray(st.frame, int)
+        open_ = np.flatnonzero((f - lf) <= max_gap_frames + 1) if lf.size else np.zeros(0, int)
         assigned = np.zeros(chunk.size, bool)
         if open_.size:
             gap = (f - lf[open_]).astype(float)
-            d = pos[None, :] - lp[open_][:, None]
-            # common shift of the NC's lines (one field, QCSE) from a loose first assignment
-            loose = np.abs(d) <= drift_factor * max_jump_nm * np.sqrt(gap)[:, None]
-            shift = 0.0
-            if loose.any():
-                r0, c0 = linear_sum_assignment(np.where(loose, np.abs(d), _BIG))
-                ok0 = loose[r0, c0]
-                if ok0.sum() >= 2:  # one pair alone would define its own shift
-                    shift = float(np.median(d[r0[ok0], c0[ok0]]))
-            cost = np.abs(d - shift)
-            # diffusion allowance plus 4 sd of the two position estimates (weak lines)
-            tol = max_jump_nm * np.sqrt(gap)[:, None] + 4.0 * np.hypot(le[open_][:, None], perr[None, :])
+            d = pos[None, :] - np.asarray(st.pos)[open_][:, None]
+            cost = np.abs(d - _common_shift(d, gap, drift_factor * max_jump_nm))
+            # diffusion allowance (the track's own once measured, for a detection that
+            # keeps the track's intensity) plus 4 sd of the two position estimates
+            jump = st.gate(open_, area[chunk], area_err[chunk], max_jump_nm=max_jump_nm, n_sd=n_sd,
+                           min_steps=min_steps)
+            tol = jump * np.sqrt(gap)[:, None] + 4.0 * np.hypot(np.asarray(st.err)[open_][:, None], perr[None, :])
             allowed = cost <= tol
-            c = np.where(allowed, cost + 1e-6 * (gap[:, None] - 1), _BIG)
-            ri, ci = linear_sum_assignment(c)
-            good = allowed[ri, ci]
-            for r_, c_ in zip(ri[good], ci[good]):
-                tid = int(open_[r_])
-                track[chunk[c_]] = tid
-                last_pos[tid] = float(pos[c_])
-                last_frame[tid] = f
-                last_err[tid] = float(perr[c_])
-                assigned[c_] = True
+            ri, ci = linear_sum_assignment(np.where(allowed, cost + 1e-6 * (gap[:, None] - 1), _BIG))
+            for r_, c_ in zip(ri, ci):
+                if allowed[r_, c_]:
+                    k = chunk[c_]
+                    track[k] = int(open_[r_])
+                    st.extend(int(open_[r_]), f, pos[c_], perr[c_], area[k], area_err[k], cost[r_, c_], gap[r_])
+                    assigned[c_] = True
         for c_ in np.flatnonzero(~assigned):
-            track[chunk[c_]] = len(last_pos)
-            last_pos.append(float(pos[c_]))
-            last_frame.append(f)
-            last_err.append(float(perr[c_]))
+            k = chunk[c_]
+            track[k] = st.new(f, pos[c_], perr[c_], area[k], area_err[k])
     return track
 
 
-def split_tracks(fits: LineFits, track_id: np.ndarray, *, split_nm: float = 0.1, n_side: int = 4) -> np.ndarray:
+def _common_shift(d: np.ndarray, gap: np.ndarray, loose_nm: float) -> float:
+    """Median shift of the lines paired by a loose first assignment (one field moves all
+    lines of an NC together, QCSE); 0 unless at least two lines pair."""
+    loose = np.abs(d) <= loose_nm * np.sqrt(gap)[:, None]
+    if not loose.any():
+        return 0.0
+    r0, c0 = linear_sum_assignment(np.where(loose, np.abs(d), _BIG))
+    ok0 = loose[r0, c0]
+    return float(np.median(d[r0[ok0], c0[ok0]])) if ok0.sum() >= 2 else 0.0
+
+
+@dataclass
+class _LinkState:
+    """Per track: last position, frame, position error, area and its error, and the
+    sums of its squared position steps (per sqrt(frame)) and area steps."""
+
+    pos: list = None
+    frame: list = None
+    err: list = None
+    area: list = None
+    area_err: list = None
+    step_sq: list = None
+    area_sq: list = None
+    n_step: list = None
+
+    def __post_init__(self):
+        for name in self.__dataclass_fields__:
+            setattr(self, name, [])
+
+    def new(self, f, pos, err, area, area_err) -> int:
+        for name, v in (("pos", pos), ("frame", f), ("err", err), ("area", area), ("area_err", area_err),
+                        ("step_sq", 0.0), ("area_sq", 0.0), ("n_step", 0)):
+            getattr(self, name).append(float(v) if name != "frame" and name != "n_step" else int(v))
+        return len(self.pos) - 1
+
+    def extend(self, t, f, pos, err, area, area_err, step, gap) -> None:
+        self.step_sq[t] += float(step) ** 2 / float(gap)
+        self.area_sq[t] += (float(area) - self.area[t]) ** 2
+        self.n_step[t] += 1
+        self.pos[t], self.frame[t], self.err[t] = float(pos), int(f), float(err)
+        self.area[t], self.area_err[t] = float(area), float(area_err)
+
+    def gate(self, open_, area, area_err, *, max_jump_nm, n_sd, min_steps) -> np.ndarray:
+        """Largest step (nm per sqrt(frame)) of every open track to every detection,
+        shape (n_open, n_detections): ``n_sd`` x the rms of the track's own steps once
+        ``min_steps`` are measured and the detection's area is within ``n_sd`` x the
+        rms of the track's own area steps (at least the fit errors) of its last area;
+        never less than ``max_jump_nm``."""
+        n_step = np.asarray(self.n_step)[open_]
+        m = np.maximum(n_step, 1)
+        rms_pos = np.sqrt(np.asarray(self.step_sq)[open_] / m)
+        rms_area = np.sqrt(np.asarray(self.area_sq)[open_] / m)
+        last_area, last_err = np.asarray(self.area)[open_], np.asarray(self.area_err)[open_]
+        area_tol = n_sd * np.maximum(rms_area[:, None], np.hypot(last_err[:, None], area_err[None, :]))
+        keeps_intensity = np.abs(area[None, :] - last_area[:, None]) <= area_tol
+        own = (n_step >= min_steps)[:, None] & keeps_intensity
+        return np.where(own, np.maximum(max_jump_nm, n_sd * rms_pos)[:, None], max_jump_nm)
+
+
+def split_tracks(fits: LineFits, track_id: np.ndarray, *, split_nm: float = 0.1, n_side: int = 4,
+                 n_sd: float = 4.0) -> np.ndarray:
     """Cut tracks where their position steps by more than ``split_nm``.
 
     A track that jumps to another line (one emitter switching off in the frame where a
     nearby one switches on) shows a sustained step in position: the median of the
     ``n_side`` detections after a frame differs from that of the ``n_side`` before by
     more than ``split_nm``; spectral diffusion wanders more smoothly, and a large
-    diffusion step is shared by the other lines present on both sides (not cut). Cut
-    at the largest such step, recursively.
+    diffusion step is shared by the other lines present on both sides (not cut). A
+    step is not cut either when it lies within the track's own diffusion and keeps
+    its intensity (:func:`_within_own_diffusion`). Cut at the largest remaining step,
+    recursively.
 
     Returns
     -------
@@ -232,12 +304,41 @@ def split_tracks(fits: LineFits, track_id: np.ndarray, *, split_nm: float = 0.1,
             if su is not None and abs(su - steps[k]) < 0.5 * abs(steps[k]):
                 shared = True
                 break
-        if shared:
+        if shared or _within_own_diffusion(fits, rows, cut, steps[k], n_side=n_side, n_sd=n_sd):
             continue
         tid[rows[cut:]] = next_id
         todo += [t, next_id]
         next_id += 1
     return tid
+
+
+def _within_own_diffusion(fits: LineFits, rows: np.ndarray, cut: int, step: float, *, n_side: int,
+                          n_sd: float) -> bool:
+    """Is a sustained step of the medians (``n_side`` detections either side of ``cut``)
+    the line's own spectral diffusion?
+
+    The track's one-frame step scale s is measured robustly (median |dp| / sqrt(df) /
+    0.6745: one jump to another line does not inflate it); for a random walk of step s
+    the difference of the means of n detections before and after a point has the sd
+    s sqrt(1 + (n - 1)(2n - 1) / (3n)) (1.66 s for n = 4). The step is diffusion when it
+    is within ``n_sd`` such sds and the line keeps its intensity: the median areas either
+    side differ by at most ``n_sd`` x 1.2533 sigma_A sqrt(2 / n), sigma_A the robust
+    frame-to-frame sd of the track's area (at least its fit error). Another emitter's
+    line differs in brightness unless by chance; spectral diffusion does not change it.
+    """
+    p, fr = fits.center_nm[rows], fits.frame[rows].astype(float)
+    if p.size < 2 * n_side + 1:
+        return False
+    dp = np.abs(np.diff(p)) / np.sqrt(np.maximum(np.diff(fr), 1.0))
+    s_pos = float(np.median(dp)) / 0.6745
+    n = n_side
+    if abs(step) > n_sd * s_pos * np.sqrt(1.0 + (n - 1) * (2 * n - 1) / (3.0 * n)):
+        return False
+    a = np.nan_to_num(fits.area_counts[rows], nan=0.0)
+    sig_a = max(float(np.median(np.abs(np.diff(a)))) / (0.6745 * np.sqrt(2.0)),
+                float(np.nanmedian(fits.area_err[rows])))
+    d_area = float(np.median(a[cut:cut + n]) - np.median(a[max(cut - n, 0):cut]))
+    return abs(d_area) <= n_sd * 1.2533 * sig_a * np.sqrt(2.0 / n)
 
 
 def stitch_tracks(
