@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "nanodomains.growth": 3,
     "nanodomains.migration.*": 3,
     "nanodomains.optics.*": 3,
+    "nanodomains.optics.levels": 3,  # the level model: forward physics that the PL inverse shares
     "nanodomains.stem": 3,  # the package __init__
     "nanodomains.stem.simulate": 3,
     "nanodomains.stem.multislice": 3,
@@ -80,7 +81,11 @@ SIMULATORS: list[str] = [
     "nanodomains.stem.multislice",
     "nanodomains.stem.eds",
     "nanodomains.stem.table_build",
-    "nanodomains.optics.*",
+    "nanodomains.optics.emitters",
+    "nanodomains.optics.movies",
+    "nanodomains.optics.photons",
+    "nanodomains.optics.presets",
+    "nanodomains.optics.literature",
     "nanodomains.growth",
     "nanodomains.migration.kmc",
     "nanodomains.migration.md",

@@ -15,8 +15,8 @@ def test_end_points_match_table():
     assert m.lattice_constant_pm(1.0, "pseudocubic") == pytest.approx(584.0)
     assert m.bandgap_ev(1.0, "4K") == pytest.approx(2.342)
     assert m.bandgap_ev(0.0, "4K") == pytest.approx(1.723)
-    assert m.bandgap_ev(1.0, "RT") == pytest.approx(2.36)
-    assert m.reduced_mass(1.0) == pytest.approx(0.126)
+    assert m.bandgap_ev(1.0, "RT") == pytest.approx(m.FIT_GAP_RT_BR_EV)
+    assert m.reduced_mass(1.0) == pytest.approx(m.FIT_REDUCED_MASS_BR_M0)
     assert m.dielectric_constant(0.0) == pytest.approx(10.0)
     assert m.dielectric_constant(1.0, "inf") == pytest.approx(4.96)
     assert m.ATOMIC_NUMBER == {"Cs": 55, "Pb": 82, "Br": 35, "I": 53}
@@ -31,20 +31,22 @@ def test_seed_domains_lattice_difference_1p5_to_2_percent():
 
 
 def test_bowing_by_hand():
-    # Eg(0.5) = Eg_I + (Eg_Br - Eg_I - b)/2 + b/4, b = 0.33
+    # Eg(0.5) = Eg_I + (Eg_Br - Eg_I - b)/2 + b/4; default b = 0 (Yin, Yan & Wei 2014, Cs compounds)
+    assert m.DEFAULT_PARAMETERS.bowing_ev == 0.0
     hand = 1.723 + (2.342 - 1.723 - 0.33) * 0.5 + 0.33 * 0.25
-    assert m.bandgap_ev(0.5) == pytest.approx(hand, abs=1e-12)
-    assert m.bandgap_ev(0.5, bowing_ev=0.0) == pytest.approx((1.723 + 2.342) / 2)
-    # bowing lowers the gap below the linear interpolation at every interior f
+    assert m.bandgap_ev(0.5, bowing_ev=0.33) == pytest.approx(hand, abs=1e-12)
+    assert m.bandgap_ev(0.5) == pytest.approx((1.723 + 2.342) / 2)
     f = np.linspace(0.05, 0.95, 10)
-    assert np.all(m.bandgap_ev(f) < m.bandgap_ev(f, bowing_ev=0.0))
+    assert np.all(m.bandgap_ev(f, bowing_ev=0.33) < m.bandgap_ev(f))
 
 
-def test_hydrogenic_exciton_yang_set():
-    # 13.606 eV mu/eps^2 and a0 eps/mu (PHYSICS.md: 32.2 / 15.5 meV; ~3.1 / ~4.6 nm)
-    assert 1e3 * m.exciton_binding_ev(1.0) == pytest.approx(32.2, abs=0.1)
+def test_exciton_set_is_consistent():
+    # CsPbBr3: E_b held at 32.5 meV, eps = sqrt(Ry mu / E_b) with the fitted mu; a_B = a0 eps / mu
+    mu = m.FIT_REDUCED_MASS_BR_M0
+    assert 1e3 * m.exciton_binding_ev(1.0) == pytest.approx(32.5, abs=1e-9)
+    assert m.bohr_radius_nm(1.0) == pytest.approx(0.0529177 * np.sqrt(13.6057 * mu / 0.0325) / mu, rel=1e-5)
+    # CsPbI3 keeps Yang 2017's set (hydrogenic 15.5 meV, a_B 4.6 nm)
     assert 1e3 * m.exciton_binding_ev(0.0) == pytest.approx(15.5, abs=0.1)
-    assert m.bohr_radius_nm(1.0) == pytest.approx(3.1, abs=0.05)
     assert m.bohr_radius_nm(0.0) == pytest.approx(4.6, abs=0.05)
     assert m.electron_mass(0.0) == pytest.approx(2 * 0.114)
 

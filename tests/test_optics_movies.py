@@ -13,6 +13,7 @@ from nanodomains.optics import movies as mv
 from nanodomains.optics import presets as pr
 from nanodomains.records import PLEmitters, load_record
 from nanodomains.spectroscopy.io import load_movie
+from nanodomains.spectroscopy.tracking import voigt_fwhm_nm
 from nanodomains.structure import homogeneous, paper_fig1, random_domains
 
 HC = materials.HC_EV_NM
@@ -40,6 +41,17 @@ def test_forster_makes_br_rich_donors_weak():
     assert np.all(e[i] > e[j])
 
 
+def test_computed_forster_radius_prediction_for_fig5a_is_as_documented():
+    """docs/optics.md: why the fixed R0 stays the default (numbers quoted there)."""
+    specs = pr.preset("fig5a").dynamics.specs
+    fixed = em.excitation_flow(specs, em.DEFAULT_DYNAMICS, 15.0**3)["quantum_yield"]
+    computed = em.excitation_flow(specs, em.DynamicsParameters(forster_r0_nm=None), 15.0**3)["quantum_yield"]
+    assert em.DEFAULT_DYNAMICS.forster_r0_nm == 6.0
+    # middle (615.83 nm) set: 0.93 with R0 = 6 nm, 0.19 with the computed R0 (~13.6 nm)
+    assert fixed[2] == pytest.approx(0.93, abs=0.02) and computed[2] == pytest.approx(0.19, abs=0.02)
+    assert computed[1] < 0.01 < fixed[1] < 0.2
+
+
 def test_forster_rate_follows_inverse_sixth_power():
     rng = np.random.default_rng(0)
     specs, _ = em.domain_specs_from_nc(paper_fig1(), rng)
@@ -48,7 +60,12 @@ def test_forster_rate_follows_inverse_sixth_power():
     i, j = np.argwhere(k > 0)[0]
     r = np.linalg.norm(np.subtract(specs[i].center_nm, specs[j].center_nm))
     tau_d = 1 / (1 / specs[i].levels.lifetime_ns + em.DEFAULT_DYNAMICS.nonradiative_rate_per_ns)
-    assert k[i, j] == pytest.approx((1 / tau_d) * (em.DEFAULT_DYNAMICS.forster_r0_nm / r) ** 6)
+    # with a fixed R0 and point dipoles the rate is (1/tau_D)(R0/R)^6; adjacent domains get the volume average
+    p = em.DynamicsParameters(forster_r0_nm=6.0)
+    assert em.forster_rate_per_ns(specs[i], specs[j], tau_d, em.DynamicsParameters(forster_r0_nm=None))[0] > 0
+    k_fixed, point = em.forster_rate_per_ns(specs[i], specs[j], tau_d, p)
+    assert k_fixed == pytest.approx((1 / tau_d) * (6.0 / r) ** 6)
+    assert k[i, j] == pytest.approx(em.forster_rate_per_ns(specs[i], specs[j], tau_d)[0])
 
 
 def test_blinking_statistics_two_state():
@@ -72,7 +89,9 @@ def test_power_law_blinking_is_heavy_tailed():
 
 
 def test_spectral_diffusion_is_one_field_for_all_domains():
-    dyn = em.simulate_dynamics(paper_fig1(), duration_s=300.0, seed=5)
+    # a fixed small polarisability keeps linear-dominated domains (the default is the confinement model)
+    dyn = em.simulate_dynamics(paper_fig1(), duration_s=300.0, seed=5,
+                               params=em.DynamicsParameters(stark_polarizability_e_nm2_per_v=0.2))
     shifts = dyn.domain_shift_ev()
     # every domain's shift is -p.n F - alpha/2 (F^2 - <F^2>) of the one field F(t)
     f = dyn.field_v_per_nm
@@ -170,24 +189,25 @@ def test_six_domain_random_nc_renders_full_movie():
 def test_presets_reproduce_stated_numbers_in_truth(preset_movies):
     for name, (movie, truth) in preset_movies.items():
         for key, stated in truth.preset["stated"].items():
-            if key == "correlated":
+            if key in ("correlated", "sets"):
                 continue
             e = truth.emitter(key)
             if "center_nm" in stated:
                 assert abs(e.center_nm.value - stated["center_nm"]) <= 0.05, (name, key)
-            if "fss_uev" in stated:
-                assert abs(e.fss_uev.value - stated["fss_uev"]) <= 5.0, (name, key)
+            fit = truth.preset["structures"][key.split("-")[0]]
+            if "fss_uev" in stated:  # reachable: met; else the model's nearest physical NC, reported
+                assert abs(e.fss_uev.value - stated["fss_uev"] - fit["residuals"]["fss_uev"]) <= 1e-6, (name, key)
+                assert fit["reachable"] or fit["unbounded_size_nm"] < fit["size_bounds_nm"][0]
             if "kind" in stated:
                 assert e.kind == stated["kind"]
-            if "lifetime_ns" in stated:
-                assert e.lifetime_ns == pytest.approx(stated["lifetime_ns"])
+            # lifetimes are the model's (seed S14: 0.54 / 0.66 ns; not prescribed, see docs/optics.md)
             for (a, b), (c, d) in zip(stated.get("intervals_s", []), e.intervals_s):
                 assert abs(a - c) < 1e-9 and abs(b - d) < 1e-9
 
 
 def test_fig5_specifics(preset_movies):
     _, t5a = preset_movies["fig5a"]
-    rates = {e.center_nm.value: e.mean_counts.value for e in t5a.emitters}
+    rates = {round(e.center_nm.value, 2): e.mean_counts.value for e in t5a.emitters}
     assert rates[557.93] < 0.2 * min(rates[615.83], rates[657.88])  # the Br-rich set is weak
     _, t5c = preset_movies["fig5c"]
     centres = sorted(e.center_nm.value for e in t5c.emitters if e.kind != "trion")
@@ -204,12 +224,17 @@ def test_fig5_specifics(preset_movies):
     assert t5d.coupling("D1-X", "D0-X*").verdict == "coupled"
 
 
-def _voigt_sum(x, *p, n_lines, sigma):
+def _voigt_sum(x, *p, n_lines, sigma, pixel_nm):
+    """Baseline + Voigt lines integrated over pixels of width ``pixel_nm`` (what a pixel records).
+
+    Sampling the Voigt at pixel centres instead biases the FSS of lines closer than the
+    resolution (+5 % at 0.58 FWHM, 0.1 nm pixels, 0.2 nm resolution)."""
     base = p[0] + p[1] * (x - x.mean())
     y = np.full_like(x, base)
+    sub = ((np.arange(8) + 0.5) / 8 - 0.5) * pixel_nm  # midpoint rule over the pixel
     for k in range(n_lines):
         a, c, g = p[2 + 3 * k: 5 + 3 * k]
-        y = y + a * special.voigt_profile(x - c, sigma, abs(g))
+        y = y + a * special.voigt_profile(x[:, None] + sub - c, sigma, abs(g)).mean(axis=1)
     return y
 
 
@@ -221,19 +246,48 @@ def _fit_set(movie, truth, e):
         on |= (t >= a) & (t + 1 <= b + 1e-9)
     wl = movie["wavelength"].values
     lines = np.array(e.lines_nm)
-    lo, hi = lines.min() - 0.4, lines.max() + 0.4
+    resolution = truth.meta["spectrometer"]["resolution_nm"]
+    pad = max(0.4, 4 * resolution)  # wings of >= 2 instrument FWHM each side (enough pixels for 3 + 2 n parameters)
+    lo, hi = lines.min() - pad, lines.max() + pad
     sel = (wl > lo) & (wl < hi)
     x = wl[sel]
     y = movie.values[on][:, sel].mean(axis=0)
     disp = float(np.median(np.diff(wl)))
-    sigma = truth.meta["spectrometer"]["resolution_nm"] / 2.3548
+    sigma = resolution / 2.3548
     hw = lines.mean() ** 2 * e.linewidth_uev.value * 1e-6 / (2 * HC)
     p0 = [float(np.median(y)), 0.0]
     for c in lines:
         p0 += [float(y.max() - np.median(y)) * np.pi * np.hypot(hw, sigma) / disp, float(c), hw]
-    popt, pcov = optimize.curve_fit(lambda xx, *p: _voigt_sum(xx, *p, n_lines=len(lines), sigma=sigma) * disp,
+    popt, pcov = optimize.curve_fit(lambda xx, *p: _voigt_sum(xx, *p, n_lines=len(lines), sigma=sigma, pixel_nm=disp) * disp,
                                     x, y, p0=p0, maxfev=20000)
     return np.sort(popt[3::3][: len(lines)])
+
+
+def test_close_lines_keep_their_splitting_at_any_subpixel_position():
+    """A doublet 0.58 instrument FWHM apart on a coarse CCD (Gaussian sigma 0.85 px).
+
+    Filtering pixel sums (the old renderer) lost sub-pixel positions: the fitted FSS
+    then ranged from -9 % to +16 % with the doublet's phase on the pixel grid."""
+    dyn = pr.preset("fig4_doublet").dynamics
+    em0 = next(e for e in dyn.emitters if e.state == "X")
+    spec = mv.Spectrometer(dispersion_nm_per_px=0.2, resolution_nm=0.4)
+    fss_true = (max(em0.line_ev) - min(em0.line_ev)) * 1e6
+    lines = np.sort(em0.lines_nm)
+    hw = lines.mean() ** 2 * em0.linewidth_uev * 1e-6 / (2 * HC)
+    sigma = spec.resolution_nm / 2.3548
+    got = []
+    for phase in np.linspace(0.0, 0.8, 5):
+        wl, edges = mv.wavelength_axis(spec, lines.mean() + phase * spec.dispersion_nm_per_px)
+        image, _ = mv.render_expected(dyn, edges, np.array([37.0, 38.0]), exposure_s=1.0,
+                                      detection_efficiency=1.0, resolution_nm=spec.resolution_nm)
+        sel = np.abs(wl - lines.mean()) < 2.0
+        p0 = [0.0, 0.0] + [v for c in lines for v in (image[0, sel].sum() / 2, c, hw)]
+        popt, _ = optimize.curve_fit(
+            lambda xx, *p: _voigt_sum(xx, *p, n_lines=2, sigma=sigma, pixel_nm=0.2) * 0.2, wl[sel],
+            image[0, sel], p0=p0)
+        c = np.sort(popt[3::3])
+        got.append((HC / c[0] - HC / c[1]) * 1e6)
+    assert np.allclose(got, fss_true, rtol=0.01), (fss_true, got)
 
 
 def test_rendered_movies_show_the_stated_lines(preset_movies):
@@ -244,7 +298,13 @@ def test_rendered_movies_show_the_stated_lines(preset_movies):
                 continue
             fitted = _fit_set(movie, truth, e)
             assert np.max(np.abs(fitted - np.sort(e.lines_nm))) < 0.05, (name, e.id, fitted, e.lines_nm)
-            if e.kind in ("doublet", "triplet"):
+            gaps = np.diff(np.sort(e.lines_nm))
+            # the fit recovers a splitting within 1 % from 0.7 FWHM of the line profile up
+            # (docs/optics.md, resolution limit); a closer pair (the weak third line of fig5a's
+            # slab triplet, 0.113 nm at 0.2 nm resolution) is noise-limited and not judged here
+            lam = float(np.mean(e.lines_nm))
+            fwhm = voigt_fwhm_nm(e.linewidth_uev.value * 1e-6 * lam**2 / HC, float(movie.attrs["resolution_nm"]))
+            if e.kind in ("doublet", "triplet") and gaps.min() >= 0.7 * fwhm:
                 fss = np.mean(np.diff(HC / fitted[::-1])) * 1e6
                 # FSS from the time-averaged spectrum within 5 % (lines move together)
                 assert fss == pytest.approx(e.fss_uev.value, rel=0.05), (name, e.id)

@@ -135,7 +135,18 @@ def _frame_on(intervals, time_s, frame_s=1.0):
     return frac > 0.5 * frame_s
 
 
-def _check_simulator_truth(res: PLEmitters, truth: PLEmitters, *, check_blinking: bool):
+def _check_simulator_truth(res: PLEmitters, truth: PLEmitters, *, check_blinking: bool,
+                           resolution_nm: float | None = None):
+    """Analysis against the truth as a spectrometer of ``resolution_nm`` shows it: multiplets
+    whose lines are closer than the line profile's FWHM (or keep no maximum of their own)
+    are expected as fewer lines (tracking.expected_at_resolution); the FSS is judged
+    (50 ueV) on every set that stays resolved."""
+    from nanodomains.spectroscopy.tracking import expected_at_resolution
+
+    merged = set()
+    if resolution_nm is not None:
+        truth, unresolved = expected_at_resolution(truth, resolution_nm)
+        merged = {u["id"] for u in unresolved}
     tt = np.asarray(truth.frames["time_s"])
     assert len(res.emitters) == len(truth.emitters)
     idmap, errs = {}, []
@@ -149,8 +160,8 @@ def _check_simulator_truth(res: PLEmitters, truth: PLEmitters, *, check_blinking
         # truth lines move with the simulated Stark shift: median of that shift over on-frames
         shift = np.asarray(truth.frames["center_nm"][t.id]) - tc
         errs += list(np.abs(np.array(f.lines_nm) - np.array(t.lines_nm) - np.median(shift[on])))
-        if t.kind in ("doublet", "triplet") and t.fss_uev.value < 1000:  # the 677 / 878 ueV presets
-            assert abs(f.fss_uev.value - t.fss_uev.value) <= 50
+        if t.kind in ("doublet", "triplet") and t.id not in merged:
+            assert abs(f.fss_uev.value - t.fss_uev.value) <= 50, (t.id, f.fss_uev.value, t.fss_uev.value)
         if check_blinking or t.kind == "trion" or any(u.kind == "trion" for u in truth.emitters):
             fon = _frame_on(f.intervals_s, tt)
             te, fe = np.flatnonzero(np.diff(on.astype(int))), np.flatnonzero(np.diff(fon.astype(int)))
@@ -171,16 +182,24 @@ def test_cli_on_simulated_fig5d(tmp_path):
     res_nm = str(movie.attrs["resolution_nm"])  # Voigt with the simulated instrument FWHM
     assert main(["pl", "analyze", str(path), "--out", str(out), "--surrogates", "199", "--resolution-nm", res_nm]) == 0
     res = PLEmitters.from_json(out / "emitters.json")
-    idmap, verdicts = _check_simulator_truth(res, truth, check_blinking=True)
+    idmap, verdicts = _check_simulator_truth(res, truth, check_blinking=True, resolution_nm=float(res_nm))
     trion = next(f for f in res.emitters if f.kind == "trion")
     assert trion.trion_of == idmap["D0-X"]
+    from nanodomains.spectroscopy.tracking import expected_at_resolution
+
+    _, unresolved = expected_at_resolution(truth, float(res_nm))
     for t in truth.emitters:  # homogeneous linewidth once the instrument Gaussian is modelled
+        if t.id in {u["id"] for u in unresolved}:
+            continue  # a blend of lines 83 ueV apart is broader than one line, by construction
         lw = t.linewidth_uev.value
         assert abs(res.emitter(idmap[t.id]).linewidth_uev.value - lw) <= 0.1 * lw
     for c in truth.couplings:
         assert verdicts[frozenset(idmap[x] for x in c.emitters)] == c.verdict
-    # the same matches through records.compare: every emitter paired by centre with its own
-    cmp = compare(truth, res, tolerances={"emitters.match": 0.1, "emitters.center_nm": 0.05,
+    # the same matches through records.compare: every emitter paired by centre with its own,
+    # against the truth at the movie's resolution (QD1's 83 ueV doublet is one line there)
+    expected, unresolved = expected_at_resolution(truth, float(res_nm))
+    assert [u["id"] for u in unresolved] == ["D0-X"] and unresolved[0]["expected_kind"] == "singlet"
+    cmp = compare(expected, res, tolerances={"emitters.match": 0.1, "emitters.center_nm": 0.05,
                                           "emitters.fss_uev": 50.0, "emitters.lines.match": 0.1})
     assert cmp.ok, cmp.failures
     assert {t.id for t in truth.emitters} == {r.path.split("]")[0][len("emitters["):]
@@ -202,7 +221,8 @@ def test_simulated_presets_ten_seeds(name):
         res = analyze_movie(movie, n_surrogates=199).record
         # fig5c's blinking has sub-frame off periods that a frame cannot show: switches
         # are checked where they are charge switches or whole-frame blinks (fig4)
-        idmap, verdicts = _check_simulator_truth(res, truth, check_blinking=name.startswith("fig4"))
+        idmap, verdicts = _check_simulator_truth(res, truth, check_blinking=name.startswith("fig4"),
+                                                 resolution_nm=float(movie.attrs["resolution_nm"]))
         for c in truth.couplings:
             n_pairs += 1
             wrong_pairs += verdicts[frozenset(idmap[x] for x in c.emitters)] != c.verdict

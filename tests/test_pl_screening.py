@@ -114,3 +114,21 @@ def test_frame_index_movies_say_so():
     res = analyze_movie(bare, n_surrogates=49).record
     assert res.meta["time_units"] == "frame"
     assert any("frame indices" in w for w in res.warnings)
+
+
+def test_still_line_that_dims_is_an_emitter_a_steady_one_static():
+    """Two narrow lines that never move and are in every frame: one keeps its height (a
+    lamp), the other drops to a quarter for 15 frames (an emitter under a shared trap)."""
+    movie, _ = fig4_like(seed=11)
+    wl = movie["wavelength"].values
+    lamp = _with_line(movie, 657.5, 3000.0, 0.04)
+    height = np.full(movie.sizes["time"], 3000.0)
+    height[60:75] = 750.0
+    prof = height[:, None] / (1 + ((wl[None, :] - 647.0) / 0.04) ** 2)
+    both = lamp.copy(data=lamp.values + np.random.default_rng(8).poisson(prof).astype(float))
+    res = analyze_movie(both, n_surrogates=99).record
+    static = [o for o in res.meta["not_emitters"] if o["class"] == "static"]
+    assert len(static) == 1 and abs(static[0]["center_nm"] - 657.5) < 0.01
+    dimmed = [e for e in res.emitters if abs(float(e.center_nm) - 647.0) < 0.05]
+    assert len(dimmed) == 1 and dimmed[0].kind == "singlet"
+    assert any("647.00 nm" in w and "intensity steps" in w for w in res.warnings)

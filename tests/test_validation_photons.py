@@ -30,12 +30,20 @@ def test_pulsed_g2_zero_matches_truth_at_1e6_pairs(name, seed):
 
 
 def test_ptu_round_trip_g2_and_lifetimes_within_3_percent(tmp_path):
+    # A single-exponential fit measures one emitter's lifetime only when the band holds
+    # (almost) only that emitter's photons. fig5d's D1 is dark for its first 18 s while
+    # D0-X (652.35/652.37 nm, 0.18 ns) stays bright; in 20 s, 18 % of the D1-X line-1 band
+    # (652.74-652.84 nm) were D0-X Lorentzian-tail photons and the fit gave the mixture
+    # (0.2008 vs 0.2071 ns). 40 s includes 22 s of D1 emission; the band's purity is checked
+    # from the simulator's photon bookkeeping before the lifetime is judged.
     dyn, _ = presets.dynamics_from(None, "fig5d", seed=7, excitation="pulsed", duration_s=120.0)
     for emitter, line in (("D0-X", None), ("D1-X", 1)):
         band = ph.line_filter(dyn, emitter, line=line, width_nm=0.1)
-        sim = ph.simulate_photons(dyn, duration_s=20.0, seed=8, band_nm=band, t3=True,
+        sim = ph.simulate_photons(dyn, duration_s=40.0, seed=8, band_nm=band, t3=True,
                                   params=ph.PhotonParameters(mode="pulsed"),
                                   detectors=ph.Detectors(efficiency=0.05))
+        in_band = {e.id: e.n_photons for e in sim.truth.emitters}
+        assert in_band[emitter] >= 0.97 * sum(in_band.values()), in_band
         path = tmp_path / f"{emitter}.ptu"
         write_ptu(sim, path)
         stream = read_photons(path)
@@ -66,4 +74,8 @@ def test_demo_photon_stage_writes_records_that_round_trip(tmp_path):
         truth = load_record(tmp_path / f"photons_{e}.truth.json")
         assert isinstance(truth, PhotonTruth) and truth.g2.g2_0.value == row["g2_0_truth"]
         assert compare(truth.g2, g2).row("g2_0").truth == row["g2_0_truth"]
-    assert row["paper_tau_ns"] == 0.66 and row["tau_ns"] == pytest.approx(0.66, rel=0.03)
+    # the model's lifetime (truth) is recovered; the seed's S14 value is reported beside it,
+    # from the preset's stated numbers (the level model does not reproduce it: 0.21 vs 0.66 ns)
+    assert row["paper_tau_ns"] == presets.preset("fig5d").stated["D1-X"]["lifetime_ns"]
+    assert row["tau_ns"] == pytest.approx(row["tau_ns_truth"], rel=0.03)
+    assert row["photons_from_emitter"] >= 0.95

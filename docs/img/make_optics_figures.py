@@ -50,7 +50,7 @@ ax[1].set_ylabel("4 K exciton (nm)")
 ax[1].legend(fontsize=7)
 
 s2 = np.linspace(6, 25, 60)
-ax[2].plot(s2, [lv.fss_scale_uev(s) for s in s2], color="k", label="F(L) = 677 ueV (14.1 nm / L)^2")
+ax[2].plot(s2, [lv.fss_scale_uev(s, 0.4) for s in s2], color="k", label="F(L): exchange model, f = 0.4")
 ax[2].axhspan(300, 1500, color="tab:blue", alpha=0.12, label="0.3-1.5 meV (single NCs)")
 ax[2].axvspan(10, 20, color="tab:orange", alpha=0.15, label="seed NCs 10-20 nm")
 ax[2].plot([14.14, 12.42], [677, 878], "o", color="tab:purple", label="seed doublet / triplet")

@@ -692,6 +692,59 @@ def pl_analyze(
     console.print("wrote " + ", ".join(str(v) for v in paths.values()))
 
 
+@app.command()
+def infer(
+    emitters: str = typer.Argument(..., help="emitters.json of one NC (from `pl analyze`): centres and FSS with stderr."),
+    out: str = typer.Option(..., "--out", help="Output folder (inference.json, posterior.nc, corner.png, predictive.png)."),
+    stem: Optional[str] = typer.Option(None, "--stem", help="STEM domains.json of the same kind of NC: composition/size prior."),
+    steps: int = typer.Option(10000, "--steps", help="emcee steps per walker (40 % burn-in)."),
+    walkers: Optional[int] = typer.Option(None, "--walkers", help="emcee walkers (default max(32, 4 x parameters))."),
+    nc_edge_nm: str = typer.Option("10,20", "--nc-edge-nm", help="Prior on the NC's lateral edge LO,HI (nm); seed: 10-20."),
+    bowing_ev: str = typer.Option("-0.10,0.35", "--bowing-ev", help="Prior on the gap bowing LO,HI (eV)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler."),
+) -> None:
+    """Posterior over the composition and size of every emitting domain (and the shared bowing).
+
+    Bayesian inverse of the level model with emcee; the size/composition degeneracy shows
+    as wide, correlated intervals (corner.png). See docs/inference.md."""
+    from nanodomains.spectroscopy import inference as inf
+
+    edge, bow = _float_list(nc_edge_nm, "--nc-edge-nm"), _float_list(bowing_ev, "--bowing-ev")
+    if len(edge) != 2 or len(bow) != 2:
+        raise InputError("--nc-edge-nm and --bowing-ev take LO,HI")
+    priors = inf.InferencePriors(nc_edge_nm=(edge[0], edge[1]), bowing_ev=(bow[0], bow[1]))
+    settings = inf.InferenceSettings(n_steps=steps, n_walkers=walkers, seed=seed)  # 4 K lines
+    rec = inf.load_emitters(emitters)
+    stem_rec = inf.load_stem_domains(stem) if stem else None
+    with console.status("sampling the posterior ...") as status:
+        def progress(i, n):
+            status.update(f"sampling the posterior: step {i}/{n}")
+        run = inf.infer_emitters(rec, stem=stem_rec, priors=priors, settings=settings, source=emitters,
+                                 progress=progress)
+    paths = inf.write_inference(run, out)
+    _print_inference(run.record)
+    console.print("wrote " + ", ".join(str(v) for v in paths.values()))
+
+
+def _print_inference(rec) -> None:
+    from rich.table import Table
+
+    table = Table(title="Emitting domains (posterior mean +- sd, 90 % interval)")
+    for col in ("emitter", "kind", "centre (nm)", "Br fraction", "f 90 %", "thickness (nm)", "t 90 %", "corr(f,t)"):
+        table.add_column(col)
+    for d in rec.domains:
+        table.add_row(d.emitter_id, d.kind, _fmt(d.measured_center_nm.value, ".2f"), str(d.br_fraction),
+                      f"{d.br_fraction_ci90[0]:.2f}-{d.br_fraction_ci90[1]:.2f}", str(d.thickness_nm),
+                      f"{d.thickness_nm_ci90[0]:.1f}-{d.thickness_nm_ci90[1]:.1f}",
+                      _fmt(d.size_composition_corr, ".2f"))
+    console.print(table)
+    console.print(f"bowing {rec.bowing_ev} eV (90 %: {rec.bowing_ev_ci90[0]:.2f}-{rec.bowing_ev_ci90[1]:.2f}); "
+                  f"NC edge {rec.nc_edge_nm} nm; gap offset {rec.gap_offset_ev} eV; "
+                  f"sampler: acceptance {rec.sampler['acceptance_fraction']}, n_eff {rec.sampler['n_effective']}, "
+                  f"{rec.elapsed_s} s")
+    _print_warnings(rec.warnings)
+
+
 def _nm_range(text: str, option: str) -> tuple[float, float]:
     """``"LO,HI"`` -> (lo, hi) in nm, lo < hi."""
     vals = _float_list(text, option)
@@ -1068,10 +1121,11 @@ def batch(
 # ---- the entry point: range checks, signals, one-line errors ---------------------
 
 #: commands whose --out is a folder (the others write one file)
-FOLDER_OUTPUTS = {"grow", "migrate", "stem analyze", "stem validation-images", "pl analyze", "pl population", "photons g2",
+FOLDER_OUTPUTS = {"grow", "migrate", "infer", "stem analyze", "stem validation-images", "pl analyze", "pl population", "photons g2",
                   "photons lifetime", "demo", "batch"}
 #: parameters that name one input file (a folder there is an error, not "no such file")
-FILE_INPUTS = ("file", "image", "movie", "model", "manifest", "nc_json", "irf", "table", "eds", "truth")
+FILE_INPUTS = ("file", "image", "movie", "model", "manifest", "nc_json", "irf", "table", "eds", "truth", "emitters",
+               "stem")
 
 
 def _check_paths(command_path: str, params: dict) -> None:

@@ -81,6 +81,8 @@ RANGES: dict[str, Range] = {
     "crystals": _r(1, 1_000_000, "", "NCs in a grown population (practical: ~400 bytes and ~6 us each)",
                    integer=True),
     "demo crystals": _r(1, 100_000, "", "NCs in the demo's population (seed study: ~130)", integer=True),
+    "steps": _r(100, 1_000_000, "", "emcee steps per walker (infer)", integer=True),
+    "walkers": _r(8, 10_000, "", "emcee walkers (infer)", integer=True),
     "temperature_k": _r(0, 2000, "K", "kMC temperature (CsPbX3 melts near 800 K)", lo_open=True),
     "time_ns": _r(0, 1e9, "ns", "simulated kMC time", lo_open=True),
     "attempt_frequency_hz": _r(1e9, 1e15, "Hz", "hop attempt frequency (phonons: ~0.1-30 THz)"),

@@ -88,6 +88,27 @@ ABO3_LATTICE_PM: tuple[float, float] = (379.0, 415.2)
 #: ABO3 oxides ~380-420 pm up to CsPbI3 6.29 A with margin (PHYSICS.md).
 PEROVSKITE_LATTICE_PM: tuple[float, float] = (350.0, 700.0)
 
+#: Exciton binding energy of CsPbBr3 (eV): 33 meV (Yang 2017, unchecked) and 32.5 meV
+#: (high-field magneto-optics, arXiv 2307.07035, as quoted in PHYSICS.md); the CsPbBr3
+#: end of the exciton set keeps it fixed and takes mu from the NC size series.
+EXCITON_BINDING_BR_EV: float = 0.0325
+
+#: Least-squares fit of the level model to the room-temperature NC PL peaks of the
+#: literature table (``nanodomains.optics.literature.fit_level_parameters``; rerun with
+#: ``python -m nanodomains.optics.literature``). Values and 1-sigma uncertainties:
+FIT_REDUCED_MASS_BR_M0: float = 0.172
+FIT_REDUCED_MASS_BR_M0_SD: float = 0.061
+FIT_GAP_RT_BR_EV: float = 2.422
+FIT_GAP_RT_BR_EV_SD: float = 0.029
+FIT_GAP_RT_I_EV: float = 1.744
+FIT_GAP_RT_I_EV_SD: float = 0.032
+
+#: Exciton set of CsPbCl3, used only to calibrate the exchange constant on the 8 nm
+#: CsPbCl3 NCs of doi 10.1021/acsnano.3c00772: mu = 0.202 m0, eps = 6.56 (E_b = 64 meV),
+#: Baranowski & Plochocka, Adv. Energy Mater. 10, 1903659 (2020) (unchecked).
+CSPBCL3_EXCITON: dict = {"reduced_mass_m0": 0.202, "dielectric": 6.56,
+                         "source": "Baranowski & Plochocka 2020 Adv. Energy Mater. 10, 1903659 (unchecked)"}
+
 Temperature = Literal["4K", "RT"]
 LatticeConvention = Literal["cubic", "pseudocubic"]
 
@@ -116,17 +137,24 @@ class MaterialParameters:
     bandgap_4k_ev: EndPoints = EndPoints(
         2.342, 1.723, "Yang 2017 ACS Energy Lett. 2, 1621 (unchecked)")
     bandgap_rt_ev: EndPoints = EndPoints(
-        2.36, 1.73, "Stoumpos 2013; Eperon 2015 (unchecked)")
-    bowing_ev: float = 0.33  # Noh 2013 Nano Lett. 13, 1764 (MAPb(I,Br)3)
+        FIT_GAP_RT_BR_EV, FIT_GAP_RT_I_EV,
+        "RT band-edge emission energies fitted to RT NC PL (optics.literature); "
+        "compare 2.36 / 1.73 eV, Stoumpos 2013; Eperon 2015 (unchecked)")
+    bowing_ev: float = 0.0  # Yin, Yan & Wei 2014 JPCL 5, 3625: negligible for CsPb(I,Br)3
     reduced_mass_m0: EndPoints = EndPoints(
-        0.126, 0.114, "Yang 2017 ACS Energy Lett. 2, 1621 (unchecked)")
+        FIT_REDUCED_MASS_BR_M0, 0.114,
+        "CsPbBr3: least-squares fit to RT NC PL (optics.literature); CsPbI3: Yang 2017 (unchecked)")
     dielectric_exciton: EndPoints = EndPoints(
-        7.3, 10.0, "Yang 2017 ACS Energy Lett. 2, 1621 (unchecked)")
+        math.sqrt(RYDBERG_EV * FIT_REDUCED_MASS_BR_M0 / EXCITON_BINDING_BR_EV), 10.0,
+        "CsPbBr3: from E_b = 32.5 meV and the fitted mu; CsPbI3: Yang 2017 (unchecked)")
     dielectric_inf: EndPoints = EndPoints(
         4.96, 6.32, "Protesescu 2015 Nano Lett. 15, 3692 (unchecked)")
     sources: dict[str, str] = field(default_factory=lambda: {
-        "bowing_ev": "Noh 2013 Nano Lett. 13, 1764 (MAPb(I,Br)3; Cs compounds debated)",
+        "bowing_ev": "Yin, Yan & Wei 2014 JPCL 5, 3625 (CsPb(I,Br)3: negligible or negative bowing); "
+                     "0.33 eV of MAPb(I,Br)3 (Noh 2013) is not used for the Cs compounds",
         "carrier_masses": "m_e = m_h = 2 mu (equal-mass approximation, Protesescu 2015 SI)",
+        "exciton_br": "E_b = 32.5 meV (Yang 2017: 33 meV; arXiv 2307.07035: 32.5 meV, both "
+                      "magneto-optics), mu fitted, eps = sqrt(Ry mu / E_b)",
         "ionic_radii": "Shannon 1976 Acta Cryst. A32, 751",
     })
 
@@ -188,7 +216,7 @@ def bandgap_ev(br_fraction, temperature: Temperature = "4K", bowing_ev: float | 
     """Bulk bandgap in eV with quadratic bowing.
 
     ``Eg(f) = Eg_I + (Eg_Br - Eg_I - b) f + b f^2``; ``bowing_ev`` defaults to
-    ``params.bowing_ev`` (0.33 eV, Noh 2013).
+    ``params.bowing_ev`` (0 eV, Yin, Yan & Wei 2014; see :class:`MaterialParameters`).
     """
     f = _check_fraction(br_fraction)
     if temperature == "4K":

@@ -17,8 +17,13 @@ and capture ~ volume). From domain i it is transferred to every lower-gap domain
 
     k_ij = (1 / tau_i) (R0 / R_ij)^6,
 
-with ``tau_i`` the donor lifetime without acceptors (``1/tau_i = k_r,i + k_nr``) and
-``R_ij`` the distance between domain centres. Branching ratios ``T_ij = k_ij / G_i``,
+with ``tau_i`` the donor lifetime without acceptors (``1/tau_i = k_r,i + k_nr``),
+``R0`` computed from the spectral overlap of the donor line with the acceptor's
+absorption (:func:`nanodomains.optics.levels.forster_r0_nm`: kappa^2 = 2/3, n =
+sqrt(eps_inf)) and ``R_ij^-6`` the point-dipole value for domains farther apart than
+their size, else the volume average over both boxes (domains in contact: the
+point-dipole form fails; the average, cut at one lattice constant, is an order-of-
+magnitude estimate and ``flow["point_dipole"]`` flags it). Branching ratios ``T_ij = k_ij / G_i``,
 ``G_i = k_r,i + k_nr + sum_j k_ij``. Excitons arriving in each domain (captured or
 transferred) solve ``a = p + T^T a``; the domain emits with quantum yield
 ``k_r,i / G_i``, so Br-rich donors come out weak. Independent routing of each exciton
@@ -51,16 +56,25 @@ Ornstein-Uhlenbeck process ``F(t)`` (mean ``F0``, s.d. ``sigma_F``, correlation 
     dE_i(t) = -(p_i . n) F(t) - (alpha_i / 2) (F(t)^2 - <F^2>),
 
 with a permanent dipole ``p_i = p_0 (L_i/L_0) u_i`` (u_i random unit vector) and
-polarisability ``alpha_i = alpha_0 (L_i/L_0)^4`` (strong-confinement scaling). The
+the polarisability of the confinement model
+(:func:`nanodomains.optics.levels.stark_polarizability`, isotropic mean; ~120 e nm^2/V
+for an 8 nm CsPbBr1.2I1.8 cube) unless ``stark_polarizability_e_nm2_per_v`` fixes
+``alpha_0 (L_i/L_0)^4``. The
 stationary mean of the quadratic term is absorbed in the line centre, so the
 time-averaged line sits at the truth's ``center_nm``. Because one field drives all
 domains, their shifts correlate (sign set by ``p_i . n``). Magnitudes are
-illustrative (``p_0 = 0.02 e nm`` ~ 1 D, ``sigma_F = 50 kV/cm`` give ~100 ueV, the
-scale of the seed's 4 K line wander).
+illustrative (``p_0 = 0.3 e nm`` ~ 14 D, ``sigma_F = 3 kV/cm`` give ~90 ueV linear
+wander for 8 nm domains and ~60 ueV quadratic wander for a 15 nm NC (alpha ~1400 e nm^2/V),
+the scale of the seed's 4 K line wander).
 
-Defaults marked illustrative have no measurement behind them; R0 = 6 nm is of the
-order reported for energy transfer between CsPbX3 NCs (de Weerd et al., J. Phys.
-Chem. C 120, 13310 (2016)) (unchecked).
+Defaults marked illustrative have no measurement behind them. The default keeps R0 =
+6 nm (de Weerd 2016, between NCs, unchecked); ``forster_r0_nm=None`` computes it. The computed R0 (~13 nm
+for a 558 nm donor line and a 5 x 15 x 15 nm acceptor) exceeds the ~6-7 nm reported
+between separate CsPbX3 NCs (de Weerd et al., J. Phys. Chem. C 120, 13310 (2016))
+(unchecked): inside one NC the acceptor is large and no ligand shell separates it. With
+it the middle (615.83 nm) set of the fig5a preset keeps a quantum yield of 0.19 only,
+while the seed shows that set: the computed transfer is not yet the default (it rests
+on an illustrative absorption coefficient; numbers and reasoning in docs/optics.md).
 """
 
 from __future__ import annotations
@@ -110,7 +124,7 @@ class DynamicsParameters:
     saturation_power_w_cm2: float = 50.0     # <N> = P/P_sat for a 15 nm NC (illustrative)
     rep_rate_hz: float = 10e6
     nonradiative_rate_per_ns: float = 0.1
-    forster_r0_nm: float = 6.0
+    forster_r0_nm: float | None = 6.0       # None: from the spectral overlap (levels.forster_r0_nm)
     forster_min_gap_mev: float = 1.0
     blinking: Literal["two-state", "power-law", "none"] = "two-state"
     on_mean_s: float = 30.0
@@ -124,11 +138,11 @@ class DynamicsParameters:
     trion_brightness: float = 0.6
     bleach_mean_s: float = 5000.0            # at power_w_cm2 = 5 W/cm2; scales as 1/P
     field_mean_v_per_nm: float = 0.0
-    field_sd_v_per_nm: float = 0.005         # 50 kV/cm
+    field_sd_v_per_nm: float = 0.0003        # 3 kV/cm (illustrative)
     field_tau_s: float = 5.0
     field_dt_s: float = 0.05
-    stark_dipole_e_nm: float = 0.02          # at stark_ref_size_nm
-    stark_polarizability_e_nm2_per_v: float = 0.2
+    stark_dipole_e_nm: float = 0.3           # at stark_ref_size_nm (illustrative, ~14 D)
+    stark_polarizability_e_nm2_per_v: float | None = None  # None: confinement model (levels)
     stark_ref_size_nm: float = 8.0
     linewidth_uev: float = 200.0             # FWHM of each line (Lorentzian)
     symmetry_weights: tuple[float, float, float] = (0.2, 0.4, 0.4)  # cubic, tetragonal, orthorhombic
@@ -136,13 +150,17 @@ class DynamicsParameters:
     temperature: Literal["4K", "RT"] = "4K"
 
     def __post_init__(self) -> None:
-        for name in ("power_w_cm2", "saturation_power_w_cm2", "rep_rate_hz", "forster_r0_nm",
+        if self.forster_r0_nm is not None:
+            require_positive("forster_r0_nm", self.forster_r0_nm)
+        if self.stark_polarizability_e_nm2_per_v is not None:
+            require_in_range("stark_polarizability_e_nm2_per_v", self.stark_polarizability_e_nm2_per_v)
+        for name in ("power_w_cm2", "saturation_power_w_cm2", "rep_rate_hz",
                      "on_mean_s", "off_mean_s", "power_law_min_s", "power_law_max_s",
                      "bleach_mean_s", "field_tau_s", "field_dt_s", "stark_ref_size_nm", "linewidth_uev"):
             require_positive(name, getattr(self, name))
         for name in ("nonradiative_rate_per_ns", "forster_min_gap_mev", "charge_rate_per_s",
                      "neutralize_rate_per_s", "trion_brightness", "field_sd_v_per_nm",
-                     "stark_dipole_e_nm", "stark_polarizability_e_nm2_per_v", "tilt_sd_deg"):
+                     "stark_dipole_e_nm", "tilt_sd_deg"):
             require_in_range(name, getattr(self, name))
         require_finite("field_mean_v_per_nm", self.field_mean_v_per_nm)
         if self.excitation not in ("pulsed", "cw"):
@@ -380,19 +398,44 @@ def excitation_flow(specs: list[DomainSpec], params: DynamicsParameters,
     tau_d = 1.0 / (kr + knr)
     centers = np.array([s.center_nm for s in specs])
     k = np.zeros((n, n))
+    point_dipole = np.ones((n, n), dtype=bool)
     for i in range(n):
         for j in range(n):
             if i != j and e[i] > e[j] + params.forster_min_gap_mev * 1e-3:
-                r = float(np.linalg.norm(centers[i] - centers[j]))
-                r = max(r, 1e-3)
-                k[i, j] = (1.0 / tau_d[i]) * (params.forster_r0_nm / r) ** 6
+                k[i, j], point_dipole[i, j] = forster_rate_per_ns(specs[i], specs[j], tau_d[i], params)
     gamma = kr + knr + k.sum(axis=1)
     t = k / gamma[:, None]
     arrival = np.linalg.solve(np.eye(n) - t.T, p)
     qy = kr / gamma
     mean_n = (params.power_w_cm2 / params.saturation_power_w_cm2) * (nc_volume_nm3 / V_REF_NM3)
-    return {"capture": p, "forster_rate_per_ns": k, "transfer": t, "arrival": arrival,
+    return {"capture": p, "forster_rate_per_ns": k, "point_dipole": point_dipole, "transfer": t, "arrival": arrival,
             "quantum_yield": qy, "lifetime_ns": 1.0 / gamma, "mean_excitons": mean_n * arrival}
+
+
+def forster_rate_per_ns(donor: DomainSpec, acceptor: DomainSpec, donor_lifetime_ns: float,
+                        params: DynamicsParameters = DEFAULT_DYNAMICS) -> tuple[float, bool]:
+    """Forster rate donor -> acceptor (1/ns) and whether the point-dipole form holds.
+
+    ``k = (1/tau_D) R0^6 <R^-6>``: R0 from the spectral overlap of the donor line with
+    the acceptor's absorption (:func:`~nanodomains.optics.levels.forster_r0_nm`, n =
+    sqrt(eps_inf) of the acceptor, kappa^2 = 2/3 for the isotropic bright triplet) unless
+    ``params.forster_r0_nm`` fixes it; ``<R^-6>`` from the domain boxes
+    (:func:`~nanodomains.optics.levels.forster_geometry_factor`) with a computed R0, the
+    centre distance with a fixed one (the flag is returned either way).
+    """
+    if params.forster_r0_nm is None:
+        n_ref = math.sqrt(float(materials.dielectric_constant(acceptor.br_fraction, "inf")))
+        r0 = lv.forster_r0_nm(donor.levels.exciton_ev, acceptor.levels.exciton_ev, acceptor.volume_nm3,
+                              donor_linewidth_uev=params.linewidth_uev, refractive_index=n_ref)
+    else:
+        r0 = params.forster_r0_nm
+    half = [np.asarray(s.edges_nm) / 2 for s in (donor, acceptor)]
+    inv_r6, point = lv.forster_geometry_factor(np.subtract(donor.center_nm, half[0]), np.add(donor.center_nm, half[0]),
+                                               np.subtract(acceptor.center_nm, half[1]),
+                                               np.add(acceptor.center_nm, half[1]))
+    if params.forster_r0_nm is not None:  # a fixed (inter-NC) R0 refers to centre distances
+        inv_r6 = max(float(np.linalg.norm(np.subtract(donor.center_nm, acceptor.center_nm))), 1e-3) ** -6
+    return (1.0 / donor_lifetime_ns) * r0**6 * inv_r6, point
 
 
 def emission_rate_hz(mean_excitons: np.ndarray, qy: np.ndarray, lifetime_ns: np.ndarray,
@@ -618,7 +661,10 @@ def _stark(specs: list[DomainSpec], direction: np.ndarray, rng, params: Dynamics
         u = rng.normal(size=3)
         u /= np.linalg.norm(u)
         out[i, 0] = params.stark_dipole_e_nm * size * float(u @ direction)
-        out[i, 1] = params.stark_polarizability_e_nm2_per_v * size**4
+        if params.stark_polarizability_e_nm2_per_v is None:  # isotropic mean of the confinement model
+            out[i, 1] = float(np.mean(lv.stark_polarizability(s.br_fraction, s.edges_nm)))
+        else:
+            out[i, 1] = params.stark_polarizability_e_nm2_per_v * size**4
     return out
 
 

@@ -12,9 +12,14 @@ over each pixel::
     S_p = A / pi [ atan((l_p+ - l0)/gamma) - atan((l_p- - l0)/gamma) ]
 
 then convolved with the instrument function, a Gaussian of FWHM ``resolution_nm``
-(scipy.ndimage.gaussian_filter1d in pixel units), so the recorded line is a Voigt
-profile. The line centre of frame k is the emitter's energy plus the frame-averaged
-Stark shift of its domain (:mod:`nanodomains.optics.emitters`), its area the emitted
+(scipy.ndimage.gaussian_filter1d), so the recorded line is a Voigt profile integrated
+over each pixel. When the Gaussian sigma is narrower than 4 pixels the Lorentzian is
+integrated over ``n_sub`` equal sub-pixels, filtered on that grid and summed back:
+filtering pixel sums directly would give the Gaussian part of every line the same
+profile wherever the line sits inside its pixel (sub-pixel positions lost; two lines
+1.2 px apart at 0.85 px Gaussian sigma then came out 9 % closer to 16 % wider apart
+depending on their phase; tests/test_optics_movies.py). The line centre of frame k is
+the emitter's energy plus the frame-averaged Stark shift of its domain (:mod:`nanodomains.optics.emitters`), its area the emitted
 photons of the frame (rate x on-weight x frame time) x line intensity x detection
 efficiency (collection x spectrometer throughput).
 
@@ -173,7 +178,12 @@ def render_expected(dyn: NCDynamics, wl_edges_nm: np.ndarray, frame_edges_s: np.
             amps.append(photons[k, active] * frac)
             centres.append(lam0)
             hwhm.append(lam0**2 * em.linewidth_uev * 1e-6 / (2 * HC_EV_NM))
-    image = np.zeros((n_fr, n_px))
+    disp = np.diff(wl_edges)
+    sigma_px = resolution_nm / (2 * math.sqrt(2 * math.log(2))) / float(np.median(disp))
+    # sub-pixels so that the instrument sigma spans >= 4 of them (exact pixel sums of a Voigt)
+    n_sub = int(min(8, math.ceil(4.0 / sigma_px))) if sigma_px > 0.05 else 1
+    edges_sub = np.interp(np.arange(n_px * n_sub + 1) / n_sub, np.arange(n_px + 1), wl_edges)
+    image = np.zeros((n_fr, n_px * n_sub))
     if rows:
         r = np.concatenate(rows)
         a = np.concatenate(amps)
@@ -183,15 +193,14 @@ def render_expected(dyn: NCDynamics, wl_edges_nm: np.ndarray, frame_edges_s: np.
         reach = (c + 50 * g > wl_edges[0]) & (c - 50 * g < wl_edges[-1])
         r, a, c, g = r[reach], a[reach], c[reach], g[reach]
         if r.size:
-            cdf = np.arctan((wl_edges[None, :] - c[:, None]) / g[:, None])
+            cdf = np.arctan((edges_sub[None, :] - c[:, None]) / g[:, None])
             prof = np.diff(cdf, axis=1) * (a / np.pi)[:, None]
             onehot = np.zeros((n_fr, r.size))
             onehot[r, np.arange(r.size)] = 1.0
             image = onehot @ prof
-    disp = np.diff(wl_edges)
-    sigma_px = resolution_nm / (2 * math.sqrt(2 * math.log(2))) / float(np.median(disp))
     if sigma_px > 0.05:
-        image = ndimage.gaussian_filter1d(image, sigma_px, axis=1, mode="constant", truncate=6.0)
+        image = ndimage.gaussian_filter1d(image, sigma_px * n_sub, axis=1, mode="constant", truncate=6.0)
+    image = image.reshape(n_fr, n_px, n_sub).sum(axis=2)
     book = {"photons": photons, "shift_ev": shifts_all, "weights": weights_all}
     return np.clip(image, 0, None), book
 

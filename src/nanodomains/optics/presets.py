@@ -1,40 +1,44 @@
 r"""Optical presets from the seed study (Liu, Zhu, Pols et al., Nano Lett. 23, 10089 (2023)).
 
-Each preset is an NC model whose domains emit the lines the seed reports, with the
-state schedules of its figures. Line positions and fine-structure splittings stated
-by the seed are prescribed exactly; everything else comes from the physics modules:
+Each preset is an NC model (domains with a Br fraction and a box) from which lines, FSS,
+trion lines and lifetimes come out of the level model
+(:func:`nanodomains.optics.structure_fit.model_levels`, default parameters, 4 K);
+nothing is prescribed. Where the seed reports lines, the structure is found by
+inverting the model (:func:`nanodomains.optics.structure_fit.structure_for_lines`):
 
-* the Br fraction of every domain is the one for which the level model
-  (:func:`nanodomains.optics.levels.exciton_state`, default parameters, 4 K) puts
-  the exciton at the stated wavelength, for the domain's box (so compositions and
-  sizes stay physical: 4-12 nm boxes, 0.1 < f < 0.8);
-* brightness follows from capture ~ volume and Forster transfer (the Br-rich set of
-  ``fig5a`` comes out weak because its excitons move to the I-rich neighbours);
-* spectral diffusion from one field through the QCSE, CCD noise, as in the
-  simulator.
+* Fig. 4 (FSS stated, no centre): f = 0.4 (nominal CsPbBr1.2I1.8); one-domain NC of
+  edges ``(t, W, W)``, both in the seed's 10-20 nm, t solved for the FSS. Not
+  reachable: 677 / 878 ueV need cubes of 6.3 / 5.6 nm; the nearest physical NC is
+  t = 10, W = 20 nm (doublet 367 ueV, triplet 282 ueV, 626.0 nm).
+* Fig. 5a / 5b (centres stated): three {100} slabs of t = W/3 = 5 nm across an NC of
+  W = 15 nm (rule: equal thickness, the middle of the seed's range), f solved.
+* Fig. 5c (six sets "in 670-690 nm", positions illustrative): a 3 x 2 grid of
+  7 x 10 x 14 nm boxes, f solved per illustrative centre.
+* Fig. 5d: QD1's line and its trion (652.36 / 655.76 nm) fix f and t of an end slab of
+  a W = 20 nm NC (QD1's 9.85 meV trion needs L_eff ~ 16 nm: W >= 16.2 nm); QD2
+  (652.71 nm) is the remaining slab (t = 20 - t1), f solved.
+* brightness follows from capture ~ volume and Forster transfer; spectral diffusion
+  from one field through the QCSE, CCD noise, as in the simulator.
 
-================  ===========================================================================
-preset            stated by the seed (figure)                       prescribed here
-================  ===========================================================================
-fig4_doublet      doublet, FSS 677 ueV (Fig. 4)                     15 nm homogeneous NC, centre
-                                                                    from the model (654.3 nm)
-fig4_triplet      triplet, FSS 878 ueV = mean of the two gaps       13 nm homogeneous NC
-fig4_charging     X* switching to the neutral doublet at ~37 s      14 nm NC, X* 0-37 s, X after
-fig5a             sets at 557.93, 615.83, 657.88 nm; Br-rich weak   three 5 nm slabs, Br-rich in
-                  (Fig. 5)                                          the middle
-fig5b             sets at 659.02, 662.28, 667.46 nm                 three domains of a 15 nm NC
-fig5c             six sets in 670-690 nm; four with correlated      670.80 ... 686.60 nm
-                  intensity changes at 67-75 s                      (illustrative), shared event
-                                                                    x0.25 at 67-75 s on four
-fig5d             QD1 652.36 nm / QD1* 655.76 nm; QD2 doublet at    QD2 on 18-98 s, QD1 charged
-                  652.71 nm appearing at ~18 s and stopping at      18-98 s; lifetimes 0.54 /
-                  ~98 s with QD1*; lifetimes 0.54 / 0.66 ns (S14)   0.66 ns
-================  ===========================================================================
+``python -m nanodomains.optics.presets`` prints every found structure with its model
+lines and residuals (:func:`structure_table`). Measured 2026-12-03:
 
-FSS of sets the seed does not state are the model's scale ``F(L)`` for the domain
-box (rounded to 1 ueV). Every preset renders a figure like the seed's: the
-time-wavelength colour map and the spectrum at a chosen time
-(:func:`plot_preset`).
+================  ====  =====  ===========  =======  ======  ======  ==========================
+preset            dom   f      t x W (nm)   kind     centre  FSS     stated (seed) / residual
+================  ====  =====  ===========  =======  ======  ======  ==========================
+fig4_doublet      D0    0.400  10 x 20      doublet  626.00  367.3   FSS 677: -310 ueV (needs 6.8)
+fig4_triplet      D0    0.400  10 x 20      triplet  626.02  282     FSS 878: -596 ueV (needs 4.7)
+fig4_charging     D0    0.400  10 x 20      doublet  626.00  367.3   (the fig4_doublet NC)
+fig5a             D0-2  0.087 / 0.708 / 0.324, 5 x 15 slabs          657.88 / 557.93 / 615.83: 0
+fig5b             D0-2  0.081 / 0.071 / 0.036, 5 x 15 slabs          659.02 / 662.28 / 667.46: 0
+fig5c             D0-5  0.097 ... 0.020, 7 x 10 x 14 boxes           670.80 ... 686.60: 0
+fig5d             D0    0.281  12.57 x 20   (83 ueV)  652.36  X* 655.76   centre and trion: 0
+fig5d             D1    0.231  7.43 x 20    doublet  652.71  486     centre 0; tau 0.21 vs 0.66 ns
+================  ====  =====  ===========  =======  ======  ======  ==========================
+
+Lifetimes are the model's: fig5d QD1 / QD2 0.18 / 0.21 ns against the seed's S14 0.54 /
+0.66 ns (not reproduced; the lifetime reference is calibrated on an 8 nm cube). Every
+preset renders a figure like the seed's (:func:`plot_preset`).
 """
 
 from __future__ import annotations
@@ -43,12 +47,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize
 
-from nanodomains import materials
-from nanodomains.errors import FitError, InputError
-from nanodomains.files import atomic_path, write_json_atomic
-from nanodomains.optics import levels as lv
+from nanodomains.errors import InputError
+from nanodomains.files import atomic_path
 from nanodomains.optics.emitters import (
     DomainSpec,
     DynamicsParameters,
@@ -57,12 +58,22 @@ from nanodomains.optics.emitters import (
     simulate_dynamics,
 )
 from nanodomains.optics.movies import CCD, Spectrometer, simulate_movie
+from nanodomains.optics.structure_fit import (
+    KIND_SYMMETRY,
+    SINGLE_NC_BOUNDS_NM,
+    StructureFit,
+    composition_for_box,
+    composition_for_wavelength,
+    model_levels,
+    structure_for_lines,
+)
 from nanodomains.records import PLEmitters
 from nanodomains.seeds import seed_record, spawn
 from nanodomains.structure import Domain, NanoCrystal, Region
 
 __all__ = ["Preset", "PRESETS", "preset", "preset_names", "simulate_preset_movie", "plot_preset",
-           "composition_for_wavelength", "SEED_STREAMS"]
+           "composition_for_wavelength", "SEED_STREAMS", "structure_table", "fig4_structure",
+           "fig5d_structures", "slab_structures"]
 
 NOMINAL = "CsPbBr1.2I1.8"
 
@@ -78,7 +89,11 @@ def _streams(seed: int) -> tuple[dict, dict]:
 
 @dataclass
 class Preset:
-    """A seed figure as a simulation: NC, dynamics, spectrometer and what the seed states."""
+    """A seed figure as a simulation: NC, dynamics, spectrometer and what the seed states.
+
+    ``structures`` maps each domain (``"D0"``...) to the
+    :class:`~nanodomains.optics.structure_fit.StructureFit` it was built from.
+    """
 
     name: str
     description: str
@@ -90,18 +105,16 @@ class Preset:
     n_frames: int = 120
     frame_s: float = 1.0
     ccd: CCD = field(default_factory=CCD)
+    structures: dict = field(default_factory=dict)
 
 
 @dataclass
 class _DomainPlan:
+    """One domain of a preset: where it sits in the NC, how it was found, its schedule."""
+
     lo: tuple
     hi: tuple
-    center_nm: float | None       # None: model energy of br_fraction
-    kind: str
-    fss_uev: float | None = None  # None: model scale F(L)
-    br_fraction: float | None = None
-    trion_nm: float | None = None
-    lifetime_ns: float | None = None
+    fit: StructureFit
     schedule: list | None = None
 
 
@@ -116,168 +129,197 @@ def _surface_fraction(lo, hi, edges) -> float:
     return area / total
 
 
-def composition_for_wavelength(wavelength_nm: float, edges_nm, *, surface_fraction: float = 1.0,
-                               temperature: str = "4K",
-                               params: lv.LevelParameters = lv.DEFAULT_LEVEL_PARAMETERS) -> float:
-    """Br fraction f for which the level model puts a domain's exciton at ``wavelength_nm``."""
-    target = float(materials.energy_ev(wavelength_nm))
-
-    def resid(f):
-        return lv.exciton_state(f, edges_nm, temperature, surface_fraction=surface_fraction,
-                                params=params).energy_ev - target
-
-    lo, hi = resid(0.0), resid(1.0)
-    if lo > 0 or hi < 0:
-        e0 = materials.wavelength_nm(target - lo)
-        e1 = materials.wavelength_nm(target - hi)
-        raise FitError(f"{wavelength_nm} nm is outside what a {list(np.atleast_1d(edges_nm))} nm domain "
-                       f"can emit ({e1:.1f}-{e0:.1f} nm for f = 1..0)")
-    return float(optimize.brentq(resid, 0.0, 1.0, xtol=1e-13, rtol=1e-13))
+def _slabs(fits: list[StructureFit], lateral: float) -> tuple[tuple, list[tuple]]:
+    """NC edges and (lo, hi) of {100} slabs stacked along x in the order of ``fits``."""
+    x, boxes = 0.0, []
+    for ft in fits:
+        boxes.append(((x, 0.0, 0.0), (x + ft.size_nm, lateral, lateral)))
+        x += ft.size_nm
+    return (x, lateral, lateral), boxes
 
 
 def _build(name: str, description: str, edges, plans: list[_DomainPlan], *, seed: int,
            spectrometer: Spectrometer, spectrum_time_s: float, stated: dict,
            dyn_params: DynamicsParameters, events=(), declared=(), duration_s: float = 120.0,
            excitation: str = "pulsed") -> Preset:
+    """Levels of every planned domain from the level model (nothing prescribed), then the dynamics."""
     edges = tuple(float(e) for e in edges)
     specs, domains, schedules = [], [], {}
     for i, pl in enumerate(plans):
         box = tuple(h - l for l, h in zip(pl.lo, pl.hi))
+        if not np.allclose(sorted(box), sorted(pl.fit.edges_nm), atol=1e-9):
+            raise InputError(f"preset {name}: domain {i} box {box} is not its solved box {pl.fit.edges_nm}")
         sfrac = _surface_fraction(pl.lo, pl.hi, edges)
-        if pl.center_nm is not None:
-            f = composition_for_wavelength(pl.center_nm, box, surface_fraction=sfrac)
-        else:
-            f = float(pl.br_fraction)
-        st = lv.exciton_state(f, box, "4K", surface_fraction=sfrac)
-        center_ev = float(materials.energy_ev(pl.center_nm)) if pl.center_nm is not None else st.energy_ev
-        fss = round(lv.fss_scale_uev(box)) if pl.fss_uev is None else pl.fss_uev
-        fine = lv.fine_structure_from_fss(center_ev, fss if pl.kind != "singlet" else 0.0, pl.kind)
-        trion_ev = (float(materials.energy_ev(pl.trion_nm)) if pl.trion_nm is not None
-                    else center_ev + lv.trion_shift_ev(box))
-        tau = lv.radiative_lifetime_ns(st) if pl.lifetime_ns is None else pl.lifetime_ns
-        levels = lv.DomainLevels(exciton=replace(st, energy_ev=center_ev), fine=fine, trion_ev=trion_ev,
-                                 lifetime_ns=tau, trion_lifetime_ns=0.5 * tau)
-        specs.append(DomainSpec(id=i, br_fraction=f, edges_nm=box,
+        if abs(sfrac - pl.fit.surface_fraction) > 1e-9:
+            raise InputError(f"preset {name}: domain {i} surface fraction {sfrac:.4f} differs from the solve's "
+                             f"{pl.fit.surface_fraction:.4f}")
+        levels = model_levels(pl.fit.br_fraction, box, pl.fit.kind, surface_fraction=sfrac)
+        specs.append(DomainSpec(id=i, br_fraction=pl.fit.br_fraction, edges_nm=box,
                                 center_nm=tuple((l + h) / 2 for l, h in zip(pl.lo, pl.hi)),
                                 volume_nm3=float(np.prod(box)), surface_fraction=sfrac, levels=levels,
-                                symmetry=pl.kind))
-        domains.append(Domain(id=i, br_fraction=f, region=Region(lo_nm=pl.lo, hi_nm=pl.hi)))
+                                symmetry=KIND_SYMMETRY.get(pl.fit.kind, "orthorhombic")))
+        domains.append(Domain(id=i, br_fraction=pl.fit.br_fraction, region=Region(lo_nm=pl.lo, hi_nm=pl.hi)))
         if pl.schedule is not None:
             schedules[i] = pl.schedule
     nc = NanoCrystal(edges_nm=edges, nominal_formula=NOMINAL, seed=seed, domains=domains)
     dyn_params = replace(dyn_params, excitation=excitation)
     dyn = simulate_dynamics(nc, duration_s=duration_s, seed=seed, params=dyn_params, specs=specs,
                             schedules=schedules, events=list(events), declared_couplings=list(declared))
-    # prescribed lifetimes (seed S14) replace the model's total lifetime of those domains
-    for em in dyn.emitters:
-        pl = plans[em.domain]
-        if pl.lifetime_ns is not None:
-            em.lifetime_ns = pl.lifetime_ns if em.state == "X" else 0.5 * pl.lifetime_ns
     dyn.notes["preset"] = name
     return Preset(name=name, description=description, nc=nc, dynamics=dyn, spectrometer=spectrometer,
-                  spectrum_time_s=spectrum_time_s, stated=stated)
+                  spectrum_time_s=spectrum_time_s, stated=stated,
+                  structures={f"D{i}": pl.fit for i, pl in enumerate(plans)})
 
 
 _SCHEDULED = DynamicsParameters(blinking="none", charge_rate_per_s=0.0, bleach_mean_s=1e9)
 _FINE = Spectrometer(dispersion_nm_per_px=0.02, resolution_nm=0.04)
 
+#: Br fraction of the seed's nominal CsPbBr1.2I1.8 (used where the seed states no line centre).
+NOMINAL_BR_FRACTION = 0.4
+
+#: Lateral edge W of the multi-domain NCs of Fig. 5a/5b (middle of the seed's 10-20 nm).
+LATERAL_NM = 15.0
+
+
+#: Lateral edge of the Fig. 4 single-domain NCs: the top of the seed's 10-20 nm, where a
+#: 10 nm thick NC has the largest splitting (the stated FSS is out of reach, see fig4_structure).
+FIG4_LATERAL_NM = 20.0
+
+
+def fig4_structure(kind: str = "doublet") -> StructureFit:
+    """Single-domain NC of Fig. 4: nominal composition, thickness solved for the stated FSS.
+
+    The seed states the FSS (677 ueV doublet, 878 ueV triplet) but no line centre, so f
+    is the nominal 0.4. The NC is one domain of edges ``(t, W, W)`` (a slab with both
+    faces on the surface), both within the seed's 10-20 nm. No such NC reaches the
+    stated FSS (a cube needs 6.3 / 5.6 nm); the nearest is t = 10 nm, W = 20 nm
+    (doublet 367 ueV against 314 for W = 15 and 279 for a 10 nm cube).
+    """
+    fss = {"doublet": 677.0, "triplet": 878.0}[kind]
+    return structure_for_lines(fss_uev=fss, kind=kind, br_fraction=NOMINAL_BR_FRACTION, geometry="slab",
+                               lateral_nm=FIG4_LATERAL_NM, faces_on_surface=2,
+                               size_bounds_nm=(SINGLE_NC_BOUNDS_NM[0], FIG4_LATERAL_NM))
+
+
+def _single(name, description, fit: StructureFit, schedule, stated, *, seed, excitation) -> Preset:
+    edges, boxes = _slabs([fit], fit.lateral_nm)
+    plan = _DomainPlan(*boxes[0], fit, schedule=schedule)
+    return _build(name, description, edges, [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
+                  stated=stated, dyn_params=_SCHEDULED, excitation=excitation)
+
 
 def _fig4_doublet(seed: int = 1, excitation: str = "pulsed") -> Preset:
-    e = 15.0
-    plan = _DomainPlan((0, 0, 0), (e, e, e), None, "doublet", 677.0, br_fraction=0.4,
-                       schedule=[[0, 41, "X"], [41, 44, "off"], [44, 88, "X"], [88, 90, "off"], [90, 120, "X"]])
-    return _build("fig4_doublet", "single-domain NC with one doublet (FSS 677 ueV), seed Fig. 4",
-                  (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
-                  stated={"D0-X": {"kind": "doublet", "fss_uev": 677.0}}, dyn_params=_SCHEDULED, excitation=excitation)
+    return _single("fig4_doublet", "single-domain NC with one doublet (seed Fig. 4: FSS 677 ueV)",
+                   fig4_structure("doublet"),
+                   [[0, 41, "X"], [41, 44, "off"], [44, 88, "X"], [88, 90, "off"], [90, 120, "X"]],
+                   {"D0-X": {"kind": "doublet", "fss_uev": 677.0}}, seed=seed, excitation=excitation)
 
 
 def _fig4_triplet(seed: int = 1, excitation: str = "pulsed") -> Preset:
-    e = 13.0
-    plan = _DomainPlan((0, 0, 0), (e, e, e), None, "triplet", 878.0, br_fraction=0.4,
-                       schedule=[[0, 63, "X"], [63, 66, "off"], [66, 120, "X"]])
-    return _build("fig4_triplet", "single-domain NC with one triplet (FSS 878 ueV, mean of the two gaps), "
-                  "seed Fig. 4", (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
-                  stated={"D0-X": {"kind": "triplet", "fss_uev": 878.0}}, dyn_params=_SCHEDULED, excitation=excitation)
+    return _single("fig4_triplet", "single-domain NC with one triplet (seed Fig. 4: FSS 878 ueV, mean of the "
+                   "two gaps)", fig4_structure("triplet"), [[0, 63, "X"], [63, 66, "off"], [66, 120, "X"]],
+                   {"D0-X": {"kind": "triplet", "fss_uev": 878.0}}, seed=seed, excitation=excitation)
 
 
 def _fig4_charging(seed: int = 1, excitation: str = "pulsed") -> Preset:
-    e = 14.0
-    plan = _DomainPlan((0, 0, 0), (e, e, e), None, "doublet", None, br_fraction=0.4,
-                       schedule=[[0, 37, "X*"], [37, 120, "X"]])
-    return _build("fig4_charging", "charged exciton X* switching to the neutral doublet at 37 s, seed Fig. 4",
-                  (e, e, e), [plan], seed=seed, spectrometer=_FINE, spectrum_time_s=20.0,
-                  stated={"D0-X*": {"kind": "trion", "intervals_s": [[0.0, 37.0]]},
-                          "D0-X": {"kind": "doublet", "intervals_s": [[37.0, 120.0]]}},
-                  dyn_params=_SCHEDULED, excitation=excitation)
+    # the seed states no size or FSS for this NC: the Fig. 4 doublet NC
+    return _single("fig4_charging", "charged exciton X* switching to the neutral doublet at 37 s, seed Fig. 4",
+                   fig4_structure("doublet"), [[0, 37, "X*"], [37, 120, "X"]],
+                   {"D0-X*": {"kind": "trion", "intervals_s": [[0.0, 37.0]]},
+                    "D0-X": {"kind": "doublet", "intervals_s": [[37.0, 120.0]]}}, seed=seed, excitation=excitation)
+
+
+def slab_structures(centers_nm, kinds, *, lateral_nm: float = LATERAL_NM) -> list[StructureFit]:
+    """Slabs of equal thickness W/n stacked across an NC of lateral edge W (an NC of edge W), f solved per centre."""
+    n = len(centers_nm)
+    t = lateral_nm / n
+    return [structure_for_lines(c, kind=k, size_nm=t, lateral_nm=lateral_nm,
+                                faces_on_surface=1 if i in (0, n - 1) else 0)
+            for i, (c, k) in enumerate(zip(centers_nm, kinds))]
+
+
+def _slab_plans(fits, schedules):
+    edges, boxes = _slabs(fits, fits[0].lateral_nm)
+    return edges, [_DomainPlan(lo, hi, ft, schedule=sc) for (lo, hi), ft, sc in zip(boxes, fits, schedules)]
 
 
 def _fig5a(seed: int = 1, excitation: str = "pulsed") -> Preset:
     on = [[0, 120, "X"]]
-    plans = [
-        _DomainPlan((0, 0, 0), (5, 15, 15), 657.88, "doublet", schedule=on),
-        _DomainPlan((5, 0, 0), (10, 15, 15), 557.93, "doublet", schedule=on),
-        _DomainPlan((10, 0, 0), (15, 15, 15), 615.83, "triplet", schedule=on),
-    ]
+    fits = slab_structures((657.88, 557.93, 615.83), ("doublet", "doublet", "triplet"))
+    edges, plans = _slab_plans(fits, [on, on, on])
     spec = Spectrometer(dispersion_nm_per_px=0.1, resolution_nm=0.2)
     return _build("fig5a", "three sets of peaks of one NC; the Br-rich set (557.93 nm) is weak "
-                  "(Forster transfer to its I-rich neighbours), seed Fig. 5a", (15, 15, 15), plans,
+                  "(Forster transfer to its I-rich neighbours), seed Fig. 5a", edges, plans,
                   seed=seed, spectrometer=spec, spectrum_time_s=60.0,
                   stated={"D0-X": {"center_nm": 657.88}, "D1-X": {"center_nm": 557.93},
                           "D2-X": {"center_nm": 615.83}}, dyn_params=_SCHEDULED, excitation=excitation)
 
 
 def _fig5b(seed: int = 1, excitation: str = "pulsed") -> Preset:
-    plans = [
-        _DomainPlan((0, 0, 0), (6, 15, 15), 659.02, "doublet",
-                    schedule=[[0, 50, "X"], [50, 53, "off"], [53, 120, "X"]]),
-        _DomainPlan((6, 0, 0), (15, 7, 15), 662.28, "triplet", schedule=[[0, 120, "X"]]),
-        _DomainPlan((6, 7, 0), (15, 15, 15), 667.46, "doublet",
-                    schedule=[[0, 85, "X"], [85, 89, "off"], [89, 120, "X"]]),
-    ]
+    fits = slab_structures((659.02, 662.28, 667.46), ("doublet", "triplet", "doublet"))
+    edges, plans = _slab_plans(fits, [[[0, 50, "X"], [50, 53, "off"], [53, 120, "X"]], [[0, 120, "X"]],
+                                      [[0, 85, "X"], [85, 89, "off"], [89, 120, "X"]]])
     return _build("fig5b", "three sets of peaks at 659.02, 662.28 and 667.46 nm, seed Fig. 5b",
-                  (15, 15, 15), plans, seed=seed, spectrometer=_FINE, spectrum_time_s=30.0,
+                  edges, plans, seed=seed, spectrometer=_FINE, spectrum_time_s=30.0,
                   stated={"D0-X": {"center_nm": 659.02}, "D1-X": {"center_nm": 662.28},
                           "D2-X": {"center_nm": 667.46}}, dyn_params=_SCHEDULED, excitation=excitation)
 
 
+FIG5C_CENTERS_NM = (670.80, 673.90, 677.10, 680.30, 683.40, 686.60)
+"""Illustrative positions of the six sets of Fig. 5c (the seed states only "six sets in 670-690 nm")."""
+
+
 def _fig5c(seed: int = 1, excitation: str = "pulsed") -> Preset:
-    centers = [670.80, 673.90, 677.10, 680.30, 683.40, 686.60]
     kinds = ["doublet", "triplet", "singlet", "doublet", "triplet", "doublet"]
+    edges = (21.0, 20.0, 14.0)
     plans = []
     k = 0
     for iy in range(2):
         for ix in range(3):
+            lo, hi = (7.0 * ix, 10.0 * iy, 0.0), (7.0 * ix + 7, 10.0 * iy + 10, 14.0)
+            box = tuple(h - l for l, h in zip(lo, hi))
+            fit = composition_for_box(FIG5C_CENTERS_NM[k], box, kind=kinds[k],
+                                      surface_fraction=_surface_fraction(lo, hi, edges))
             sched = [[0, 120, "X"]] if k < 4 else None  # domains 4, 5 blink at random
-            plans.append(_DomainPlan((7.0 * ix, 10.0 * iy, 0), (7.0 * ix + 7, 10.0 * iy + 10, 14.0),
-                                     centers[k], kinds[k], schedule=sched))
+            plans.append(_DomainPlan(lo, hi, fit, schedule=sched))
             k += 1
     event = SharedEvent(domains=(0, 1, 2, 3), interval_s=(67.0, 75.0), factor=0.25,
                         name="shared trap near the NC")
     params = replace(_SCHEDULED, blinking="two-state", on_mean_s=25.0, off_mean_s=4.0)
-    stated = {f"D{i}-X": {"center_nm": c} for i, c in enumerate(centers)}
-    stated["correlated"] = {"emitters": ["D0-X", "D1-X", "D2-X", "D3-X"], "interval_s": [67.0, 75.0]}
+    stated = {"sets": {"n": 6, "range_nm": [670.0, 690.0]},
+              "correlated": {"emitters": ["D0-X", "D1-X", "D2-X", "D3-X"], "interval_s": [67.0, 75.0]}}
     return _build("fig5c", "six sets of peaks in 670-690 nm (illustrative positions); four change "
-                  "intensity together at 67-75 s, seed Fig. 5c", (21, 20, 14), plans, seed=seed,
+                  "intensity together at 67-75 s, seed Fig. 5c", edges, plans, seed=seed,
                   spectrometer=Spectrometer(center_nm=680.0, dispersion_nm_per_px=0.02, resolution_nm=0.04),
                   spectrum_time_s=30.0, stated=stated, dyn_params=params, excitation=excitation, events=[event])
 
 
+#: Lateral edge W of the fig5d NC: QD1's trion line (9.85 meV below it) needs L_eff ~ 16 nm,
+#: which a slab reaches only in NCs of W >= 16.2 nm; W = 20 nm (the top of the seed's range)
+#: leaves room for QD2.
+FIG5D_LATERAL_NM = 20.0
+
+
+def fig5d_structures(lateral_nm: float = FIG5D_LATERAL_NM) -> list[StructureFit]:
+    """QD1 from its line and trion (f and t solved); QD2 fills the rest of a cubic NC of edge W."""
+    qd1 = structure_for_lines(652.36, trion_nm=655.76, kind="singlet", lateral_nm=lateral_nm, faces_on_surface=1)
+    qd2 = structure_for_lines(652.71, kind="doublet", size_nm=lateral_nm - qd1.size_nm, lateral_nm=lateral_nm,
+                              faces_on_surface=1)
+    return [qd1, qd2]
+
+
 def _fig5d(seed: int = 1, excitation: str = "pulsed") -> Preset:
-    plans = [
-        _DomainPlan((0, 0, 0), (7, 15, 15), 652.36, "singlet", trion_nm=655.76, lifetime_ns=0.54,
-                    schedule=[[0, 18, "X"], [18, 98, "X*"], [98, 120, "X"]]),
-        _DomainPlan((7, 0, 0), (15, 15, 15), 652.71, "doublet", lifetime_ns=0.66,
-                    schedule=[[0, 18, "off"], [18, 98, "X"], [98, 120, "off"]]),
-    ]
+    edges, plans = _slab_plans(fig5d_structures(), [[[0, 18, "X"], [18, 98, "X*"], [98, 120, "X"]],
+                                                    [[0, 18, "off"], [18, 98, "X"], [98, 120, "off"]]])
     declared = [
         {"emitters": ["D1-X", "D0-X*"], "verdict": "coupled", "intervals_s": [[18.0, 98.0]],
          "mechanism": "QD2 appears and stops together with QD1* (seed Fig. 5d)"},
         {"emitters": ["D1-X", "D0-X"], "verdict": "anti-correlated", "intervals_s": [[18.0, 98.0]],
          "mechanism": "QD2 is on while QD1 is charged"},
     ]
-    return _build("fig5d", "QD1 652.36 nm and its trion QD1* 655.76 nm; QD2 doublet at 652.71 nm "
-                  "on from ~18 s to ~98 s together with QD1*; lifetimes 0.54 / 0.66 ns (S14), seed Fig. 5d",
-                  (15, 15, 15), plans, seed=seed, spectrometer=_FINE, spectrum_time_s=50.0,
+    return _build("fig5d", "QD1 652.36 nm and its trion QD1* 655.76 nm; QD2 at 652.71 nm "
+                  "on from ~18 s to ~98 s together with QD1*; seed Fig. 5d (lifetimes 0.54 / 0.66 ns in S14)",
+                  edges, plans, seed=seed, spectrometer=_FINE, spectrum_time_s=50.0,
                   stated={"D0-X": {"center_nm": 652.36, "lifetime_ns": 0.54},
                           "D0-X*": {"center_nm": 655.76, "intervals_s": [[18.0, 98.0]]},
                           "D1-X": {"center_nm": 652.71, "kind": "doublet", "lifetime_ns": 0.66,
@@ -314,7 +356,8 @@ def preset(name: str, seed: int = 1, excitation: str = "pulsed") -> Preset:
 def _with_preset(truth: PLEmitters, p: Preset, seeds: dict) -> PLEmitters:
     """The truth record with the preset's description and the seeds it was made with."""
     return truth.replace(preset={"name": p.name, "description": p.description, "stated": p.stated,
-                                 "spectrum_time_s": p.spectrum_time_s, "nc": p.nc.model_dump(mode="json")},
+                                 "spectrum_time_s": p.spectrum_time_s, "nc": p.nc.model_dump(mode="json"),
+                                 "structures": {k: v.summary() for k, v in p.structures.items()}},
                          settings={**truth.settings, "seeds": seeds})
 
 
@@ -474,3 +517,45 @@ def write_photon_file(sim, path, *, ptu_mode: str | None = None):
     tp = truth_path(p)
     sim.truth.to_json(tp)
     return p, tp
+
+
+# ---- the structures behind the presets ----------------------------------------------------
+
+def structure_table() -> list[dict]:
+    """One row per preset domain: the found structure (f, t or L, W), its model lines and residuals.
+
+    ``python -m nanodomains.optics.presets`` prints it.
+    """
+    rows = []
+    for name in preset_names():
+        p = preset(name)
+        emitters = {em.id: em for em in p.dynamics.emitters}
+        for dom, fit in p.structures.items():
+            em, tr = emitters[f"{dom}-X"], emitters[f"{dom}-X*"]
+            rows.append({"preset": name, "domain": dom, "geometry": fit.geometry,
+                         "br_fraction": round(fit.br_fraction, 4), "t_nm": round(fit.size_nm, 3),
+                         "W_nm": round(fit.lateral_nm, 3), "edges_nm": [round(x, 3) for x in fit.edges_nm],
+                         "kind": em.kind, "center_nm": round(em.center_nm, 3), "fss_uev": round(em.fss_uev, 1),
+                         "fss_scale_uev": round(fit.predicted["fss_scale_uev"], 1),
+                         "trion_nm": round(tr.center_nm, 3), "lifetime_ns": round(em.lifetime_ns, 3),
+                         "stated": p.stated.get(f"{dom}-X", {}),
+                         "residuals": {k: round(v, 6) for k, v in fit.residuals.items()},
+                         "reachable": fit.reachable, "unbounded_size_nm": fit.unbounded_size_nm,
+                         "notes": list(fit.notes)})
+    return rows
+
+
+def _print_structures() -> None:
+    head = f"{'preset':13s} {'dom':3s} {'geom':5s} {'f':>6s} {'t/L nm':>7s} {'W nm':>5s} {'kind':8s} " \
+           f"{'centre nm':>9s} {'FSS ueV':>8s} {'F ueV':>6s} {'X* nm':>8s} {'tau ns':>6s}  stated / residuals"
+    print(head)
+    for r in structure_table():
+        extra = f"{r['stated']} res {r['residuals']}" + ("" if r["reachable"] else
+                                                          f" UNREACHABLE (needs {r['unbounded_size_nm']} nm)")
+        print(f"{r['preset']:13s} {r['domain']:3s} {r['geometry']:5s} {r['br_fraction']:6.3f} {r['t_nm']:7.2f} "
+              f"{r['W_nm']:5.1f} {r['kind']:8s} {r['center_nm']:9.3f} {r['fss_uev']:8.1f} {r['fss_scale_uev']:6.1f} "
+              f"{r['trion_nm']:8.3f} {r['lifetime_ns']:6.3f}  {extra}")
+
+
+if __name__ == "__main__":
+    _print_structures()

@@ -26,8 +26,8 @@ adds its recovered-vs-truth entries to ``summary.json``. Stages that are availab
    analysed (emitters, fine structure, charge states, correlations), every recovered
    line beside its truth.
 6. photons: pulsed HBT time tags of the two QDs of ``fig5d`` written as PicoQuant PTU
-   (T3), read back, g2(0) against the model's expectation and lifetimes against the
-   seed's 0.54 / 0.66 ns (S13, S14).
+   (T3), read back, g2(0) and lifetimes against the model's truth, beside the seed's
+   S13 / S14 values (the preset's ``stated`` lifetimes).
 
 ``report.html`` (self-contained, figures embedded) shows one section per stage.
 
@@ -375,6 +375,7 @@ def run_pl_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     from nanodomains.optics import movies, presets
     from nanodomains.records import compare
     from nanodomains.spectroscopy.movie_analysis import analyze_movie
+    from nanodomains.spectroscopy.tracking import expected_at_resolution, mark_unresolved
 
     all_rows, figures, counts, table_s2, fss_rows = [], [], {}, [], []
     seeds = stream_seeds(seed, [*PL_PRESETS, "analysis"])
@@ -383,13 +384,14 @@ def run_pl_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         movies.save_movie(movie, truth, out_dir / f"pl_{name}.nc")
         res = analyze_movie(movie, seed=seeds["analysis"])
         res.write(out_dir / f"pl_{name}")
-        visible = truth.visible(PL_MIN_SNR)
-        cmp = compare(visible, res.record, tolerances=PL_TOLERANCES)
+        # the truth as the movie's spectrometer shows it: unresolved multiplets as fewer lines
+        visible, unresolved = expected_at_resolution(truth.visible(PL_MIN_SNR), float(movie.attrs["resolution_nm"]))
+        cmp = mark_unresolved(compare(visible, res.record, tolerances=PL_TOLERANCES), unresolved)
         cmp.to_json(out_dir / f"pl_{name}" / "comparison.json")
         table_s2.append(_table_s2_row(name, truth, res.record))
         all_rows += [{"preset": name, **r.model_dump()} for r in cmp.rows]
         missed = {r.path for r in cmp.rows if r.status == "missed"}
-        counts[name] = {"truth": len(visible.emitters),
+        counts[name] = {"truth": len(visible.emitters), "unresolved": visible.meta["unresolved"],
                         "found": sum(f"emitters[{t.id}]" not in missed for t in visible.emitters),
                         "recovered_emitters": len(res.emitters), "comparison_ok": cmp.ok}
         fss_rows += _pl_fss_comparisons(name, visible, cmp)
@@ -435,11 +437,15 @@ def run_photons_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     rows, figures, comps = [], [], []
     seeds = stream_seeds(seed, ["dynamics", "D0-X", "D1-X"])
     dyn, _ = presets.dynamics_from(None, "fig5d", seed=seeds["dynamics"], excitation="pulsed", duration_s=120.0)
-    # QD1 (652.36 nm) and QD2's doublet (652.52 / 652.90 nm) overlap: as in the lab, a
-    # narrow band-pass (0.1 nm) on QD1's line and on QD2's red line
-    for emitter, line, paper_tau in (("D0-X", None, 0.54), ("D1-X", 1, 0.66)):
+    stated = presets.preset("fig5d").stated
+    # QD1 and QD2's doublet lie within ~0.5 nm (line positions from the preset's level
+    # model): as in the lab, a narrow band-pass (0.1 nm) on QD1's line and on QD2's red
+    # line. QD2 is dark for the first 18 s, so 40 s of acquisition keep QD1's tail
+    # photons in QD2's band to a few per cent (photons_from_emitter reports it).
+    for emitter, line in (("D0-X", None), ("D1-X", 1)):
+        paper_tau = stated[emitter]["lifetime_ns"]  # the seed's S14 value, beside the model's
         band = ph.line_filter(dyn, emitter, line=line, width_nm=0.1)
-        sim = ph.simulate_photons(dyn, duration_s=30.0, seed=seeds[emitter], band_nm=band, t3=True,
+        sim = ph.simulate_photons(dyn, duration_s=40.0, seed=seeds[emitter], band_nm=band, t3=True,
                                   params=ph.PhotonParameters(mode="pulsed"),
                                   detectors=ph.Detectors(efficiency=0.05))
         truth = sim.truth.emitter(emitter)
@@ -475,7 +481,9 @@ def run_photons_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         "(photons_from_emitter: the truth fraction of photons from that QD), written as HydraHarp T3 "
         "PTU files and read back. g2(0) from zero-delay over side-peak areas; "
         "lifetimes from Poisson maximum-likelihood tail fits of the micro-time histograms; "
-        "each compared with the simulator's truth record (g2(0) within 4 sigma, lifetime within 3 %).",
+        "each compared with the simulator's truth record (g2(0) within 4 sigma, lifetime within 3 %). "
+        "The truth lifetimes are the level model's (fig5d preset); the seed's S14 values (paper_tau_ns) "
+        "are shown beside them and are not reproduced by the model.",
         figures=figures, tables=[(rows, "")]))
     return {"emitters": rows, "comparisons": comps}
 

@@ -4,11 +4,18 @@
 
 1. validation (:mod:`.io`), cosmic-ray removal and baseline (:mod:`.peaks`);
 2. peak detection and batched multi-line fits with shared widths (:mod:`.peaks`);
-3. linking lines over time and grouping them into emitters (:mod:`.tracking`);
+3. linking lines over time, joining the tracks of one line (a blend fitted as one peak
+   in most frames and as two in a few: reported as one line with a warning) and
+   grouping them into emitters (:mod:`.tracking`);
 4. per-emitter count traces in a window of +-``window_hwhm`` HWHM around each line,
    less the tails of the other lines in that window (their heights from a joint
    fixed-position fit, :func:`~.peaks.fit_amplitudes`), Poisson change-point
-   segmentation into on/off states (:mod:`.states`); the line intensities used for
+   segmentation into on/off states (:mod:`.states`); in a frame where a line of a
+   multiplet is not detected and another emitter's line lies on it (spectral diffusion
+   moved it there), that line's counts are predicted from its set's free lines (the
+   lines of one exciton switch together, at a fixed ratio); frames where every line of
+   a set is so covered and the set is judged on are reported as ambiguous
+   (``meta["ambiguous_frames"]``, a warning); the line intensities used for
    grouping and correlations are the integrated counts of that joint fit (free of
    crosstalk and of the pixel phase of undersampled lines);
 5. classification singlet / doublet / triplet / trion (:mod:`.tracking`);
@@ -55,6 +62,7 @@ from nanodomains.spectroscopy.io import load_movie, validate_movie
 from nanodomains.spectroscopy.peaks import (
     CosmicRays,
     LineFits,
+    complete_multiplets,
     detect_peaks,
     estimate_background,
     estimate_noise,
@@ -62,6 +70,7 @@ from nanodomains.spectroscopy.peaks import (
     fit_lines,
     fss_uev,
     lorentzian_pixels,
+    mean_multiplets,
     remove_cosmic_rays,
 )
 from nanodomains.spectroscopy.screening import (
@@ -81,6 +90,7 @@ from nanodomains.spectroscopy.tracking import (
     TrackArrays,
     classify_emitters,
     group_tracks,
+    join_same_line,
     link_lines,
     stitch_tracks,
     track_arrays,
@@ -100,6 +110,7 @@ class AnalysisParams:
     snr_min: float = 5.0
     prominence_snr: float = 3.0
     smooth_px: float = 1.0
+    seed_mean_multiplets: bool = True
     profile: str = "lorentzian"
     instrument_sigma_nm: float | None = None
     max_jump_nm: float = 0.08
@@ -465,6 +476,14 @@ def _clean_and_fit(raw: np.ndarray, wl: np.ndarray, prm: AnalysisParams) -> _Cle
     var = noise[:, None] ** 2 + gain[:, None] * np.maximum(sig, 0.0)
     pk = detect_peaks(sig, wl, snr_min=prm.snr_min, prominence_snr=prm.prominence_snr, smooth_px=prm.smooth_px,
                       noise=noise, gain=float(np.median(gain)))
+    multiplets = []
+    if prm.seed_mean_multiplets and sig.shape[0] >= 2:
+        # a multiplet resolved in the time-averaged spectrum is fitted as its lines in
+        # every frame, also where the frame's (smoothed) detection saw one blended peak
+        multiplets = mean_multiplets(sig, wl, snr_min=prm.snr_min, prominence_snr=prm.prominence_snr,
+                                     noise=noise, gain=float(np.median(gain)), variance=var, profile=prm.profile,
+                                     instrument_sigma_nm=prm.instrument_sigma_nm)
+        pk, _ = complete_multiplets(pk, sig, wl, multiplets, smooth_px=prm.smooth_px)
     fits = fit_lines(sig, wl, pk, variance=var, profile=prm.profile, instrument_sigma_nm=prm.instrument_sigma_nm)
     good = (fits.converged & np.isfinite(fits.center_err_nm) & (fits.snr >= prm.fit_snr_min)
             & (fits.center_nm > wl[0]) & (fits.center_nm < wl[-1]))
@@ -473,13 +492,17 @@ def _clean_and_fit(raw: np.ndarray, wl: np.ndarray, prm: AnalysisParams) -> _Cle
     return _Cleaned(clean, cr, bg, sig, var, fits)
 
 
-def _link_tracks(fits: LineFits, prm: AnalysisParams, n_frames: int) -> tuple[np.ndarray, TrackArrays]:
-    """Line detections linked over time into tracks (short tracks stitched or dropped)."""
+def _link_tracks(fits: LineFits, prm: AnalysisParams, n_frames: int) -> tuple[np.ndarray, TrackArrays, dict]:
+    """Line detections linked over time into tracks (short tracks stitched or dropped,
+    tracks of one line joined); also the joined lines' split statistics."""
     tid = link_lines(fits, max_jump_nm=prm.max_jump_nm, max_gap_frames=prm.max_gap_frames) if len(fits) else np.zeros(0, int)
     # a movie shorter than min_track_frames (e.g. a single spectrum) keeps every line
     min_len = min(prm.min_track_frames, n_frames)
-    tid = stitch_tracks(fits, tid, stitch_nm=prm.stitch_nm, min_length=min_len) if len(fits) else tid
-    return tid, track_arrays(fits, tid, n_frames)
+    split: dict = {}
+    if len(fits):
+        tid = stitch_tracks(fits, tid, stitch_nm=prm.stitch_nm, min_length=min_len)
+        tid, split = join_same_line(fits, tid)
+    return tid, track_arrays(fits, tid, n_frames), split
 
 
 @dataclass
@@ -532,20 +555,76 @@ class _Grouping:
 
 
 def _group_and_segment(ta: TrackArrays, lc: _LineCounts, prm: AnalysisParams,
-                       keep: np.ndarray) -> tuple[list[list[int]], list[Segmentation]]:
-    """Group the kept tracks into sets of lines and segment each set's trace into on/off."""
+                       keep: np.ndarray) -> tuple[list[list[int]], list[Segmentation], list]:
+    """Group the kept tracks into sets of lines and segment each set's trace into on/off
+    (:func:`_set_counts`); also (members, ambiguous frames) of the sets whose every line
+    was covered by another set's line in some frames."""
     k_idx = np.flatnonzero(keep)
     if k_idx.size == 0:
-        return [], []
+        return [], [], []
     em_of = group_tracks(lc.center_nm[k_idx], lc.area[k_idx], lc.area_err[k_idx], ta.center_nm[k_idx],
-                         ta.center_err_nm[k_idx], max_span_uev=prm.max_set_span_uev)
-    segs, members = [], []
+                         ta.center_err_nm[k_idx], max_span_uev=prm.max_set_span_uev,
+                         hwhm_nm=ta.hwhm_track_nm[k_idx])
+    segs, members, notes = [], [], []
     for e in range(int(em_of.max()) + 1):
         mem = sorted((int(k_idx[k]) for k in np.flatnonzero(em_of == e)), key=lambda k: lc.center_nm[k])
         members.append(mem)
-        segs.append(segment_trace(lc.counts[mem].sum(0), lc.background[mem].sum(0), penalty_scale=prm.penalty_scale,
+        counts, covered = _set_counts(mem, ta, lc)
+        segs.append(segment_trace(counts, lc.background[mem].sum(0), penalty_scale=prm.penalty_scale,
                                   z_on=prm.z_on, on_fraction=prm.on_fraction))
-    return members, segs
+        if covered.any():
+            notes.append((mem, covered))
+    return members, segs, notes
+
+
+def _covered_by_other_lines(mem: list[int], ta: TrackArrays, max_overlap_rho: float = 0.3,
+                            others=None) -> np.ndarray:
+    """Frames in which a line of the set is not detected while a line of another set
+    (``others``: default every other track) is detected on top of it (Lorentzian
+    profile overlap above ``max_overlap_rho``, :func:`~.tracking.profile_overlap`, the
+    limit above which a joint fit can no longer share the counts of two lines): its
+    window then holds the other line's counts. Shape (len(mem), n_frames)."""
+    others = np.setdiff1d(np.arange(ta.n_tracks) if others is None else np.asarray(others, int), mem)
+    out = np.zeros((len(mem), ta.center_nm.shape[1]), bool)
+    if others.size == 0:
+        return out
+    g_o = ta.hwhm_track_nm[others][:, None]
+    for i, k in enumerate(mem):  # lines of one set (1-3), vectorised over frames and other lines
+        g = ta.hwhm_track_nm[k]
+        d = ta.center_nm[others] - ta.position_nm[k][None, :]  # NaN where the other line is absent
+        rho = 2.0 * np.sqrt(g * g_o) * (g + g_o) / (d * d + (g + g_o) ** 2)
+        out[i] = ~ta.detected[k] & np.any(np.nan_to_num(rho) > max_overlap_rho, axis=0)
+    return out
+
+
+def _set_counts(mem: list[int], ta: TrackArrays, lc: _LineCounts) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of a set of lines for its on/off segmentation, and the frames where none
+    of its lines can be measured (all covered by other sets' lines: ambiguous).
+
+    The lines of one fine-structure set share one exciton: they switch on and off
+    together and keep a fixed intensity ratio. In a frame where one of its lines is
+    covered by another set's line (:func:`_covered_by_other_lines`: a line of another
+    emitter, moved by spectral diffusion onto it, while this line itself is not
+    detected) that line's counts are predicted from the set's uncovered lines
+    through the ratio of their net counts over the frames where no line is covered, so
+    that the other emitter's counts do not switch this one on. A singlet, or a set with
+    every line covered, has no such partner: its counts there are kept as measured and
+    the frames are returned as ambiguous."""
+    counts = lc.counts[mem].copy()
+    covered = _covered_by_other_lines(mem, ta)
+    any_cov = covered.any(axis=0)
+    if not any_cov.any():
+        return counts.sum(0), np.zeros(counts.shape[1], bool)
+    net = counts - lc.background[mem]
+    clean_frames = ~any_cov
+    for f in np.flatnonzero(any_cov & ~covered.all(axis=0)):  # frames with a covered line and a free one
+        free = ~covered[:, f]
+        ref = net[free][:, clean_frames].sum()
+        if ref <= 0:
+            continue
+        ratio = net[~free][:, clean_frames].sum(axis=1) / ref
+        counts[~free, f] = lc.background[mem][~free, f] + ratio * net[free, f].sum()
+    return counts.sum(0), covered.all(axis=0)
 
 
 def _group_emitters(members: list[list[int]], segs: list[Segmentation], lc: _LineCounts, prm: AnalysisParams,
@@ -597,6 +676,12 @@ def _classify_tracks(ta: TrackArrays, lc: _LineCounts, wl: np.ndarray, band: dic
             continue
         fact = _line_fact(k, cls, reason, lc, fwhm, wander, scr)
         if cls == "static":  # judged per set of lines once grouped (_split_static)
+            # its class were it not still (broad, band or emitter), for a still line
+            # whose intensity changes (_split_static)
+            fact["unless_still"] = classify_line(
+                center_nm=float(lc.center_nm[k]), fwhm_nm=fwhm, wander=wander, n_frames=n_frames,
+                laser_nm=scr.laser_nm, resolution_nm=scr.resolution_nm, on_band=bool(band_mask[px]),
+                raman_tol_cm1=prm.raman_tol_cm1, static_presence=math.inf, broad_factor=prm.broad_factor)
             static[k] = fact
             continue
         keep[k] = False
@@ -604,19 +689,46 @@ def _classify_tracks(ta: TrackArrays, lc: _LineCounts, wl: np.ndarray, band: dic
     return keep, others, static
 
 
-def _split_static(members: list[list[int]], segs: list[Segmentation], static: dict[int, dict]):
+def _split_static(members: list[list[int]], segs: list[Segmentation], static: dict[int, dict],
+                  split: dict | None = None, min_split_frames: int = 3, jump_fraction: float = 0.3):
     """A single still line is static (lamp, Raman, instrument); a still set of 2-3 lines
     within the fine-structure span is kept as an exciton (lamp and Raman lines do not
-    come as fine-structure multiplets; a still emitter does), with a note."""
+    come as fine-structure multiplets; a still emitter does), with a note. A single
+    still line that was fitted as two peaks in at least ``min_split_frames`` frames
+    (:func:`~.tracking.join_same_line`; the same evidence a track needs to count as a
+    line) is such an unresolved multiplet and is kept too. So is a single still line
+    whose intensity steps by at least ``jump_fraction`` of its brightest level (a
+    change point of its Poisson segmentation, :func:`_jump_steps`): lamp, laser and
+    Raman lines under steady excitation keep one level (the static lines of the real
+    SIF series have no change point), an emitter dims and blinks. It is then judged by
+    the other classes (broad, band) as any line that moves."""
     kept_m, kept_s, others, notes = [], [], [], []
+    split = split or {}
     for mem, seg in zip(members, segs):
         if all(k in static for k in mem):
-            if len(mem) == 1:
-                others.append(static[mem[0]])
+            n_split = split.get(mem[0], {}).get("n_split_frames", 0) if len(mem) == 1 else 0
+            steps = _jump_steps(seg, jump_fraction)
+            fact = {k: v for k, v in static[mem[0]].items() if k != "unless_still"}
+            cls, why = static[mem[0]].get("unless_still", ("emitter", ""))
+            if len(mem) == 1 and n_split >= min_split_frames:
+                notes.append(f"the line at {static[mem[0]]['center_nm']:.2f} nm is present in every frame and "
+                             f"barely moves, but splits into two peaks in {n_split} frames; kept as an exciton "
+                             "(unresolved fine-structure multiplet)")
+            elif len(mem) == 1 and np.any(steps != 0) and cls == "emitter":
+                notes.append(f"the line at {fact['center_nm']:.2f} nm is present in every frame and barely moves, "
+                             f"but its intensity steps {int(np.count_nonzero(steps))} time(s) by >= "
+                             f"{100 * jump_fraction:.0f} % of its brightest level; kept as an emitter (a lamp or "
+                             "Raman line keeps one level)")
+            elif len(mem) == 1 and np.any(steps != 0):
+                others.append({**fact, "class": cls, "reason": why})
                 continue
-            notes.append("a set of lines at " + ", ".join(f"{static[k]['center_nm']:.2f}" for k in mem)
-                         + " nm is present in every frame and does not move; kept as an exciton fine-structure "
-                         "set (a lamp or Raman multiplet would look the same)")
+            elif len(mem) == 1:
+                others.append(fact)
+                continue
+            else:
+                notes.append("a set of lines at " + ", ".join(f"{static[k]['center_nm']:.2f}" for k in mem)
+                             + " nm is present in every frame and does not move; kept as an exciton fine-structure "
+                             "set (a lamp or Raman multiplet would look the same)")
         kept_m.append(mem)
         kept_s.append(seg)
     return kept_m, kept_s, others, notes
@@ -844,19 +956,24 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
     scr = _screen_setup(movie, prm, crop)
     c = _clean_and_fit(movie.values, wl, prm)
     c.fits = _screen_fits(c.fits, wl, scr, T)
-    tid, ta = _link_tracks(c.fits, prm, T)
+    tid, ta, split = _link_tracks(c.fits, prm, T)
     emitters, traces, pairs, not_computed, others, silent, band, notes = [], [], [], {}, [], [], {}, []
+    ambiguous: dict = {}
     if ta.n_tracks:
         lc = _line_counts(c, wl, ta, prm)
         band = _band(c, wl, lc, scr)
         keep, others, static = _classify_tracks(ta, lc, wl, band, scr, prm)
-        members, segs = _group_and_segment(ta, lc, prm, keep)
-        members, segs, still, notes = _split_static(members, segs, static)
+        members, segs, covered = _group_and_segment(ta, lc, prm, keep)
+        members, segs, still, notes = _split_static(members, segs, static, split, prm.min_track_frames,
+                                                    prm.jump_fraction)
         others += still
         members, segs, silent = _drop_silent(members, segs, ta, lc)
         if members:
             grp = _group_emitters(members, segs, lc, prm, T)
             emitters, traces = _describe_emitters(grp, ta, c.fits, lc, t, frame_s)
+            notes += _blend_notes(emitters, split, ta)
+            ambiguous, amb_notes = _ambiguous_frames(emitters, grp, covered, ta)
+            notes += amb_notes
             pairs = _correlate_emitters(emitters, traces, grp.partner, t, frame_s, prm)
             pairs = adjust_verdicts(pairs, alpha=prm.alpha, method=prm.multiple_testing)
     if not emitters:
@@ -879,12 +996,62 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
         "resolution_nm": scr.resolution_nm, "resolution_source": scr.resolution_source,
         "saturation": scr.saturation.summary(),
         "band": {k: v for k, v in band.items() if k != "band_mask"},
-        "not_emitters": others + silent, "multiple_testing": prm.multiple_testing})
+        "not_emitters": others + silent, "multiple_testing": prm.multiple_testing,
+        "ambiguous_frames": ambiguous})
     record = PLEmitters(emitters=emitters, couplings=[_coupling(p) for p in pairs], n_frames=T, frame_s=frame_s,
                         meta=meta, source=str(movie.attrs.get("source", "")) or None, settings=asdict(prm),
                         not_computed=not_computed, warnings=warn)
     return MovieAnalysis(record, traces, t, wl, c.clean, c.background, pairs, c.fits, tid, ta,
                          c.cosmic_rays, prm)
+
+
+def _ambiguous_frames(emitters: list[PLEmitter], grp: _Grouping, covered: list,
+                      ta: TrackArrays) -> tuple[dict[str, list[int]], list[str]]:
+    """Frames in which an emitter is judged on while every one of its lines was covered
+    by a line of another emitter (not of a track that is no emitter, such as a blend of
+    its own lines fitted as one peak) and not detected itself (:func:`_set_counts`):
+    the counts there may be the other emitter's, and one frame cannot tell (a jump of
+    one line onto another's position is the same spectrum). Emitter id -> frame
+    indices, and a warning for each."""
+    out, notes = {}, []
+    emitter_tracks = [k for m in grp.members for k in m]
+    for mem, _ in covered:
+        e = next((i for i, m in enumerate(grp.members) if list(m) == list(mem)), None)
+        if e is None:
+            continue
+        cov = _covered_by_other_lines(mem, ta, others=emitter_tracks).all(axis=0)
+        frames = np.flatnonzero(cov & grp.on[e])
+        if frames.size == 0:
+            continue
+        em = emitters[e]
+        out[em.id] = [int(f) for f in frames]
+        notes.append(f"{em.id}: in {frames.size} frame(s) ({', '.join(str(int(f)) for f in frames[:10])}"
+                     f"{' ...' if frames.size > 10 else ''}) its line(s) at "
+                     + ", ".join(f"{float(x):.3f}" for x in em.lines_nm)
+                     + " nm were not detected while another emitter's line lay on them: its on state there is "
+                     "ambiguous (counted as on from the counts in its window)")
+    return out, notes
+
+
+def _blend_notes(emitters: list[PLEmitter], split: dict, ta: TrackArrays) -> list[str]:
+    """A warning for every line that was fitted as two peaks in some frames and as one
+    (broader) peak in the others: a possibly unresolved fine-structure multiplet."""
+    out = []
+    narrowest = float(np.nanmin(ta.hwhm_track_nm)) if ta.n_tracks else np.nan
+    for em in emitters:
+        for k, line in zip(em.tracks, em.lines):
+            s = split.get(int(k))
+            if not s or not s["n_split_frames"]:
+                continue
+            lam = float(line.center_nm)
+            fwhm = 2.0 * float(ta.hwhm_track_nm[k])
+            out.append(
+                f"{em.id}: the line at {lam:.3f} nm was fitted as two peaks {s['split_nm']:.3f} nm "
+                f"({s['split_nm'] * HC_EV_NM / lam**2 * 1e6:.0f} ueV) apart in {s['n_split_frames']} of "
+                f"{int(ta.detected[k].sum())} frames and as one peak of FWHM {fwhm:.3f} nm "
+                f"({fwhm / (2.0 * narrowest):.1f} x the narrowest line) in the others: probably a fine-structure "
+                "multiplet not resolved at this linewidth, reported as one line")
+    return out
 
 
 def _emitter_fss(fits: LineFits, ta: TrackArrays, mem: list[int]) -> tuple[float, float]:

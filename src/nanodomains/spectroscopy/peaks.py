@@ -75,6 +75,8 @@ __all__ = [
     "CosmicRays",
     "bin_movie",
     "detect_peaks",
+    "mean_multiplets",
+    "complete_multiplets",
     "Peaks",
     "fit_lines",
     "LineFits",
@@ -489,6 +491,147 @@ def detect_peaks(
     return Peaks(
         cat["frame"].astype(int), cat["pixel"].astype(int), cat["pos"], cat["h"], cat["snr"], cat["w"], np.asarray(sigma, float)
     )
+
+
+def mean_multiplets(signal_counts, wavelength_nm, *, snr_min: float = 5.0, prominence_snr: float = 3.0,
+                    noise=None, gain: float | None = None, variance=None, profile: str = "lorentzian",
+                    instrument_sigma_nm: float | None = None, cluster_fwhm: float = 2.0) -> list[dict]:
+    """Multiplets resolved in the time-averaged spectrum of a movie.
+
+    The mean of T frames has sqrt(T) less noise than one frame, so a fine-structure
+    multiplet whose lines are blended in every (smoothed) frame can show one maximum
+    per line in the mean. Peaks of the unsmoothed mean spectrum are found as in
+    :func:`detect_peaks` (noise sd / sqrt(T), gain / T: the prominence test is against
+    the noise of the mean) and fitted by :func:`fit_lines` (shared width per group);
+    fitted lines below ``snr_min`` of the mean's noise are dropped, and adjacent lines
+    closer than ``cluster_fwhm`` fitted FWHM form one multiplet.
+
+    Parameters
+    ----------
+    signal_counts : array_like, shape (n_frames, n_pixels)
+        Baseline-subtracted counts.
+    wavelength_nm : array_like, shape (n_pixels,)
+    snr_min, prominence_snr : float
+        As for :func:`detect_peaks`.
+    noise : array_like, shape (n_frames,), optional
+        Per-frame noise sd (default :func:`estimate_noise`).
+    gain : float, optional
+        Variance per count of signal of one frame.
+    variance : array_like, shape (n_frames, n_pixels), optional
+        Per-pixel variance of the frames (the mean's is its mean / T).
+    profile, instrument_sigma_nm
+        As for :func:`fit_lines`.
+    cluster_fwhm : float
+
+    Returns
+    -------
+    multiplets : list of dict
+        ``position_nm`` (ascending), ``pixel`` and ``height`` of the lines of every
+        multiplet of two or more lines, their fitted ``fwhm_nm`` (the widest of the
+        multiplet's fit groups) and the span ``lo_nm`` / ``hi_nm`` (outer lines +- half
+        that width).
+    """
+    y = _as_2d(signal_counts)
+    wl = np.asarray(wavelength_nm, float)
+    n = y.shape[0]
+    sd = estimate_noise(y) if noise is None else np.broadcast_to(np.asarray(noise, float), (n,))
+    mean = y.mean(axis=0)[None, :]
+    sd_mean = np.array([float(np.median(sd)) / np.sqrt(n)])
+    mp = detect_peaks(mean, wl, snr_min=snr_min, prominence_snr=prominence_snr, smooth_px=0.0, noise=sd_mean,
+                      gain=None if gain is None else float(gain) / n)
+    if len(mp) < 2:
+        return []
+    var = None if variance is None else (np.mean(_as_2d(variance), axis=0) / n)[None, :]
+    fit = fit_lines(mean, wl, mp, variance=var, profile=profile, instrument_sigma_nm=instrument_sigma_nm)
+    good = fit.converged & np.isfinite(fit.center_nm) & (fit.amplitude >= snr_min * sd_mean[0])
+    if good.sum() < 2:
+        return []
+    o = np.flatnonzero(good)[np.argsort(fit.center_nm[good])]
+    pos, fwhm = fit.center_nm[o], 2.0 * fit.hwhm_nm[o]
+    pix = np.clip(np.searchsorted(wl, pos), 0, wl.size - 1)
+    close = np.diff(pos) < cluster_fwhm * np.maximum(fwhm[:-1], fwhm[1:])
+    starts = np.flatnonzero(np.concatenate([[True], ~close]))
+    ends = np.concatenate([starts[1:], [pos.size]])
+    out = []
+    for a, b in zip(starts, ends):
+        if b - a < 2:
+            continue
+        w = float(np.max(fwhm[a:b]))
+        out.append({"position_nm": pos[a:b], "pixel": pix[a:b], "height": fit.amplitude[o][a:b], "fwhm_nm": w,
+                    "lo_nm": float(pos[a] - 0.5 * w), "hi_nm": float(pos[b - 1] + 0.5 * w)})
+    return out
+
+
+def complete_multiplets(peaks: Peaks, signal_counts, wavelength_nm, multiplets: list[dict], *,
+                        smooth_px: float = 1.0, blend_gap: float = 0.5) -> tuple[Peaks, int]:
+    """Per-frame peaks with every mean-spectrum multiplet seeded line by line.
+
+    In each frame whose peaks inside a multiplet's span (:func:`mean_multiplets`) are
+    fewer than its lines and are all blends of them, those peaks are replaced by one
+    start per line at the multiplet's mean positions (heights from the frame's counts
+    at those pixels), so :func:`fit_lines` fits the multiplet as its lines; a line
+    absent from that frame fits to a small amplitude and is dropped by the usual SNR
+    cut. A frame's peak is a blend when it lies between the multiplet's outer lines and
+    its width (:attr:`Peaks.fwhm_px`, measured on the frame smoothed by ``smooth_px``
+    as :func:`detect_peaks` does) exceeds that of one of its lines in such a frame,
+    sqrt(FWHM^2 + (2.355 smooth)^2), by ``blend_gap`` times the smallest gap of the
+    multiplet: a peak as narrow as one line is that line (the others weak or absent
+    in that frame, or a bright line's noise wiggles in the mean, as the lamp lines of a
+    real SIF series show). Frames with a peak within one line width outside the span
+    (the pattern has moved by spectral diffusion) get no seeds.
+
+    Returns
+    -------
+    peaks : Peaks
+        The completed peaks.
+    n_seeded : int
+        Frame-multiplet pairs that were seeded.
+    """
+    if not multiplets or len(peaks) == 0:
+        return peaks, 0
+    y = _as_2d(signal_counts)
+    wl = np.asarray(wavelength_nm, float)
+    T = y.shape[0]
+    dwl = np.abs(np.gradient(wl))
+    width_nm = peaks.fwhm_px * np.interp(peaks.position_nm, wl, dwl)
+    drop = np.zeros(len(peaks), bool)
+    add = {k: [] for k in ("frame", "pixel", "pos", "h", "snr", "w")}
+    n_seeded = 0
+    for m in multiplets:  # loop over multiplets (a few), each vectorised over frames
+        pos, lines = peaks.position_nm, m["position_nm"]
+        d = float(np.interp(lines.mean(), wl, dwl))
+        single = float(np.hypot(m["fwhm_nm"], 2.3548 * smooth_px * d))
+        blend = ((pos > lines[0]) & (pos < lines[-1])
+                 & (width_nm >= single + blend_gap * float(np.min(np.diff(lines)))))
+        inside = (pos >= m["lo_nm"]) & (pos <= m["hi_nm"])
+        near = ((pos >= m["lo_nm"] - m["fwhm_nm"]) & (pos < m["lo_nm"])) | \
+               ((pos > m["hi_nm"]) & (pos <= m["hi_nm"] + m["fwhm_nm"]))
+        count = np.bincount(peaks.frame[inside], minlength=T)
+        stray = np.bincount(peaks.frame[(inside & ~blend) | near], minlength=T)
+        frames = np.flatnonzero((count >= 1) & (count < lines.size) & (stray == 0))
+        if frames.size == 0:
+            continue
+        n_seeded += frames.size
+        drop |= inside & np.isin(peaks.frame, frames)
+        ff = np.repeat(frames, lines.size)
+        px = np.tile(m["pixel"], frames.size)
+        height = np.maximum(y[ff, px], 1e-3)
+        add["frame"].append(ff)
+        add["pixel"].append(px)
+        add["pos"].append(np.tile(lines, frames.size))
+        add["h"].append(height)
+        add["snr"].append(height / np.maximum(peaks.noise[ff], 1e-12))
+        add["w"].append(np.full(ff.size, m["fwhm_nm"] / d))
+    if n_seeded == 0:
+        return peaks, 0
+    keep = ~drop
+    cat = {k: np.concatenate(v) for k, v in add.items()}
+    return Peaks(np.concatenate([peaks.frame[keep], cat["frame"]]).astype(int),
+                 np.concatenate([peaks.pixel[keep], cat["pixel"]]).astype(int),
+                 np.concatenate([peaks.position_nm[keep], cat["pos"]]),
+                 np.concatenate([peaks.height[keep], cat["h"]]),
+                 np.concatenate([peaks.snr[keep], cat["snr"]]),
+                 np.concatenate([peaks.fwhm_px[keep], cat["w"]]), peaks.noise), n_seeded
 
 
 # ---------------------------------------------------------------------------- batched LM
