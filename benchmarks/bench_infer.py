@@ -38,9 +38,7 @@ def joint_log_prob(model: inf.PosteriorModel):
         o = model.obs
         var = o.center_sd_ev**2 + pred["var_energy"]
         val = np.sum(-0.5 * (o.center_ev - pred["energy_ev"]) ** 2 / var - 0.5 * np.log(var), axis=1)
-        has = np.isfinite(o.fss_uev)
-        vf = o.fss_sd_uev[has] ** 2 + pred["var_fss"][:, has]
-        val += np.sum(-0.5 * (o.fss_uev[has] - pred["fss_uev"][:, has]) ** 2 / vf - 0.5 * np.log(vf), axis=1)
+        val += np.sum(model.fine_structure_log_likelihood(pred), axis=1)
         _, _, _, _, de, m = model.split(theta[ok])
         val += -0.5 * (de / model.priors.gap_offset_sd_ev) ** 2 - 0.5 * ((m - 1) / model.priors.exchange_rel_sd) ** 2
         out[ok] = np.where(np.isfinite(val), val, -np.inf)
@@ -55,7 +53,7 @@ def main() -> None:
     inf.slab_level_table()
     t_table = time.perf_counter() - t0
     t0 = time.perf_counter()
-    run = inf.infer_emitters(rec, settings=inf.InferenceSettings(n_steps=3000, seed=1))
+    run = inf.infer_emitters(rec, settings=inf.InferenceSettings(seed=1))
     t_infer = time.perf_counter() - t0
     s = run.record.sampler
     neff_rate = s["n_effective"] / t_infer
@@ -67,12 +65,14 @@ def main() -> None:
     sampler = emcee.EnsembleSampler(32, start.shape[1], joint_log_prob(model), vectorize=True,
                                     moves=[(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)])
     t0 = time.perf_counter()
-    sampler.run_mcmc(start, 3000)
+    steps = run.record.sampler["steps"]
+    sampler.run_mcmc(start, steps)
     t_joint = time.perf_counter() - t0
-    tau = np.nanmax(sampler.get_autocorr_time(discard=1200, quiet=True))
-    neff_joint = 1800 * 32 / tau
+    kept = steps - run.record.sampler["burn"]
+    tau = np.nanmax(sampler.get_autocorr_time(discard=run.record.sampler["burn"], quiet=True))
+    neff_joint = kept * 32 / tau
     print(f"slab table (once per process): {t_table:.1f} s")
-    print(f"infer, 3 emitters, 3000 steps x {s['walkers']} walkers: {t_infer:.1f} s "
+    print(f"infer, 3 emitters, {s['steps']} steps x {s['walkers']} walkers: {t_infer:.1f} s "
           f"(target 60 s), n_eff {s['n_effective']}, acceptance {s['acceptance_fraction']}")
     print(f"joint sampler with explicit f: {t_joint:.1f} s, acceptance {np.mean(sampler.acceptance_fraction):.3f}, "
           f"tau {tau:.0f} steps, n_eff {neff_joint:.0f}")
