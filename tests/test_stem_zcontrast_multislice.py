@@ -38,7 +38,9 @@ def test_shipped_table_carries_its_provenance(table):
     assert a["num_configs"] >= 8 and a["frozen_phonons"] == 1 and a["wall_time_s"] > 0
     assert a["abtem_version"] and a["beam_energy_kev"] == 300.0
     assert table.sizes["thickness_cells"] >= 30 and float(table["thickness_nm"].max()) >= 24.0
-    assert len(set(a["seeds"].split(","))) == table.sizes["br_fraction"] * table.sizes["regular_cells"]
+    runs = table.sizes["br_fraction"] * table.sizes["regular_cells"]
+    assert len(set(a["seeds"].split(","))) == int(a.get("passes", 1)) * runs  # every run its own seed
+    assert a["num_configs"] == table.sizes["config"]
 
 
 def test_frozen_phonon_contrast_and_channelling_in_table(table):
