@@ -112,13 +112,14 @@ def test_thickness_within_10_percent(fitted):
 
 
 def test_br_fraction_and_its_intervals(fitted):
-    """b within 0.05 where the output calls it determined is the issue's target (measured: max
-    0.054 with the thickness fitted, docs/stem_zcontrast.md); the 90 % intervals cover the
-    truth (measured 98 %, conservative); every b is reported, with its interval."""
+    """b within 0.05 where the output calls it determined (90 % interval within +-0.05) is the
+    issue's target; the 90 % intervals cover the truth (measured 96 % with the thickness
+    fitted, docs/stem_zcontrast.md); every b is reported, with its interval."""
     err = np.array([r["fit"].br_fraction - r["b_true"] for r in fitted])
     det = np.array([r["fit"].br_fraction_status == "determined" for r in fitted])
     cover = np.mean([r["fit"].br_fraction_ci90[0] <= r["b_true"] <= r["fit"].br_fraction_ci90[1] for r in fitted])
-    assert det.sum() >= 4 and np.max(np.abs(err[det])) <= 0.06
+    assert np.all(np.abs(err[det]) <= 0.05)
+    assert np.all(np.abs(err[~det]) <= 0.5)  # ambiguous: still reported, inside the table
     assert cover >= 0.85
     assert np.sqrt(np.mean(err**2)) <= 0.15
 
