@@ -414,7 +414,7 @@ def observations_from_emitters(record: PLEmitters, *, source: str | None = None)
                       for e in neutral], float)  # NaN: unknown, the model's merge_uev is used
     return Observations(ids=tuple(e.id for e in neutral), kinds=tuple(e.kind for e in neutral),
                         center_ev=np.array([c[0] for c in centers]), center_sd_ev=np.array([c[1] for c in centers]),
-                        fss_uev=fss, fss_sd_uev=np.maximum(fss_sd, 1.0), trion_shift_ev=shift,
+                        fss_uev=fss, fss_sd_uev=fss_sd, trion_shift_ev=shift,
                         trion_sd_ev=shift_sd, linewidth_uev=width, source=source)
 
 
@@ -432,7 +432,7 @@ class StemPrior:
     composition_from: tuple[str, ...] = ()
 
     def log_density(self, f: np.ndarray, area: np.ndarray) -> np.ndarray:
-        """Log mixture density at arrays ``f`` and ``area`` (same shape), summed over nothing."""
+        """Log mixture density per point of the arrays ``f`` and ``area`` (same shape)."""
         zf = (f[..., None] - self.br_fraction) / self.br_fraction_sd
         lp = -0.5 * zf**2 - np.log(self.br_fraction_sd)
         has_area = np.isfinite(self.area_nm2)
@@ -607,6 +607,7 @@ class PosteriorModel:
         out = np.log(w.sum(axis=-1) + KIND_ERROR_FLOOR)
         if np.any(has):
             mu = pred["g"][:, has] * f_scale[:, has, None]
+            # + 1 ueV^2: a zero-width pattern (g = 0) with a zero stderr must not divide by 0
             var = o.fss_sd_uev[has, None] ** 2 + (FSS_REL_ERR * mu) ** 2 + 1.0
             dens = np.exp(-0.5 * (o.fss_uev[has, None] - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
             var_floor = o.fss_sd_uev[has] ** 2 + f_scale[:, has] ** 2
