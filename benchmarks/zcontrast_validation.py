@@ -6,9 +6,14 @@ thickness known (5 %): errors of b, m, s and thickness, coverage of the 90 % int
 how often s is resolved; the boundary image per domain. Prints Markdown tables
 (docs/stem_zcontrast.md).
 
-    PYTHONPATH=src python -W ignore benchmarks/zcontrast_validation.py
+    PYTHONPATH=src python -W ignore benchmarks/zcontrast_validation.py [--images DIR] [--interp-scale X]
+
+``--images`` names another folder of validation images (e.g. a calibration set made with
+``nanodomains stem validation-images --seed 107``); ``--interp-scale`` multiplies the
+model's interpolation error (``RegistryModel.interp_rel_err``).
 """
 
+import argparse
 import time
 from pathlib import Path
 
@@ -21,9 +26,9 @@ from nanodomains.stem.zcontrast import RegistryModel, load_registry_table
 VALID = Path(__file__).resolve().parents[1] / "tests" / "data" / "zcontrast_validation"
 
 
-def rows(model, seeds=(0, 1, 2)):
+def rows(model, seeds=(0, 1, 2), folder=VALID):
     out = []
-    for f in sorted(VALID.glob("*.nc")):
+    for f in sorted(Path(folder).glob("*.nc")):
         ds = xr.load_dataset(f)
         domains = [None] if f.stem != "boundary" else [(0, 1), (2, 3)]
         for cells in domains:
@@ -60,9 +65,15 @@ def summary(rs):
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", default=str(VALID), help="folder of validation images (<case>.nc)")
+    ap.add_argument("--interp-scale", type=float, default=1.0, help="factor on the interpolation error")
+    args = ap.parse_args()
     t0 = time.perf_counter()
-    model = RegistryModel(load_registry_table())
-    rs = rows(model)
+    base = RegistryModel.__dataclass_fields__["interp_rel_err"].default
+    model = RegistryModel(load_registry_table(), interp_rel_err=tuple(args.interp_scale * e for e in base))
+    print(f"images {args.images}; interpolation error {model.interp_rel_err}")
+    rs = rows(model, folder=args.images)
     print(f"{len(rs)} inversions in {time.perf_counter() - t0:.0f} s\n")
     print("| thickness | cases | b rms | b max | b within 0.05 | b determined (max err) | b 90 % coverage | "
           "mean 90 % width | m rms | m 90 % coverage | s resolved (max err) | thickness rms / max |")
