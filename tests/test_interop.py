@@ -210,6 +210,10 @@ def test_tiff_opens_in_tifffile_with_imagej_calibration(tmp_path):
     assert den / num * 1e3 == pytest.approx(15.0, rel=1e-6) and yden / ynum * 1e3 == pytest.approx(15.0, rel=1e-6)
     np.testing.assert_allclose(data, img.values.astype(np.float32))
     assert load_image(path).attrs["pixel_size_pm"] == pytest.approx(15.0, rel=1e-6)
+    from_signal = export(to_hyperspy(img), tmp_path / "signal.tif")  # a HyperSpy signal exports too
+    with tifffile.TiffFile(from_signal) as tif:
+        num, den = tif.pages[0].tags["XResolution"].value
+        assert tif.imagej_metadata["unit"] == "nm" and den / num * 1e3 == pytest.approx(15.0, rel=1e-6)
 
 
 def test_maps_tiff_is_a_labelled_imagej_hyperstack(tmp_path):

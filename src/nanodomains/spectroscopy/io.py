@@ -38,6 +38,8 @@ Supported inputs
   from the data by the analysis (:func:`~nanodomains.spectroscopy.screening.detect_saturation`).
 * netCDF (``.nc``): the optical forward model's movies and :func:`save_movie` output;
   the data variable with dims (time, wavelength).
+* HyperSpy ``Signal1D`` objects and ``.hspy`` files: time x wavelength or photon energy,
+  calibrated from the signal's axes (:mod:`nanodomains.interop`).
 
 Validation (:func:`validate_movie`, applied by every reader): a non-empty 2-D movie,
 a finite strictly monotonic wavelength axis (a decreasing axis is flipped and the flip
