@@ -158,6 +158,9 @@ def test_movie_units_converted_and_untimed_axis_said():
     s.axes_manager.navigation_axes[0].units = "<undefined>"
     untimed = load_movie(s)
     assert untimed.attrs["time_units"] == "frame" and "no time unit" in untimed.attrs["time_source"]
+    again = load_movie(to_hyperspy(untimed))  # an untimed movie stays untimed through a round trip
+    assert again.attrs["time_units"] == "frame"
+    np.testing.assert_array_equal(again["time"].values, np.arange(5.0))
 
 
 def test_pixel_size_argument_overrides_and_stack_is_averaged():

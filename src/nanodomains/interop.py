@@ -302,7 +302,7 @@ def _spectral_axis_nm(ax: Any, name: str) -> tuple[np.ndarray, str]:
 def _time_axis_s(ax: Any, name: str) -> tuple[np.ndarray | None, str]:
     """(frame times in s or None, how they were obtained) from a movie's navigation axis."""
     units = _defined(ax.units)
-    if units is None:
+    if units is None or stem_io.normalise_unit(units) in ("frame", "frames", "index"):  # an untimed movie
         return None, f"frame index (HyperSpy navigation axis {_axis_label(ax, 'time')} has no time unit)"
     f_s = _TIME_UNITS_S.get(stem_io.normalise_unit(units))
     if f_s is None:
