@@ -56,6 +56,7 @@ LAYERS: dict[str, int] = {
     "nanodomains.stem.tables": 3,  # column-intensity tables: model, reading, checks (shared)
     "nanodomains.stem.table_build": 3,  # building multislice tables (simulation)
     "nanodomains.stem.truth": 3,  # truth sidecar format, read by validation (no simulator)
+    "nanodomains.interop": 3,  # HyperSpy signals <-> the data model, exported files (stem.io and spectroscopy.io use it)
     # 4: analysis
     "nanodomains.stem.analyze": 4,
     "nanodomains.stem.columns": 4,

@@ -1294,6 +1294,30 @@ def atomistic_md(
                   f"{rec.fault_crossings}; {rec.steps_per_s:.2f} MD steps/s; record {out}")
 
 
+# ---- files users open directly: HyperSpy, ImageJ, xarray, pandas (issue 19) -------------
+
+
+@app.command("export")
+def export_cmd(
+    input: str = typer.Argument(..., help="An output or image: .nc (image, movie, maps), .hspy, .tif/.dm4/.emd/..., "
+                                "columns.csv/.parquet, domains.json/emitters.json (their items)."),
+    output: str = typer.Argument(..., help="The file to write: .tif (ImageJ, calibrated), .hspy, .nc or .parquet."),
+    variable: Optional[str] = typer.Option(None, "--variable", help="One variable of a netCDF Dataset "
+                                           "(e.g. exx of gpa.nc), or the item list of a record (e.g. boundaries)."),
+    pixel_size_pm: Optional[float] = typer.Option(None, "--pixel-size-pm", help="For images without calibration."),
+) -> None:
+    """Convert an output to a file HyperSpy, ImageJ/Fiji, xarray or pandas opens with its calibration."""
+    from nanodomains.interop import EXPORT_SUFFIXES, export, read_output
+
+    from pathlib import Path
+
+    if Path(output).suffix.lower() not in EXPORT_SUFFIXES:  # before reading anything
+        raise InputError(f"{output}: unknown export format {Path(output).suffix or '(no suffix)'!r}; "
+                         f"use {', '.join(EXPORT_SUFFIXES)}")
+    path = export(read_output(input, pixel_size_pm=pixel_size_pm, variable=variable), output)
+    console.print(f"wrote {path} ({EXPORT_SUFFIXES[path.suffix.lower()]})", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turn every expected failure into one line.
 

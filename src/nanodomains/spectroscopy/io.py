@@ -38,6 +38,8 @@ Supported inputs
   from the data by the analysis (:func:`~nanodomains.spectroscopy.screening.detect_saturation`).
 * netCDF (``.nc``): the optical forward model's movies and :func:`save_movie` output;
   the data variable with dims (time, wavelength).
+* HyperSpy ``Signal1D`` objects and ``.hspy`` files: time x wavelength or photon energy,
+  calibrated from the signal's axes (:mod:`nanodomains.interop`).
 
 Validation (:func:`validate_movie`, applied by every reader): a non-empty 2-D movie,
 a finite strictly monotonic wavelength axis (a decreasing axis is flipped and the flip
@@ -291,9 +293,11 @@ def load_movie(
 
     Parameters
     ----------
-    path : str or Path
+    path : str or Path or hyperspy.signals.Signal1D
         The file; the format is chosen by extension (``.sif``, ``.spe``, ``.csv``/
-        ``.txt``/``.dat``/``.tsv``, ``.nc``/``.h5``/``.netcdf``).
+        ``.txt``/``.dat``/``.tsv``, ``.nc``/``.h5``/``.netcdf``, ``.hspy``). Or a
+        HyperSpy ``Signal1D`` (time x wavelength or photon energy), calibrated from
+        its axes (:func:`nanodomains.interop.movie_parts_from_hyperspy`).
     frame_time_s : float, optional
         Frame period in s for files that record no timing (CSV without a time
         column, SPE without time stamps). Ignored when the file has timing.
@@ -321,6 +325,11 @@ def load_movie(
     InputError
         Empty movie or NaN/inf frames.
     """
+    from nanodomains.interop import is_hyperspy_signal, movie_parts_from_hyperspy
+
+    if is_hyperspy_signal(path):  # calibrated from the signal's axes (nanodomains.interop)
+        counts, wl, time_s, attrs = movie_parts_from_hyperspy(path)
+        return movie_from_arrays(counts, wl, time_s, attrs=attrs, source=attrs["source"], bad_frames=bad_frames)
     p = Path(path)
     if not p.exists():
         raise FileFormatError(f"{p}: no such file")
@@ -341,8 +350,16 @@ def load_movie(
         return read_fullsms_spectra(p, bad_frames=bad_frames)
     if ext in (".nc", ".h5", ".netcdf", ".nc4", ".cdf"):
         return read_netcdf_movie(p, variable=variable, bad_frames=bad_frames)
+    if ext in (".hspy", ".zspy"):  # a HyperSpy Signal1D (time x wavelength or energy)
+        import hyperspy.api as hs
+
+        try:
+            signal = hs.load(str(p))
+        except Exception as exc:  # noqa: BLE001 - every reader failure is a format error
+            raise FileFormatError(f"{p}: cannot read with hyperspy.api.load ({type(exc).__name__}: {exc})") from exc
+        return load_movie(signal, bad_frames=bad_frames)
     raise FileFormatError(
-        f"{p}: unknown movie format '{ext}'; expected .sif, .spe, .csv/.txt/.dat/.tsv or .nc"
+        f"{p}: unknown movie format '{ext}'; expected .sif, .spe, .csv/.txt/.dat/.tsv, .nc or .hspy"
     )
 
 

@@ -933,8 +933,9 @@ def analyze_movie(movie, *, params: AnalysisParams | None = None, **overrides) -
 
     Parameters
     ----------
-    movie : xarray.DataArray or str or Path
-        dims (time, wavelength) or a file for :func:`~nanodomains.spectroscopy.io.load_movie`.
+    movie : xarray.DataArray or str or Path or hyperspy.signals.Signal1D
+        dims (time, wavelength), a file or a HyperSpy signal for
+        :func:`~nanodomains.spectroscopy.io.load_movie`.
     params : AnalysisParams, optional
     **overrides
         Replace single fields of ``params`` (e.g. ``snr_min=8``).

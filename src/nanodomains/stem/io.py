@@ -7,7 +7,8 @@ Every image in nanodomains is an :class:`xarray.DataArray` with dims ``("y", "x"
 ``pixel_size_pm``
     Square pixel size in pm (always present).
 ``pixel_size_source``
-    ``"file"`` (read from the file's calibration) or ``"argument"`` (given by the
+    ``"file"`` (read from the file's calibration), ``"signal"`` (from a HyperSpy
+    signal's axes, :mod:`nanodomains.interop`) or ``"argument"`` (given by the
     caller, which overrides the file).
 ``source_file``
     The path the image was read from (absent for images made in memory).
@@ -66,15 +67,21 @@ from nanodomains.errors import (
 from nanodomains.files import atomic_path, to_jsonable
 
 __all__ = [
+    "axes_calibration",
     "decode_array",
     "encode_array",
     "image_from_array",
     "load_eds",
     "load_image",
     "load_netcdf",
+    "metadata_attrs",
+    "netcdf_attrs",
+    "normalise_unit",
     "register_stack",
     "save_image",
     "save_netcdf",
+    "tem_metadata",
+    "unit_to_nm",
     "validate_image_array",
 ]
 
@@ -353,6 +360,48 @@ def _metadata_attrs(md: dict) -> dict[str, Any]:
     return out
 
 
+# ---- the same rules for HyperSpy signals (nanodomains.interop reuses them, no copy)
+
+
+def normalise_unit(units: Any) -> str:
+    """A unit string spelled as :data:`LENGTH_UNITS_NM`'s keys (NFKC, lower case, no spaces, ``_`` or ``.``)."""
+    return _normalise_unit(units)
+
+
+def unit_to_nm(units: Any) -> float | None:
+    """nm per unit of a length unit (any spelling of :data:`LENGTH_UNITS_NM`), or None if not a length."""
+    return _unit_to_nm(units)
+
+
+def metadata_attrs(md: dict) -> dict[str, Any]:
+    """Image attributes (beam energy, convergence and detector angles, ...) from a RosettaSciIO/HyperSpy
+    metadata tree (``Acquisition_instrument.TEM``, ``General``); only what the tree holds."""
+    return _metadata_attrs(md)
+
+
+def tem_metadata(attrs: dict) -> dict[str, Any]:
+    """The ``Acquisition_instrument.TEM`` tree of RosettaSciIO/HyperSpy for image attributes (inverse of
+    :func:`metadata_attrs` for the probe and detector; empty when ``attrs`` hold none)."""
+    tem: dict[str, Any] = {key: float(attrs[attr]) for key, attr in _RSCIIO_TEM_KEYS if attr in attrs}
+    det = {key: float(attrs[attr]) for key, attr in _RSCIIO_DETECTOR_KEYS if attr in attrs}
+    if det:
+        tem["Detector"] = {"STEM": det}
+    if attrs.get("microscope"):
+        tem["microscope"] = str(attrs["microscope"])
+    return tem
+
+
+def axes_calibration(source: str, axes: list[dict]) -> tuple[float | None, tuple[float, float]]:
+    """(pixel size pm or None, origin (y, x) nm) of the last two of RosettaSciIO-style axes (``units``,
+    ``scale``, ``offset``, in array order): the file reader's rules (length units, square pixels)."""
+    return _calibration_from_axes(source, axes, 2)  # type: ignore[arg-type]  (a name for the messages)
+
+
+def netcdf_attrs(attrs: dict) -> dict:
+    """Attributes netCDF can hold: numbers, strings, 1-D numeric arrays (the rest as text; None dropped)."""
+    return _netcdf_attrs(attrs)
+
+
 def _calibration_from_axes(path: Path, axes: list[dict], ndim: int) -> tuple[float | None, tuple[float, float]]:
     """(pixel size in pm or None, origin (y, x) in nm) from RosettaSciIO axes."""
     if len(axes) < 2:
@@ -505,9 +554,10 @@ def load_image(
 
     Parameters
     ----------
-    path : str or Path
+    path : str or Path or hyperspy.signals.Signal2D
         Image file: any RosettaSciIO format (dm3, dm4, emd, ser, tif, hspy, ...),
-        ``.npy`` or ``.nc`` (written by :func:`save_image`).
+        ``.npy`` or ``.nc`` (written by :func:`save_image`); or a HyperSpy signal,
+        calibrated from its axes (:func:`nanodomains.interop.image_from_hyperspy`).
     pixel_size_pm : float, optional
         Pixel size in pm. Required when the file has no length calibration
         (``.npy``, plain TIFF); overrides the file's calibration when given.
@@ -538,11 +588,21 @@ def load_image(
     InputError
         1-D, colour, complex, >3-D or NaN-containing data.
     """
+    if stack not in ("average", "keep"):
+        raise InputError(f"stack must be 'average' or 'keep', got {stack!r}")
+    from nanodomains.interop import image_from_hyperspy, is_hyperspy_signal
+
+    if is_hyperspy_signal(path):  # calibration and metadata from the signal's axes (nanodomains.interop)
+        image = image_from_hyperspy(path, pixel_size_pm)
+        if image.ndim == 2:
+            return image
+        attrs = dict(image.attrs)
+        arr = _reduce_stack(image.values, stack, register, upsample_factor, attrs)
+        return image_from_array(arr, attrs.pop("pixel_size_pm"), origin_nm=(float(image.y[0]), float(image.x[0])),
+                                **attrs)
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file")
-    if stack not in ("average", "keep"):
-        raise InputError(f"stack must be 'average' or 'keep', got {stack!r}")
     data, px_file, origin, attrs = _read_any(path, signal)
     arr = validate_image_array(data, str(path))
     px, source = _choose_pixel_size(path, pixel_size_pm, px_file, attrs)
@@ -773,10 +833,7 @@ def _write_image_hspy(path: Path, da: xr.DataArray, data: np.ndarray, px_nm: flo
 
     from nanodomains import __version__
 
-    tem: dict[str, Any] = {key: float(da.attrs[attr]) for key, attr in _RSCIIO_TEM_KEYS if attr in da.attrs}
-    det = {key: float(da.attrs[attr]) for key, attr in _RSCIIO_DETECTOR_KEYS if attr in da.attrs}
-    if det:
-        tem["Detector"] = {"STEM": det}
+    tem = tem_metadata(da.attrs)
     md = {
         "General": {"title": str(da.attrs.get("title", "nanodomains image"))},
         "Signal": {"signal_type": "", "record_by": "image"},
