@@ -69,6 +69,7 @@ LAYERS: dict[str, int] = {
     "nanodomains.spectroscopy.*": 4,
     # 5-6: top
     "nanodomains.pipeline.*": 5,
+    "nanodomains.pipeline.interactive": 5,  # Plotly figures of the reports (reads records and analysis results)
     "nanodomains.testing.*": 5,
     "nanodomains.cli": 6,
 }

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Callable
 
 from nanodomains.errors import FileFormatError, InputError, NanodomainsError, acknowledge_interrupt
+from nanodomains.pipeline import interactive
 from nanodomains.files import (atomic_dir, atomic_path, ensure_dir, folder_lock, path_inside, read_json,
                                remove_stale_temporaries as remove_stale_in, safe_name, slug, write_json_atomic)
 
@@ -74,6 +75,41 @@ def register(kind: str, extensions: tuple[str, ...] = ()):
 
 # ---- handlers -----------------------------------------------------------------
 
+#: The interactive figure an item writes (Plotly JSON), embedded in the batch report.
+INTERACTIVE_FILE = "interactive.json"
+#: At most this many bytes of item figures are embedded in ``report.html`` (with
+#: plotly.js and the PNGs the page stays below ~30 MB); the others stay in their folders.
+REPORT_PLOT_BUDGET_BYTES = 15_000_000
+
+
+def write_interactive(build: Callable, out: Path) -> dict:
+    """Write ``build()`` (a Plotly figure) as ``out/interactive.json``; return the result fields.
+
+    A figure that cannot be made does not fail the item, whose analysis is done: the
+    reason goes to the ``interactive`` field instead of the file name.
+
+    Parameters
+    ----------
+    build : callable
+        Returns a ``plotly.graph_objects.Figure``
+        (:mod:`nanodomains.pipeline.interactive`).
+    out : Path
+        The item's folder.
+
+    Returns
+    -------
+    dict
+        ``{"interactive": "interactive.json"}``, or ``{"interactive": "not made: reason"}``.
+    """
+    try:
+        fig = build()
+    except (NanodomainsError, OSError) as exc:
+        return {"interactive": f"not made: {type(exc).__name__}: {exc}"}
+    with atomic_path(out / INTERACTIVE_FILE) as tmp:
+        tmp.write_text(fig.to_json(), encoding="utf-8")
+    return {"interactive": INTERACTIVE_FILE}
+
+
 @register("pl_movie", (".sif", ".spe", ".csv"))
 def _pl_movie(path: Path, out: Path, options: dict) -> dict:
     from nanodomains.spectroscopy.io import load_movie
@@ -84,7 +120,8 @@ def _pl_movie(path: Path, out: Path, options: dict) -> dict:
     res.write(out)
     kinds = [e.kind for e in res.emitters]
     return {"n_frames": int(movie.sizes["time"]), "n_emitters": len(kinds),
-            "kinds": ",".join(sorted(set(kinds)))}
+            "kinds": ",".join(sorted(set(kinds))), "figure": "overview.png",
+            **write_interactive(lambda: interactive.movie_analysis_figure(res, title=path.name), out)}
 
 
 @register("photons_g2", (".ptu", ".npz", ".ht2", ".ht3", ".pt2", ".pt3", ".t3r", ".spc"))
@@ -96,7 +133,8 @@ def _photons_g2(path: Path, out: Path, options: dict) -> dict:
     write_g2_csv(res, out / "g2.csv")
     plot_g2(res, out / "g2.png")
     return {"g2_0": res.g2_0.value, "g2_0_err": res.g2_0.stderr, "n_photons": res.n_photons,
-            "duration_s": res.duration_s, "figure": "g2.png"}
+            "duration_s": res.duration_s, "figure": "g2.png",
+            **write_interactive(lambda: interactive.g2_figure(res, title=path.name), out)}
 
 
 @register("photons_lifetime", (".txt", ".dat", ".phu", ".phd"))
@@ -112,6 +150,7 @@ def _photons_lifetime(path: Path, out: Path, options: dict) -> dict:
     values.update({f"tau_ns_{i}_stderr": c.tau_ns.stderr for i, c in enumerate(res.components)})
     values.update({k: v for k, v in res.flat().items()
                    if isinstance(v, (int, float, str)) and not isinstance(v, bool)})
+    values.update(write_interactive(lambda: interactive.decay_figure(res, title=path.name), out))
     return values
 
 
@@ -119,7 +158,31 @@ def _photons_lifetime(path: Path, out: Path, options: dict) -> dict:
 def _stem_image(path: Path, out: Path, options: dict) -> dict:
     from nanodomains.stem.analyze import analyze_for_batch
 
-    return analyze_for_batch(path, out, options)
+    values = analyze_for_batch(path, out, options)
+    values.update(write_interactive(lambda: _stem_interactive(path, out, options), out))
+    return values
+
+
+def _stem_interactive(path: Path, out: Path, options: dict):
+    """The item's image with its columns, outlines and boundaries, from the files the
+    analysis wrote (``gpa.nc``: the analysed grid and domain map; ``columns.csv``;
+    ``domains.json``) and the image's pixels read again from ``path``."""
+    import pandas as pd
+    import xarray as xr
+
+    from nanodomains.records import StemDomains
+    from nanodomains.stem.io import load_image
+
+    with xr.open_dataset(out / "gpa.nc", engine="h5netcdf") as maps:
+        maps = maps.load()
+    image = load_image(path, options.get("pixel_size_pm"))
+    if image.shape != (maps.sizes["y"], maps.sizes["x"]):
+        raise InputError(f"{path.name}: image {image.shape} is not the analysed grid "
+                         f"({maps.sizes['y']}, {maps.sizes['x']})")
+    image = xr.DataArray(image.values, dims=("y", "x"), coords={"y": maps["y"].values, "x": maps["x"].values})
+    labels = maps["domain"].values if "domain" in maps else None
+    return interactive.stem_figure(image, pd.read_csv(out / "columns.csv"), StemDomains.from_json(out / "domains.json"),
+                                   labels, title=path.name)
 
 
 @register("nc_model", (".json",))
@@ -542,6 +605,31 @@ def collect_record(out: Path, item: dict) -> dict:
     return {"id": item["id"], "kind": item["kind"], "path": item["path"], "status": "not run"}
 
 
+def item_plots(records: list[dict], out: Path, budget_bytes: int = REPORT_PLOT_BUDGET_BYTES) -> tuple[list, int]:
+    """The items' interactive figures (``items/<id>/interactive.json``) within ``budget_bytes``.
+
+    Returns
+    -------
+    plots : list of (Figure, caption)
+    left : int
+        Figures left out because the budget was spent.
+    """
+    import plotly.io as pio
+
+    plots, used, left = [], 0, 0
+    for r in records:
+        path = _item_dir(out, r["id"]) / INTERACTIVE_FILE
+        if r["status"] != "ok" or (r.get("results") or {}).get("interactive") != INTERACTIVE_FILE or not path.is_file():
+            continue
+        size = path.stat().st_size
+        if used + size > budget_bytes:
+            left += 1
+            continue
+        used += size
+        plots.append((pio.read_json(path), f"{r['id']} ({r['kind']}): zoom (drag), hover for values"))
+    return plots, left
+
+
 def _flat(record: dict) -> dict:
     row = {k: record.get(k) for k in ("id", "kind", "path", "status", "elapsed_s", "error_type", "error")}
     for k, v in (record.get("results") or {}).items():
@@ -561,6 +649,9 @@ def write_table(records: list[dict], path: Path) -> Path:
 
 
 def write_batch_report(records: list[dict], out: Path) -> Path:
+    """``out/report.html``: the items table, an interactive overview of the items, each
+    item's interactive figure (``interactive.json``, up to
+    :data:`REPORT_PLOT_BUDGET_BYTES`) and its PNG figure (the first 24)."""
     from nanodomains.pipeline.report import Section, write_report
 
     rows = [{k: v for k, v in _flat(r).items() if v is not None and k != "path"} for r in records]
@@ -570,7 +661,12 @@ def write_batch_report(records: list[dict], out: Path) -> Path:
         fig = (r.get("results") or {}).get("figure")
         if r["status"] == "ok" and fig and (_item_dir(out, r["id"]) / fig).is_file():
             figures.append((_item_dir(out, r["id"]) / fig, f"{r['id']} ({r['kind']})"))
-    sections = [Section("Items", f"{n_ok} of {len(records)} items finished without error.",
+    plots, left = item_plots(records, out)
+    note = (f" {left} further interactive figures are not embedded (size budget): open items/<id>/"
+            f"{INTERACTIVE_FILE} with plotly.io.read_json." if left else "")
+    sections = [Section("Items", f"{n_ok} of {len(records)} items finished without error." + note,
+                        plots=[(interactive.batch_items_figure(records), "time per item; hover a bar for its "
+                                                                         "results")] + plots,
                         figures=figures[:24], tables=[(rows, "one row per item")])]
     errors = [r for r in records if r["status"] == "error"]
     if errors:

@@ -29,7 +29,10 @@ adds its recovered-vs-truth entries to ``summary.json``. Stages that are availab
    (T3), read back, g2(0) and lifetimes against the model's truth, beside the seed's
    S13 / S14 values (the preset's ``stated`` lifetimes).
 
-``report.html`` (self-contained, figures embedded) shows one section per stage.
+``report.html`` (one self-contained file that opens offline) shows one section per
+stage: tables, PNG figures and interactive Plotly figures (zoom, pan, hover) of the PL
+movies with their emitter tracks, the STEM images with columns and domain outlines, and
+the g2 and decay curves (:mod:`nanodomains.pipeline.interactive`).
 
 Atomicity: the demo writes into a fresh hidden staging folder beside ``out_dir``
 (``.<name>.tmp-<pid>``) and swaps it in whole when every stage has ended
@@ -276,13 +279,14 @@ def run_stem_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
 
     ``seed``: int, SeedSequence or Generator; the NC models and the images get the
     independent streams ``models`` and ``images``."""
+    from nanodomains.pipeline.interactive import stem_analysis_figure
     from nanodomains.stem.analyze import analyze_image
     from nanodomains.stem.io import load_image
     from nanodomains.stem.simulate import simulate_image, write_simulation
     from nanodomains.stem.validation import compare_to_truth, region_table
 
     paper = {0: {"name": "R1", "br_fraction": 0.27}, 1: {"name": "R2", "br_fraction": 0.52}}
-    rows, comps, figures, out = [], [], [], {}
+    rows, comps, figures, plots, out = [], [], [], [], {}
     seeds = stream_seeds(seed, ["models", "images"])
     for name, nc in (("paper_fig1", paper_fig1(seed=seeds["models"])),
                      ("homogeneous", homogeneous(15.0, seed=seeds["models"]))):
@@ -291,6 +295,9 @@ def run_stem_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         res = analyze_image(load_image(img_path))
         res.write(out_dir / f"stem_{name}")
         figures.append((out_dir / f"stem_{name}" / "overview.png", f"{name}: image, domain map, compositions"))
+        plots.append((stem_analysis_figure(res, title=f"{name}: ADF-STEM image, fitted columns, domains"),
+                      f"{name}: zoom (drag), pan, hover a column for its sublattice and intensity; "
+                      "click a legend entry to hide it. RP boundaries red, other boundaries cyan."))
         val = compare_to_truth(res.segmentation.labels, res.record, sim.truth)
         val.to_json(out_dir / f"stem_{name}" / "validation.json")
         n_rp_truth, n_rp_found = len(val.rp_truth), len(val.rp_truth) - len(val.rp_missed)
@@ -323,7 +330,7 @@ def run_stem_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         "(Cs/PbX swap) and lattice maps, compositions by inverting the three column intensities "
         "against the power-law table. R2 lies in front of R5 (face-on boundary): the image sees "
         "their projected mixture.",
-        figures=figures, tables=[(rows, "every domain found, beside the simulator's truth")]))
+        figures=figures, plots=plots, tables=[(rows, "every domain found, beside the simulator's truth")]))
     return {"images": out, "domains": rows, "comparisons": comps}
 
 
@@ -373,11 +380,12 @@ def run_pl_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     """
 
     from nanodomains.optics import movies, presets
+    from nanodomains.pipeline.interactive import movie_analysis_figure
     from nanodomains.records import compare
     from nanodomains.spectroscopy.movie_analysis import analyze_movie
     from nanodomains.spectroscopy.tracking import expected_at_resolution, mark_unresolved
 
-    all_rows, figures, counts, table_s2, fss_rows = [], [], {}, [], []
+    all_rows, figures, plots, counts, table_s2, fss_rows = [], [], [], {}, [], []
     seeds = stream_seeds(seed, [*PL_PRESETS, "analysis"])
     for name in PL_PRESETS:
         movie, truth = presets.simulate_preset_movie(name, seed=seeds[name])
@@ -396,6 +404,9 @@ def run_pl_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
                         "recovered_emitters": len(res.emitters), "comparison_ok": cmp.ok}
         fss_rows += _pl_fss_comparisons(name, visible, cmp)
         figures.append((out_dir / f"pl_{name}" / "overview.png", f"{name}: movie with detected lines"))
+        plots.append((movie_analysis_figure(res, title=f"{name}: PL movie (cleaned, less baseline) and emitter tracks"),
+                      f"{name}: hover for time, wavelength and counts; drag to zoom on a line's fine structure, "
+                      "double-click to reset; the points are the fitted line centres of each emitter."))
     err = np.array([abs(r["difference"]) for r in all_rows
                     if r["difference"] is not None and _emitter_level(r["path"]) and r["path"].endswith("].center_nm")])
     fss = [r["value"] - r["truth"] for r in fss_rows]
@@ -411,7 +422,7 @@ def run_pl_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         f"with SNR >= {PL_MIN_SNR:g} found; median line-position error "
         f"{median if median is not None else float('nan'):.4f} nm; FSS errors "
         f"{', '.join(f'{x:+.0f}' for x in fss)} ueV.",
-        figures=figures,
+        figures=figures, plots=plots,
         tables=[(table_s2, "Table S2 style: sets of peaks per NC (one set vs several sets)"),
                 ([r for r in all_rows if _emitter_level(r["path"])],
                  "every visible truth emitter beside its match (records.compare, tolerances "
@@ -429,12 +440,13 @@ def run_photons_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
     """
     from nanodomains.optics import photons as ph
     from nanodomains.optics import presets
+    from nanodomains.pipeline.interactive import decay_figure, g2_figure
     from nanodomains.records import compare
-    from nanodomains.spectroscopy.g2 import compute_g2, plot_g2
-    from nanodomains.spectroscopy.lifetime import fit_lifetime, plot_lifetime, tcspc_histogram
+    from nanodomains.spectroscopy.g2 import compute_g2
+    from nanodomains.spectroscopy.lifetime import fit_lifetime, tcspc_histogram
     from nanodomains.timetags import read_photons
 
-    rows, figures, comps = [], [], []
+    rows, plots, comps = [], [], []
     seeds = stream_seeds(seed, ["dynamics", "D0-X", "D1-X"])
     dyn, _ = presets.dynamics_from(None, "fig5d", seed=seeds["dynamics"], excitation="pulsed", duration_s=120.0)
     stated = presets.preset("fig5d").stated
@@ -473,8 +485,10 @@ def run_photons_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         comps.append(comparison(f"g2(0) {emitter}: {r_g2.path}", r_g2.value, r_g2.stderr, truth=r_g2.truth))
         comps.append(comparison(f"lifetime {emitter}: {r_tau.path}", r_tau.value, r_tau.stderr,
                                 truth=r_tau.truth, paper=paper_tau))
-        figures.append((plot_g2(g2), f"g2 of {emitter} (fig5d), pulsed, from the PTU file"))
-        figures.append((plot_lifetime(tau), f"TCSPC decay of {emitter} with a tail fit"))
+        plots.append((g2_figure(g2, title=f"{emitter}"), f"g2 of {emitter} (fig5d), pulsed, from the PTU file; "
+                      "drag to zoom on the zero-delay peak, hover for tau and g2"))
+        plots.append((decay_figure(tau, title=f"{emitter}"), f"TCSPC decay of {emitter} with its tail fit (log "
+                      "counts) and the weighted residuals; double-click to see the whole period"))
     sections.append(Section(
         "Photon statistics (S13, S14): single-photon emission and lifetimes",
         "Pulsed HBT time tags of QD1 and QD2 of fig5d, each through a 0.1 nm band-pass on one line "
@@ -484,7 +498,7 @@ def run_photons_stage(out_dir: Path, seed, sections: list[Section]) -> dict:
         "each compared with the simulator's truth record (g2(0) within 4 sigma, lifetime within 3 %). "
         "The truth lifetimes are the level model's (fig5d preset); the seed's S14 values (paper_tau_ns) "
         "are shown beside them and are not reproduced by the model.",
-        figures=figures, tables=[(rows, "")]))
+        plots=plots, tables=[(rows, "")]))
     return {"emitters": rows, "comparisons": comps}
 
 

@@ -1,9 +1,17 @@
-"""Self-contained HTML reports: figures embedded as base64 PNG, tables as HTML.
+"""Self-contained HTML reports: interactive Plotly figures, PNG figures and tables.
 
-A report is a list of :class:`Section`; each holds prose, figures (matplotlib
-``Figure`` objects or PNG files) and tables (lists of row dicts). The page carries a
-small script that counts the images that decoded, so a headless browser test can
-check that every figure loads (``data-images-loaded`` on ``<body>``).
+A report is a list of :class:`Section`; each holds prose, interactive figures
+(``plotly.graph_objects.Figure``, built by :mod:`nanodomains.pipeline.interactive`),
+static figures (matplotlib ``Figure`` objects or PNG files, embedded as base64) and
+tables (lists of row dicts). The page is one file that opens offline: when it holds
+interactive figures, plotly.js is inlined once in its head and each figure is a
+``div`` drawn by a short script (no CDN, no server).
+
+The page carries a small script that sets counters on ``<body>`` so a headless browser
+test can check what rendered: ``data-images-total`` / ``data-images-loaded`` (PNGs
+that decoded), ``data-tables``, ``data-plots-total`` (interactive figure divs),
+``data-plots-rendered`` (those plotly drew, with their SVG layer) and
+``data-plots-ready`` (``"true"`` when all are drawn, ``"timeout"`` after 60 s).
 
 Examples
 --------
@@ -30,6 +38,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444} h2{margin-top:2em;border-bottom:1px solid #bbb}
 figure{margin:1em 0} figure img{max-width:100%;border:1px solid #ddd}
+figure.plot{border:1px solid #ddd;padding:4px}
 figcaption{font-size:.9em;color:#555}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#eee}
@@ -44,8 +53,24 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-images-total', imgs.length);
   document.body.setAttribute('data-images-loaded', ok);
   document.body.setAttribute('data-tables', document.querySelectorAll('table').length);
+  // plotly draws asynchronously: count the figures drawn until all are, or 60 s passed
+  var plots = document.querySelectorAll('.plotly-graph-div');
+  var started = Date.now();
+  document.body.setAttribute('data-plots-total', plots.length);
+  (function count() {
+    var drawn = 0;
+    plots.forEach(function (gd) { if (gd._fullLayout && gd.querySelector('.main-svg')) drawn++; });
+    document.body.setAttribute('data-plots-rendered', drawn);
+    if (drawn === plots.length) document.body.setAttribute('data-plots-ready', 'true');
+    else if (Date.now() - started > 60000) document.body.setAttribute('data-plots-ready', 'timeout');
+    else setTimeout(count, 100);
+  })();
 });
 """
+
+#: Plotly options of every interactive figure: no logo, no scroll zoom (the page scrolls),
+#: resized with the page.
+PLOT_CONFIG = {"displaylogo": False, "responsive": True, "scrollZoom": False}
 
 
 @dataclass
@@ -61,12 +86,16 @@ class Section:
         matplotlib Figures (or Axes) or PNG files, embedded as base64.
     tables : list of (rows, caption)
         Rows as lists of dicts (:func:`table_html`).
+    plots : list of (plotly Figure, caption)
+        Interactive figures (:mod:`nanodomains.pipeline.interactive`), shown before
+        the static figures.
     """
 
     title: str
     text: str = ""
     figures: list = field(default_factory=list)  # (figure or png path, caption)
     tables: list = field(default_factory=list)  # (rows as list of dicts, caption)
+    plots: list = field(default_factory=list)  # (plotly Figure, caption)
 
 
 def figure_to_png_bytes(fig, dpi: int = 100) -> bytes:
@@ -95,6 +124,27 @@ def _img_tag(source, caption: str) -> str:
     b64 = base64.b64encode(data).decode("ascii")
     return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{b64}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def plot_html(fig, caption: str, div_id: str) -> str:
+    """An interactive figure as a ``<figure>``: its ``div`` and the script that draws it.
+
+    plotly.js is not included (:func:`write_report` inlines it once per page); the
+    data travel as base64 typed arrays (plotly's JSON encoding of numpy arrays).
+
+    Examples
+    --------
+    >>> import plotly.graph_objects as go
+    >>> snippet = plot_html(go.Figure(go.Scatter(x=[0, 1], y=[1, 0])), "a line", "plot-0")
+    >>> 'id="plot-0"' in snippet, "<script" in snippet, "cdn" in snippet
+    (True, True, False)
+    """
+    import plotly.io as pio
+
+    div = pio.to_html(fig, full_html=False, include_plotlyjs=False, include_mathjax=False, div_id=div_id,
+                      config=PLOT_CONFIG, default_width="100%",
+                      default_height=f"{fig.layout.height or 450}px")
+    return f'<figure class="plot">{div}<figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
 def _format_cell(value) -> str:
@@ -142,18 +192,32 @@ def write_report(path: str | Path, title: str, sections: list[Section], intro: s
     Returns
     -------
     Path
+
+    Notes
+    -----
+    With interactive figures the page inlines plotly.js (about 4.8 MB) once; a page
+    without them carries no JavaScript library.
     """
     parts = [f"<h1>{html.escape(title)}</h1>"]
     if intro:
         parts.append(f"<p>{html.escape(intro)}</p>")
+    n_plots = 0
     for sec in sections:
         parts.append(f"<h2>{html.escape(sec.title)}</h2>")
         if sec.text:
             parts += [f"<p>{html.escape(p)}</p>" for p in sec.text.split("\n\n")]
+        for fig, cap in sec.plots:
+            parts.append(plot_html(fig, cap, f"plot-{n_plots}"))
+            n_plots += 1
         parts += [_img_tag(src, cap) for src, cap in sec.figures]
         parts += [table_html(rows, cap) for rows, cap in sec.tables]
+    library = ""
+    if n_plots:
+        from plotly.offline import get_plotlyjs
+
+        library = f"<script>{get_plotlyjs()}</script>"
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
+            f"<style>{_CSS}</style>{library}<script>{_SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return Path(path)
