@@ -644,7 +644,7 @@ def pl_simulate(
 
 @pl_app.command("analyze")
 def pl_analyze(
-    movie: str = typer.Argument(..., help="PL movie: .sif, .spe, .csv/.txt or .nc (time x wavelength)."),
+    movie: str = typer.Argument(..., help="PL movie: .sif, .spe, .csv/.txt, .nc or .hspy (time x wavelength)."),
     out: str = typer.Option(..., "--out", help="Output directory (emitters.json, correlations.csv, overview.png)."),
     snr: float = typer.Option(5.0, "--snr", help="Peak detection threshold (height / noise sd)."),
     profile: str = typer.Option("lorentzian", "--profile", help="Line shape: lorentzian | voigt."),
