@@ -55,12 +55,12 @@ Model
    to ``edge_range_nm`` (the seed's 10-20 nm), with a small per-axis aspect scatter.
 
 Fault or coherent interface, from energies (``fault_rule="energy"``)
-------------------------------------------------------------------
+--------------------------------------------------------------------
 Replaces the 1 % mismatch threshold when a computed barrier table is given
 (:func:`energy_rule_parameters`). Geometry (a coherent-bicrystal estimate): two cubic
 nuclei of edge L meet face to face; their centres are then L apart, so L is the
 capture distance. A coherent interface forces both lattices to one in-plane spacing:
-each nucleus carries half the misfit eps = |a_i - a_j| / mean(a) as a biaxial strain
+each nucleus carries half the misfit eps = ``|a_i - a_j|`` / mean(a) as a biaxial strain
 over its whole volume (the coherent-film energy of Matthews & Blakeslee, J. Cryst.
 Growth 27, 118 (1974), per unit area M eps^2 h, applied to both nuclei), so::
 
@@ -73,7 +73,7 @@ computed fault formation energy. The pair forms a fault when E_coh > E_RP, i.e. 
 fraction between the table's compositions at the pair's mean composition. The
 complete-linkage grouping of step 4 then uses eps_c instead of the fixed threshold.
 A fault energy <= 0 (the shipped CHGNet table: -0.007 to -0.058 J/m^2, within the
-model's error, i.e. |gamma_RP| <~ 0.1 J/m^2 with the sign unresolved) gives eps_c = 0:
+model's error, i.e. ``|gamma_RP|`` <~ 0.1 J/m^2 with the sign unresolved) gives eps_c = 0:
 every coalescence of nuclei with different lattice constants forms a fault.
 ``energy_rule_parameters(..., gamma_j_m2=g)`` sets one fault energy for all
 compositions, for scans over that model uncertainty.

@@ -71,8 +71,8 @@ imaginary mode from ~21 atoms on; docs/atomistic.md, docs/img/attempt_frequency_
 Site energies
 -------------
 In the RP cell, E_v(site) = E(cell without that halide, relaxed) - E(cell without the
-same halide species at the site farthest from the faults, relaxed); distance = |z of
-the site - z of the fault plane| (fault plane midway between the two CsX layers).
+same halide species at the site farthest from the faults, relaxed); distance = ``|z of
+the site - z of the fault plane|`` (fault plane midway between the two CsX layers).
 
 Fault formation energy
 ----------------------

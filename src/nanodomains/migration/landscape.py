@@ -79,11 +79,17 @@ KB_EV: float = materials.KB_EV
 class RateArrays:
     """What the kMC engine needs: see :func:`nanodomains.migration.kmc.run_kmc`.
 
-    w : (2, 5, N_LOCAL, N_LOCAL) rates in 1/ps by species, environment, Br count and
-        occupied count around the path (site energies not included)
-    env : (S, D) int8 environment of every bond
-    ion_energy_ev : (2, S) site energy of an ion of each species on each site
-    info : dict, how the arrays were made (for the run's settings)
+    Attributes
+    ----------
+    w : ndarray, shape (2, 5, N_LOCAL, N_LOCAL)
+        Rates in 1/ps by species, environment, Br count and occupied count around the
+        path (site energies not included).
+    env : ndarray of int8, shape (S, D)
+        Environment of every bond.
+    ion_energy_ev : ndarray, shape (2, S)
+        Site energy of an ion of each species on each site.
+    info : dict
+        How the arrays were made (for the run's settings).
     warnings : list of str
     """
 

@@ -7,7 +7,7 @@ every bulk X belong to two octahedra.
 
 Hop paths (bonds)
 -----------------
-* **bulk / coherent**: the 12 X-X edges of every octahedron, |dH| = sqrt(2) half
+* **bulk / coherent**: the 12 X-X edges of every octahedron, ``|dH|`` = sqrt(2) half
   cells, i.e. a/sqrt(2): each bulk X has 8 such neighbours (4 in each of its two
   octahedra). Coherent domain boundaries (same registry) do not interrupt them.
 * **RP**: at a Ruddlesden-Popper fault the rock-salt CsX double layer separates the

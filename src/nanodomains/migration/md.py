@@ -236,7 +236,7 @@ def run_lammps(script: str | Path, workdir: str | Path | None = None):
 
 
 def read_lammps_dump(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Read a text ``dump custom ... id type x y z`` with a fixed atom set.
+    """Read a LAMMPS text dump (``dump custom`` with ``id type x y z``) with a fixed atom set.
 
     Returns (timesteps (F,), ids (N,), types (N,), positions (F, N, 3) in the dump units).
     """

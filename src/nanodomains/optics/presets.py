@@ -21,20 +21,20 @@ inverting the model (:func:`nanodomains.optics.structure_fit.structure_for_lines
   from one field through the QCSE, CCD noise, as in the simulator.
 
 ``python -m nanodomains.optics.presets`` prints every found structure with its model
-lines and residuals (:func:`structure_table`). Measured 2026-12-03:
+lines and residuals (:func:`structure_table`). Measured 2026-12-03::
 
-================  ====  =====  ===========  =======  ======  ======  ==========================
-preset            dom   f      t x W (nm)   kind     centre  FSS     stated (seed) / residual
-================  ====  =====  ===========  =======  ======  ======  ==========================
-fig4_doublet      D0    0.400  10 x 20      doublet  626.00  367.3   FSS 677: -310 ueV (needs 6.8)
-fig4_triplet      D0    0.400  10 x 20      triplet  626.02  282     FSS 878: -596 ueV (needs 4.7)
-fig4_charging     D0    0.400  10 x 20      doublet  626.00  367.3   (the fig4_doublet NC)
-fig5a             D0-2  0.087 / 0.708 / 0.324, 5 x 15 slabs          657.88 / 557.93 / 615.83: 0
-fig5b             D0-2  0.081 / 0.071 / 0.036, 5 x 15 slabs          659.02 / 662.28 / 667.46: 0
-fig5c             D0-5  0.097 ... 0.020, 7 x 10 x 14 boxes           670.80 ... 686.60: 0
-fig5d             D0    0.281  12.57 x 20   (83 ueV)  652.36  X* 655.76   centre and trion: 0
-fig5d             D1    0.231  7.43 x 20    doublet  652.71  486     centre 0; tau 0.21 vs 0.66 ns
-================  ====  =====  ===========  =======  ======  ======  ==========================
+    ================  ====  =====  ===========  =======  ======  ======  ==========================
+    preset            dom   f      t x W (nm)   kind     centre  FSS     stated (seed) / residual
+    ================  ====  =====  ===========  =======  ======  ======  ==========================
+    fig4_doublet      D0    0.400  10 x 20      doublet  626.00  367.3   FSS 677: -310 ueV (needs 6.8)
+    fig4_triplet      D0    0.400  10 x 20      triplet  626.02  282     FSS 878: -596 ueV (needs 4.7)
+    fig4_charging     D0    0.400  10 x 20      doublet  626.00  367.3   (the fig4_doublet NC)
+    fig5a             D0-2  0.087 / 0.708 / 0.324, 5 x 15 slabs          657.88 / 557.93 / 615.83: 0
+    fig5b             D0-2  0.081 / 0.071 / 0.036, 5 x 15 slabs          659.02 / 662.28 / 667.46: 0
+    fig5c             D0-5  0.097 ... 0.020, 7 x 10 x 14 boxes           670.80 ... 686.60: 0
+    fig5d             D0    0.281  12.57 x 20   (83 ueV)  652.36  X* 655.76   centre and trion: 0
+    fig5d             D1    0.231  7.43 x 20    doublet  652.71  486     centre 0; tau 0.21 vs 0.66 ns
+    ================  ====  =====  ===========  =======  ======  ======  ==========================
 
 Lifetimes are the model's: fig5d QD1 / QD2 0.18 / 0.21 ns against the seed's S14 0.54 /
 0.66 ns (not reproduced; the lifetime reference is calibrated on an 8 nm cube). Every

@@ -77,7 +77,7 @@ class StemLattice(Item):
     note: str | None = _skip()
     #: one-sigma uncertainty of ``angle_deg`` (analysis; None in truth)
     angle_err_deg: float | None = _skip()
-    #: |a2| / |a1| with its uncertainty
+    #: ``|a2|`` / ``|a1|`` with its uncertainty
     ratio: Measured | None = _skip()
     #: perovskite projection the primitive cell matches: "[100]" (a x a), "[110]"
     #: (a/sqrt2 x a, rectangular), "[111]" (hexagonal) or "none"

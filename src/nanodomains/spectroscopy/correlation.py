@@ -10,11 +10,11 @@ For a pair of emitters (a, b) with signal traces I_a(t), I_b(t) (counts per fram
   permutation, cf. Kunsch, Ann. Stat. 17, 1217 (1989); Theiler et al., Physica D 58,
   77 (1992) for surrogate tests) and the result is circularly shifted by a random lag,
   so even a trace with few segments yields many distinct surrogates. Two-sided
-  p = (1 + #{|r_s| >= |r|}) / (1 + n_surrogates);
+  p = (1 + #{``|r_s|`` >= ``|r|``}) / (1 + n_surrogates);
 * sliding windows (``window_frames`` wide, one frame apart): r in each window with a
   pointwise p (the same surrogates, same window) and a family-wise p_fwe from the
-  maximum |r| over all windows of each surrogate. Windows with p_fwe <
-  ``window_alpha`` (default 0.05) and |r| >= ``min_window_r`` are reported (merged
+  maximum ``|r|`` over all windows of each surrogate. Windows with p_fwe <
+  ``window_alpha`` (default 0.05) and ``|r|`` >= ``min_window_r`` are reported (merged
   when they overlap), so at most ~5 % of independent pairs show any window. A single
   coincident event in a 120-frame movie (such as the seed's 67-75 s) can reach
   p_fwe ~ 0.01-0.05 at best (about 120 distinct circular alignments), and pointwise
@@ -373,7 +373,7 @@ def correlate_pair(
     window_alpha : float
         Family-wise level of a reported window.
     min_window_r : float
-        Smallest |r| of a reported window.
+        Smallest ``|r|`` of a reported window.
     jump_tolerance : int
     rng : numpy.random.Generator or int
 

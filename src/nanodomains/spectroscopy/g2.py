@@ -16,10 +16,10 @@ Laurence et al., Opt. Lett. 31, 829 (2006) (pycorrelate).
 CW normalisation
 ----------------
 For uncorrelated (Poissonian) streams of N_A and N_B photons in a duration T the
-expected count per bin is N_A N_B w (T - |tau|) / T^2 (the factor (T - |tau|)/T is the
+expected count per bin is N_A N_B w (T - ``|tau|``) / T^2 (the factor (T - ``|tau|``)/T is the
 overlap of the two records; Loudon, The Quantum Theory of Light, 3rd ed., ch. 6), so
 
-    g2(tau_k) = C_k T^2 / (N_A N_B w (T - |tau_k|)).
+    g2(tau_k) = C_k T^2 / (N_A N_B w (T - ``|tau_k|``)).
 
 g2(0) is read from the bins within ``zero_window`` of zero delay (default: the
 central bin) with a Poisson error sqrt(C) on the counts.
@@ -257,7 +257,7 @@ def write_g2_csv(result: G2Record, path: str | os.PathLike) -> Path:
 def expected_uncorrelated(
     tau_ns: np.ndarray, *, n_a: int, n_b: int, bin_ns: float, duration_s: float
 ) -> np.ndarray:
-    """Coincidences per bin of uncorrelated streams: N_A N_B w (T - |tau|) / T^2."""
+    """Coincidences per bin of uncorrelated streams: N_A N_B w (T - ``|tau|``) / T^2."""
     T_ns = require_positive("duration_s", duration_s) * 1e9
     if n_a <= 0 or n_b <= 0:
         raise InputError(f"g2 normalisation needs photons in both channels, got {n_a} and {n_b}")
@@ -267,7 +267,7 @@ def expected_uncorrelated(
 def normalize_cw(
     counts: np.ndarray, tau_ns: np.ndarray, *, n_a: int, n_b: int, bin_ns: float, duration_s: float
 ) -> np.ndarray:
-    """g2(tau): counts over the uncorrelated expectation N_A N_B w (T - |tau|) / T^2."""
+    """g2(tau): counts over the uncorrelated expectation N_A N_B w (T - ``|tau|``) / T^2."""
     expected = expected_uncorrelated(tau_ns, n_a=n_a, n_b=n_b, bin_ns=bin_ns, duration_s=duration_s)
     return np.asarray(counts, float) / expected
 
@@ -286,7 +286,7 @@ def estimate_peak_grid(
     (antibunched) zero peak. The period, unless given, is first taken from the
     highest maximum of the histogram's autocorrelation beyond its first zero
     crossing, then refined by epoch folding: the side-peak part of the curve
-    (|tau - offset| >= period/2) folded modulo P has the largest contrast when P is
+    (``|tau - offset|`` >= period/2) folded modulo P has the largest contrast when P is
     the true period.
 
     Returns

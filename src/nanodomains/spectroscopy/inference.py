@@ -68,7 +68,7 @@ force a one-to-one assignment of emitters to STEM domains.
 
 Outputs: posterior means, sds and 90 % intervals per domain and for the shared
 parameters; the size/composition correlation (the degeneracy); a posterior-predictive
-z-score for every measured number (|z| > 3 sets ``fit_ok = False`` with a warning);
+z-score for every measured number (``|z|`` > 3 sets ``fit_ok = False`` with a warning);
 autocorrelation times and effective sample size (emcee's ``get_autocorr_time``), with a
 warning unless the chain holds 20 autocorrelation times and 400 effective samples.
 """

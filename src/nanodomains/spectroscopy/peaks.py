@@ -18,7 +18,7 @@ together with one shared width (lines of one fine-structure set share the excito
 dephasing), on a linear baseline ``b0 + b1 (x - x_mid)``.
 
 Fine-structure splitting (FSS) in energy with E = hc / lambda (hc = 1239.842 eV nm,
-scipy.constants): for a doublet FSS = |E1 - E2|; for a triplet the mean of the two gaps,
+scipy.constants): for a doublet FSS = ``|E1 - E2|``; for a triplet the mean of the two gaps,
 FSS = (E_max - E_min) / 2, as in the seed paper (Liu et al., Nano Lett. 2023, 23, 10089,
 Fig. 4: 677 ueV doublet, 878 ueV triplet). Its variance follows from the fit covariance
 of the line centres, dE/dlambda = -hc / lambda^2.
@@ -1193,7 +1193,7 @@ def fss_uev(centers_nm, cov_nm2) -> tuple[float, float]:
     Parameters
     ----------
     centers_nm : array_like, shape (n,)
-        Line centres (n = 2: doublet |E1 - E2|; n = 3: (E_max - E_min) / 2).
+        Line centres (n = 2: doublet ``|E1 - E2|``; n = 3: (E_max - E_min) / 2).
     cov_nm2 : array_like, shape (n, n)
         Covariance of the centres in nm^2.
 

@@ -4,7 +4,7 @@ Linking
 -------
 Frame by frame, the open tracks (last seen at most ``max_gap_frames`` frames ago) are
 assigned to the new detections by a global nearest-neighbour assignment
-(scipy.optimize.linear_sum_assignment, Hungarian algorithm) on the cost |d lambda|;
+(scipy.optimize.linear_sum_assignment, Hungarian algorithm) on the cost ``|d lambda|``;
 pairs farther apart than ``max_jump_nm * sqrt(gap)`` (spectral diffusion as a random
 walk) plus four standard deviations of the two fitted positions are forbidden, after
 removing the median shift of all lines between the two frames (one environmental
@@ -317,7 +317,7 @@ def _within_own_diffusion(fits: LineFits, rows: np.ndarray, cut: int, step: floa
     """Is a sustained step of the medians (``n_side`` detections either side of ``cut``)
     the line's own spectral diffusion?
 
-    The track's one-frame step scale s is measured robustly (median |dp| / sqrt(df) /
+    The track's one-frame step scale s is measured robustly (median ``|dp|`` / sqrt(df) /
     0.6745: one jump to another line does not inflate it); for a random walk of step s
     the difference of the means of n detections before and after a point has the sd
     s sqrt(1 + (n - 1)(2n - 1) / (3n)) (1.66 s for n = 4). The step is diffusion when it
@@ -638,7 +638,7 @@ def window_sums(values, wavelength_nm, position_nm, half_width_nm) -> np.ndarray
     Returns
     -------
     sums : ndarray, shape (n_tracks, n_frames)
-        Sum over pixels with |lambda - centre| <= half width (at least one pixel: the
+        Sum over pixels with ``|lambda - centre|`` <= half width (at least one pixel: the
         nearest one at the axis ends).
     """
     v = np.asarray(values, float)

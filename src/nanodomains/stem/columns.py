@@ -399,7 +399,7 @@ def detect_columns(
     image : DataArray or ndarray, shape (ny, nx)
     lattice : Lattice, optional
         Lattice from :func:`~nanodomains.stem.gpa.find_lattice`; the nearest
-        spacing is then |a|/2 (columns of the [100] perovskite projection sit on a
+        spacing is then ``|a|``/2 (columns of the [100] perovskite projection sit on a
         half-cell grid) and the minimum separation 0.7 of it.
     min_separation_px : float, optional
         Minimum separation when no lattice is given.
@@ -959,7 +959,7 @@ def lattice_from_columns(
     -------
     dict
         ``basis_px`` (2, 2) rows a1, a2 (y, x); ``basis_err_px``; ``cell_px`` and
-        ``cell_err_px`` (|a1|, |a2|); ``n_used``; ``residual_rms_px``; and with a
+        ``cell_err_px`` (``|a1|``, ``|a2|``); ``n_used``; ``residual_rms_px``; and with a
         calibrated lattice ``lattice_pm``, ``lattice_pm_err``.
     """
     pos = np.atleast_2d(np.asarray(positions_px, dtype=np.float64))

@@ -94,7 +94,7 @@ z-score against the within-domain scatter in the record, and the bright and dim
 columns do not stay on their sublattices); a change of lattice constant or contrast
 without it is "other"; a single crystal has no boundary.
 
-The resolution of the GPA maps is ~1/R (R the mask radius; default |g|/4, four
+The resolution of the GPA maps is ~1/R (R the mask radius; default ``|g|``/4, four
 cells): a domain must be about 1/R wide to be found; its boundaries are then placed
 column by column. Domains narrower than ~2 cells, and domains differing by less than
 the minimum steps (a Br-fraction difference below ~0.02-0.03 at constant registry),
@@ -405,7 +405,7 @@ def column_spacing_px(positions_px: np.ndarray, lattice: Lattice, tol: float = 0
     those are not in the table (oxygen columns are often too weak to detect), half
     the distance between its +-a_i neighbours (the same site one cell away). The
     neighbour vectors are the found lattice's basis, so any orientation and cell
-    shape work. NaN where neither pair is found within ``tol`` x |a_i|/2 of its
+    shape work. NaN where neither pair is found within ``tol`` x ``|a_i|``/2 of its
     expected place (crystal edge); the result is the mean over the two vectors
     found, with ``both`` NaN unless both are (the column is not at the crystal edge).
     """
@@ -1196,7 +1196,7 @@ def _segment(xy: np.ndarray) -> list[list[float]]:
 def local_basis_px(positions_px: np.ndarray, basis_px: np.ndarray, tol: float = 0.2) -> np.ndarray | None:
     """A domain's own basis: the mean of the column-to-neighbour vectors one cell along each basis vector.
 
-    Every column with a neighbour within ``tol`` x |a_i| of r + a_i (the same site one
+    Every column with a neighbour within ``tol`` x ``|a_i|`` of r + a_i (the same site one
     cell on; any orientation and cell shape, O columns not needed) contributes its
     vector; their mean is the domain's mean cell vector, without the accumulated
     indexing error of a reference lattice that differs from the domain's (a film
@@ -1722,7 +1722,7 @@ def segment_domains(
         have no registry class (RP amplitude dips).
     mixed_contrast : float
         Regions below this fraction, wider than the GPA resolution, are domains of
-        mixed registry (shifted fraction near 1/2: |1 - 2s| below ~this value).
+        mixed registry (shifted fraction near 1/2: ``|1 - 2s|`` below ~this value).
     max_depth : int
         Levels of recursive splitting.
     min_boundary_cells : float

@@ -54,7 +54,7 @@ maps within ~1/R of the image border are still unreliable; the default reference
 region excludes that border.
 
 Reflection detection: Hann-windowed power spectrum, 3x3 box-averaged, divided by
-its ring (|k|) geometric-mean background; local maxima above ``min_snr`` (pure noise
+its ring (``|k|``) geometric-mean background; local maxima above ``min_snr`` (pure noise
 gives a ratio of ~1 with a spread of ~1/3, so the default 8 practically never fires
 on noise).
 
@@ -182,7 +182,7 @@ def _as_image(image: Any) -> tuple[np.ndarray, float | None]:
 
 
 def periodic_component(image: np.ndarray) -> np.ndarray:
-    """Periodic component of the periodic-plus-smooth decomposition [2]_.
+    """Periodic component of the periodic-plus-smooth decomposition (Moisan 2011).
 
     Parameters
     ----------
@@ -234,7 +234,7 @@ class _Spectrum:
 
     The periodic-plus-smooth edge treatment is applied in Fourier space, only at the
     coefficients a lock-in gathers: the smooth component's spectrum is
-    :math:`S = V/(2\cos(2\pi k_y/N_y) + 2\cos(2\pi k_x/N_x) - 4)` [2]_, and the
+    :math:`S = V/(2\cos(2\pi k_y/N_y) + 2\cos(2\pi k_x/N_x) - 4)` (Moisan 2011), and the
     boundary image ``v`` lives on four lines, so
     :math:`V(k_y,k_x) = \hat a(k_x)(1-e^{2\pi i k_y/N_y}) + \hat b(k_y)(1-e^{2\pi i k_x/N_x})`
     with :math:`a = u_{N_y-1,:}-u_{0,:}` and :math:`b = u_{:,N_x-1}-u_{:,0}`. That is
@@ -321,7 +321,7 @@ def lock_in(
     image : ndarray, shape (ny, nx)
         Real image.
     g_per_px : (gy, gx)
-        Reflection in cycles per pixel (|gy|, |gx| < 0.5).
+        Reflection in cycles per pixel (``|gy|``, ``|gx|`` < 0.5).
     mask : {"gaussian", "cosine"}
         Mask shape (module docstring).
     mask_radius_per_px : float
@@ -519,7 +519,7 @@ class Lattice:
 
     @property
     def cell_px(self) -> np.ndarray:
-        """Cell edge lengths |a1|, |a2| in px."""
+        """Cell edge lengths ``|a1|``, ``|a2|`` in px."""
         return np.linalg.norm(self.basis_px, axis=1)
 
     def _propagate(self, fn: Any) -> np.ndarray:
@@ -537,7 +537,7 @@ class Lattice:
 
     @property
     def cell_err_px(self) -> np.ndarray:
-        """One-sigma uncertainty of |a1|, |a2| (linear propagation of g_err)."""
+        """One-sigma uncertainty of ``|a1|``, ``|a2|`` (linear propagation of g_err)."""
         return self._propagate(lambda g: np.linalg.norm(np.linalg.inv(g).T, axis=1))
 
     @property
@@ -552,7 +552,7 @@ class Lattice:
 
     @property
     def ratio(self) -> float:
-        """|a2| / |a1|."""
+        """``|a2|`` / ``|a1|``."""
         c = self.cell_px
         return float(c[1] / c[0])
 
@@ -568,7 +568,7 @@ class Lattice:
 
     @property
     def lattice_pm(self) -> np.ndarray:
-        """Cell edge lengths |a1|, |a2| in pm."""
+        """Cell edge lengths ``|a1|``, ``|a2|`` in pm."""
         return self.cell_px * self._px_pm()
 
     @property
@@ -580,8 +580,8 @@ class Lattice:
     def pseudocubic_px(self) -> tuple[float, float] | None:
         """(a, error) of the pseudo-cubic perovskite cell the projection implies, px.
 
-        [100]: mean of |a1|, |a2|; [110]: mean of sqrt(2) |a1| and |a2|; [111]:
-        |a| / sqrt(2/3) (mean edge); None for "none".
+        [100]: mean of ``|a1|``, ``|a2|``; [110]: mean of sqrt(2) ``|a1|`` and ``|a2|``; [111]:
+        ``|a|`` / sqrt(2/3) (mean edge); None for "none".
         """
         c, e = self.cell_px, self.cell_err_px
         if self.projection == "[100]":
@@ -617,7 +617,7 @@ class Lattice:
     def to_record(self, note: str | None = None) -> StemLattice:
         """The lattice as a :class:`~nanodomains.records.StemLattice` (needs a pixel size).
 
-        Cell edges, angle and |a2|/|a1| with their uncertainties, the projection
+        Cell edges, angle and ``|a2|``/``|a1|`` with their uncertainties, the projection
         with its evidence, and the pseudo-cubic cell edge it implies.
         """
         a, e = self.lattice_pm, self.lattice_pm_err
@@ -656,7 +656,7 @@ def detect_reflections(
     max_fft_px : int
         The central ``max_fft_px`` square of larger images is used.
     min_period_px, max_period_px : float
-        Only frequencies 1/max_period < |k| < 1/min_period are searched
+        Only frequencies 1/max_period < ``|k|`` < 1/min_period are searched
         (default max: a quarter of the analysed size).
     max_reflections : int
         Keep at most this many (strongest) reflections in the half plane.
@@ -719,7 +719,7 @@ def detect_reflections(
 
 
 def _reduce(g1: np.ndarray, g2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lagrange-Gauss reduction of a 2-D basis: |g1| <= |g2| <= |g2 +- g1|."""
+    """Lagrange-Gauss reduction of a 2-D basis: ``|g1|`` <= ``|g2|`` <= ``|g2 +- g1|``."""
     g1, g2 = np.asarray(g1, float).copy(), np.asarray(g2, float).copy()
     for _ in range(64):
         if g1 @ g1 > g2 @ g2:
@@ -744,14 +744,14 @@ def _strong_lattice(k: np.ndarray, snr: np.ndarray, min_snr: float, arr: np.ndar
     Strong: power above :data:`STRONG_POWER_FRACTION` of the strongest. The strongest
     reflection and the strongest one not collinear with it (angle > ~15 deg) give a
     first basis (Lagrange-Gauss reduced); the other strong reflections are taken in
-    order of decreasing power: one with integer indices (within 0.2, |h|, |k| <= 6)
-    is explained; one at a third-integer position (|h|, |k| <= 4) that is conclusive by
+    order of decreasing power: one with integer indices (within 0.2, ``|h|``, ``|k|`` <= 6)
+    is explained; one at a third-integer position (``|h|``, ``|k|`` <= 4) that is conclusive by
     itself (:func:`_self_evident` with n = 3) refines the lattice to the index-3
     superlattice it generates with the basis (:func:`_generated_lattice`; a hexagonal
     lattice whose strongest pair is (11)-type, 60 deg apart, spans an index-3
     sublattice, which no index-2 step can undo; a third-integer reflection carrying that
     much power is never an artefact, and the NSMO-type superlattice reflections stay far
-    below the power fraction); one at a half-integer position (|h|, |k| <= 4) refines the lattice
+    below the power fraction); one at a half-integer position (``|h|``, ``|k|`` <= 4) refines the lattice
     to an index-2 supercell if the column motif agrees (the translations that supercell
     removes change the image, :func:`_motif_test`; side lobes of reflections split by a
     fault do not pass; skipped with ``arr`` None), or else to the supercell it generates
@@ -1152,14 +1152,14 @@ def find_lattice(
         Detection threshold of reflections (see :func:`detect_reflections`).
     require_pseudocubic : bool
         Raise :class:`FitError` unless the cell is the square [100] one
-        (|a1|/|a2| < 1.15 and angle within 10 deg of 90 deg).
+        (``|a1|``/``|a2|`` < 1.15 and angle within 10 deg of 90 deg).
     refine : bool
         Refine g1, g2 on the reference region by GPA (iterated to convergence).
     reference : tuple of slices or bool ndarray, optional
         Reference region; default the image minus a border of ~1/R px (that
         border, at most a quarter of the image, is excluded from any region).
     mask, mask_radius_per_px :
-        GPA mask for the refinement (default R = |g|/4).
+        GPA mask for the refinement (default R = ``|g|``/4).
     centring : {"motif", "none"}
         "motif": decide the primitive cell from the column motif; "none": the lattice
         of the strong reflections alone (the half-integer reflections that are
@@ -1238,8 +1238,8 @@ def calibrate_on_lattice(
         Pixels of the reference crystal (default: the whole image); the image
         border of ~1/R px is excluded in any case (:func:`find_lattice`).
     direction : {"both", "x", "y"}
-        Cell edge(s) that have the known spacing: the mean of |a1| and |a2|, or
-        only the one nearest x (|a1|) or y (|a2|), e.g. the in-plane lattice of
+        Cell edge(s) that have the known spacing: the mean of ``|a1|`` and ``|a2|``, or
+        only the one nearest x (``|a1|``) or y (``|a2|``), e.g. the in-plane lattice of
         a film that is coherent with its substrate.
     reference_name : str
         What the reference is (recorded in ``pixel_size_source``).
@@ -1453,7 +1453,7 @@ def gpa(
         and displacement. Default (100), (010).
     mask : {"gaussian", "cosine"}
     mask_radius_per_px, mask_radius_inv_nm : float, optional
-        Mask radius R (one of the two); default |g1|/4.
+        Mask radius R (one of the two); default ``|g1|``/4.
     reference : tuple of slices or bool ndarray, optional
         Reference (unstrained) region; default the image minus a border of 1/R
         (excluded from any region given, as in :func:`find_lattice`).

@@ -314,7 +314,7 @@ def _kgrid(shape: tuple[int, int], pixel_a: float) -> tuple[np.ndarray, np.ndarr
 
 def probe_intensity(shape: tuple[int, int], pixel_size_pm: float, probe: ProbeParameters = ProbeParameters(),
                     centred: bool = True) -> np.ndarray:
-    """Coherent probe intensity |psi|^2 on a grid, normalised to ``sum(P) * A_px = 1`` (1/A^2).
+    """Coherent probe intensity ``|psi|``^2 on a grid, normalised to ``sum(P) * A_px = 1`` (1/A^2).
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Atomistic perovskite model of a :class:`~nanodomains.structure.model.NanoCrystal`.
 
 Construction (all in half-cell integer units H = 2 r / a_ref of the reference lattice)
--------------------------------------------------------------------------------------
+--------------------------------------------------------------------------------------
 The crystal is built from corner-sharing PbX6 octahedra, each with its 8 Cs neighbours,
 so every surface and every RP interface is CsX-terminated:
 

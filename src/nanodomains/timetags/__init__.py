@@ -21,17 +21,17 @@ the time tag itself (``resolution_ps`` per unit).
 
 Formats (one module each)
 -------------------------
-================================  =================  ==========================================
-format                            module             decoded by
-================================  =================  ==========================================
-PicoQuant PTU (T2/T3, any device) :mod:`.ptu`        ptufile (C. Gohlke), chunked here
-HydraHarp HT2/HT3, PicoHarp       :mod:`.picoquant`  this package (numpy, vectorised): phconvert
-PT2/PT3, TimeHarp T3R                                reads HT3 v1.0 only, tttrlib no HT2/T3R
-Becker & Hickl SPC-130/132/830    :mod:`.bh`         this package (checked against tttrlib)
-Photon-HDF5 0.4/0.5               :mod:`.hdf5`       h5py, sliced
-Full_SMS HDF5                     :mod:`.hdf5`       h5py, sliced
-project npz                       :mod:`.npz`        zip members streamed (never loaded whole)
-================================  =================  ==========================================
+==================================  =================  ==========================================
+format                              module             decoded by
+==================================  =================  ==========================================
+PicoQuant PTU (T2/T3, any device)   :mod:`.ptu`        ptufile (C. Gohlke), chunked here
+HydraHarp HT2/HT3, PicoHarp         :mod:`.picoquant`  this package (numpy, vectorised): phconvert
+PT2/PT3, TimeHarp T3R                                  reads HT3 v1.0 only, tttrlib no HT2/T3R
+Becker & Hickl SPC-130/132/830      :mod:`.bh`         this package (checked against tttrlib)
+Photon-HDF5 0.4/0.5                 :mod:`.hdf5`       h5py, sliced
+Full_SMS HDF5                       :mod:`.hdf5`       h5py, sliced
+project npz                         :mod:`.npz`        zip members streamed (never loaded whole)
+==================================  =================  ==========================================
 
 The type of a file is decided by its magic bytes and header (:func:`identify_file`),
 never by falling through to a text reader. Every reader streams chunks of bounded

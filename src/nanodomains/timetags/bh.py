@@ -1,7 +1,7 @@
 r"""Becker & Hickl SPC-130/132/140/150/160/830 FIFO files (``.spc``), read in chunks.
 
 Format (B&H, "The bh TCSPC Handbook", FIFO data format of the SPC-1xx/8xx modules)
----------------------------------------------------------------------------------
+----------------------------------------------------------------------------------
 The first 32-bit word is a header: bits 0-23 the macro-time clock period in units of
 0.1 ns, bits 24-31 flags (number of routing bits, raw-data flag). Every following
 32-bit little-endian record is::

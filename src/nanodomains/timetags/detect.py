@@ -1,4 +1,4 @@
-"""What a photon or decay file is, decided from its bytes (magic and header), not its name.
+r"""What a photon or decay file is, decided from its bytes (magic and header), not its name.
 
 :func:`identify_file` reads the first bytes of a file and returns a :class:`FileKind`.
 The file name's suffix is used only where a format has no magic at all (Becker & Hickl
@@ -16,9 +16,9 @@ Signatures
 ``PicoHarp 300``       legacy PicoHarp file: 0 histogram (PHD), 2 T2 (PT2), 3 T3 (PT3)
 ``TimeHarp 200``       legacy TimeHarp 200: T3R time tags (format 5.0/6.0) or THD
                        histogram (by the header's measurement mode)
-``\\x89HDF\\r\\n\\x1a\\n``   HDF5: Photon-HDF5 (``/photon_data``), Full_SMS (``Particle N``
+``\x89HDF\r\n\x1a\n``  HDF5: Photon-HDF5 (``/photon_data``), Full_SMS (``Particle N``
                        groups with photon times), else unsupported
-``PK\\x03\\x04``          zip: the project's photon npz
+``PK\x03\x04``         zip: the project's photon npz
 =====================  ==========================================================
 
 Legacy PicoQuant headers are described in PicoQuant's file-format demos
