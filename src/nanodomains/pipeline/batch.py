@@ -15,7 +15,7 @@ columns, compositions), ``pl_movie`` (.sif .spe .csv .nc -> emitters),
 :func:`register`.
 
 Guarantees (tested in ``tests/test_faults.py``; see ``docs/guarantees.md``)
---------------------------------------------------------------------------
+---------------------------------------------------------------------------
 * Item ids are safe names (:func:`nanodomains.files.safe_name`: no separator, never
   ``.`` or ``..``, unique ignoring case); every output path is resolved and must lie
   inside ``DIR/items`` (:func:`nanodomains.files.path_inside`). A bad id refuses the

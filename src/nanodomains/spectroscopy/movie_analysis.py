@@ -2,11 +2,11 @@
 
 ``analyze_movie(movie)`` runs, in order (each step documented in its module):
 
-1. validation (:mod:`.io`), cosmic-ray removal and baseline (:mod:`.peaks`);
+1. validation (:mod:`~nanodomains.spectroscopy.io`), cosmic-ray removal and baseline (:mod:`.peaks`);
 2. peak detection and batched multi-line fits with shared widths (:mod:`.peaks`);
 3. linking lines over time, joining the tracks of one line (a blend fitted as one peak
    in most frames and as two in a few: reported as one line with a warning) and
-   grouping them into emitters (:mod:`.tracking`);
+   grouping them into emitters (:mod:`~nanodomains.spectroscopy.tracking`);
 4. per-emitter count traces in a window of +-``window_hwhm`` HWHM around each line,
    less the tails of the other lines in that window (their heights from a joint
    fixed-position fit, :func:`~.peaks.fit_amplitudes`), Poisson change-point
@@ -18,7 +18,7 @@
    (``meta["ambiguous_frames"]``, a warning); the line intensities used for
    grouping and correlations are the integrated counts of that joint fit (free of
    crosstalk and of the pixel phase of undersampled lines);
-5. classification singlet / doublet / triplet / trion (:mod:`.tracking`);
+5. classification singlet / doublet / triplet / trion (:mod:`~nanodomains.spectroscopy.tracking`);
 6. fine-structure splitting and linewidth per emitter: inverse-variance weighted mean
    over the frames in which all its lines were fit, error inflated by
    sqrt(reduced chi-square) when the frames scatter more than their errors;
@@ -35,7 +35,7 @@ detected lines, as the seed paper's Fig. 4 and 5).
 Conventions: ``center_nm`` is the wavelength of the energy centroid of the lines, each
 line's ``center_nm`` the time-median of its fitted centre over the on frames (spectral
 diffusion averages out; stderr 1.25 sd / sqrt(n) of that median), ``fss_uev``
-|E1 - E2| for a doublet and (E_max - E_min)/2 for a triplet (0 for a singlet or
+``|E1 - E2|`` for a doublet and (E_max - E_min)/2 for a triplet (0 for a singlet or
 trion), ``linewidth_uev`` the Lorentzian FWHM in energy, ``intervals_s`` the on
 intervals [t_start, t_end] (t_end = start of the last on frame + frame period),
 ``mean_counts`` the integrated counts per frame of all lines while on.

@@ -12,10 +12,11 @@ Every image in nanodomains is an :class:`xarray.DataArray` with dims ``("y", "x"
     caller, which overrides the file).
 ``source_file``
     The path the image was read from (absent for images made in memory).
-``beam_energy_kev``, ``convergence_semiangle_mrad``, ``detector_inner_mrad``,
-``detector_outer_mrad``, ``camera_length_mm``, ``magnification``, ``microscope``,
-``title``, ``acquisition_date``
-    Copied from the file's metadata when it holds them, never invented. The probe
+probe, detector and acquisition attributes
+    ``beam_energy_kev``, ``convergence_semiangle_mrad``, ``detector_inner_mrad``,
+    ``detector_outer_mrad``, ``camera_length_mm``, ``magnification``, ``microscope``,
+    ``title``, ``acquisition_date``: copied from the file's metadata when it holds
+    them, never invented. The probe
     and detector names are those of
     :meth:`nanodomains.stem.probe.ProbeParameters.to_attrs`, so
     ``ProbeParameters.from_attrs(image.attrs)`` reads them back.
@@ -669,7 +670,8 @@ def register_stack(
     """Rigidly register a stack of frames to one reference frame.
 
     Each frame is shifted (Fourier shift, periodic) by the sub-pixel translation
-    that maximises its phase correlation with the reference [2]_.
+    that maximises its phase correlation with the reference (reference [2] of the
+    module docstring).
 
     Parameters
     ----------
