@@ -186,6 +186,17 @@ def test_probe_mismatch_is_warned_in_the_record():
     assert any("convergence semi-angle (mrad): table 24, image 30" in w for w in rec.warnings)
 
 
+def test_registry_table_on_an_incoherent_image_is_warned():
+    """The incoherent renderer has no channelling: the multislice table's b does not apply to it
+    (found by the microscopist tutorial: b 0.8-1.0 for truth 0.27-0.49, no warning)."""
+    from nanodomains.stem.analyze import analyze_image
+
+    img = registry_image(_load("b052"), 1, seed=1)
+    img.attrs["method"] = "incoherent"
+    rec = analyze_image(img, table="registry", background=0.0, thickness_nm=None, n_boot=20).record
+    assert any("incoherent renderer" in w and "no channelling" in w for w in rec.warnings)
+
+
 def test_thickness_outside_the_table_is_not_extrapolated(model):
     ds = _load("b075")
     r_img = registry_image(ds, 1, seed=0)

@@ -98,9 +98,6 @@ def plot_vacancy_paths(result, path: str | Path | None = None, views=("z", "x"),
     views : sequence of {"x", "y", "z"}
         Projection axis of each panel.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     lat = result.lattice

@@ -395,9 +395,6 @@ def plot_preset(movie, truth: PLEmitters, *, spectrum_time_s: float | None = Non
     path : path-like, optional
         Save the figure (PNG) there.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     t = movie["time"].values

@@ -32,9 +32,6 @@ def structure_figure(nc, names=None, direction: str = "100"):
     ['domains in the front slab', '[100] columns: shifted cell fraction']
     >>> import matplotlib.pyplot as plt; plt.close(fig)
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     cols = nc.project_columns(direction)

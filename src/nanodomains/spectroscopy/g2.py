@@ -202,9 +202,6 @@ def plot_g2(result: G2Record, path: str | os.PathLike | None = None, *, ax=None)
 
     Returns the matplotlib Axes.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     fig = None

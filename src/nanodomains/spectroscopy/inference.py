@@ -910,9 +910,6 @@ def _summarise(model, chain, sampler, tau, burn, n_walkers, rng, emitters, sourc
 def plot_corner(run: InferenceRun, path=None, *, max_domains: int = 4):
     """Corner plot of the domains' (f, t) and the shared parameters (``corner`` package)."""
     import corner
-    import matplotlib
-
-    matplotlib.use("Agg")
     n = run.model.obs.n
     keep = list(range(min(n, max_domains))) + list(range(n, n + min(n, max_domains))) + [2 * n, 2 * n + 1, 2 * n + 2]
     labels = [run.names[i].replace("f[", "f ").replace("t[", "t ").replace("]", "") for i in keep]
@@ -932,9 +929,6 @@ def plot_predictive(run: InferenceRun, path=None, seed: int = 0):
     50 posterior-predictive spectra (each draw: every domain's centre from the posterior,
     same widths); right: measured FSS and trion shifts against their predictive ranges.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     o = run.model.obs

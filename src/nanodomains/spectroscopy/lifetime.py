@@ -318,9 +318,6 @@ def plot_lifetime(result: LifetimeRecord, path: str | os.PathLike | None = None)
 
     Returns the matplotlib Figure.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     fig, (ax, axr) = plt.subplots(

@@ -218,9 +218,6 @@ class MovieAnalysis:
 
     def plot_overview(self, path, *, title: str | None = None) -> Path:
         """Colour map of the movie with the detected lines, mean spectrum and emitter traces."""
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.colors import PowerNorm
 
@@ -299,9 +296,6 @@ class MovieAnalysis:
     def plot_spectrum(self, path, *, title: str | None = None) -> Path:
         """A single-frame movie as a spectrum: counts and baseline against wavelength, the
         emitters' lines in colour, the lines that are not emitters and excluded ranges in grey."""
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         wl = self.wavelength_nm

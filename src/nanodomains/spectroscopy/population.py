@@ -71,9 +71,6 @@ class PopulationResult:
         return paths
 
     def plot(self, path=None):
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
         s = self.summary()

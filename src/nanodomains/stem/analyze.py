@@ -202,9 +202,6 @@ class AnalysisResult:
         (Z-contrast, CsPbX3) or, where no composition was computed, the lattice
         parameters a1, a2 of every domain.
         """
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
 
@@ -672,6 +669,11 @@ def _registry_step(image: xr.DataArray, tab: xr.Dataset, cross_a2: np.ndarray, c
     diff = zcontrast.probe_mismatch(tab.attrs, attrs)
     if diff:
         warnings.append("registry table made for another probe/detector than the image: " + "; ".join(diff))
+    if str(image.attrs.get("method", "")).lower() == "incoherent":
+        # the incoherent renderer has no channelling, the table's physics: its b is not meaningful
+        warnings.append("image made by the incoherent renderer (method 'incoherent'): it has no channelling, which the "
+                        "registry-depth multislice table models; these compositions do not apply to it (use the "
+                        "power-law table, the default)")
     if volumes:
         warnings.append("column intensities are Gaussian volumes above the column fits' background (no vacuum in "
                         "the field), but the registry table holds Voronoi sums: compositions may be biased")

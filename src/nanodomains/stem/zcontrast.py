@@ -583,9 +583,6 @@ SEED_DOMAINS = {"R1": (0.27, 0.88), "R2": (0.52, 0.75)}
 def plot_fig1g(model: RegistryModel, path: str | Path, thickness_nm: float = 16.0) -> Path:
     """The seed's Fig. 1g from the table: the three column intensities against b (s = 0) and
     against s (at the seed's two Br fractions), at one thickness, R1 and R2 marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from nanodomains.files import atomic_path
