@@ -385,3 +385,19 @@ def test_unknown_suffix_and_wrong_format_for_the_object(tmp_path):
     with pytest.raises(InputError, match="holds one signal"):
         export(gpa(image_from_array(data, 40.0), unwrap=False), tmp_path / "gpa.hspy")
     assert not list(tmp_path.iterdir())  # nothing written, no temporary left
+
+
+def test_untimed_movie_calibrated_in_hyperspy_becomes_timed():
+    """A stored time unit ('frame') never overrides the axis: times in s are labelled s."""
+    from nanodomains.spectroscopy.io import load_movie, movie_from_arrays
+
+    movie, _ = fig4_like(seed=0, n_frames=5)
+    untimed = movie_from_arrays(movie.values, movie["wavelength"].values)
+    s = to_hyperspy(untimed)
+    nav = s.axes_manager.navigation_axes[0]
+    assert nav.units == "frame"
+    nav.units, nav.scale = "ms", 100.0  # the user calibrates the frames: 0.1 s each
+    for back in (from_hyperspy(s), load_movie(s)):
+        np.testing.assert_allclose(back["time"].values, [0.0, 0.1, 0.2, 0.3, 0.4])
+        assert back.attrs["time_units"] == "s" and back["time"].attrs["units"] == "s"
+        assert "'time' (ms)" in back.attrs["time_source"]

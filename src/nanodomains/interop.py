@@ -367,8 +367,11 @@ def movie_parts_from_hyperspy(signal: Any) -> tuple[np.ndarray, np.ndarray, np.n
     quantity = _defined(signal.metadata.get_item("Signal.quantity")) or ""
     if "(" in quantity and quantity.endswith(")"):  # HyperSpy's "Intensity (counts)"
         attrs.setdefault("units", quantity[quantity.rindex("(") + 1:-1])
+    # the axis decides, not a stored copy: an untimed movie calibrated in HyperSpy is timed (s)
     if time_s is None:
         attrs.pop("time_units", None)
+    else:
+        attrs["time_units"] = "s"
     return np.ascontiguousarray(counts), np.ascontiguousarray(wl), time_s, attrs
 
 
