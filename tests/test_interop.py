@@ -401,3 +401,23 @@ def test_untimed_movie_calibrated_in_hyperspy_becomes_timed():
         np.testing.assert_allclose(back["time"].values, [0.0, 0.1, 0.2, 0.3, 0.4])
         assert back.attrs["time_units"] == "s" and back["time"].attrs["units"] == "s"
         assert "'time' (ms)" in back.attrs["time_source"]
+
+
+def test_pixel_size_that_disagrees_with_the_coordinates_is_refused(tmp_path):
+    """image[::2, ::2] keeps pixel_size_pm = 15 while its coordinates step 30 pm: no file or
+    signal is written with the stale attribute."""
+    img = image_from_array(np.random.default_rng(8).random((64, 64)), 15.0)
+    sub = img[::2, ::2]
+    assert sub.attrs["pixel_size_pm"] == 15.0
+    with pytest.raises(CalibrationError, match=r"pixel_size_pm = 15 but its 'y' coordinates step by 30 pm"):
+        to_hyperspy(sub)
+    for suffix in (".tif", ".nc", ".hspy"):
+        with pytest.raises(CalibrationError, match="step by 30 pm"):
+            export(sub, tmp_path / f"sub{suffix}")
+    assert not list(tmp_path.iterdir())
+    fixed = sub.assign_attrs(pixel_size_pm=30.0)  # the user's fix, as the message says
+    assert to_hyperspy(fixed).axes_manager["x"].scale == pytest.approx(0.03)
+    assert load_image(export(fixed, tmp_path / "sub.tif")).attrs["pixel_size_pm"] == pytest.approx(30.0, rel=1e-6)
+    plain = sub.copy()
+    del plain.attrs["pixel_size_pm"]  # no attribute: the coordinates give it
+    assert load_image(export(plain, tmp_path / "plain.tif")).attrs["pixel_size_pm"] == pytest.approx(30.0, rel=1e-6)
