@@ -236,6 +236,14 @@ def test_maps_tiff_is_a_labelled_imagej_hyperstack(tmp_path):
     assert {"exx", "eyy", "exy", "rotation", "amplitude (10)", "phase (01)"} <= set(labels)
     assert stack.shape == (len(labels), 64, 64)
     np.testing.assert_allclose(stack[labels.index("exx")], ds["exx"].values.astype(np.float32))
+    # HyperSpy (RosettaSciIO) opens the hyperstack with the maps' unit, pixel size and origin
+    shifted = ds.assign_coords(y=ds["y"] + 0.5, x=ds["x"] + 1.5)
+    s = hs.load(str(export(shifted, tmp_path / "shifted.tif")))
+    assert s.data.shape == (len(labels), 64, 64)
+    assert sorted((a.units, round(a.scale, 9), round(a.offset, 9)) for a in s.axes_manager.signal_axes) == [
+        ("nm", 0.04, 0.5), ("nm", 0.04, 1.5)]
+    assert [round(a.offset, 9) for a in sorted(s.axes_manager.signal_axes, key=lambda a: a.index_in_array)] == [
+        0.5, 1.5]  # y, x in array order
 
 
 def test_hspy_files_open_in_hyperspy(tmp_path):

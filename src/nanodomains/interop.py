@@ -766,10 +766,17 @@ def _write_maps_tiff(ds: xr.Dataset, path: Path) -> None:
     grid = _with_pixel_size(xr.DataArray(planes[0], dims=("y", "x"), coords={"y": ds["y"], "x": ds["x"]},
                                          name=labels[0]))
     px_nm = grid.attrs["pixel_size_pm"] * 1e-3
+    origin = (float(grid["y"][0]), float(grid["x"][0]))
+    # RosettaSciIO (so HyperSpy) takes an ImageJ unit only when it is "micron": the unit, scale
+    # and origin also go in the DigitalMicrograph tags it reads, as stem.io.save_image writes them
+    dm_tags = [(65003, "s", 3, "nm", False), (65004, "s", 3, "nm", False),
+               (65006, "d", 1, origin[1], False), (65007, "d", 1, origin[0], False),
+               (65009, "d", 1, px_nm, False), (65010, "d", 1, px_nm, False)]
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, np.stack(planes), imagej=True, resolution=(1.0 / px_nm, 1.0 / px_nm),
                          metadata={"axes": "CYX", "unit": "nm", "Labels": labels,
-                                   "nanodomains_attrs": json.dumps(to_jsonable(stem_io.netcdf_attrs(ds.attrs)))})
+                                   "nanodomains_attrs": json.dumps(to_jsonable(stem_io.netcdf_attrs(ds.attrs)))},
+                         extratags=dm_tags)
 
 
 def _write_netcdf(obj: Any, path: Path) -> None:
