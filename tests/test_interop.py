@@ -361,6 +361,23 @@ def test_wrong_dimensionality_is_refused():
         load_movie(stack)
 
 
+def test_empty_and_complex_signals_are_refused():
+    from nanodomains.spectroscopy.io import load_movie
+
+    with pytest.raises(InputError, match=r"empty signal \(data shape \(0, 16, 16\)\)"):
+        from_hyperspy(_calibrated_signal(np.ones((0, 16, 16))))  # was a 0-frame stack
+    with pytest.raises(InputError, match=r"empty signal"):
+        load_image(_calibrated_signal(np.ones((0, 16, 16))))  # was "256 NaN/inf pixel(s)" (mean of 0 frames)
+    spec = hs.signals.Signal1D(np.ones((0, 32)))
+    spec.axes_manager.signal_axes[0].units = "nm"
+    with pytest.raises(InputError, match="empty signal"):
+        from_hyperspy(spec)  # was a (0, 32) movie
+    spec = hs.signals.Signal1D(np.ones((3, 32), dtype=complex))
+    spec.axes_manager.signal_axes[0].units = "nm"
+    with pytest.raises(InputError, match="dtype complex128; a PL movie holds real-valued counts"):
+        load_movie(spec)  # was the real part, with only a ComplexWarning
+
+
 def test_nan_data_is_refused():
     data = np.ones((16, 16))
     data[3, 4] = np.nan

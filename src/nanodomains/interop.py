@@ -185,8 +185,10 @@ def _axis_label(ax: Any, role: str | None = None) -> str:
 
 
 def _data(signal: Any) -> np.ndarray:
-    """The signal's data as numpy (a lazy signal is computed)."""
+    """The signal's data as numpy (a lazy signal is computed); InputError for an empty signal."""
     data = signal.data
+    if 0 in tuple(data.shape):
+        raise InputError(f"{_signal_name(signal)}: empty signal (data shape {tuple(data.shape)})")
     if hasattr(data, "compute"):
         data = data.compute()
     return np.asarray(data)
@@ -359,7 +361,10 @@ def movie_parts_from_hyperspy(signal: Any) -> tuple[np.ndarray, np.ndarray, np.n
     time_s, t_source = (None, "frame index (a single spectrum)")
     if am.navigation_dimension == 1:
         time_s, t_source = _time_axis_s(am.navigation_axes[0], name)
-    counts = _data(signal).reshape(-1, wl.size).astype(np.float64, copy=False)
+    data = _data(signal)
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise InputError(f"{name}: data of dtype {data.dtype}; a PL movie holds real-valued counts")
+    counts = data.reshape(-1, wl.size).astype(np.float64, copy=False)
     if wl.size > 1 and wl[-1] < wl[0]:  # energy axes: reversed so the wavelength increases
         wl, counts = wl[::-1], counts[:, ::-1]
     attrs = _stored_attrs(signal)
