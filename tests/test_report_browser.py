@@ -78,6 +78,22 @@ def test_demo_report_is_self_contained_and_small(demo_report):
     assert page.count('class="plotly-graph-div"') >= 11  # 5 movies, 2 STEM images, 2 g2, 2 decays
 
 
+def test_untimed_movie_figure_says_frame_not_seconds():
+    """A movie without timing (time = frame index) is labelled frame, not s."""
+    from nanodomains.pipeline.interactive import movie_analysis_figure, movie_figure
+    from nanodomains.spectroscopy.io import movie_from_arrays
+    from nanodomains.spectroscopy.movie_analysis import analyze_movie
+    from nanodomains.testing.pl import fig4_like
+
+    movie, _ = fig4_like(seed=0, n_frames=40)
+    untimed = movie_from_arrays(movie.values, movie["wavelength"].values)
+    fig = movie_analysis_figure(analyze_movie(untimed, n_surrogates=19))
+    assert fig.layout.yaxis.title.text == "frame"
+    assert all(" s<br>" not in (tr.hovertemplate or "") and "frame %{y" in tr.hovertemplate for tr in fig.data)
+    timed = movie_figure(movie["time"].values, movie["wavelength"].values, movie.values)
+    assert timed.layout.yaxis.title.text == "time (s)" and "t %{y:.3f} s" in timed.data[0].hovertemplate
+
+
 # ---- in the browser -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

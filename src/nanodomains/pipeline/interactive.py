@@ -129,7 +129,7 @@ def _layout(fig, title: str, height: int, **kw) -> None:
 # ---- spectral movies ------------------------------------------------------------------
 
 def movie_figure(time_s, wavelength_nm, counts, *, emitters: Iterable = (), tracks: dict | None = None,
-                 title: str = "", max_cells: int = MOVIE_MAX_CELLS, gamma: float = 0.5):
+                 title: str = "", max_cells: int = MOVIE_MAX_CELLS, gamma: float = 0.5, time_units: str = "s"):
     """A PL spectral movie as a time x wavelength heatmap with the emitters overlaid.
 
     Parameters
@@ -150,6 +150,9 @@ def movie_figure(time_s, wavelength_nm, counts, *, emitters: Iterable = (), trac
     max_cells : int
     gamma : float
         Colour scale exponent (0.5: square-root, as the report's PNG overview).
+    time_units : {"s", "frame"}
+        ``"frame"`` for an untimed movie (``time_s`` is then the frame index): the axis
+        and hover labels say frame, not s.
 
     Returns
     -------
@@ -161,6 +164,9 @@ def movie_figure(time_s, wavelength_nm, counts, *, emitters: Iterable = (), trac
         When the shapes of ``counts`` and the axes disagree.
     """
     go = _go()
+    if time_units not in ("s", "frame"):
+        raise InputError(f"time_units must be 's' or 'frame', got {time_units!r}")
+    t_hover, t_title = ("t %{y:.3f} s", "time (s)") if time_units == "s" else ("frame %{y:.1f}", "frame")
     t = np.asarray(time_s, dtype=np.float64)
     wl = np.asarray(wavelength_nm, dtype=np.float64)
     z = np.asarray(counts)
@@ -176,7 +182,7 @@ def movie_figure(time_s, wavelength_nm, counts, *, emitters: Iterable = (), trac
     fig = go.Figure(go.Heatmap(
         x=wb, y=tb, z=zb, zmin=lo, zmax=max(float(hi), lo + 1e-9), colorscale=_gamma_colorscale("Inferno", gamma),
         colorbar={"title": {"text": "counts"}}, name="movie",
-        hovertemplate="t %{y:.3f} s<br>wavelength %{x:.3f} nm<br>counts %{z:.4g}" + binned + "<extra></extra>"))
+        hovertemplate=t_hover + "<br>wavelength %{x:.3f} nm<br>counts %{z:.4g}" + binned + "<extra></extra>"))
     for k, e in enumerate(emitters):
         colour = PALETTE[k % len(PALETTE)]
         label = f"{e.id} {e.kind}" + (f" FSS {float(e.fss_uev):.0f} ueV"
@@ -187,14 +193,14 @@ def movie_figure(time_s, wavelength_nm, counts, *, emitters: Iterable = (), trac
             fig.add_trace(go.Scatter(x=x[keep].astype(np.float32), y=y[keep].astype(np.float32), mode="markers",
                                      marker={"size": 4, "color": colour, "line": {"width": 0.5, "color": "white"}},
                                      name=label,
-                                     hovertemplate=f"{e.id} ({e.kind})<br>t %{{y:.3f}} s<br>"
+                                     hovertemplate=f"{e.id} ({e.kind})<br>{t_hover}<br>"
                                                    "line %{x:.4f} nm<extra></extra>"))
         else:
             x, y = _interval_segments(e, t)
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line={"color": colour, "width": 2}, name=label,
-                                     hovertemplate=f"{e.id} ({e.kind})<br>t %{{y:.3f}} s<br>"
+                                     hovertemplate=f"{e.id} ({e.kind})<br>{t_hover}<br>"
                                                    "line %{x:.4f} nm (record)<extra></extra>"))
-    _layout(fig, title, 560, xaxis_title="wavelength (nm)", yaxis_title="time (s)",
+    _layout(fig, title, 560, xaxis_title="wavelength (nm)", yaxis_title=t_title,
             xaxis={"range": [float(wl[0]), float(wl[-1])]} if wl.size > 1 else {})
     return fig
 
@@ -231,8 +237,10 @@ def movie_analysis_figure(analysis, title: str = ""):
         xs = [np.asarray(analysis.tracks.center_nm[tr], dtype=np.float64) for tr in e.tracks]
         if xs:
             tracks[e.id] = (np.concatenate(xs), np.tile(t, len(xs)))
+    untimed = (getattr(analysis.record, "meta", None) or {}).get("time_units") == "frame"
     return movie_figure(t, analysis.wavelength_nm, analysis.cleaned - analysis.background,
-                        emitters=analysis.emitters, tracks=tracks, title=title or analysis.record.source or "")
+                        emitters=analysis.emitters, tracks=tracks, title=title or analysis.record.source or "",
+                        time_units="frame" if untimed else "s")
 
 
 # ---- STEM images --------------------------------------------------------------------------
