@@ -3,7 +3,8 @@
 The demo runs once for the module (``demo_report``). Without a browser the report is
 checked for self-containment (no http(s) script, link or image reference) and size
 (< 30 MB). In Chromium, driven by Python playwright with Debian's chromium (never
-``playwright install``): the page loads without console or page errors, every PNG
+``playwright install``), with the network off: the page loads without console or page
+errors and makes no request beyond the file itself, every PNG
 decodes, every Plotly figure renders, hovering a figure shows its hover label (movie:
 time, wavelength, counts; STEM: a column's sublattice and intensity), and a mouse drag
 zooms an axis (read back from the figure's ``layout.xaxis.range``), a double-click
@@ -111,17 +112,38 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
-def page(browser, demo_report):
-    """The report opened from file://, after plotly drew every figure; ``page.problems``
-    collects console errors and page errors."""
-    pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+def _offline_page(browser):
+    """A page with the network off (as on a laptop without one); ``page.problems`` collects
+    console errors, page errors and every request that is not to the file itself
+    (file:, data:, blob:), so a fetch the static check cannot see (CSS url(), script) fails."""
+    pg = browser.new_page(viewport={"width": 1280, "height": 1000}, offline=True)
     problems = []
     pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:", "about:"))
+          else problems.append(f"network request: {r.url}"))
+    pg.problems = problems
+    return pg
+
+
+def test_offline_page_reports_a_network_request(browser, tmp_path):
+    """The check can fail: a page that fetches a CDN script is caught."""
+    page_file = tmp_path / "cdn.html"
+    page_file.write_text('<html><head><script src="https://cdn.plot.ly/plotly-3.0.1.min.js"></script></head>'
+                         "<body>x</body></html>")
+    pg = _offline_page(browser)
+    pg.goto(page_file.as_uri())
+    assert any("network request: https://cdn.plot.ly" in p for p in pg.problems), pg.problems
+    pg.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, demo_report):
+    """The report opened from file:// with the network off, after plotly drew every figure;
+    ``page.problems`` collects console errors, page errors and network requests."""
+    pg = _offline_page(browser)
     pg.goto(demo_report.as_uri())
     pg.wait_for_selector("body[data-plots-ready]", timeout=120_000)
-    pg.problems = problems
     yield pg
     pg.close()
 
@@ -263,10 +285,8 @@ def test_batch_report_holds_every_item_figure(batch_report):
 
 @pytest.mark.slow
 def test_batch_report_renders(browser, batch_report):
-    pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-    problems = []
-    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg = _offline_page(browser)
+    problems = pg.problems
     pg.goto(batch_report.as_uri())
     pg.wait_for_selector("body[data-plots-ready]", timeout=120_000)
     body = pg.evaluate("Object.assign({}, document.body.dataset)")
