@@ -124,8 +124,8 @@ def test_site_builds_without_warnings_and_links_resolve(tmp_path):
     for module in ("sphinx", "numpydoc", "myst_nb", "jupytext", "ipykernel", "pydata_sphinx_theme"):
         if importlib.util.find_spec(module) is None:
             skip_or_fail(f"{module} is not installed: pip install -e '.[docs]' (the test extra includes it)")
-    require_realdata("stem/stemfit_oxide_trilayer_on_STO.tif", "stem/pto_sro_haadf.hspy",
-                     "photons/pqsample_hydraharp_v10_t3.ptu")
+    require_realdata("stem/stemfit_oxide_trilayer_on_STO.tif", "stem/stemfit_oxide_trilayer_on_STO.STEMfit_results.csv",
+                     "stem/pto_sro_haadf.hspy", "photons/pqsample_hydraharp_v10_t3.ptu")
     out = tmp_path / "html"
     env = dict(os.environ)
     # a fresh matplotlib cache: a stale font list writes findfont messages into the notebooks

@@ -73,6 +73,7 @@ def test_uncalibrated_tif_needs_pixel_size(tmp_path):
         (np.where(np.eye(32) > 0, np.nan, 1.0), "NaN"),
         (np.ones((2, 3, 32, 32)), "4-D"),
         (np.ones((32, 32)) + 1j, "complex"),
+        (np.ones((0, 32, 32)), "empty stack"),
     ],
 )
 def test_bad_arrays_rejected(tmp_path, data, match):
@@ -80,6 +81,20 @@ def test_bad_arrays_rejected(tmp_path, data, match):
     np.save(p, data)
     with pytest.raises(InputError, match=match):
         load_image(p, pixel_size_pm=10.0)
+
+
+def test_sliced_image_with_a_stale_pixel_size_is_refused(tmp_path):
+    """image[::2, ::2] keeps pixel_size_pm = 12.5 while its coordinates step by 25 pm: saving
+    or analysing it would use half the true pixel size."""
+    from nanodomains.stem.analyze import analyze_image
+
+    sliced = _image()[::2, ::2]
+    with pytest.raises(CalibrationError, match="coordinates step by 25 pm"):
+        save_image(sliced, tmp_path / "sliced.tif")
+    with pytest.raises(CalibrationError, match="pixel_size_pm = 12.5"):
+        analyze_image(sliced)
+    sliced.attrs["pixel_size_pm"] = 25.0
+    assert save_image(sliced, tmp_path / "ok.nc").is_file()
 
 
 def test_rgb_tif_rejected(tmp_path):

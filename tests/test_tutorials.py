@@ -28,7 +28,8 @@ NAMES = ("microscopist", "spectroscopist", "theorist")
 
 CASES = [
     pytest.param("microscopist", marks=[pytest.mark.slow, pytest.mark.realdata(
-        "stem/stemfit_oxide_trilayer_on_STO.tif", "stem/stemfit_oxide_trilayer_on_STO.STEMfit_results.csv")]),
+        "stem/stemfit_oxide_trilayer_on_STO.tif", "stem/stemfit_oxide_trilayer_on_STO.STEMfit_results.csv",
+        "stem/pto_sro_haadf.hspy")]),
     pytest.param("spectroscopist", marks=[pytest.mark.slow,
                                           pytest.mark.realdata("photons/pqsample_hydraharp_v10_t3.ptu")]),
     pytest.param("theorist", marks=pytest.mark.slow),

@@ -128,7 +128,6 @@ _CONVERSION_ATTRS = ("pixel_size_pm", "pixel_size_source", "pixel_size_signal_pm
 #: relative tolerance of "uniform" for a coordinate written as scale and offset
 _UNIFORM_RTOL = 1e-6
 #: largest relative disagreement of ``pixel_size_pm`` with the step of the y / x coordinates
-_PIXEL_SIZE_RTOL = 1e-3
 
 
 # --------------------------------------------------------------------------- HyperSpy -> nanodomains
@@ -481,29 +480,6 @@ def _axis_dict(name: str, values: np.ndarray | None, size: int, units: str | Non
     return {**ax, "axis": v}
 
 
-def _check_pixel_size(da: xr.DataArray) -> None:
-    """CalibrationError when ``pixel_size_pm`` disagrees with the step of the y / x coordinates.
-
-    xarray keeps the attribute through ``image[::2, ::2]`` (or a flip, a resampling)
-    while the coordinates follow the pixels: a file or signal written from the
-    attribute would then carry a wrong calibration.
-    """
-    px = da.attrs.get("pixel_size_pm")
-    if px is None:
-        return
-    for dim in ("y", "x"):
-        f_nm = stem_io.unit_to_nm(_coord_units(da, dim)) if dim in da.coords else None
-        if f_nm is None or da.sizes[dim] < 2:
-            continue
-        v = np.asarray(da[dim].values, dtype=np.float64)
-        step_pm = (v[-1] - v[0]) / (v.size - 1) * f_nm * 1e3
-        if not abs(step_pm - float(px)) <= _PIXEL_SIZE_RTOL * abs(float(px)):
-            raise CalibrationError(
-                f"{da.name or 'image'!r}: pixel_size_pm = {float(px):g} but its {dim!r} coordinates step by "
-                f"{step_pm:.6g} pm (sliced with a step such as [::2, ::2], flipped or resampled?); set "
-                ".attrs['pixel_size_pm'] to the coordinates' step, or drop it, before writing")
-
-
 def _coord_units(da: xr.DataArray, dim: str) -> str | None:
     """A dimension's unit: its coordinate's ``units``; the data model's defaults where it has none."""
     if dim in da.coords and da[dim].attrs.get("units"):
@@ -561,7 +537,7 @@ def _dataarray_signal(da: xr.DataArray, spectral_axis: str, lazy: bool) -> Any:
                        _coord_units(da, d), d in nav_dims) for d in da.dims]
     px_pm = da.attrs.get("pixel_size_pm")
     if px_pm and len(sig_dims) == 2:
-        _check_pixel_size(da)
+        stem_io.check_pixel_size_coords(da)
     for ax in axes:  # the image's own pixel size, not one recomputed from rounded coordinates
         if px_pm and ax["name"] in ("y", "x") and ax.get("units") == "nm" and "scale" in ax:
             ax["scale"] = float(px_pm) * 1e-3
@@ -724,7 +700,7 @@ def _is_image(da: xr.DataArray) -> bool:
 def _with_pixel_size(da: xr.DataArray) -> xr.DataArray:
     """A map on the image grid with ``pixel_size_pm`` from its nm coordinates (square, uniform)."""
     if "pixel_size_pm" in da.attrs:
-        _check_pixel_size(da)
+        stem_io.check_pixel_size_coords(da)
         return da
     steps = []
     for dim in ("y", "x"):
@@ -869,7 +845,7 @@ def export(obj: Any, path: str | Path) -> Path:
         _write_hspy(obj, path)
     elif suffix == ".nc":
         if _is_image(obj) and "pixel_size_pm" in obj.attrs:
-            _check_pixel_size(obj)
+            stem_io.check_pixel_size_coords(obj)
             stem_io.save_image(obj, path)
         else:
             _write_netcdf(obj, path)

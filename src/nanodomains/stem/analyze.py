@@ -432,6 +432,7 @@ def _prepare_image(image: Any, pixel_size_pm: float | None, names: tuple[str, ..
                    calibration_direction: str) -> xr.DataArray:
     """Step 1: load and check the image; set its pixel size from a reference lattice if asked."""
     from nanodomains.stem.gpa import calibrate_on_lattice
+    from nanodomains.stem.io import check_pixel_size_coords
 
     _check_calibration_args(calibrate_lattice_pm, calibration_region, calibration_direction)
     if not isinstance(image, xr.DataArray):
@@ -442,6 +443,8 @@ def _prepare_image(image: Any, pixel_size_pm: float | None, names: tuple[str, ..
         raise InputError(f"analyze_image needs a 2-D image, got dims {image.dims} (average the stack first)")
     if "pixel_size_pm" not in image.attrs and calibrate_lattice_pm is None:
         raise InputError("the image has no pixel_size_pm attribute (use nanodomains.stem.io.load_image)")
+    if calibrate_lattice_pm is None:  # a sliced image keeps the attribute but not its pixel size
+        check_pixel_size_coords(image)
     if len(names) != 3:
         raise InputError(f"names must be three type names (dim, bright, X), got {names!r}")
     if calibrate_lattice_pm is not None:

@@ -68,6 +68,7 @@ from nanodomains.errors import (
 from nanodomains.files import atomic_path, to_jsonable
 
 __all__ = [
+    "check_pixel_size_coords",
     "axes_calibration",
     "decode_array",
     "encode_array",
@@ -200,6 +201,8 @@ def validate_image_array(data: Any, name: str = "image", *, allow_stack: bool = 
             f"{name}: shape {arr.shape} looks like colour (RGB/RGBA) data; "
             "expected a single-channel image or a stack with frames first"
         )
+    if arr.ndim == 3 and arr.shape[0] == 0:
+        raise InputError(f"{name}: empty stack of shape {arr.shape} (0 frames)")
     if arr.ndim > 3 or (arr.ndim == 3 and not allow_stack):
         raise InputError(
             f"{name}: {arr.ndim}-D data of shape {arr.shape}; expected a 2-D image"
@@ -372,6 +375,35 @@ def normalise_unit(units: Any) -> str:
 def unit_to_nm(units: Any) -> float | None:
     """nm per unit of a length unit (any spelling of :data:`LENGTH_UNITS_NM`), or None if not a length."""
     return _unit_to_nm(units)
+
+
+#: relative disagreement between ``pixel_size_pm`` and the coordinates' step that is refused
+PIXEL_SIZE_COORDS_RTOL = 1e-3
+
+
+def check_pixel_size_coords(da: xr.DataArray) -> None:
+    """CalibrationError when ``pixel_size_pm`` disagrees with the step of the y / x coordinates.
+
+    xarray keeps the attribute through ``image[::2, ::2]`` (or a flip, a resampling) while
+    the coordinates follow the pixels: an analysis or a file using the attribute would then
+    carry a wrong calibration. Coordinates are in their ``units`` attribute (nm when absent).
+    """
+    px = da.attrs.get("pixel_size_pm")
+    if px is None:
+        return
+    for dim in ("y", "x"):
+        if dim not in da.coords or da.sizes[dim] < 2:
+            continue
+        f_nm = _unit_to_nm(da[dim].attrs.get("units") or "nm")
+        if f_nm is None:
+            continue
+        v = np.asarray(da[dim].values, dtype=np.float64)
+        step_pm = (v[-1] - v[0]) / (v.size - 1) * f_nm * 1e3
+        if not abs(step_pm - float(px)) <= PIXEL_SIZE_COORDS_RTOL * abs(float(px)):
+            raise CalibrationError(
+                f"{da.name or 'image'!r}: pixel_size_pm = {float(px):g} but its {dim!r} coordinates step by "
+                f"{step_pm:.6g} pm (sliced with a step such as [::2, ::2], flipped or resampled?); set "
+                ".attrs['pixel_size_pm'] to the coordinates' step, or drop it")
 
 
 def metadata_attrs(md: dict) -> dict[str, Any]:
@@ -739,6 +771,7 @@ def _image_calibration(da: xr.DataArray) -> tuple[np.ndarray, float, tuple[float
     if "pixel_size_pm" not in da.attrs:
         raise CalibrationError("image has no pixel_size_pm attribute; cannot save a calibrated file")
     px = require_positive("pixel_size_pm", da.attrs["pixel_size_pm"])
+    check_pixel_size_coords(da)
     origin = (float(da["y"][0]), float(da["x"][0])) if "y" in da.coords else (0.0, 0.0)
     return np.asarray(da.values), px, origin
 
