@@ -8,8 +8,8 @@ how often s is resolved; the boundary image per domain. Prints Markdown tables
 
     PYTHONPATH=src python -W ignore benchmarks/zcontrast_validation.py [--images DIR] [--interp-scale X]
 
-``--images`` names another folder of validation images (e.g. a calibration set made with
-``nanodomains stem validation-images --seed 107``); ``--interp-scale`` multiplies the
+``--images`` names other folders of validation images (pooled; e.g. the second set made
+with ``nanodomains stem validation-images --seed 107``); ``--interp-scale`` multiplies the
 model's interpolation error (``RegistryModel.interp_rel_err``).
 """
 
@@ -66,14 +66,15 @@ def summary(rs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", default=str(VALID), help="folder of validation images (<case>.nc)")
+    ap.add_argument("--images", nargs="+", default=[str(VALID)],
+                    help="folder(s) of validation images (<case>.nc); several folders are pooled")
     ap.add_argument("--interp-scale", type=float, default=1.0, help="factor on the interpolation error")
     args = ap.parse_args()
     t0 = time.perf_counter()
     base = RegistryModel.__dataclass_fields__["interp_rel_err"].default
     model = RegistryModel(load_registry_table(), interp_rel_err=tuple(args.interp_scale * e for e in base))
     print(f"images {args.images}; interpolation error {model.interp_rel_err}")
-    rs = rows(model, folder=args.images)
+    rs = [r for folder in args.images for r in rows(model, folder=folder)]
     print(f"{len(rs)} inversions in {time.perf_counter() - t0:.0f} s\n")
     print("| thickness | cases | b rms | b max | b within 0.05 | b determined (max err) | b 90 % coverage | "
           "mean 90 % width | m rms | m 90 % coverage | s resolved (max err) | thickness rms / max |")
