@@ -16,6 +16,8 @@ from nanodomains.stem.validation import registry_case, registry_image
 
 VALID = Path(__file__).parent / "data" / "zcontrast_validation"
 CASES = sorted(p.stem for p in VALID.glob("*.nc"))
+#: the second, independent set (other occupancy and phonon seeds: --seed 107), pooled with the first
+VALID_2 = Path(__file__).parent / "data" / "zcontrast_validation_seed107"
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +30,8 @@ def model(table):
     return zc.RegistryModel(table)
 
 
-def _load(name):
-    return xr.load_dataset(VALID / f"{name}.nc")
+def _load(name, folder=VALID):
+    return xr.load_dataset(folder / f"{name}.nc")
 
 
 def test_shipped_table_carries_its_provenance(table):
@@ -82,12 +84,13 @@ def test_depth_interpolation_error_is_within_the_stated_floor(table, held):
 
 def _cases(model, **kw):
     out = []
-    for name in CASES:
-        if name == "boundary":
-            continue
-        ds = _load(name)
-        for i in range(ds.sizes["thickness_cells"]):
-            out.append(registry_case(ds, i, model, seed=i, **kw))
+    for folder in (VALID, VALID_2):
+        for name in CASES:
+            if name == "boundary":
+                continue
+            ds = _load(name, folder)
+            for i in range(ds.sizes["thickness_cells"]):
+                out.append(registry_case(ds, i, model, seed=i, **kw))
     return out
 
 
@@ -98,8 +101,9 @@ def fitted(model):
 
 def test_validation_images_are_shipped():
     assert set(CASES) >= {"b000", "b027", "b052", "b075", "b100"}
-    for name in CASES:
-        ds = _load(name)
+    assert sorted(p.stem for p in VALID_2.glob("*.nc")) == CASES
+    for name, folder in [(n, f) for n in CASES for f in (VALID, VALID_2)]:
+        ds = _load(name, folder)
         assert ds.attrs["method"] == "multislice validation image" and ds.attrs["occupancy"].startswith("random")
         assert ds.attrs["tile"][0] >= 2 and ds.sizes["config"] >= 8
         assert np.allclose(ds["thickness_nm"].values, [8, 12, 16, 24], atol=0.4)
@@ -113,8 +117,9 @@ def test_thickness_within_10_percent(fitted):
 
 def test_br_fraction_and_its_intervals(fitted):
     """b within 0.05 where the output calls it determined (90 % interval within +-0.05) is the
-    issue's target; the 90 % intervals cover the truth (measured 96 % with the thickness
-    fitted, docs/stem_zcontrast.md); every b is reported, with its interval."""
+    issue's target; the 90 % intervals cover the truth (both sets pooled, three noise draws:
+    88 % with the thickness fitted, docs/stem_zcontrast.md); every b is reported, with its
+    interval."""
     err = np.array([r["fit"].br_fraction - r["b_true"] for r in fitted])
     det = np.array([r["fit"].br_fraction_status == "determined" for r in fitted])
     cover = np.mean([r["fit"].br_fraction_ci90[0] <= r["b_true"] <= r["fit"].br_fraction_ci90[1] for r in fitted])
