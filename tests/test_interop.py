@@ -163,6 +163,21 @@ def test_movie_units_converted_and_untimed_axis_said():
     np.testing.assert_array_equal(again["time"].values, np.arange(5.0))
 
 
+@pytest.mark.parametrize("time_unit, energy_unit, bad", [("ms", "MeV", "'MeV'"), ("Ms", "meV", "'Ms'")])
+def test_mega_is_not_read_as_milli(time_unit, energy_unit, bad):
+    """Units match without case, but "MeV" / "Ms" are mega: refused, not read 1e9 x off."""
+    from nanodomains.spectroscopy.io import load_movie
+
+    s = hs.signals.Signal1D(np.ones((3, 32)), axes=[
+        {"name": "t", "units": time_unit, "scale": 1.0, "offset": 0.0, "size": 3, "navigate": True},
+        {"name": "E", "units": energy_unit, "scale": -1.0, "offset": 1950.0, "size": 32, "navigate": False}])
+    with pytest.raises(CalibrationError, match=f"{bad}, which is mega-, not milli-"):
+        load_movie(s)
+    s.axes_manager.navigation_axes[0].units = "MS"  # all capitals: old files' milliseconds
+    s.axes_manager.signal_axes[0].units = "MEV"
+    assert load_movie(s)["time"].values[1] == pytest.approx(1e-3)
+
+
 def test_pixel_size_argument_overrides_and_stack_is_averaged():
     data = np.random.default_rng(4).random((3, 16, 16))
     s = hs.signals.Signal2D(data)  # uncalibrated stack

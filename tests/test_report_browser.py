@@ -95,6 +95,16 @@ def test_untimed_movie_figure_says_frame_not_seconds():
     assert timed.layout.yaxis.title.text == "time (s)" and "t %{y:.3f} s" in timed.data[0].hovertemplate
 
 
+def test_stem_figure_refuses_an_image_without_finite_pixels():
+    import numpy as np
+
+    from nanodomains.errors import InputError
+    from nanodomains.pipeline.interactive import stem_figure
+
+    with pytest.raises(InputError, match="no finite pixel"):
+        stem_figure(np.full((16, 16), np.nan))
+
+
 # ---- in the browser -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,9 @@ def test_tif_is_imagej_calibrated(tmp_path):
         assert tf.imagej_metadata["unit"] == "nm"
         num, den = tf.pages[0].tags["XResolution"].value
         assert den / num == pytest.approx(0.0125, rel=1e-6)  # nm per px
+        # ImageJ's origin in pixels: x = (px - xorigin) * width, so the first pixel sits at (1, 2) nm
+        assert -tf.imagej_metadata["xorigin"] * 0.0125 == pytest.approx(2.0)
+        assert -tf.imagej_metadata["yorigin"] * 0.0125 == pytest.approx(1.0)
 
 
 def test_npy_needs_pixel_size(tmp_path):

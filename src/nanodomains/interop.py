@@ -282,6 +282,17 @@ def image_from_hyperspy(signal: Any, pixel_size_pm: float | None = None) -> xr.D
                                     source_file=_source_file(signal), pixel_size_source=source, **attrs)
 
 
+def _mega_not_milli(units: str, name: str, ax: Any, what: str, role: str) -> None:
+    """Units are matched without case, except where case carries the meaning: "MeV" and "Ms"
+    (capital M, then lower case) are mega, not milli; refused rather than read 1e9 x off.
+    All capitals ("MEV", "MS", as old instrument files write milli) stay milli."""
+    raw = str(units).strip()
+    if raw[:1] == "M" and raw[1:2].islower() and stem_io.normalise_unit(raw) in ("mev", "ms"):
+        raise CalibrationError(
+            f"{name}: {what} {_axis_label(ax, role)} is in {raw!r}, which is mega-, not milli-: "
+            f"write {'meV' if raw[1:2] == 'e' else 'ms'} if milli is meant")
+
+
 def _spectral_axis_nm(ax: Any, name: str) -> tuple[np.ndarray, str]:
     """(wavelength nm per pixel, how it was obtained) from a spectrum's signal axis."""
     units = _defined(ax.units)
@@ -290,6 +301,8 @@ def _spectral_axis_nm(ax: Any, name: str) -> tuple[np.ndarray, str]:
     if f_nm is not None:
         return values * f_nm, f"HyperSpy signal axis {_defined(ax.name) or '<unnamed>'!r} ({units})"
     f_ev = _ENERGY_UNITS_EV.get(stem_io.normalise_unit(units)) if units else None
+    if f_ev is not None:
+        _mega_not_milli(units, name, ax, "signal axis", "energy")
     if f_ev is None:
         raise CalibrationError(
             f"{name}: signal axis {_axis_label(ax, 'wavelength')} is neither a wavelength (nm, A, um, ...) nor a photon energy "
@@ -308,6 +321,8 @@ def _time_axis_s(ax: Any, name: str) -> tuple[np.ndarray | None, str]:
     if units is None or stem_io.normalise_unit(units) in ("frame", "frames", "index"):  # an untimed movie
         return None, f"frame index (HyperSpy navigation axis {_axis_label(ax, 'time')} has no time unit)"
     f_s = _TIME_UNITS_S.get(stem_io.normalise_unit(units))
+    if f_s is not None:
+        _mega_not_milli(units, name, ax, "navigation axis", "time")
     if f_s is None:
         raise InputError(f"{name}: navigation axis {_axis_label(ax, 'time')} is not a time axis (unit {units}); a PL "
                          "movie is time x wavelength (a line scan or spectrum image is not a movie)")
@@ -748,16 +763,11 @@ def _write_maps_tiff(ds: xr.Dataset, path: Path) -> None:
                                          name=labels[0]))
     px_nm = grid.attrs["pixel_size_pm"] * 1e-3
     origin = (float(grid["y"][0]), float(grid["x"][0]))
-    # RosettaSciIO (so HyperSpy) takes an ImageJ unit only when it is "micron": the unit, scale
-    # and origin also go in the DigitalMicrograph tags it reads, as stem.io.save_image writes them
-    dm_tags = [(65003, "s", 3, "nm", False), (65004, "s", 3, "nm", False),
-               (65006, "d", 1, origin[1], False), (65007, "d", 1, origin[0], False),
-               (65009, "d", 1, px_nm, False), (65010, "d", 1, px_nm, False)]
+    kw = stem_io.tiff_calibration(px_nm, origin)  # ImageJ and HyperSpy calibration, as save_image
+    kw["metadata"].update({"axes": "CYX", "Labels": labels,
+                           "nanodomains_attrs": json.dumps(to_jsonable(stem_io.netcdf_attrs(ds.attrs)))})
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, np.stack(planes), imagej=True, resolution=(1.0 / px_nm, 1.0 / px_nm),
-                         metadata={"axes": "CYX", "unit": "nm", "Labels": labels,
-                                   "nanodomains_attrs": json.dumps(to_jsonable(stem_io.netcdf_attrs(ds.attrs)))},
-                         extratags=dm_tags)
+        tifffile.imwrite(tmp, np.stack(planes), **kw)
 
 
 def _write_netcdf(obj: Any, path: Path) -> None:

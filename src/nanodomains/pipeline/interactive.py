@@ -281,6 +281,8 @@ def stem_figure(image, columns=None, record=None, labels=None, *, title: str = "
     img = np.asarray(image)
     if img.ndim != 2:
         raise InputError(f"stem_figure needs a 2-D image, got shape {img.shape}")
+    if not np.isfinite(img).any():
+        raise InputError(f"stem_figure: the image of shape {img.shape} has no finite pixel")
     xc, yc = _image_coords(image)
     f = max(1, math.ceil(max(img.shape) / max_px))
     zb = block_mean(img, f, f)

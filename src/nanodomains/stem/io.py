@@ -69,6 +69,7 @@ from nanodomains.files import atomic_path, to_jsonable
 
 __all__ = [
     "check_pixel_size_coords",
+    "tiff_calibration",
     "axes_calibration",
     "decode_array",
     "encode_array",
@@ -823,29 +824,36 @@ def _write_image_netcdf(path: Path, da: xr.DataArray, data: np.ndarray, px_nm: f
     out.to_netcdf(path, engine="h5netcdf")
 
 
+def tiff_calibration(px_nm: float, origin_nm: tuple[float, float]) -> dict[str, Any]:
+    """``tifffile.imwrite`` keywords that calibrate an ImageJ TIFF for ImageJ/Fiji and HyperSpy.
+
+    ImageJ reads the resolution (px per nm), ``unit`` and the origin in pixels
+    (``xorigin``/``yorigin``: calibrated x = (pixel - xorigin) * pixel width) from its
+    description; RosettaSciIO (so HyperSpy) takes an ImageJ unit only when it is "micron",
+    so unit, scale and origin also go in the DigitalMicrograph tags 65003-65010 it reads.
+    Merge ``metadata`` with the caller's own (axes, labels).
+    """
+    y0, x0 = float(origin_nm[0]), float(origin_nm[1])
+    return {
+        "imagej": True,
+        "resolution": (1.0 / px_nm, 1.0 / px_nm),
+        "metadata": {"unit": "nm", "xorigin": -x0 / px_nm, "yorigin": -y0 / px_nm},
+        "extratags": [(65003, "s", 3, "nm", False), (65004, "s", 3, "nm", False),
+                      (65006, "d", 1, x0, False), (65007, "d", 1, y0, False),
+                      (65009, "d", 1, px_nm, False), (65010, "d", 1, px_nm, False)],
+    }
+
+
 def _write_image_tiff(path: Path, da: xr.DataArray, data: np.ndarray, px_nm: float,
                       origin: tuple[float, float]) -> None:
     """ImageJ hyperstack, float32, with ImageJ and DigitalMicrograph calibration tags."""
     import tifffile
 
-    extratags = [
-        (65003, "s", 3, "nm", False),
-        (65004, "s", 3, "nm", False),
-        (65006, "d", 1, origin[1], False),
-        (65007, "d", 1, origin[0], False),
-        (65009, "d", 1, px_nm, False),
-        (65010, "d", 1, px_nm, False),
-    ]
-    tifffile.imwrite(
-        path,
-        data.astype(np.float32),
-        imagej=True,
-        resolution=(1.0 / px_nm, 1.0 / px_nm),
-        metadata={"unit": "nm", "axes": "ZYX" if data.ndim == 3 else "YX",
-                  # acquisition attributes (probe, detector, dose) survive a round trip
-                  _TIFF_ATTRS_KEY: json.dumps(to_jsonable(_netcdf_attrs(da.attrs)))},
-        extratags=extratags,
-    )
+    kw = tiff_calibration(px_nm, origin)
+    kw["metadata"].update({"axes": "ZYX" if data.ndim == 3 else "YX",
+                           # acquisition attributes (probe, detector, dose) survive a round trip
+                           _TIFF_ATTRS_KEY: json.dumps(to_jsonable(_netcdf_attrs(da.attrs)))})
+    tifffile.imwrite(path, data.astype(np.float32), **kw)
 
 
 def _hspy_axes(data: np.ndarray, px_nm: float, origin: tuple[float, float]) -> list[dict]:
