@@ -200,7 +200,8 @@ def test_batch_handler_returns_scalars(tmp_path):
     img = save_image(sim.image, tmp_path / "nc.nc")
     out = tmp_path / "item"
     out.mkdir()
-    vals = analyze_for_batch(img, out, {"n_boot": 50})
+    vals, res = analyze_for_batch(img, out, {"n_boot": 50})
+    assert len(res.domains) == vals["n_domains"]
     assert vals["n_domains"] == 1 and vals["n_rp_boundaries"] == 0
     assert all(isinstance(v, (int, float, str)) for v in vals.values())
     assert vals["lattice_pm_min"] == pytest.approx(612.3, rel=2e-3)

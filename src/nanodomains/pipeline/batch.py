@@ -158,31 +158,9 @@ def _photons_lifetime(path: Path, out: Path, options: dict) -> dict:
 def _stem_image(path: Path, out: Path, options: dict) -> dict:
     from nanodomains.stem.analyze import analyze_for_batch
 
-    values = analyze_for_batch(path, out, options)
-    values.update(write_interactive(lambda: _stem_interactive(path, out, options), out))
+    values, res = analyze_for_batch(path, out, options)
+    values.update(write_interactive(lambda: interactive.stem_analysis_figure(res, title=path.name), out))
     return values
-
-
-def _stem_interactive(path: Path, out: Path, options: dict):
-    """The item's image with its columns, outlines and boundaries, from the files the
-    analysis wrote (``gpa.nc``: the analysed grid and domain map; ``columns.csv``;
-    ``domains.json``) and the image's pixels read again from ``path``."""
-    import pandas as pd
-    import xarray as xr
-
-    from nanodomains.records import StemDomains
-    from nanodomains.stem.io import load_image
-
-    with xr.open_dataset(out / "gpa.nc", engine="h5netcdf") as maps:
-        maps = maps.load()
-    image = load_image(path, options.get("pixel_size_pm"))
-    if image.shape != (maps.sizes["y"], maps.sizes["x"]):
-        raise InputError(f"{path.name}: image {image.shape} is not the analysed grid "
-                         f"({maps.sizes['y']}, {maps.sizes['x']})")
-    image = xr.DataArray(image.values, dims=("y", "x"), coords={"y": maps["y"].values, "x": maps["x"].values})
-    labels = maps["domain"].values if "domain" in maps else None
-    return interactive.stem_figure(image, pd.read_csv(out / "columns.csv"), StemDomains.from_json(out / "domains.json"),
-                                   labels, title=path.name)
 
 
 @register("nc_model", (".json",))

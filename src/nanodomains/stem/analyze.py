@@ -1025,7 +1025,7 @@ def _eds_steps(eds_maps: Any, bounds: list[dict], rows: list[dict]) -> None:
             b["eds_step"] = {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def analyze_for_batch(path: Path, out_dir: Path, options: dict) -> dict:
+def analyze_for_batch(path: Path, out_dir: Path, options: dict) -> tuple[dict, AnalysisResult]:
     """Batch handler ``stem_image``: analyse one image file into ``out_dir``.
 
     ``options`` are keyword arguments of :func:`analyze_image` (``pixel_size_pm``,
@@ -1035,10 +1035,13 @@ def analyze_for_batch(path: Path, out_dir: Path, options: dict) -> dict:
 
     Returns
     -------
-    dict
+    values : dict
         Scalars for the batch table: ``n_domains``, ``n_rp_boundaries``,
         ``n_other_boundaries``, ``n_columns``, ``lattice_pm_min``,
         ``lattice_pm_max``, ``br_fraction_min``, ``br_fraction_max``, ``figure``.
+    result : AnalysisResult
+        The analysis itself (for the batch report's interactive figure, without reading
+        the files again).
     """
     opts = dict(options)
     if isinstance(opts.get("names"), str):
@@ -1057,4 +1060,4 @@ def analyze_for_batch(path: Path, out_dir: Path, options: dict) -> dict:
         "br_fraction_min": float(min(brs)) if brs else float("nan"),
         "br_fraction_max": float(max(brs)) if brs else float("nan"),
         "figure": "overview.png",
-    }
+    }, res
